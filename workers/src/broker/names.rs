@@ -1,0 +1,21 @@
+//! Names of the broker objects the code relies on; `broker-config/definitions.json`
+//! declares them (a test checks that the two agree).
+
+/// Where channels publish; routing key `<channel>.<message type>`.
+pub const INTAKE_EXCHANGE: &str = "sportello.intake";
+/// Where Sportello's own events go; routing key `<event type>[.<suffix>]`.
+pub const EVENTS_EXCHANGE: &str = "sportello.events";
+/// Where rejected and undeliverable messages go, with the reason in a header.
+pub const DEAD_LETTER_EXCHANGE: &str = "sportello.dead-letter";
+/// `request.submitted` from every channel.
+pub const INTAKE_REQUESTS_QUEUE: &str = "sportello.intake.requests";
+pub const DEAD_LETTER_QUEUE: &str = "sportello.dead-letter";
+
+/// Header carrying why a message was dead-lettered.
+pub const REASON_HEADER: &str = "x-sportello-reason";
+pub const ORIGINAL_QUEUE_HEADER: &str = "x-sportello-original-queue";
+pub const ORIGINAL_EXCHANGE_HEADER: &str = "x-sportello-original-exchange";
+pub const ORIGINAL_ROUTING_KEY_HEADER: &str = "x-sportello-original-routing-key";
+pub const FAILED_AT_HEADER: &str = "x-sportello-failed-at";
+/// Set by quorum queues on redelivery.
+pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";

@@ -1,0 +1,10 @@
+//! The message contract with integrators: envelope, principals, payloads, schemas.
+
+mod codice_fiscale;
+mod envelope;
+mod messages;
+pub mod schemas;
+
+pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError};
+pub use envelope::{Authentication, Channel, Envelope, PinKind, Principal};
+pub use messages::{Contact, Event, RequestSubmitted, TicketOpened, TimerFired};

@@ -1,0 +1,258 @@
+//! Admission of a channel message: everything that can be decided from the
+//! message alone, before any I/O. A message that fails here is dead-lettered
+//! with the [`Rejection`] as its reason; it never reaches the database.
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::contract::schemas::{catalogue, ContractViolation};
+use crate::contract::{Authentication, Channel, Envelope, PinKind, Principal, RequestSubmitted};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error(transparent)]
+    Contract(#[from] ContractViolation),
+    #[error("message does not fit its schema type: {0}")]
+    Decode(String),
+    #[error("routing key `{routing_key}` does not match channel `{channel}` and type `{message_type}`")]
+    RoutingKeyMismatch {
+        routing_key: String,
+        channel: &'static str,
+        message_type: String,
+    },
+    #[error("a {principal} may not publish {message_type} on the {channel} channel")]
+    PrincipalNotAllowed {
+        principal: &'static str,
+        channel: &'static str,
+        message_type: &'static str,
+    },
+    #[error("authentication too weak for {message_type}: {reason}")]
+    WeakAuthentication {
+        message_type: &'static str,
+        reason: &'static str,
+    },
+    #[error("{0} needs the citizen it concerns (on_behalf_of)")]
+    MissingSubject(&'static str),
+    #[error("message type {0} is not accepted on the intake queue")]
+    NotAnIntakeMessage(String),
+}
+
+/// An intake message that passed admission, typed.
+#[derive(Debug, Clone)]
+pub enum IntakeMessage {
+    RequestSubmitted(Envelope<RequestSubmitted>),
+}
+
+/// The identity of a message for exactly-once processing (the inbox row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub message_id: Uuid,
+    pub message_type: &'static str,
+    /// Who acted: keys are unique per actor, never across actors.
+    pub scope: String,
+    pub key: String,
+    /// SHA-256 of the payload, so a re-used key with different content is caught.
+    pub payload_sha256: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub idempotency: Idempotency,
+    pub message: IntakeMessage,
+}
+
+/// Decides whether a message published with `routing_key` may enter the system.
+///
+/// The broker's topic permissions guarantee that the first segment of the
+/// routing key is the publishing channel's own name, so checking the envelope
+/// against it stops a channel from speaking as another.
+pub fn admit(routing_key: &str, body: &[u8]) -> Result<Admitted, Rejection> {
+    let value = catalogue().validate_bytes(body)?;
+    let message_type = value["type"].as_str().unwrap_or_default().to_owned();
+    match message_type.as_str() {
+        "request.submitted" => {
+            let envelope: Envelope<RequestSubmitted> =
+                serde_json::from_value(value).map_err(|e| Rejection::Decode(e.to_string()))?;
+            check_routing_key(routing_key, envelope.channel, &envelope.message_type)?;
+            check_request_principal(&envelope)?;
+            let idempotency = idempotency_of(&envelope, "request.submitted")?;
+            Ok(Admitted {
+                idempotency,
+                message: IntakeMessage::RequestSubmitted(envelope),
+            })
+        }
+        _ => Err(Rejection::NotAnIntakeMessage(message_type)),
+    }
+}
+
+fn check_routing_key(
+    routing_key: &str,
+    channel: Channel,
+    message_type: &str,
+) -> Result<(), Rejection> {
+    let expected = format!("{}.{}", channel.as_str(), message_type);
+    if routing_key == expected {
+        Ok(())
+    } else {
+        Err(Rejection::RoutingKeyMismatch {
+            routing_key: routing_key.to_owned(),
+            channel: channel.as_str(),
+            message_type: message_type.to_owned(),
+        })
+    }
+}
+
+fn check_request_principal(envelope: &Envelope<RequestSubmitted>) -> Result<(), Rejection> {
+    const TYPE: &str = "request.submitted";
+    let allowed = matches!(
+        (envelope.channel, &envelope.principal),
+        (
+            Channel::Web | Channel::App | Channel::Cassetto,
+            Principal::Citizen { .. } | Principal::Intermediary { .. }
+        ) | (Channel::ContactCenter, Principal::ContactCenterAgent { .. })
+            | (Channel::Desk, Principal::Operator { .. })
+    );
+    if !allowed {
+        return Err(Rejection::PrincipalNotAllowed {
+            principal: envelope.principal.kind(),
+            channel: envelope.channel.as_str(),
+            message_type: TYPE,
+        });
+    }
+    if let Principal::Citizen { authentication, .. }
+    | Principal::Intermediary { authentication, .. } = &envelope.principal
+    {
+        check_authentication(authentication, TYPE)?;
+    }
+    if envelope.principal.subject_tax_code().is_none() {
+        return Err(Rejection::MissingSubject(TYPE));
+    }
+    Ok(())
+}
+
+/// SPID below level 2 and the simplified half-PIN are not enough to open a
+/// request; the simplified PIN is reserved to a listed set of applications.
+fn check_authentication(
+    authentication: &Authentication,
+    message_type: &'static str,
+) -> Result<(), Rejection> {
+    match authentication {
+        Authentication::Spid { level } if *level < 2 => Err(Rejection::WeakAuthentication {
+            message_type,
+            reason: "SPID level 2 or higher is required",
+        }),
+        Authentication::Pin {
+            pin_kind: PinKind::Simplified,
+        } => Err(Rejection::WeakAuthentication {
+            message_type,
+            reason: "the simplified PIN is not accepted for this service",
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn idempotency_of<P: serde::Serialize>(
+    envelope: &Envelope<P>,
+    message_type: &'static str,
+) -> Result<Idempotency, Rejection> {
+    let payload = serde_json::to_vec(&envelope.payload).map_err(|e| Rejection::Decode(e.to_string()))?;
+    Ok(Idempotency {
+        message_id: envelope.message_id,
+        message_type,
+        scope: format!("{}:{}", message_type, envelope.principal.actor_key()),
+        key: envelope.idempotency_key.clone(),
+        payload_sha256: hex::encode(Sha256::digest(&payload)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::schemas::SCHEMA_FILES;
+    use serde_json::{json, Value};
+
+    fn example() -> Value {
+        serde_json::from_str(SCHEMA_FILES[0].example).unwrap()
+    }
+
+    fn admit_value(routing_key: &str, value: &Value) -> Result<Admitted, Rejection> {
+        admit(routing_key, &serde_json::to_vec(value).unwrap())
+    }
+
+    #[test]
+    fn admits_the_example() {
+        let admitted = admit_value("cassetto.request.submitted", &example()).unwrap();
+        assert_eq!(admitted.idempotency.scope, "request.submitted:citizen:RSSMRA85T10A562S");
+        assert_eq!(admitted.idempotency.key, "cassetto-form-7f3d2a91");
+    }
+
+    #[test]
+    fn refuses_a_channel_speaking_as_another() {
+        let err = admit_value("web.request.submitted", &example()).unwrap_err();
+        assert!(matches!(err, Rejection::RoutingKeyMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_wrong_control_character() {
+        let mut message = example();
+        message["principal"]["tax_code"] = json!("RSSMRA85T10A562T");
+        let err = admit_value("cassetto.request.submitted", &message).unwrap_err();
+        assert!(err.to_string().contains("control character"), "{err}");
+    }
+
+    #[test]
+    fn refuses_weak_authentication() {
+        let mut message = example();
+        message["principal"]["authentication"] = json!({"method": "SPID", "level": 1});
+        assert!(matches!(
+            admit_value("cassetto.request.submitted", &message),
+            Err(Rejection::WeakAuthentication { .. })
+        ));
+        message["principal"]["authentication"] = json!({"method": "PIN", "pin_kind": "simplified"});
+        assert!(matches!(
+            admit_value("cassetto.request.submitted", &message),
+            Err(Rejection::WeakAuthentication { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_principals_foreign_to_the_channel() {
+        let mut message = example();
+        message["channel"] = json!("contact_center");
+        let err = admit_value("contact_center.request.submitted", &message).unwrap_err();
+        assert!(matches!(err, Rejection::PrincipalNotAllowed { .. }), "{err}");
+    }
+
+    #[test]
+    fn desk_operator_must_name_the_citizen() {
+        let mut message = example();
+        message["channel"] = json!("desk");
+        message["principal"] = json!({"kind": "operator", "operator_id": "E0013609", "office": "0040"});
+        assert!(matches!(
+            admit_value("desk.request.submitted", &message),
+            Err(Rejection::MissingSubject(_))
+        ));
+        message["principal"]["on_behalf_of"] = json!("RSSMRA85T10A562S");
+        assert!(admit_value("desk.request.submitted", &message).is_ok());
+    }
+
+    #[test]
+    fn same_payload_same_hash_different_payload_different_hash() {
+        let a = admit_value("cassetto.request.submitted", &example()).unwrap();
+        let mut changed = example();
+        changed["payload"]["text"] = json!("altro testo");
+        let b = admit_value("cassetto.request.submitted", &changed).unwrap();
+        let a2 = admit_value("cassetto.request.submitted", &example()).unwrap();
+        assert_eq!(a.idempotency.payload_sha256, a2.idempotency.payload_sha256);
+        assert_ne!(a.idempotency.payload_sha256, b.idempotency.payload_sha256);
+    }
+
+    #[test]
+    fn refuses_events_on_the_intake() {
+        let event: Value = serde_json::from_str(SCHEMA_FILES[1].example).unwrap();
+        assert!(matches!(
+            admit_value("web.ticket.opened", &event),
+            Err(Rejection::NotAnIntakeMessage(_))
+        ));
+    }
+}

@@ -1,0 +1,4 @@
+//! Domain rules as plain functions and types: no I/O here.
+
+pub mod intake;
+pub mod ticket;

@@ -1,0 +1,11 @@
+//! Sportello: citizen-services workflow workers. See ARCHITECTURE.md for the map.
+
+pub mod broker;
+pub mod config;
+pub mod contract;
+pub mod domain;
+pub mod runtime;
+pub mod store;
+pub mod telemetry;
+pub mod timers;
+pub mod workers;

@@ -1,0 +1,341 @@
+//! Intake worker (one per consumer): turns channel messages into state.
+//!
+//! Per batch of deliveries: admit each (schema, signature rules), apply the
+//! admitted ones in one PostgreSQL transaction (inbox + effects + outbox), and
+//! only after the commit ack them. Rejected messages are dead-lettered with
+//! their reason; nothing is acked before its fate is durable somewhere.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::broker::names::INTAKE_REQUESTS_QUEUE;
+use crate::broker::publisher::Publisher;
+use crate::broker::topology::{self, Definitions};
+use crate::broker::{self, dead_letter};
+use crate::config::Settings;
+use crate::domain::intake::{admit, Admitted, IntakeMessage};
+use crate::domain::ticket::{open_ticket, NewTicket};
+use crate::runtime::{Worker, WorkerError};
+use crate::store::inbox::{self, InboxOutcome};
+use crate::store::outbox::{self, OutboxMessage};
+use crate::store::{self, tickets};
+
+pub struct IntakeWorker {
+    index: usize,
+    settings: Arc<Settings>,
+    pool: PgPool,
+}
+
+impl IntakeWorker {
+    pub fn new(index: usize, settings: Arc<Settings>, pool: PgPool) -> Self {
+        Self {
+            index,
+            settings,
+            pool,
+        }
+    }
+}
+
+impl Worker for IntakeWorker {
+    fn name(&self) -> String {
+        format!("intake-{}", self.index)
+    }
+
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
+        let span = tracing::info_span!("intake", worker = %self.name());
+        Box::pin(self.consume(shutdown).instrument(span))
+    }
+}
+
+/// What happens to one delivery once its batch is settled.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    Ack,
+    DeadLetter(String),
+    /// Handler failed in a way a retry might fix; the broker redelivers it.
+    Requeue,
+}
+
+/// Why applying a group of messages failed.
+enum ApplyFailure {
+    /// Database or network: retry the same group later.
+    Transient(String),
+    /// The data itself was refused (constraint, invalid value): never retry.
+    Refused(String),
+    /// Bug or unexpected error, including a panic: retry a bounded number of times.
+    Crashed(String),
+}
+
+struct Item<'a> {
+    index: usize,
+    admitted: &'a Admitted,
+    previous_deliveries: u64,
+}
+
+impl IntakeWorker {
+    async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let connection = broker::connect(&self.settings.amqp_url, &self.name()).await?;
+        let channel = connection.create_channel().await?;
+        topology::declare(&channel, &Definitions::embedded()?).await?;
+        channel
+            .basic_qos(self.settings.intake_prefetch, BasicQosOptions::default())
+            .await?;
+        let publisher = Publisher::open(&connection).await?;
+        let tag = format!("{}-{}", self.name(), uuid::Uuid::new_v4());
+        let mut consumer = channel
+            .basic_consume(
+                INTAKE_REQUESTS_QUEUE.into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = INTAKE_REQUESTS_QUEUE, "consuming");
+
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                next = consumer.next() => next,
+            };
+            let mut batch = vec![first.ok_or(WorkerError::ConsumerCancelled)??];
+            // Take what has already arrived, without waiting: batches grow with load.
+            while batch.len() < self.settings.intake_batch_size {
+                match consumer.next().now_or_never() {
+                    Some(Some(delivery)) => batch.push(delivery?),
+                    Some(None) => return Err(WorkerError::ConsumerCancelled),
+                    None => break,
+                }
+            }
+            self.handle_batch(&publisher, batch, &shutdown).await?;
+        }
+
+        // Graceful stop: no new deliveries; unconsumed prefetched ones go back
+        // to the queue when the channel closes.
+        channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await?;
+        channel.close(200, "shutdown".into()).await?;
+        connection.close(200, "shutdown".into()).await?;
+        Ok(())
+    }
+
+    async fn handle_batch(
+        &self,
+        publisher: &Publisher,
+        batch: Vec<Delivery>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), WorkerError> {
+        let mut verdicts = vec![Verdict::Ack; batch.len()];
+        let mut admitted = Vec::with_capacity(batch.len());
+        for (index, delivery) in batch.iter().enumerate() {
+            match admit(delivery.routing_key.as_str(), &delivery.data) {
+                Ok(message) => admitted.push((index, message)),
+                Err(rejection) => {
+                    tracing::warn!(
+                        routing_key = %delivery.routing_key,
+                        message_id = ?delivery.properties.message_id(),
+                        correlation_id = ?delivery.properties.correlation_id(),
+                        %rejection,
+                        "message rejected"
+                    );
+                    verdicts[index] = Verdict::DeadLetter(format!("rejected: {rejection}"));
+                }
+            }
+        }
+        let items: Vec<Item> = admitted
+            .iter()
+            .map(|(index, admitted)| Item {
+                index: *index,
+                admitted,
+                previous_deliveries: dead_letter::previous_deliveries(&batch[*index]),
+            })
+            .collect();
+        for (index, verdict) in self.settle(items, shutdown).await? {
+            verdicts[index] = verdict;
+        }
+
+        let mut confirms = Vec::new();
+        for (delivery, verdict) in batch.iter().zip(&verdicts) {
+            if let Verdict::DeadLetter(reason) = verdict {
+                let copy = dead_letter::dead_letter_copy(delivery, INTAKE_REQUESTS_QUEUE, reason);
+                confirms.push(publisher.send(&copy).await?);
+            }
+        }
+        for confirm in confirms {
+            confirm.wait().await?;
+        }
+        let mut last_settled: Option<&Delivery> = None;
+        for (delivery, verdict) in batch.iter().zip(&verdicts) {
+            if *verdict == Verdict::Requeue {
+                delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    })
+                    .await?;
+            } else {
+                last_settled = Some(delivery);
+            }
+        }
+        // One ack covers the whole batch: everything up to this tag is either
+        // committed, or dead-lettered with a confirm, or already nacked.
+        if let Some(delivery) = last_settled {
+            delivery.acker.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        tracing::debug!(size = batch.len(), "batch settled");
+        Ok(())
+    }
+
+    /// Applies the admitted messages, isolating the ones that fail.
+    async fn settle(
+        &self,
+        items: Vec<Item<'_>>,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<(usize, Verdict)>, WorkerError> {
+        let mut verdicts = Vec::with_capacity(items.len());
+        let mut groups = vec![items];
+        while let Some(group) = groups.pop() {
+            if group.is_empty() {
+                continue;
+            }
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let attempt = AssertUnwindSafe(apply(&self.pool, &group)).catch_unwind().await;
+                let failure = match attempt {
+                    Ok(Ok(outcomes)) => {
+                        for (item, outcome) in group.iter().zip(outcomes) {
+                            verdicts.push((item.index, verdict_for(item, outcome)));
+                        }
+                        break;
+                    }
+                    Ok(Err(failure)) => failure,
+                    Err(panic) => ApplyFailure::Crashed(panic_message(&panic)),
+                };
+                match failure {
+                    ApplyFailure::Transient(error) => {
+                        tracing::warn!(%error, retry_in = ?backoff, "database unavailable; holding batch");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.cancelled() => {
+                                return Err(WorkerError::Other(
+                                    "stopped while the database was unavailable; unacked messages return to the queue".into(),
+                                ));
+                            }
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                    // Find the culprit: retry each message on its own.
+                    ApplyFailure::Refused(_) | ApplyFailure::Crashed(_) if group.len() > 1 => {
+                        groups.extend(group.into_iter().map(|item| vec![item]));
+                        break;
+                    }
+                    ApplyFailure::Refused(reason) => {
+                        verdicts.push((group[0].index, Verdict::DeadLetter(format!("refused by the database: {reason}"))));
+                        break;
+                    }
+                    ApplyFailure::Crashed(reason) => {
+                        let item = &group[0];
+                        let deliveries = item.previous_deliveries + 1;
+                        let verdict = if deliveries >= self.settings.handler_max_attempts {
+                            Verdict::DeadLetter(format!("handler failed {deliveries} times, last: {reason}"))
+                        } else {
+                            tracing::warn!(message_id = %item.admitted.idempotency.message_id, %reason, deliveries, "handler failed; requeueing");
+                            Verdict::Requeue
+                        };
+                        verdicts.push((item.index, verdict));
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(verdicts)
+    }
+}
+
+fn verdict_for(item: &Item, outcome: InboxOutcome) -> Verdict {
+    match outcome {
+        InboxOutcome::New | InboxOutcome::Duplicate => Verdict::Ack,
+        InboxOutcome::KeyReused => Verdict::DeadLetter(format!(
+            "idempotency key `{}` was already used by this principal for a different {}",
+            item.admitted.idempotency.key, item.admitted.idempotency.message_type
+        )),
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| format!("panic: {s}"))
+        .or_else(|| panic.downcast_ref::<String>().map(|s| format!("panic: {s}")))
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// State changes of one group of messages, planned before writing.
+#[derive(Default)]
+struct Effects {
+    tickets: Vec<NewTicket>,
+    events: Vec<OutboxMessage>,
+}
+
+/// The effects of one new message: plain domain functions, no I/O.
+fn plan(message: &IntakeMessage, effects: &mut Effects) -> Result<(), ApplyFailure> {
+    match message {
+        IntakeMessage::RequestSubmitted(request) => {
+            let (ticket, event) = open_ticket(request, Utc::now())
+                .ok_or_else(|| ApplyFailure::Refused("request names no citizen".into()))?;
+            tracing::debug!(
+                message_id = %request.message_id,
+                correlation_id = %request.correlation_id,
+                ticket_id = %ticket.id,
+                "ticket opened"
+            );
+            effects.tickets.push(ticket);
+            effects.events.push(
+                OutboxMessage::event(&event, None).map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<InboxOutcome>, ApplyFailure> {
+    let mut tx = pool.begin().await.map_err(classify)?;
+    let identities: Vec<_> = group.iter().map(|item| &item.admitted.idempotency).collect();
+    let outcomes = inbox::record(&mut tx, &identities).await.map_err(classify)?;
+    let mut effects = Effects::default();
+    for (item, outcome) in group.iter().zip(&outcomes) {
+        if *outcome == InboxOutcome::New {
+            plan(&item.admitted.message, &mut effects)?;
+        }
+    }
+    tickets::insert(&mut tx, &effects.tickets).await.map_err(classify)?;
+    outbox::enqueue(&mut tx, &effects.events).await.map_err(classify)?;
+    tx.commit().await.map_err(classify)?;
+    Ok(outcomes)
+}
+
+fn classify(error: sqlx::Error) -> ApplyFailure {
+    if store::is_transient(&error) {
+        return ApplyFailure::Transient(error.to_string());
+    }
+    match &error {
+        // 22: data exception; 23: integrity constraint violation.
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")) => {
+            ApplyFailure::Refused(db.message().to_owned())
+        }
+        _ => ApplyFailure::Crashed(error.to_string()),
+    }
+}

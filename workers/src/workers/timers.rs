@@ -1,0 +1,154 @@
+//! Timer worker: fires due durable timers as `timer.fired` events (through the
+//! outbox, in the transaction that marks them fired) and keeps every cron job
+//! scheduled one occurrence ahead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::contract::{Event, TimerFired};
+use crate::runtime::{Worker, WorkerError};
+use crate::store::outbox::{self, OutboxMessage};
+use crate::store::timers::{self, DueTimer, TimerRequest};
+use crate::timers::cron::CronJob;
+
+const BATCH: i64 = 500;
+/// Longest sleep between looks at the table, whatever the next timer says.
+const MAX_SLEEP: Duration = Duration::from_secs(5);
+pub const CRON_KIND_PREFIX: &str = "cron.";
+
+pub struct TimerWorker {
+    pool: PgPool,
+    cron_jobs: Vec<CronJob>,
+}
+
+impl TimerWorker {
+    pub fn new(pool: PgPool, cron_jobs: Vec<CronJob>) -> Self {
+        Self { pool, cron_jobs }
+    }
+}
+
+impl Worker for TimerWorker {
+    fn name(&self) -> String {
+        "timers".into()
+    }
+
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
+        Box::pin(self.tick(shutdown).instrument(tracing::info_span!("timers")))
+    }
+}
+
+impl TimerWorker {
+    async fn tick(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(timers::NOTIFY_CHANNEL).await?;
+        self.ensure_cron_scheduled().await?;
+        loop {
+            while self.fire_due().await? == BATCH as usize {}
+            let mut conn = self.pool.acquire().await?;
+            let sleep = match timers::next_due(&mut conn).await? {
+                Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_SLEEP),
+                None => MAX_SLEEP,
+            };
+            drop(conn);
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                notification = listener.recv() => { notification?; }
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Every cron job has exactly one pending occurrence; several processes
+    /// doing this at once converge on the same timer (unique kind and key).
+    async fn ensure_cron_scheduled(&self) -> Result<(), WorkerError> {
+        let mut tx = self.pool.begin().await?;
+        for job in &self.cron_jobs {
+            let kind = cron_kind(job);
+            if !timers::has_pending(&mut tx, &kind, "").await? {
+                schedule_next(&mut tx, job, Utc::now()).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fire_due(&self) -> Result<usize, WorkerError> {
+        let mut tx = self.pool.begin().await?;
+        let due = timers::take_due(&mut tx, BATCH).await?;
+        let mut events = Vec::with_capacity(due.len());
+        for timer in &due {
+            events.push(fired_event(timer)?);
+            if let Some(job) = timer
+                .kind
+                .strip_prefix(CRON_KIND_PREFIX)
+                .and_then(|name| self.cron_jobs.iter().find(|j| j.name == name))
+            {
+                // Late after downtime: fire once, then continue from now, not
+                // with a burst of every missed occurrence.
+                schedule_next(&mut tx, job, timer.fire_at.max(Utc::now())).await?;
+            }
+            tracing::info!(timer_id = %timer.id, kind = %timer.kind, key = %timer.key,
+                correlation_id = %timer.correlation_id, late_by = ?(timer.fired_at - timer.fire_at), "timer fired");
+        }
+        outbox::enqueue(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(due.len())
+    }
+}
+
+fn cron_kind(job: &CronJob) -> String {
+    format!("{CRON_KIND_PREFIX}{}", job.name)
+}
+
+async fn schedule_next(
+    conn: &mut sqlx::PgConnection,
+    job: &CronJob,
+    after: chrono::DateTime<Utc>,
+) -> Result<(), WorkerError> {
+    let Some(at) = job.next_after(after) else {
+        tracing::warn!(job = %job.name, "cron job has no further occurrence");
+        return Ok(());
+    };
+    timers::schedule(
+        conn,
+        &TimerRequest {
+            kind: cron_kind(job),
+            key: job.occurrence_key(at),
+            fire_at: at,
+            data: serde_json::json!({ "job": job.name }),
+            correlation_id: format!("cron-{}", job.name),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn fired_event(timer: &DueTimer) -> Result<OutboxMessage, WorkerError> {
+    let event = Event {
+        message_id: Uuid::now_v7(),
+        message_type: "timer.fired".into(),
+        schema_version: 1,
+        occurred_at: timer.fired_at,
+        correlation_id: timer.correlation_id.clone(),
+        causation_id: None,
+        payload: TimerFired {
+            timer_id: timer.id,
+            kind: timer.kind.clone(),
+            key: timer.key.clone(),
+            fire_at: timer.fire_at,
+            fired_at: timer.fired_at,
+            data: timer.data.clone(),
+        },
+    };
+    OutboxMessage::event(&event, Some(&timer.kind)).map_err(|e| WorkerError::Other(e.to_string()))
+}
