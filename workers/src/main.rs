@@ -1,1 +1,112 @@
-fn main(){}
+//! `sportello`: one binary for every role. See `sportello --help`.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sportello::config::Settings;
+use sportello::workers::WorkerKind;
+use sportello::{app, bench, publish, telemetry};
+
+#[derive(Parser)]
+#[command(name = "sportello", version, about = "Citizen-services workflow workers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations, declare the broker topology and run every worker.
+    Up {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Run one kind of worker (scale out by running more of these).
+    Worker {
+        #[arg(value_enum)]
+        kind: WorkerKind,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Declare exchanges, queues and bindings in the AMQP URL's vhost and exit.
+    DeclareTopology {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Validate a JSON message and publish it with a publisher confirm.
+    Publish {
+        /// File with the message; `-` reads standard input.
+        file: String,
+        /// The channel's own broker credentials, e.g.
+        /// amqp://channel-web:channel-web-dev@127.0.0.1:5672/sportello
+        #[arg(long, env = "AMQP_URL")]
+        amqp_url: String,
+    },
+    /// Print dead-lettered messages with their reasons, leaving them queued.
+    DeadLetters {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(
+            long,
+            env = "AMQP_URL",
+            default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello"
+        )]
+        amqp_url: String,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        which: bench::BenchCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    telemetry::init();
+    let cli = Cli::parse();
+    let system = actix::System::new();
+    let result: anyhow::Result<()> = system.block_on(async move {
+        match cli.command {
+            Command::Up { settings } => app::run(settings, &WorkerKind::ALL, true).await?,
+            Command::Worker { kind, settings } => app::run(settings, &[kind], false).await?,
+            Command::Migrate { settings } => {
+                app::migrate(&settings).await?;
+            }
+            Command::DeclareTopology { settings } => app::declare_topology(&settings).await?,
+            Command::Publish { file, amqp_url } => {
+                let raw = read_input(&file)?;
+                let published = publish::publish(&amqp_url, &raw).await?;
+                println!("published {} with routing key {}", published.message_id, published.routing_key);
+            }
+            Command::DeadLetters { limit, amqp_url } => {
+                for line in sportello::broker::dead_letter::peek(&amqp_url, limit).await? {
+                    println!("{line}");
+                }
+            }
+            Command::Bench { which } => bench::run(which).await?,
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sportello: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_input(file: &str) -> anyhow::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    if file == "-" {
+        std::io::stdin().read_to_end(&mut raw)?;
+    } else {
+        raw = std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?;
+    }
+    Ok(raw)
+}

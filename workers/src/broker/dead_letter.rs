@@ -84,3 +84,48 @@ fn header_u64(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
         _ => None,
     }
 }
+
+/// Reads up to `limit` dead letters without removing them: they are fetched
+/// unacknowledged and return to the queue when the channel closes.
+pub async fn peek(amqp_url: &str, limit: usize) -> Result<Vec<String>, lapin::Error> {
+    let connection = super::connect(amqp_url, "sportello-dead-letters").await?;
+    let channel = connection.create_channel().await?;
+    let mut lines = Vec::new();
+    while lines.len() < limit {
+        let Some(message) = channel
+            .basic_get(DEAD_LETTER_QUEUE.into(), lapin::options::BasicGetOptions { no_ack: false })
+            .await?
+        else {
+            break;
+        };
+        let delivery = &message.delivery;
+        let headers = delivery.properties.headers().as_ref();
+        lines.push(format!(
+            "{} {} reason: {}",
+            delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str().to_owned())
+                .unwrap_or_else(|| "-".into()),
+            header_str(headers, ORIGINAL_ROUTING_KEY_HEADER).unwrap_or_else(|| delivery.routing_key.to_string()),
+            header_str(headers, REASON_HEADER)
+                .or_else(|| broker_death_reason(headers))
+                .unwrap_or_else(|| "unknown".into()),
+        ));
+    }
+    channel.close(200, "peeked".into()).await?;
+    connection.close(200, "peeked".into()).await?;
+    Ok(lines)
+}
+
+/// The reason the broker itself recorded (`x-death`), e.g. `delivery_limit`.
+fn broker_death_reason(headers: Option<&FieldTable>) -> Option<String> {
+    let AMQPValue::FieldArray(deaths) = headers?.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
+        return None;
+    };
+    header_str(Some(first), "reason").map(|reason| format!("broker: {reason}"))
+}

@@ -1,6 +1,7 @@
 //! RabbitMQ: connection, topology, confirmed publishing, dead-lettering.
 
 pub mod dead_letter;
+pub mod management;
 pub mod names;
 pub mod publisher;
 pub mod topology;

@@ -1,0 +1,155 @@
+//! A small client of the RabbitMQ management HTTP API, for what AMQP cannot
+//! do: vhosts, users, permissions, forcing connections closed. Used by the
+//! provisioning command, the benchmark and the tests.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::topology::Definitions;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagementError {
+    #[error("management API request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("management API answered {status} to {what}: {body}")]
+    Status {
+        what: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("management URL must look like http://user:password@host:port, got {0}")]
+    BadUrl(String),
+}
+
+#[derive(Clone)]
+pub struct Management {
+    base: String,
+    user: String,
+    password: String,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConnectionInfo {
+    name: String,
+}
+
+fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Management {
+    /// `url` is `http://user:password@host:port`.
+    pub fn new(url: &str) -> Result<Self, ManagementError> {
+        let bad = || ManagementError::BadUrl(url.to_owned());
+        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+        let (credentials, host) = rest.split_once('@').ok_or_else(bad)?;
+        let (user, password) = credentials.split_once(':').ok_or_else(bad)?;
+        Ok(Self {
+            base: format!("http://{}", host.trim_end_matches('/')),
+            user: user.to_owned(),
+            password: password.to_owned(),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<reqwest::Response, ManagementError> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}/api/{path}", self.base))
+            .basic_auth(&self.user, Some(&self.password));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        if response.status().is_success() || (method == reqwest::Method::DELETE && response.status() == 404) {
+            Ok(response)
+        } else {
+            Err(ManagementError::Status {
+                what: format!("{method} {path}"),
+                status: response.status(),
+                body: response.text().await.unwrap_or_default(),
+            })
+        }
+    }
+
+    pub async fn create_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
+        self.send(reqwest::Method::PUT, &format!("vhosts/{}", encode(vhost)), Some(json!({}))).await?;
+        Ok(())
+    }
+
+    pub async fn delete_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
+        self.send(reqwest::Method::DELETE, &format!("vhosts/{}", encode(vhost)), None).await?;
+        Ok(())
+    }
+
+    pub async fn put_user(&self, user: &str, password: &str) -> Result<(), ManagementError> {
+        let body = json!({ "password": password, "tags": "" });
+        self.send(reqwest::Method::PUT, &format!("users/{}", encode(user)), Some(body)).await?;
+        Ok(())
+    }
+
+    pub async fn delete_user(&self, user: &str) -> Result<(), ManagementError> {
+        self.send(reqwest::Method::DELETE, &format!("users/{}", encode(user)), None).await?;
+        Ok(())
+    }
+
+    pub async fn set_permissions(&self, vhost: &str, user: &str, configure: &str, write: &str, read: &str) -> Result<(), ManagementError> {
+        let body = json!({ "configure": configure, "write": write, "read": read });
+        self.send(reqwest::Method::PUT, &format!("permissions/{}/{}", encode(vhost), encode(user)), Some(body)).await?;
+        Ok(())
+    }
+
+    pub async fn set_topic_permissions(&self, vhost: &str, user: &str, exchange: &str, write: &str, read: &str) -> Result<(), ManagementError> {
+        let body = json!({ "exchange": exchange, "write": write, "read": read });
+        self.send(reqwest::Method::PUT, &format!("topic-permissions/{}/{}", encode(vhost), encode(user)), Some(body)).await?;
+        Ok(())
+    }
+
+    /// Forcibly closes every client connection to `vhost`; returns how many.
+    pub async fn close_connections(&self, vhost: &str) -> Result<usize, ManagementError> {
+        let connections: Vec<ConnectionInfo> = self
+            .send(reqwest::Method::GET, &format!("vhosts/{}/connections", encode(vhost)), None)
+            .await?
+            .json()
+            .await?;
+        for connection in &connections {
+            self.send(reqwest::Method::DELETE, &format!("connections/{}", encode(&connection.name)), None)
+                .await?;
+        }
+        Ok(connections.len())
+    }
+
+    /// Creates `vhost` and, from the definitions, its users (named with
+    /// `user_prefix`, password from `password_of`), permissions and topic
+    /// permissions: the definitions file's access rules, in another vhost.
+    pub async fn provision(
+        &self,
+        vhost: &str,
+        definitions: &Definitions,
+        user_prefix: &str,
+        password_of: impl Fn(&str) -> String,
+    ) -> Result<(), ManagementError> {
+        self.create_vhost(vhost).await?;
+        let field = |value: &serde_json::Value, name: &str| value[name].as_str().unwrap_or_default().to_owned();
+        for user in &definitions.users {
+            let name = field(user, "name");
+            self.put_user(&format!("{user_prefix}{name}"), &password_of(&name)).await?;
+        }
+        for p in &definitions.permissions {
+            let user = format!("{user_prefix}{}", field(p, "user"));
+            self.set_permissions(vhost, &user, &field(p, "configure"), &field(p, "write"), &field(p, "read")).await?;
+        }
+        for p in &definitions.topic_permissions {
+            let user = format!("{user_prefix}{}", field(p, "user"));
+            self.set_topic_permissions(vhost, &user, &field(p, "exchange"), &field(p, "write"), &field(p, "read")).await?;
+        }
+        Ok(())
+    }
+}
