@@ -86,3 +86,59 @@ pub async fn termination_signal() {
         let _ = interrupt.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+
+    /// Panics on its first run, fails on its second, then behaves.
+    struct Flaky {
+        runs: AtomicUsize,
+    }
+
+    impl Worker for Flaky {
+        fn name(&self) -> String {
+            "flaky".into()
+        }
+
+        fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
+            Box::pin(async move {
+                match self.runs.fetch_add(1, Ordering::SeqCst) {
+                    0 => panic!("handler bug"),
+                    1 => Err(WorkerError::Other("database went away".into())),
+                    _ => {
+                        shutdown.cancelled().await;
+                        Ok(())
+                    }
+                }
+            })
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_failing_worker_is_restarted_and_the_others_keep_running() {
+        let flaky = Arc::new(Flaky { runs: AtomicUsize::new(0) });
+        let steady = Arc::new(Flaky { runs: AtomicUsize::new(2) });
+        let workers = RunningWorkers::start(vec![flaky.clone(), steady.clone()]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while flaky.runs.load(Ordering::SeqCst) < 3 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(flaky.runs.load(Ordering::SeqCst), 3, "restarted after a panic and an error");
+        assert_eq!(steady.runs.load(Ordering::SeqCst), 3, "the healthy worker ran once, undisturbed");
+        assert!(workers.shutdown(Duration::from_secs(5)).await, "both drained on shutdown");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        use supervisor::restart_backoff;
+        assert_eq!(restart_backoff(0), Duration::ZERO);
+        assert_eq!(restart_backoff(1), Duration::from_millis(500));
+        assert_eq!(restart_backoff(2), Duration::from_secs(1));
+        assert_eq!(restart_backoff(20), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,228 @@
+//! Test harness: every test gets its own RabbitMQ vhost (with the channel
+//! users and permissions of `broker-config/definitions.json`) and its own
+//! PostgreSQL database, so tests run in parallel against the real services.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, Consumer};
+use serde_json::{json, Value};
+use sportello::broker::management::Management;
+use sportello::broker::publisher::{OutgoingMessage, PublishError, Publisher};
+use sportello::broker::topology::Definitions;
+use sportello::broker::{self, names};
+use sportello::config::Settings;
+use sportello::runtime::RunningWorkers;
+use sportello::workers::WorkerKind;
+use sportello::{app, store};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+pub struct TestEnv {
+    pub id: String,
+    pub vhost: String,
+    pub database: String,
+    pub management: Management,
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    amqp_base: String,
+    admin_database_url: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        sportello::telemetry::init_for_tests();
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let vhost = format!("test-{id}");
+        let database = format!("test_{id}");
+        let management = Management::new(&env_or("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")).unwrap();
+        let definitions = Definitions::embedded().unwrap();
+        let prefix = format!("{id}-");
+        management
+            .provision(&vhost, &definitions, &prefix, |user| format!("{user}-pw"))
+            .await
+            .expect("provision test vhost (is the rabbitmq_management plugin enabled?)");
+        let amqp_base = env_or("TEST_AMQP_BASE", "amqp://127.0.0.1:5672");
+        let admin_database_url = env_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+        let database_url = format!("{}/{database}", admin_database_url.rsplit_once('/').unwrap().0);
+        let settings = Arc::new(Settings {
+            amqp_url: user_url(&amqp_base, &id, &vhost, "sportello-app"),
+            database_url,
+            database_pool_size: 5,
+            intake_consumers: 2,
+            intake_batch_size: 100,
+            intake_prefetch: 200,
+            handler_max_attempts: 3,
+            shutdown_grace_seconds: 10,
+        });
+        let pool = app::migrate(&settings).await.expect("migrate test database");
+        app::declare_topology(&settings).await.expect("declare topology");
+        TestEnv {
+            id,
+            vhost,
+            database,
+            management,
+            pool,
+            settings,
+            amqp_base,
+            admin_database_url,
+        }
+    }
+
+    /// AMQP URL of one of the definitions' users in this test's vhost.
+    pub fn user_url(&self, user: &str) -> String {
+        user_url(&self.amqp_base, &self.id, &self.vhost, user)
+    }
+
+    pub fn channel_url(&self, channel: &str) -> String {
+        self.user_url(&format!("channel-{channel}"))
+    }
+
+    pub fn start(&self, kinds: &[WorkerKind]) -> RunningWorkers {
+        RunningWorkers::start(app::build_workers(&self.settings, &self.pool, kinds))
+    }
+
+    /// Publishes `body` as `channel`'s broker user, with a confirm.
+    pub async fn publish(&self, channel: &str, routing_key: &str, body: &[u8]) -> Result<(), PublishError> {
+        let connection = broker::connect(&self.channel_url(channel), "test-publisher").await?;
+        let publisher = Publisher::open(&connection).await?;
+        let result = publish_on(&publisher, routing_key, body).await;
+        let _ = connection.close(200, "done".into()).await;
+        result
+    }
+
+    /// A fresh queue bound to `exchange` with `routing_key`, to watch what flows.
+    pub async fn probe(&self, exchange: &str, routing_key: &str) -> Probe {
+        let connection = broker::connect(&self.user_url("sportello-app"), "test-probe").await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let queue = format!("sportello.test-probe.{}", Uuid::new_v4().simple());
+        channel
+            .queue_declare(queue.as_str().into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .await
+            .unwrap();
+        channel
+            .queue_bind(queue.as_str().into(), exchange.into(), routing_key.into(), QueueBindOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+        let consumer = channel
+            .basic_consume(queue.as_str().into(), "probe".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .await
+            .unwrap();
+        Probe { _connection: connection, consumer }
+    }
+
+    pub async fn ticket_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM tickets").fetch_one(&self.pool).await.unwrap()
+    }
+
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        let _ = self.management.delete_vhost(&self.vhost).await;
+        for user in Definitions::embedded().unwrap().users {
+            let name = user["name"].as_str().unwrap_or_default();
+            let _ = self.management.delete_user(&format!("{}-{name}", self.id)).await;
+        }
+        if let Ok(admin) = store::connect(&self.admin_database_url, 1).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database))
+                .execute(&admin)
+                .await;
+        }
+    }
+}
+
+fn user_url(amqp_base: &str, id: &str, vhost: &str, user: &str) -> String {
+    let (scheme, host) = amqp_base.split_once("://").unwrap();
+    format!("{scheme}://{id}-{user}:{user}-pw@{host}/{vhost}")
+}
+
+pub async fn publish_on(publisher: &Publisher, routing_key: &str, body: &[u8]) -> Result<(), PublishError> {
+    let message = OutgoingMessage {
+        exchange: names::INTAKE_EXCHANGE.into(),
+        routing_key: routing_key.into(),
+        message_id: Uuid::now_v7(),
+        message_type: "request.submitted".into(),
+        correlation_id: "test".into(),
+        body: body.to_vec(),
+        headers: FieldTable::default(),
+        mandatory: false,
+    };
+    publisher.send(&message).await?.wait().await
+}
+
+pub struct Probe {
+    _connection: Connection,
+    consumer: Consumer,
+}
+
+impl Probe {
+    /// The next message, or `None` after `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<lapin::message::Delivery> {
+        tokio::time::timeout(within, self.consumer.next()).await.ok()??.ok()
+    }
+
+    pub async fn next_json(&mut self, within: Duration) -> Option<Value> {
+        let delivery = self.next(within).await?;
+        serde_json::from_slice(&delivery.data).ok()
+    }
+}
+
+/// A valid `request.submitted` from `channel` (a citizen on web/app/cassetto).
+pub fn request(channel: &str, idempotency_key: &str) -> Value {
+    let principal = match channel {
+        "contact_center" => json!({"kind": "contact_center_agent", "agent_id": "CC-0042", "on_behalf_of": "BNCGVN70A41F205O"}),
+        "desk" => json!({"kind": "operator", "operator_id": "E0013609", "office": "0040", "on_behalf_of": "BNCGVN70A41F205O"}),
+        _ => json!({"kind": "citizen", "tax_code": "RSSMRA85T10A562S", "authentication": {"method": "SPID", "level": 2}}),
+    };
+    json!({
+        "message_id": Uuid::now_v7(),
+        "type": "request.submitted",
+        "schema_version": 1,
+        "channel": channel,
+        "occurred_at": chrono::Utc::now(),
+        "correlation_id": format!("corr-{idempotency_key}"),
+        "idempotency_key": idempotency_key,
+        "principal": principal,
+        "payload": {
+            "ambito": "versamenti",
+            "matricola": "4901234567",
+            "subject": "Versamenti - F24 non abbinato",
+            "text": "Il versamento F24 del 16/10 non risulta abbinato.",
+            "contact": {"email": "mario.rossi@example.it"}
+        }
+    })
+}
+
+pub fn bytes(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+/// Polls `condition` until it holds or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn header(delivery: &lapin::message::Delivery, name: &str) -> Option<String> {
+    broker::dead_letter::header_str(delivery.properties.headers().as_ref(), name)
+}
