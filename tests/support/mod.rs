@@ -52,7 +52,7 @@ impl TestEnv {
             .await
             .expect("provision test vhost (is the rabbitmq_management plugin enabled?)");
         let amqp_base = env_or("TEST_AMQP_BASE", "amqp://127.0.0.1:5672");
-        let admin_database_url = env_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+        let admin_database_url = env_or("TEST_DATABASE_URL", "postgres://sportello:sportello@127.0.0.1:5432/postgres");
         let database_url = format!("{}/{database}", admin_database_url.rsplit_once('/').unwrap().0);
         let settings = Arc::new(Settings {
             amqp_url: user_url(&amqp_base, &id, &vhost, "sportello-app"),

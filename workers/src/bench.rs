@@ -40,7 +40,7 @@ pub struct IntakeBench {
     #[arg(long, env = "BENCH_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672")]
     pub amqp_url: String,
     /// A database URL of a user allowed to create databases.
-    #[arg(long, env = "BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, env = "BENCH_DATABASE_URL", default_value = "postgres://sportello:sportello@127.0.0.1:5432/postgres")]
     pub database_url: String,
 }
 

@@ -17,7 +17,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/sportello"
+        default_value = "postgres://sportello:sportello@127.0.0.1:5432/sportello"
     )]
     pub database_url: String,
 

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Makes sure RabbitMQ and PostgreSQL are installed (Debian packages), running,
+# and provisioned for Sportello. Idempotent; sourced by run.sh and test.sh.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_packages() {
+  local missing=()
+  command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
+  command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} from Debian's packages"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+ensure_postgres() {
+  local version
+  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  # A role of our own with a password works under Debian's default (scram)
+  # authentication as well as under trust.
+  as_root runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -c "
+    DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sportello') THEN
+        CREATE ROLE sportello LOGIN CREATEDB PASSWORD 'sportello';
+      END IF;
+    END \$\$;" >/dev/null
+}
+
+ensure_rabbitmq() {
+  if ! as_root rabbitmqctl -q status >/dev/null 2>&1; then
+    echo "starting RabbitMQ"
+    as_root rabbitmq-server -detached
+  fi
+  as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null
+  # The management API serves the tests (vhosts, forced disconnects) and operators.
+  if ! curl -fs -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1; then
+    as_root rabbitmq-plugins -q enable rabbitmq_management >/dev/null
+    for _ in $(seq 1 60); do
+      curl -fs -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1 && break
+      sleep 1
+    done
+  fi
+  # Vhost `sportello`, channel users, permissions, topology.
+  as_root rabbitmqctl -q import_definitions "$repo_root/broker-config/definitions.json" >/dev/null
+}
+
+ensure_packages
+ensure_postgres
+ensure_rabbitmq
