@@ -22,12 +22,13 @@ CREATE TABLE inbox (
 -- the broker has confirmed them.
 CREATE TABLE outbox (
     id             bigserial   PRIMARY KEY,
-    message_id     uuid        NOT NULL UNIQUE,
+    message_id     uuid        NOT NULL,
     exchange       text        NOT NULL,
     routing_key    text        NOT NULL,
     message_type   text        NOT NULL,
     correlation_id text        NOT NULL,
-    body           jsonb       NOT NULL,
+    -- The exact JSON bytes to publish.
+    body           bytea       NOT NULL,
     created_at     timestamptz NOT NULL DEFAULT now()
 );
 
@@ -76,7 +77,9 @@ CREATE TYPE ticket_state AS ENUM ('aperta', 'in_carico', 'chiusa');
 
 CREATE TABLE tickets (
     id                 uuid         PRIMARY KEY,
-    request_message_id uuid         NOT NULL UNIQUE REFERENCES inbox (message_id),
+    -- The request that opened it. One ticket per request is guaranteed by the
+    -- inbox row written in the same transaction, so no second index here.
+    request_message_id uuid         NOT NULL,
     channel            text         NOT NULL,
     ambito             text         NOT NULL,
     matricola          text,

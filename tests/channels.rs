@@ -13,12 +13,16 @@ use support::*;
 async fn a_channel_user_is_refused_on_another_channels_routing_key() {
     let env = TestEnv::new().await;
     let message = request("cassetto", "impersonate-0001");
-    let refused = env.publish("web", "cassetto.request.submitted", &bytes(&message)).await;
+    let refused = env
+        .publish("web", "cassetto.request.submitted", &bytes(&message))
+        .await;
     let error = refused.expect_err("web must not publish as cassetto");
     assert!(matches!(error, PublishError::Amqp(_)), "{error}");
     assert!(error.to_string().contains("ACCESS_REFUSED"), "{error}");
     // Its own prefix is fine.
-    env.publish("cassetto", "cassetto.request.submitted", &bytes(&message)).await.unwrap();
+    env.publish("cassetto", "cassetto.request.submitted", &bytes(&message))
+        .await
+        .unwrap();
     env.cleanup().await;
 }
 
@@ -29,8 +33,13 @@ async fn an_envelope_claiming_another_channel_is_dead_lettered() {
     let workers = env.start(&[WorkerKind::Intake]);
     // Allowed routing key for web, but the body says contact centre.
     let message = request("contact_center", "claims-cc-00001");
-    env.publish("web", "web.request.submitted", &bytes(&message)).await.unwrap();
-    let letter = dead.next(Duration::from_secs(20)).await.expect("dead letter");
+    env.publish("web", "web.request.submitted", &bytes(&message))
+        .await
+        .unwrap();
+    let letter = dead
+        .next(Duration::from_secs(20))
+        .await
+        .expect("dead letter");
     let reason = header(&letter, REASON_HEADER).unwrap();
     assert!(reason.contains("does not match channel"), "{reason}");
     assert_eq!(env.ticket_count().await, 0);

@@ -26,23 +26,40 @@ fn spawn_worker(env: &TestEnv) -> Child {
 async fn killing_the_worker_before_it_acks_leads_to_redelivery_and_still_one_ticket_each() {
     const MESSAGES: i64 = 3000;
     let env = TestEnv::new().await;
-    let connection = broker::connect(&env.channel_url("web"), "test-publisher").await.unwrap();
+    let connection = broker::connect(&env.channel_url("web"), "test-publisher")
+        .await
+        .unwrap();
     let publisher = Publisher::open(&connection).await.unwrap();
     for i in 0..MESSAGES {
-        publish_on(&publisher, "web.request.submitted", &bytes(&request("web", &format!("crash-test-{i:05}"))))
-            .await
-            .unwrap();
+        publish_on(
+            &publisher,
+            "web.request.submitted",
+            &bytes(&request("web", &format!("crash-test-{i:05}"))),
+        )
+        .await
+        .unwrap();
     }
 
     let mut worker = spawn_worker(&env);
-    assert!(eventually(Duration::from_secs(30), || async { env.ticket_count().await > 0 }).await);
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            env.ticket_count().await > 0
+        })
+        .await
+    );
     worker.kill().unwrap(); // SIGKILL: no chance to ack or drain
     worker.wait().unwrap();
     let at_kill = env.ticket_count().await;
-    assert!(at_kill < MESSAGES, "the worker finished before it could be killed");
+    assert!(
+        at_kill < MESSAGES,
+        "the worker finished before it could be killed"
+    );
 
     let mut worker = spawn_worker(&env);
-    let done = eventually(Duration::from_secs(60), || async { env.ticket_count().await >= MESSAGES }).await;
+    let done = eventually(Duration::from_secs(60), || async {
+        env.ticket_count().await >= MESSAGES
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     worker.kill().unwrap();
     worker.wait().unwrap();
@@ -57,17 +74,27 @@ async fn killing_the_worker_before_it_acks_leads_to_redelivery_and_still_one_tic
     // The broker did redeliver what the killed worker held unacknowledged
     // (management statistics lag a few seconds behind).
     assert!(
-        eventually(Duration::from_secs(20), || async { redeliveries(&env).await > 0 }).await,
+        eventually(Duration::from_secs(20), || async {
+            redeliveries(&env).await > 0
+        })
+        .await,
         "no redelivery observed"
     );
     env.cleanup().await;
 }
 
 async fn redeliveries(env: &TestEnv) -> u64 {
-    let url = std::env::var("RABBITMQ_MANAGEMENT_URL").unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".into());
-    let host = url.rsplit_once('@').map(|(_, h)| h).unwrap_or("127.0.0.1:15672");
+    let url = std::env::var("RABBITMQ_MANAGEMENT_URL")
+        .unwrap_or_else(|_| "http://guest:guest@127.0.0.1:15672".into());
+    let host = url
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or("127.0.0.1:15672");
     let queue: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{host}/api/queues/{}/sportello.intake.requests", env.vhost))
+        .get(format!(
+            "http://{host}/api/queues/{}/sportello.intake.requests",
+            env.vhost
+        ))
         .basic_auth("guest", Some("guest"))
         .send()
         .await

@@ -18,14 +18,18 @@ async fn a_request_opens_one_ticket_and_emits_ticket_opened() {
     let workers = env.start(&[WorkerKind::Intake, WorkerKind::OutboxRelay]);
 
     let message = request("web", "happy-path-0001");
-    env.publish("web", "web.request.submitted", &bytes(&message)).await.unwrap();
+    env.publish("web", "web.request.submitted", &bytes(&message))
+        .await
+        .unwrap();
 
     let event = events.next_json(WAIT).await.expect("ticket.opened event");
     assert_eq!(event["type"], "ticket.opened");
     assert_eq!(event["causation_id"], message["message_id"]);
     assert_eq!(event["correlation_id"], "corr-happy-path-0001");
     assert_eq!(event["payload"]["subject_tax_code"], "RSSMRA85T10A562S");
-    sportello::contract::schemas::catalogue().validate(&event).unwrap();
+    sportello::contract::schemas::catalogue()
+        .validate(&event)
+        .unwrap();
 
     let (state, channel, matricola): (String, String, Option<String>) =
         sqlx::query_as("SELECT state::text, channel, matricola FROM tickets")
@@ -45,19 +49,34 @@ async fn the_same_message_delivered_twice_or_resent_gives_one_ticket() {
 
     let message = request("app", "f5-pressed-0001");
     // A redelivery: the very same message.
-    env.publish("app", "app.request.submitted", &bytes(&message)).await.unwrap();
-    env.publish("app", "app.request.submitted", &bytes(&message)).await.unwrap();
+    env.publish("app", "app.request.submitted", &bytes(&message))
+        .await
+        .unwrap();
+    env.publish("app", "app.request.submitted", &bytes(&message))
+        .await
+        .unwrap();
     // A resend after an error page: new message id, same idempotency key and content.
     let mut resent = message.clone();
     resent["message_id"] = json!(uuid::Uuid::now_v7());
-    env.publish("app", "app.request.submitted", &bytes(&resent)).await.unwrap();
+    env.publish("app", "app.request.submitted", &bytes(&resent))
+        .await
+        .unwrap();
     // A different request is still processed, proving the queue drained past them.
-    env.publish("app", "app.request.submitted", &bytes(&request("app", "another-0002"))).await.unwrap();
+    env.publish(
+        "app",
+        "app.request.submitted",
+        &bytes(&request("app", "another-0002")),
+    )
+    .await
+    .unwrap();
 
     assert!(eventually(WAIT, || async { env.ticket_count().await == 2 }).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.ticket_count().await, 2);
-    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox").fetch_one(&env.pool).await.unwrap();
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
     assert_eq!(inbox, 2);
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
@@ -72,9 +91,13 @@ async fn an_idempotency_key_reused_for_different_content_is_dead_lettered() {
     let first = request("web", "reused-key-0001");
     let mut second = request("web", "reused-key-0001");
     second["payload"]["subject"] = json!("Tutt'altra domanda");
-    env.publish("web", "web.request.submitted", &bytes(&first)).await.unwrap();
+    env.publish("web", "web.request.submitted", &bytes(&first))
+        .await
+        .unwrap();
     assert!(eventually(WAIT, || async { env.ticket_count().await == 1 }).await);
-    env.publish("web", "web.request.submitted", &bytes(&second)).await.unwrap();
+    env.publish("web", "web.request.submitted", &bytes(&second))
+        .await
+        .unwrap();
 
     let letter = dead.next(WAIT).await.expect("dead letter");
     let reason = header(&letter, REASON_HEADER).unwrap();
@@ -93,17 +116,35 @@ async fn invalid_messages_are_dead_lettered_with_a_reason_and_the_queue_keeps_fl
     let mut bad_tax_code = request("web", "bad-tax-code-01");
     bad_tax_code["principal"]["tax_code"] = json!("RSSMRA85T10A562T");
     let mut missing_subject = request("web", "no-subject-0001");
-    missing_subject["payload"].as_object_mut().unwrap().remove("subject");
-    env.publish("web", "web.request.submitted", b"{ this is not json").await.unwrap();
-    env.publish("web", "web.request.submitted", &bytes(&bad_tax_code)).await.unwrap();
-    env.publish("web", "web.request.submitted", &bytes(&missing_subject)).await.unwrap();
-    env.publish("web", "web.request.submitted", &bytes(&request("web", "valid-after-0001"))).await.unwrap();
+    missing_subject["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("subject");
+    env.publish("web", "web.request.submitted", b"{ this is not json")
+        .await
+        .unwrap();
+    env.publish("web", "web.request.submitted", &bytes(&bad_tax_code))
+        .await
+        .unwrap();
+    env.publish("web", "web.request.submitted", &bytes(&missing_subject))
+        .await
+        .unwrap();
+    env.publish(
+        "web",
+        "web.request.submitted",
+        &bytes(&request("web", "valid-after-0001")),
+    )
+    .await
+    .unwrap();
 
     let mut reasons = Vec::new();
     for _ in 0..3 {
         let letter = dead.next(WAIT).await.expect("dead letter");
         reasons.push(header(&letter, REASON_HEADER).unwrap());
-        assert_eq!(header(&letter, "x-sportello-original-queue").as_deref(), Some("sportello.intake.requests"));
+        assert_eq!(
+            header(&letter, "x-sportello-original-queue").as_deref(),
+            Some("sportello.intake.requests")
+        );
     }
     assert!(reasons[0].contains("not valid JSON"), "{reasons:?}");
     assert!(reasons[1].contains("control character"), "{reasons:?}");
@@ -111,7 +152,9 @@ async fn invalid_messages_are_dead_lettered_with_a_reason_and_the_queue_keeps_fl
     assert!(eventually(WAIT, || async { env.ticket_count().await == 1 }).await);
 
     // They stay inspectable in the dead-letter queue.
-    let lines = sportello::broker::dead_letter::peek(&env.settings.amqp_url, 10).await.unwrap();
+    let lines = sportello::broker::dead_letter::peek(&env.settings.amqp_url, 10)
+        .await
+        .unwrap();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
@@ -121,7 +164,13 @@ async fn invalid_messages_are_dead_lettered_with_a_reason_and_the_queue_keeps_fl
 async fn processing_resumes_after_the_broker_closes_every_connection() {
     let env = TestEnv::new().await;
     let workers = env.start(&[WorkerKind::Intake, WorkerKind::OutboxRelay]);
-    env.publish("web", "web.request.submitted", &bytes(&request("web", "before-close-01"))).await.unwrap();
+    env.publish(
+        "web",
+        "web.request.submitted",
+        &bytes(&request("web", "before-close-01")),
+    )
+    .await
+    .unwrap();
     assert!(eventually(WAIT, || async { env.ticket_count().await == 1 }).await);
 
     // The management API lists connections a few seconds after they open.
@@ -131,10 +180,19 @@ async fn processing_resumes_after_the_broker_closes_every_connection() {
         closed += env.management.close_connections(&env.vhost).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(closed >= 3, "expected the workers' three connections, closed {closed}");
+    assert!(
+        closed >= 3,
+        "expected the workers' three connections, closed {closed}"
+    );
 
     let mut events = env.probe(EVENTS_EXCHANGE, "ticket.opened").await;
-    env.publish("web", "web.request.submitted", &bytes(&request("web", "after-close-001"))).await.unwrap();
+    env.publish(
+        "web",
+        "web.request.submitted",
+        &bytes(&request("web", "after-close-001")),
+    )
+    .await
+    .unwrap();
     assert!(eventually(WAIT, || async { env.ticket_count().await == 2 }).await);
     // The relay reconnected too: the new ticket's event goes out.
     let event = events.next_json(WAIT).await.expect("event after reconnect");

@@ -39,24 +39,41 @@ async fn state_of(env: &TestEnv, kind: &str, key: &str) -> String {
 #[actix_rt::test]
 async fn a_timer_scheduled_before_a_restart_fires_after_it() {
     let env = TestEnv::new().await;
-    let mut fired = env.probe(EVENTS_EXCHANGE, "timer.fired.documents.window").await;
+    let mut fired = env
+        .probe(EVENTS_EXCHANGE, "timer.fired.documents.window")
+        .await;
     let workers = env.start(&[WorkerKind::Timers, WorkerKind::OutboxRelay]);
     let mut conn = env.pool.acquire().await.unwrap();
-    let id = timers::schedule(&mut conn, &timer("documents.window", "room-1", 1500)).await.unwrap();
+    let id = timers::schedule(&mut conn, &timer("documents.window", "room-1", 1500))
+        .await
+        .unwrap();
     // Scheduling again is a no-op that names the same timer.
-    assert_eq!(timers::schedule(&mut conn, &timer("documents.window", "room-1", 99_000)).await.unwrap(), id);
+    assert_eq!(
+        timers::schedule(&mut conn, &timer("documents.window", "room-1", 99_000))
+            .await
+            .unwrap(),
+        id
+    );
     assert!(workers.shutdown(WAIT).await);
 
     // Down while it comes due.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(state_of(&env, "documents.window", "room-1").await, "scheduled");
+    assert_eq!(
+        state_of(&env, "documents.window", "room-1").await,
+        "scheduled"
+    );
 
     let workers = env.start(&[WorkerKind::Timers, WorkerKind::OutboxRelay]);
-    let event = fired.next_json(WAIT).await.expect("timer.fired after restart");
+    let event = fired
+        .next_json(WAIT)
+        .await
+        .expect("timer.fired after restart");
     assert_eq!(event["payload"]["timer_id"], id.to_string());
     assert_eq!(event["payload"]["data"]["room_id"], "room-1");
     assert_eq!(event["correlation_id"], "corr-room-1");
-    sportello::contract::schemas::catalogue().validate(&event).unwrap();
+    sportello::contract::schemas::catalogue()
+        .validate(&event)
+        .unwrap();
     assert_eq!(state_of(&env, "documents.window", "room-1").await, "fired");
     // Exactly once into the outbox.
     assert!(fired.next(Duration::from_millis(800)).await.is_none());
@@ -70,14 +87,25 @@ async fn a_cancelled_timer_never_fires() {
     let mut fired = env.probe(EVENTS_EXCHANGE, "timer.fired.#").await;
     let workers = env.start(&[WorkerKind::Timers, WorkerKind::OutboxRelay]);
     let mut conn = env.pool.acquire().await.unwrap();
-    timers::schedule(&mut conn, &timer("appointment.hold", "slot-7", 800)).await.unwrap();
-    assert!(timers::cancel(&mut conn, "appointment.hold", "slot-7").await.unwrap());
-    assert!(!timers::cancel(&mut conn, "appointment.hold", "slot-7").await.unwrap());
-    timers::schedule(&mut conn, &timer("appointment.hold", "slot-8", 800)).await.unwrap();
+    timers::schedule(&mut conn, &timer("appointment.hold", "slot-7", 800))
+        .await
+        .unwrap();
+    assert!(timers::cancel(&mut conn, "appointment.hold", "slot-7")
+        .await
+        .unwrap());
+    assert!(!timers::cancel(&mut conn, "appointment.hold", "slot-7")
+        .await
+        .unwrap());
+    timers::schedule(&mut conn, &timer("appointment.hold", "slot-8", 800))
+        .await
+        .unwrap();
     let event = fired.next_json(WAIT).await.expect("the other timer fires");
     assert_eq!(event["payload"]["key"], "slot-8");
     assert!(fired.next(Duration::from_millis(1000)).await.is_none());
-    assert_eq!(state_of(&env, "appointment.hold", "slot-7").await, "cancelled");
+    assert_eq!(
+        state_of(&env, "appointment.hold", "slot-7").await,
+        "cancelled"
+    );
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
 }
@@ -85,12 +113,14 @@ async fn a_cancelled_timer_never_fires() {
 #[actix_rt::test]
 async fn cron_jobs_fire_once_per_occurrence_even_with_two_timer_workers() {
     let env = TestEnv::new().await;
-    let mut fired = env.probe(EVENTS_EXCHANGE, "timer.fired.cron.heartbeat").await;
+    let mut fired = env
+        .probe(EVENTS_EXCHANGE, "timer.fired.cron.heartbeat")
+        .await;
     let job = CronJob::new("heartbeat", "* * * * * *").unwrap();
     let workers: Vec<Arc<dyn Worker>> = vec![
-        Arc::new(TimerWorker::new(env.pool.clone(), vec![job.clone()])),
-        Arc::new(TimerWorker::new(env.pool.clone(), vec![job])),
-        Arc::new(OutboxRelay::new(env.settings.clone(), env.pool.clone())),
+        Arc::new(TimerWorker::new(env.settings.clone(), vec![job.clone()])),
+        Arc::new(TimerWorker::new(env.settings.clone(), vec![job])),
+        Arc::new(OutboxRelay::new(env.settings.clone())),
     ];
     let running = RunningWorkers::start(workers);
     let mut keys = Vec::new();
@@ -102,10 +132,12 @@ async fn cron_jobs_fire_once_per_occurrence_even_with_two_timer_workers() {
     let mut unique = keys.clone();
     unique.dedup();
     assert_eq!(unique, keys, "an occurrence fired twice");
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM timers WHERE kind = 'cron.heartbeat' AND state = 'scheduled'")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM timers WHERE kind = 'cron.heartbeat' AND state = 'scheduled'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert_eq!(pending, 1, "exactly one next occurrence is kept scheduled");
     env.cleanup().await;
 }

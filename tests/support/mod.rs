@@ -44,7 +44,11 @@ impl TestEnv {
         let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
         let vhost = format!("test-{id}");
         let database = format!("test_{id}");
-        let management = Management::new(&env_or("RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")).unwrap();
+        let management = Management::new(&env_or(
+            "RABBITMQ_MANAGEMENT_URL",
+            "http://guest:guest@127.0.0.1:15672",
+        ))
+        .unwrap();
         let definitions = Definitions::embedded().unwrap();
         let prefix = format!("{id}-");
         management
@@ -52,8 +56,14 @@ impl TestEnv {
             .await
             .expect("provision test vhost (is the rabbitmq_management plugin enabled?)");
         let amqp_base = env_or("TEST_AMQP_BASE", "amqp://127.0.0.1:5672");
-        let admin_database_url = env_or("TEST_DATABASE_URL", "postgres://sportello:sportello@127.0.0.1:5432/postgres");
-        let database_url = format!("{}/{database}", admin_database_url.rsplit_once('/').unwrap().0);
+        let admin_database_url = env_or(
+            "TEST_DATABASE_URL",
+            "postgres://sportello:sportello@127.0.0.1:5432/postgres",
+        );
+        let database_url = format!(
+            "{}/{database}",
+            admin_database_url.rsplit_once('/').unwrap().0
+        );
         let settings = Arc::new(Settings {
             amqp_url: user_url(&amqp_base, &id, &vhost, "sportello-app"),
             database_url,
@@ -64,8 +74,12 @@ impl TestEnv {
             handler_max_attempts: 3,
             shutdown_grace_seconds: 10,
         });
-        let pool = app::migrate(&settings).await.expect("migrate test database");
-        app::declare_topology(&settings).await.expect("declare topology");
+        let pool = app::migrate(&settings)
+            .await
+            .expect("migrate test database");
+        app::declare_topology(&settings)
+            .await
+            .expect("declare topology");
         TestEnv {
             id,
             vhost,
@@ -88,11 +102,16 @@ impl TestEnv {
     }
 
     pub fn start(&self, kinds: &[WorkerKind]) -> RunningWorkers {
-        RunningWorkers::start(app::build_workers(&self.settings, &self.pool, kinds))
+        RunningWorkers::start(app::build_workers(&self.settings, kinds))
     }
 
     /// Publishes `body` as `channel`'s broker user, with a confirm.
-    pub async fn publish(&self, channel: &str, routing_key: &str, body: &[u8]) -> Result<(), PublishError> {
+    pub async fn publish(
+        &self,
+        channel: &str,
+        routing_key: &str,
+        body: &[u8],
+    ) -> Result<(), PublishError> {
         let connection = broker::connect(&self.channel_url(channel), "test-publisher").await?;
         let publisher = Publisher::open(&connection).await?;
         let result = publish_on(&publisher, routing_key, body).await;
@@ -102,26 +121,55 @@ impl TestEnv {
 
     /// A fresh queue bound to `exchange` with `routing_key`, to watch what flows.
     pub async fn probe(&self, exchange: &str, routing_key: &str) -> Probe {
-        let connection = broker::connect(&self.user_url("sportello-app"), "test-probe").await.unwrap();
+        let connection = broker::connect(&self.user_url("sportello-app"), "test-probe")
+            .await
+            .unwrap();
         let channel = connection.create_channel().await.unwrap();
         let queue = format!("sportello.test-probe.{}", Uuid::new_v4().simple());
         channel
-            .queue_declare(queue.as_str().into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         channel
-            .queue_bind(queue.as_str().into(), exchange.into(), routing_key.into(), QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let consumer = channel
-            .basic_consume(queue.as_str().into(), "probe".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .basic_consume(
+                queue.as_str().into(),
+                "probe".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
-        Probe { _connection: connection, consumer }
+        Probe {
+            _connection: connection,
+            consumer,
+        }
     }
 
     pub async fn ticket_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM tickets").fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM tickets")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 
     pub async fn cleanup(self) {
@@ -129,12 +177,18 @@ impl TestEnv {
         let _ = self.management.delete_vhost(&self.vhost).await;
         for user in Definitions::embedded().unwrap().users {
             let name = user["name"].as_str().unwrap_or_default();
-            let _ = self.management.delete_user(&format!("{}-{name}", self.id)).await;
+            let _ = self
+                .management
+                .delete_user(&format!("{}-{name}", self.id))
+                .await;
         }
         if let Ok(admin) = store::connect(&self.admin_database_url, 1).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database))
-                .execute(&admin)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
+            .execute(&admin)
+            .await;
         }
     }
 }
@@ -144,7 +198,11 @@ fn user_url(amqp_base: &str, id: &str, vhost: &str, user: &str) -> String {
     format!("{scheme}://{id}-{user}:{user}-pw@{host}/{vhost}")
 }
 
-pub async fn publish_on(publisher: &Publisher, routing_key: &str, body: &[u8]) -> Result<(), PublishError> {
+pub async fn publish_on(
+    publisher: &Publisher,
+    routing_key: &str,
+    body: &[u8],
+) -> Result<(), PublishError> {
     let message = OutgoingMessage {
         exchange: names::INTAKE_EXCHANGE.into(),
         routing_key: routing_key.into(),
@@ -166,7 +224,10 @@ pub struct Probe {
 impl Probe {
     /// The next message, or `None` after `within`.
     pub async fn next(&mut self, within: Duration) -> Option<lapin::message::Delivery> {
-        tokio::time::timeout(within, self.consumer.next()).await.ok()??.ok()
+        tokio::time::timeout(within, self.consumer.next())
+            .await
+            .ok()??
+            .ok()
     }
 
     pub async fn next_json(&mut self, within: Duration) -> Option<Value> {
@@ -178,9 +239,15 @@ impl Probe {
 /// A valid `request.submitted` from `channel` (a citizen on web/app/cassetto).
 pub fn request(channel: &str, idempotency_key: &str) -> Value {
     let principal = match channel {
-        "contact_center" => json!({"kind": "contact_center_agent", "agent_id": "CC-0042", "on_behalf_of": "BNCGVN70A41F205O"}),
-        "desk" => json!({"kind": "operator", "operator_id": "E0013609", "office": "0040", "on_behalf_of": "BNCGVN70A41F205O"}),
-        _ => json!({"kind": "citizen", "tax_code": "RSSMRA85T10A562S", "authentication": {"method": "SPID", "level": 2}}),
+        "contact_center" => {
+            json!({"kind": "contact_center_agent", "agent_id": "CC-0042", "on_behalf_of": "BNCGVN70A41F205O"})
+        }
+        "desk" => {
+            json!({"kind": "operator", "operator_id": "E0013609", "office": "0040", "on_behalf_of": "BNCGVN70A41F205O"})
+        }
+        _ => {
+            json!({"kind": "citizen", "tax_code": "RSSMRA85T10A562S", "authentication": {"method": "SPID", "level": 2}})
+        }
     };
     json!({
         "message_id": Uuid::now_v7(),

@@ -55,7 +55,10 @@ pub async fn migrate(settings: &Settings) -> Result<PgPool, StartupError> {
         sqlx::Postgres::create_database(url).await?;
         tracing::info!("database created");
     }
-    let pool = patiently("database", || store::connect(&settings.database_url, settings.database_pool_size)).await?;
+    let pool = patiently("database", || {
+        store::connect(&settings.database_url, settings.database_pool_size)
+    })
+    .await?;
     store::migrate(&pool).await?;
     tracing::info!("database migrated");
     Ok(pool)
@@ -63,7 +66,10 @@ pub async fn migrate(settings: &Settings) -> Result<PgPool, StartupError> {
 
 /// Declares exchanges, queues and bindings in the AMQP URL's vhost.
 pub async fn declare_topology(settings: &Settings) -> Result<(), StartupError> {
-    let connection = patiently("broker", || broker::connect(&settings.amqp_url, "sportello-topology")).await?;
+    let connection = patiently("broker", || {
+        broker::connect(&settings.amqp_url, "sportello-topology")
+    })
+    .await?;
     let channel = connection.create_channel().await?;
     topology::declare(&channel, &topology::Definitions::embedded()?).await?;
     connection.close(200, "topology declared".into()).await?;
@@ -71,22 +77,23 @@ pub async fn declare_topology(settings: &Settings) -> Result<(), StartupError> {
     Ok(())
 }
 
-pub fn build_workers(settings: &Arc<Settings>, pool: &PgPool, kinds: &[WorkerKind]) -> Vec<Arc<dyn Worker>> {
-    kinds.iter().flat_map(|kind| kind.build(settings, pool)).collect()
+pub fn build_workers(settings: &Arc<Settings>, kinds: &[WorkerKind]) -> Vec<Arc<dyn Worker>> {
+    kinds.iter().map(|kind| kind.build(settings)).collect()
 }
 
 /// Runs the given worker kinds until SIGINT/SIGTERM, then drains them.
 /// Must run inside an actix `System`.
-pub async fn run(settings: Settings, kinds: &[WorkerKind], prepare: bool) -> Result<(), StartupError> {
+pub async fn run(
+    settings: Settings,
+    kinds: &[WorkerKind],
+    prepare: bool,
+) -> Result<(), StartupError> {
     let settings = Arc::new(settings);
-    let pool = if prepare {
-        let pool = migrate(&settings).await?;
+    if prepare {
+        migrate(&settings).await?.close().await;
         declare_topology(&settings).await?;
-        pool
-    } else {
-        store::connect_lazy(&settings.database_url, settings.database_pool_size)?
-    };
-    let workers = RunningWorkers::start(build_workers(&settings, &pool, kinds));
+    }
+    let workers = RunningWorkers::start(build_workers(&settings, kinds));
     runtime::termination_signal().await;
     tracing::info!("shutting down: draining in-flight work");
     if workers.shutdown(settings.shutdown_grace()).await {
@@ -94,6 +101,5 @@ pub async fn run(settings: Settings, kinds: &[WorkerKind], prepare: bool) -> Res
     } else {
         tracing::warn!("grace period over; unacknowledged messages will be redelivered");
     }
-    pool.close().await;
     Ok(())
 }

@@ -25,16 +25,17 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10)]
     pub database_pool_size: u32,
 
-    /// Intake consumers in this process (competing consumers on one queue).
-    #[arg(long, env = "INTAKE_CONSUMERS", default_value_t = 2)]
+    /// Intake consumers (channels on one connection) in this process; they
+    /// compete with each other and with other processes' consumers.
+    #[arg(long, env = "INTAKE_CONSUMERS", default_value_t = 1)]
     pub intake_consumers: usize,
 
     /// Most messages applied in one database transaction.
-    #[arg(long, env = "INTAKE_BATCH_SIZE", default_value_t = 250)]
+    #[arg(long, env = "INTAKE_BATCH_SIZE", default_value_t = 500)]
     pub intake_batch_size: usize,
 
     /// Unacknowledged messages the broker may push to one consumer.
-    #[arg(long, env = "INTAKE_PREFETCH", default_value_t = 500)]
+    #[arg(long, env = "INTAKE_PREFETCH", default_value_t = 1000)]
     pub intake_prefetch: u16,
 
     /// Deliveries of a message whose handler keeps failing before it is

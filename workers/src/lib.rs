@@ -1,11 +1,11 @@
 //! Sportello: citizen-services workflow workers. See ARCHITECTURE.md for the map.
 
+pub mod app;
+pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod contract;
 pub mod domain;
-pub mod app;
-pub mod bench;
 pub mod publish;
 pub mod runtime;
 pub mod store;

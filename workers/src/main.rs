@@ -9,7 +9,11 @@ use sportello::workers::WorkerKind;
 use sportello::{app, bench, publish, telemetry};
 
 #[derive(Parser)]
-#[command(name = "sportello", version, about = "Citizen-services workflow workers")]
+#[command(
+    name = "sportello",
+    version,
+    about = "Citizen-services workflow workers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,7 +85,10 @@ fn main() -> ExitCode {
             Command::Publish { file, amqp_url } => {
                 let raw = read_input(&file)?;
                 let published = publish::publish(&amqp_url, &raw).await?;
-                println!("published {} with routing key {}", published.message_id, published.routing_key);
+                println!(
+                    "published {} with routing key {}",
+                    published.message_id, published.routing_key
+                );
             }
             Command::DeadLetters { limit, amqp_url } => {
                 for line in sportello::broker::dead_letter::peek(&amqp_url, limit).await? {

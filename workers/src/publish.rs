@@ -30,7 +30,11 @@ pub struct Published {
 /// The routing key a message must be published with: `<channel>.<type>`.
 pub fn routing_key_of(raw: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(raw).ok()?;
-    Some(format!("{}.{}", value["channel"].as_str()?, value["type"].as_str()?))
+    Some(format!(
+        "{}.{}",
+        value["channel"].as_str()?,
+        value["type"].as_str()?
+    ))
 }
 
 pub async fn publish(amqp_url: &str, raw: &[u8]) -> Result<Published, PublishCommandError> {

@@ -3,11 +3,14 @@
 use tracing_subscriber::EnvFilter;
 
 fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"))
+    EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"))
 }
 
 pub fn init() {
-    let builder = tracing_subscriber::fmt().with_env_filter(filter()).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_target(false);
     // try_init: a second initialisation keeps the first subscriber.
     let _ = if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()

@@ -26,9 +26,18 @@ pub fn dead_letter_copy(delivery: &Delivery, queue: &str, reason: &str) -> Outgo
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));
     headers.insert(REASON_HEADER.into(), text(&reason));
     headers.insert(ORIGINAL_QUEUE_HEADER.into(), text(queue));
-    headers.insert(ORIGINAL_EXCHANGE_HEADER.into(), text(delivery.exchange.as_str()));
-    headers.insert(ORIGINAL_ROUTING_KEY_HEADER.into(), text(delivery.routing_key.as_str()));
-    headers.insert(FAILED_AT_HEADER.into(), text(&chrono::Utc::now().to_rfc3339()));
+    headers.insert(
+        ORIGINAL_EXCHANGE_HEADER.into(),
+        text(delivery.exchange.as_str()),
+    );
+    headers.insert(
+        ORIGINAL_ROUTING_KEY_HEADER.into(),
+        text(delivery.routing_key.as_str()),
+    );
+    headers.insert(
+        FAILED_AT_HEADER.into(),
+        text(&chrono::Utc::now().to_rfc3339()),
+    );
     let property = |value: Option<&lapin::types::ShortString>| {
         value.map(|v| v.as_str().to_owned()).unwrap_or_default()
     };
@@ -63,7 +72,11 @@ pub async fn send(
 
 /// How many times the broker has delivered this message before (quorum queues).
 pub fn previous_deliveries(delivery: &Delivery) -> u64 {
-    header_u64(delivery.properties.headers().as_ref(), DELIVERY_COUNT_HEADER).unwrap_or(0)
+    header_u64(
+        delivery.properties.headers().as_ref(),
+        DELIVERY_COUNT_HEADER,
+    )
+    .unwrap_or(0)
 }
 
 pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {
@@ -93,7 +106,10 @@ pub async fn peek(amqp_url: &str, limit: usize) -> Result<Vec<String>, lapin::Er
     let mut lines = Vec::new();
     while lines.len() < limit {
         let Some(message) = channel
-            .basic_get(DEAD_LETTER_QUEUE.into(), lapin::options::BasicGetOptions { no_ack: false })
+            .basic_get(
+                DEAD_LETTER_QUEUE.into(),
+                lapin::options::BasicGetOptions { no_ack: false },
+            )
             .await?
         else {
             break;
@@ -108,7 +124,8 @@ pub async fn peek(amqp_url: &str, limit: usize) -> Result<Vec<String>, lapin::Er
                 .as_ref()
                 .map(|id| id.as_str().to_owned())
                 .unwrap_or_else(|| "-".into()),
-            header_str(headers, ORIGINAL_ROUTING_KEY_HEADER).unwrap_or_else(|| delivery.routing_key.to_string()),
+            header_str(headers, ORIGINAL_ROUTING_KEY_HEADER)
+                .unwrap_or_else(|| delivery.routing_key.to_string()),
             header_str(headers, REASON_HEADER)
                 .or_else(|| broker_death_reason(headers))
                 .unwrap_or_else(|| "unknown".into()),

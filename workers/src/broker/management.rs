@@ -59,7 +59,12 @@ impl Management {
         })
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<reqwest::Response, ManagementError> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response, ManagementError> {
         let mut request = self
             .http
             .request(method.clone(), format!("{}/api/{path}", self.base))
@@ -68,7 +73,9 @@ impl Management {
             request = request.json(&body);
         }
         let response = request.send().await?;
-        if response.status().is_success() || (method == reqwest::Method::DELETE && response.status() == 404) {
+        if response.status().is_success()
+            || (method == reqwest::Method::DELETE && response.status() == 404)
+        {
             Ok(response)
         } else {
             Err(ManagementError::Status {
@@ -80,48 +87,100 @@ impl Management {
     }
 
     pub async fn create_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
-        self.send(reqwest::Method::PUT, &format!("vhosts/{}", encode(vhost)), Some(json!({}))).await?;
+        self.send(
+            reqwest::Method::PUT,
+            &format!("vhosts/{}", encode(vhost)),
+            Some(json!({})),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn delete_vhost(&self, vhost: &str) -> Result<(), ManagementError> {
-        self.send(reqwest::Method::DELETE, &format!("vhosts/{}", encode(vhost)), None).await?;
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("vhosts/{}", encode(vhost)),
+            None,
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn put_user(&self, user: &str, password: &str) -> Result<(), ManagementError> {
         let body = json!({ "password": password, "tags": "" });
-        self.send(reqwest::Method::PUT, &format!("users/{}", encode(user)), Some(body)).await?;
+        self.send(
+            reqwest::Method::PUT,
+            &format!("users/{}", encode(user)),
+            Some(body),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn delete_user(&self, user: &str) -> Result<(), ManagementError> {
-        self.send(reqwest::Method::DELETE, &format!("users/{}", encode(user)), None).await?;
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("users/{}", encode(user)),
+            None,
+        )
+        .await?;
         Ok(())
     }
 
-    pub async fn set_permissions(&self, vhost: &str, user: &str, configure: &str, write: &str, read: &str) -> Result<(), ManagementError> {
+    pub async fn set_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        configure: &str,
+        write: &str,
+        read: &str,
+    ) -> Result<(), ManagementError> {
         let body = json!({ "configure": configure, "write": write, "read": read });
-        self.send(reqwest::Method::PUT, &format!("permissions/{}/{}", encode(vhost), encode(user)), Some(body)).await?;
+        self.send(
+            reqwest::Method::PUT,
+            &format!("permissions/{}/{}", encode(vhost), encode(user)),
+            Some(body),
+        )
+        .await?;
         Ok(())
     }
 
-    pub async fn set_topic_permissions(&self, vhost: &str, user: &str, exchange: &str, write: &str, read: &str) -> Result<(), ManagementError> {
+    pub async fn set_topic_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        exchange: &str,
+        write: &str,
+        read: &str,
+    ) -> Result<(), ManagementError> {
         let body = json!({ "exchange": exchange, "write": write, "read": read });
-        self.send(reqwest::Method::PUT, &format!("topic-permissions/{}/{}", encode(vhost), encode(user)), Some(body)).await?;
+        self.send(
+            reqwest::Method::PUT,
+            &format!("topic-permissions/{}/{}", encode(vhost), encode(user)),
+            Some(body),
+        )
+        .await?;
         Ok(())
     }
 
     /// Forcibly closes every client connection to `vhost`; returns how many.
     pub async fn close_connections(&self, vhost: &str) -> Result<usize, ManagementError> {
         let connections: Vec<ConnectionInfo> = self
-            .send(reqwest::Method::GET, &format!("vhosts/{}/connections", encode(vhost)), None)
+            .send(
+                reqwest::Method::GET,
+                &format!("vhosts/{}/connections", encode(vhost)),
+                None,
+            )
             .await?
             .json()
             .await?;
         for connection in &connections {
-            self.send(reqwest::Method::DELETE, &format!("connections/{}", encode(&connection.name)), None)
-                .await?;
+            self.send(
+                reqwest::Method::DELETE,
+                &format!("connections/{}", encode(&connection.name)),
+                None,
+            )
+            .await?;
         }
         Ok(connections.len())
     }
@@ -137,18 +196,35 @@ impl Management {
         password_of: impl Fn(&str) -> String,
     ) -> Result<(), ManagementError> {
         self.create_vhost(vhost).await?;
-        let field = |value: &serde_json::Value, name: &str| value[name].as_str().unwrap_or_default().to_owned();
+        let field = |value: &serde_json::Value, name: &str| {
+            value[name].as_str().unwrap_or_default().to_owned()
+        };
         for user in &definitions.users {
             let name = field(user, "name");
-            self.put_user(&format!("{user_prefix}{name}"), &password_of(&name)).await?;
+            self.put_user(&format!("{user_prefix}{name}"), &password_of(&name))
+                .await?;
         }
         for p in &definitions.permissions {
             let user = format!("{user_prefix}{}", field(p, "user"));
-            self.set_permissions(vhost, &user, &field(p, "configure"), &field(p, "write"), &field(p, "read")).await?;
+            self.set_permissions(
+                vhost,
+                &user,
+                &field(p, "configure"),
+                &field(p, "write"),
+                &field(p, "read"),
+            )
+            .await?;
         }
         for p in &definitions.topic_permissions {
             let user = format!("{user_prefix}{}", field(p, "user"));
-            self.set_topic_permissions(vhost, &user, &field(p, "exchange"), &field(p, "write"), &field(p, "read")).await?;
+            self.set_topic_permissions(
+                vhost,
+                &user,
+                &field(p, "exchange"),
+                &field(p, "write"),
+                &field(p, "read"),
+            )
+            .await?;
         }
         Ok(())
     }

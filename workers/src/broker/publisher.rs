@@ -2,9 +2,9 @@
 //! broker has confirmed it.
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{Confirmation, PublisherConfirm};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
+use lapin::{Confirmation, PublisherConfirm};
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -39,7 +39,9 @@ pub struct Publisher {
 impl Publisher {
     pub async fn open(connection: &Connection) -> Result<Self, lapin::Error> {
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Self { channel })
     }
 
@@ -74,12 +76,16 @@ impl Publisher {
 
     /// Publishes every message and waits until the broker confirmed them all.
     pub async fn publish_all(&self, messages: &[OutgoingMessage]) -> Result<(), PublishError> {
-        let mut pending = Vec::with_capacity(messages.len());
-        for message in messages {
-            pending.push(self.send(message).await?);
+        // Handing every frame to the connection before waiting for any lets
+        // the I/O loop write them in a few syscalls instead of one per message.
+        // Each send queues its frame on first poll, so the order is kept.
+        let sends = futures::future::join_all(messages.iter().map(|m| self.send(m))).await;
+        let mut confirms = Vec::with_capacity(sends.len());
+        for send in sends {
+            confirms.push(send?.wait());
         }
-        for confirm in pending {
-            confirm.wait().await?;
+        for outcome in futures::future::join_all(confirms).await {
+            outcome?;
         }
         Ok(())
     }

@@ -87,12 +87,17 @@ impl Definitions {
 impl QueueDefinition {
     /// `x-delivery-limit` of a quorum queue, if set.
     pub fn delivery_limit(&self) -> Option<u64> {
-        self.arguments.get("x-delivery-limit").and_then(Value::as_u64)
+        self.arguments
+            .get("x-delivery-limit")
+            .and_then(Value::as_u64)
     }
 }
 
 /// Declares exchanges, queues and bindings on `channel`.
-pub async fn declare(channel: &lapin::Channel, definitions: &Definitions) -> Result<(), TopologyError> {
+pub async fn declare(
+    channel: &lapin::Channel,
+    definitions: &Definitions,
+) -> Result<(), TopologyError> {
     for exchange in &definitions.exchanges {
         let kind = match exchange.kind.as_str() {
             "topic" => ExchangeKind::Topic,
@@ -108,7 +113,12 @@ pub async fn declare(channel: &lapin::Channel, definitions: &Definitions) -> Res
             ..Default::default()
         };
         channel
-            .exchange_declare(exchange.name.as_str().into(), kind, options, field_table(&exchange.arguments)?)
+            .exchange_declare(
+                exchange.name.as_str().into(),
+                kind,
+                options,
+                field_table(&exchange.arguments)?,
+            )
             .await
             .map_err(|source| TopologyError::Declare {
                 object: format!("exchange {}", exchange.name),
@@ -122,14 +132,22 @@ pub async fn declare(channel: &lapin::Channel, definitions: &Definitions) -> Res
             ..Default::default()
         };
         channel
-            .queue_declare(queue.name.as_str().into(), options, field_table(&queue.arguments)?)
+            .queue_declare(
+                queue.name.as_str().into(),
+                options,
+                field_table(&queue.arguments)?,
+            )
             .await
             .map_err(|source| TopologyError::Declare {
                 object: format!("queue {}", queue.name),
                 source,
             })?;
     }
-    for binding in definitions.bindings.iter().filter(|b| b.destination_type == "queue") {
+    for binding in definitions
+        .bindings
+        .iter()
+        .filter(|b| b.destination_type == "queue")
+    {
         channel
             .queue_bind(
                 binding.destination.as_str().into(),
@@ -154,7 +172,9 @@ pub fn field_table(arguments: &Map<String, Value>) -> Result<FieldTable, Topolog
         let value = match value {
             Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
             Value::Bool(b) => AMQPValue::Boolean(*b),
-            Value::Number(n) if n.is_i64() => AMQPValue::LongLongInt(n.as_i64().unwrap_or_default()),
+            Value::Number(n) if n.is_i64() => {
+                AMQPValue::LongLongInt(n.as_i64().unwrap_or_default())
+            }
             _ => {
                 return Err(TopologyError::UnsupportedArgument { name: name.clone() });
             }
@@ -173,12 +193,18 @@ mod tests {
     fn definitions_declare_every_name_the_code_uses() {
         let definitions = Definitions::embedded().unwrap();
         for exchange in [INTAKE_EXCHANGE, EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE] {
-            assert!(definitions.exchanges.iter().any(|e| e.name == exchange), "{exchange}");
+            assert!(
+                definitions.exchanges.iter().any(|e| e.name == exchange),
+                "{exchange}"
+            );
         }
         let intake = definitions.queue(INTAKE_REQUESTS_QUEUE).unwrap();
         assert_eq!(intake.arguments["x-queue-type"], "quorum");
         assert!(intake.delivery_limit().is_some());
-        assert_eq!(intake.arguments["x-dead-letter-exchange"], DEAD_LETTER_EXCHANGE);
+        assert_eq!(
+            intake.arguments["x-dead-letter-exchange"],
+            DEAD_LETTER_EXCHANGE
+        );
         assert!(definitions.queue(DEAD_LETTER_QUEUE).is_some());
     }
 

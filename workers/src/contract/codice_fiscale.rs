@@ -107,7 +107,12 @@ mod tests {
 
     #[test]
     fn accepts_valid_codes() {
-        for code in ["RSSMRA85T10A562S", "BNCGVN70A41F205O", "VRDLGU80A01H501Q", "FRRLCU75C41D969A"] {
+        for code in [
+            "RSSMRA85T10A562S",
+            "BNCGVN70A41F205O",
+            "VRDLGU80A01H501Q",
+            "FRRLCU75C41D969A",
+        ] {
             assert!(CodiceFiscale::parse(code).is_ok(), "{code}");
         }
     }

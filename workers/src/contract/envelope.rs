@@ -51,12 +51,16 @@ impl Channel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Authentication {
-    Spid { level: u8 },
+    Spid {
+        level: u8,
+    },
     Cie,
     Cns,
     Eidas,
     /// The institute's legacy PIN.
-    Pin { pin_kind: PinKind },
+    Pin {
+        pin_kind: PinKind,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,7 +14,9 @@ pub enum Rejection {
     Contract(#[from] ContractViolation),
     #[error("message does not fit its schema type: {0}")]
     Decode(String),
-    #[error("routing key `{routing_key}` does not match channel `{channel}` and type `{message_type}`")]
+    #[error(
+        "routing key `{routing_key}` does not match channel `{channel}` and type `{message_type}`"
+    )]
     RoutingKeyMismatch {
         routing_key: String,
         channel: &'static str,
@@ -155,7 +157,8 @@ fn idempotency_of<P: serde::Serialize>(
     envelope: &Envelope<P>,
     message_type: &'static str,
 ) -> Result<Idempotency, Rejection> {
-    let payload = serde_json::to_vec(&envelope.payload).map_err(|e| Rejection::Decode(e.to_string()))?;
+    let payload =
+        serde_json::to_vec(&envelope.payload).map_err(|e| Rejection::Decode(e.to_string()))?;
     Ok(Idempotency {
         message_id: envelope.message_id,
         message_type,
@@ -182,7 +185,10 @@ mod tests {
     #[test]
     fn admits_the_example() {
         let admitted = admit_value("cassetto.request.submitted", &example()).unwrap();
-        assert_eq!(admitted.idempotency.scope, "request.submitted:citizen:RSSMRA85T10A562S");
+        assert_eq!(
+            admitted.idempotency.scope,
+            "request.submitted:citizen:RSSMRA85T10A562S"
+        );
         assert_eq!(admitted.idempotency.key, "cassetto-form-7f3d2a91");
     }
 
@@ -220,14 +226,18 @@ mod tests {
         let mut message = example();
         message["channel"] = json!("contact_center");
         let err = admit_value("contact_center.request.submitted", &message).unwrap_err();
-        assert!(matches!(err, Rejection::PrincipalNotAllowed { .. }), "{err}");
+        assert!(
+            matches!(err, Rejection::PrincipalNotAllowed { .. }),
+            "{err}"
+        );
     }
 
     #[test]
     fn desk_operator_must_name_the_citizen() {
         let mut message = example();
         message["channel"] = json!("desk");
-        message["principal"] = json!({"kind": "operator", "operator_id": "E0013609", "office": "0040"});
+        message["principal"] =
+            json!({"kind": "operator", "operator_id": "E0013609", "office": "0040"});
         assert!(matches!(
             admit_value("desk.request.submitted", &message),
             Err(Rejection::MissingSubject(_))

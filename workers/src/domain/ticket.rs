@@ -24,7 +24,10 @@ pub enum TicketState {
 impl TicketState {
     pub fn may_become(self, next: TicketState) -> bool {
         use TicketState::*;
-        matches!((self, next), (Aperta, InCarico) | (InCarico, Chiusa) | (Aperta, Chiusa))
+        matches!(
+            (self, next),
+            (Aperta, InCarico) | (InCarico, Chiusa) | (Aperta, Chiusa)
+        )
     }
 }
 

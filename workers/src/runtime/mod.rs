@@ -55,7 +55,9 @@ impl RunningWorkers {
         self.shutdown.cancel();
         // Without addresses the supervisors stop instead of restarting.
         self.addresses.clear();
-        let drained = tokio::time::timeout(grace, self.all_stopped.recv()).await.is_ok();
+        let drained = tokio::time::timeout(grace, self.all_stopped.recv())
+            .await
+            .is_ok();
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
@@ -105,7 +107,10 @@ mod tests {
             "flaky".into()
         }
 
-        fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
+        fn run(
+            self: Arc<Self>,
+            shutdown: CancellationToken,
+        ) -> BoxFuture<'static, Result<(), WorkerError>> {
             Box::pin(async move {
                 match self.runs.fetch_add(1, Ordering::SeqCst) {
                     0 => panic!("handler bug"),
@@ -121,16 +126,31 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_failing_worker_is_restarted_and_the_others_keep_running() {
-        let flaky = Arc::new(Flaky { runs: AtomicUsize::new(0) });
-        let steady = Arc::new(Flaky { runs: AtomicUsize::new(2) });
+        let flaky = Arc::new(Flaky {
+            runs: AtomicUsize::new(0),
+        });
+        let steady = Arc::new(Flaky {
+            runs: AtomicUsize::new(2),
+        });
         let workers = RunningWorkers::start(vec![flaky.clone(), steady.clone()]);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while flaky.runs.load(Ordering::SeqCst) < 3 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(flaky.runs.load(Ordering::SeqCst), 3, "restarted after a panic and an error");
-        assert_eq!(steady.runs.load(Ordering::SeqCst), 3, "the healthy worker ran once, undisturbed");
-        assert!(workers.shutdown(Duration::from_secs(5)).await, "both drained on shutdown");
+        assert_eq!(
+            flaky.runs.load(Ordering::SeqCst),
+            3,
+            "restarted after a panic and an error"
+        );
+        assert_eq!(
+            steady.runs.load(Ordering::SeqCst),
+            3,
+            "the healthy worker ran once, undisturbed"
+        );
+        assert!(
+            workers.shutdown(Duration::from_secs(5)).await,
+            "both drained on shutdown"
+        );
     }
 
     #[test]

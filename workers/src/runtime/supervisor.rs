@@ -34,7 +34,10 @@ pub enum WorkerError {
 /// `shutdown` is cancelled and its in-flight work is settled.
 pub trait Worker: Send + Sync + 'static {
     fn name(&self) -> String;
-    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>>;
+    fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), WorkerError>>;
 }
 
 pub struct WorkerActor {
@@ -47,7 +50,11 @@ pub struct WorkerActor {
 }
 
 impl WorkerActor {
-    pub fn new(worker: Arc<dyn Worker>, shutdown: CancellationToken, alive: mpsc::Sender<()>) -> Self {
+    pub fn new(
+        worker: Arc<dyn Worker>,
+        shutdown: CancellationToken,
+        alive: mpsc::Sender<()>,
+    ) -> Self {
         Self {
             worker,
             shutdown,
@@ -120,4 +127,3 @@ impl Supervised for WorkerActor {
         tracing::debug!(worker = %self.worker.name(), "restarting worker");
     }
 }
-

@@ -48,7 +48,9 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // 08: connection exception; 40: rollback (serialization, deadlock);
             // 53: insufficient resources; 57: operator intervention (shutdown).
-            ["08", "40", "53", "57"].iter().any(|class| code.starts_with(class))
+            ["08", "40", "53", "57"]
+                .iter()
+                .any(|class| code.starts_with(class))
         }),
         _ => false,
     }

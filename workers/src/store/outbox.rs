@@ -15,7 +15,8 @@ pub struct OutboxMessage {
     pub routing_key: String,
     pub message_type: String,
     pub correlation_id: String,
-    pub body: serde_json::Value,
+    /// The serialized event, published as is.
+    pub body: Vec<u8>,
 }
 
 impl OutboxMessage {
@@ -34,7 +35,7 @@ impl OutboxMessage {
             routing_key,
             message_type: event.message_type.clone(),
             correlation_id: event.correlation_id.clone(),
-            body: serde_json::to_value(event)?,
+            body: serde_json::to_vec(event)?,
         })
     }
 }
@@ -55,10 +56,10 @@ pub async fn enqueue(
     }
     let text = |f: fn(&OutboxMessage) -> &str| -> Vec<&str> { messages.iter().map(f).collect() };
     let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
-    let bodies: Vec<&serde_json::Value> = messages.iter().map(|m| &m.body).collect();
+    let bodies: Vec<&[u8]> = messages.iter().map(|m| m.body.as_slice()).collect();
     sqlx::query(
         "INSERT INTO outbox (message_id, exchange, routing_key, message_type, correlation_id, body)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])",
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])",
     )
     .bind(&ids)
     .bind(text(|m| &m.exchange))
@@ -71,17 +72,21 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// Locks the oldest pending rows; other relays skip them, so relays can run
-/// side by side. The rows stay until [`remove`] in the same transaction.
-pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingMessage>, sqlx::Error> {
+/// Takes the oldest pending rows out of the outbox, within the caller's
+/// transaction: commit only after the broker confirmed them, so a failure
+/// rolls the rows back for the next try. Other relays skip locked rows, so
+/// relays can run side by side.
+pub async fn take(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingMessage>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT id, message_id, exchange, routing_key, message_type, correlation_id, body
-         FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "DELETE FROM outbox
+         WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, message_id, exchange, routing_key, message_type, correlation_id, body",
     )
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
+    let mut pending = rows
+        .into_iter()
         .map(|row| {
             Ok(PendingMessage {
                 id: row.try_get("id")?,
@@ -95,16 +100,11 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingMes
                 },
             })
         })
-        .collect()
-}
-
-pub async fn remove(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-        .bind(ids)
-        .execute(conn)
-        .await?;
-    Ok(())
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    // DELETE ... RETURNING does not promise an order; events leave in the
+    // order they were written.
+    pending.sort_by_key(|p| p.id);
+    Ok(pending)
 }
 
 pub const NOTIFY_CHANNEL: &str = "sportello_outbox";
-

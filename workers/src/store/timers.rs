@@ -31,7 +31,10 @@ pub const NOTIFY_CHANNEL: &str = "sportello_timers";
 
 /// Schedules a timer, idempotently: the same kind and key give the same timer.
 /// A cancelled timer scheduled again is re-armed with the new instant.
-pub async fn schedule(conn: &mut PgConnection, request: &TimerRequest) -> Result<Uuid, sqlx::Error> {
+pub async fn schedule(
+    conn: &mut PgConnection,
+    request: &TimerRequest,
+) -> Result<Uuid, sqlx::Error> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO timers (id, kind, key, fire_at, payload, correlation_id)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -113,7 +116,11 @@ pub async fn next_due(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, 
 }
 
 /// Whether a cron job already has a pending occurrence.
-pub async fn has_pending(conn: &mut PgConnection, kind: &str, key_prefix: &str) -> Result<bool, sqlx::Error> {
+pub async fn has_pending(
+    conn: &mut PgConnection,
+    kind: &str,
+    key_prefix: &str,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM timers
                         WHERE kind = $1 AND state = 'scheduled' AND starts_with(key, $2))",

@@ -71,14 +71,23 @@ mod tests {
     fn daily_job_keeps_its_wall_clock_time_across_spring_forward() {
         let job = CronJob::new("daily", "0 9 * * *").unwrap();
         // 28 March 2026 is CET (+1); 29 March is CEST (+2).
-        assert_eq!(job.next_after(utc(2026, 3, 27, 12, 0)), Some(utc(2026, 3, 28, 8, 0)));
-        assert_eq!(job.next_after(utc(2026, 3, 28, 12, 0)), Some(utc(2026, 3, 29, 7, 0)));
+        assert_eq!(
+            job.next_after(utc(2026, 3, 27, 12, 0)),
+            Some(utc(2026, 3, 28, 8, 0))
+        );
+        assert_eq!(
+            job.next_after(utc(2026, 3, 28, 12, 0)),
+            Some(utc(2026, 3, 29, 7, 0))
+        );
     }
 
     #[test]
     fn daily_job_keeps_its_wall_clock_time_across_fall_back() {
         let job = CronJob::new("daily", "0 9 * * *").unwrap();
-        assert_eq!(job.next_after(utc(2026, 10, 24, 12, 0)), Some(utc(2026, 10, 25, 8, 0)));
+        assert_eq!(
+            job.next_after(utc(2026, 10, 24, 12, 0)),
+            Some(utc(2026, 10, 25, 8, 0))
+        );
     }
 
     #[test]
@@ -87,7 +96,10 @@ mod tests {
         // 25 October 2026: 02:30 happens at 00:30 UTC (CEST) and 01:30 UTC (CET).
         let first = job.next_after(utc(2026, 10, 24, 12, 0)).unwrap();
         let second = job.next_after(first).unwrap();
-        assert!(second > utc(2026, 10, 25, 12, 0), "ran twice: {first} then {second}");
+        assert!(
+            second > utc(2026, 10, 25, 12, 0),
+            "ran twice: {first} then {second}"
+        );
     }
 
     #[test]

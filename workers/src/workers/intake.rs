@@ -13,7 +13,9 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -31,28 +33,28 @@ use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::{self, tickets};
 
+/// How long a batch waits for more messages after its first one.
+const BATCH_LINGER: Duration = Duration::from_millis(5);
+
 pub struct IntakeWorker {
-    index: usize,
     settings: Arc<Settings>,
-    pool: PgPool,
 }
 
 impl IntakeWorker {
-    pub fn new(index: usize, settings: Arc<Settings>, pool: PgPool) -> Self {
-        Self {
-            index,
-            settings,
-            pool,
-        }
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self { settings }
     }
 }
 
 impl Worker for IntakeWorker {
     fn name(&self) -> String {
-        format!("intake-{}", self.index)
+        "intake".into()
     }
 
-    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
+    fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), WorkerError>> {
         let span = tracing::info_span!("intake", worker = %self.name());
         Box::pin(self.consume(shutdown).instrument(span))
     }
@@ -84,14 +86,41 @@ struct Item<'a> {
 }
 
 impl IntakeWorker {
+    /// One connection, `intake_consumers` channels consuming side by side.
+    /// Channels on one connection share its I/O thread; acks stay per channel.
     async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let connection = broker::connect(&self.settings.amqp_url, &self.name()).await?;
+        topology::declare(
+            &connection.create_channel().await?,
+            &Definitions::embedded()?,
+        )
+        .await?;
+        let publisher = Publisher::open(&connection).await?;
+        // A pool of this run's own: its connections live on this worker's thread.
+        let pool = store::connect_lazy(
+            &self.settings.database_url,
+            self.settings.database_pool_size,
+        )?;
+        let consumers = (0..self.settings.intake_consumers.max(1))
+            .map(|_| self.consume_on_channel(&connection, &publisher, &pool, &shutdown));
+        let outcome = futures::future::try_join_all(consumers).await;
+        pool.close().await;
+        outcome?;
+        connection.close(200, "shutdown".into()).await?;
+        Ok(())
+    }
+
+    async fn consume_on_channel(
+        &self,
+        connection: &lapin::Connection,
+        publisher: &Publisher,
+        pool: &PgPool,
+        shutdown: &CancellationToken,
+    ) -> Result<(), WorkerError> {
         let channel = connection.create_channel().await?;
-        topology::declare(&channel, &Definitions::embedded()?).await?;
         channel
             .basic_qos(self.settings.intake_prefetch, BasicQosOptions::default())
             .await?;
-        let publisher = Publisher::open(&connection).await?;
         let tag = format!("{}-{}", self.name(), uuid::Uuid::new_v4());
         let mut consumer = channel
             .basic_consume(
@@ -101,7 +130,7 @@ impl IntakeWorker {
                 FieldTable::default(),
             )
             .await?;
-        tracing::info!(queue = INTAKE_REQUESTS_QUEUE, "consuming");
+        tracing::info!(queue = INTAKE_REQUESTS_QUEUE, consumer = %tag, "consuming");
 
         loop {
             let first = tokio::select! {
@@ -110,15 +139,21 @@ impl IntakeWorker {
                 next = consumer.next() => next,
             };
             let mut batch = vec![first.ok_or(WorkerError::ConsumerCancelled)??];
-            // Take what has already arrived, without waiting: batches grow with load.
+            // Linger a moment for more: under load one transaction then carries
+            // many messages; when idle a lone message waits only the linger.
+            let linger = tokio::time::Instant::now() + BATCH_LINGER;
             while batch.len() < self.settings.intake_batch_size {
-                match consumer.next().now_or_never() {
-                    Some(Some(delivery)) => batch.push(delivery?),
-                    Some(None) => return Err(WorkerError::ConsumerCancelled),
-                    None => break,
-                }
+                // What has already arrived needs no timer.
+                let next = match consumer.next().now_or_never() {
+                    Some(next) => next,
+                    None => match tokio::time::timeout_at(linger, consumer.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    },
+                };
+                batch.push(next.ok_or(WorkerError::ConsumerCancelled)??);
             }
-            self.handle_batch(&publisher, batch, &shutdown).await?;
+            self.handle_batch(publisher, pool, batch, shutdown).await?;
         }
 
         // Graceful stop: no new deliveries; unconsumed prefetched ones go back
@@ -127,13 +162,13 @@ impl IntakeWorker {
             .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
             .await?;
         channel.close(200, "shutdown".into()).await?;
-        connection.close(200, "shutdown".into()).await?;
         Ok(())
     }
 
     async fn handle_batch(
         &self,
         publisher: &Publisher,
+        pool: &PgPool,
         batch: Vec<Delivery>,
         shutdown: &CancellationToken,
     ) -> Result<(), WorkerError> {
@@ -162,7 +197,8 @@ impl IntakeWorker {
                 previous_deliveries: dead_letter::previous_deliveries(&batch[*index]),
             })
             .collect();
-        for (index, verdict) in self.settle(items, shutdown).await? {
+        let applying = std::time::Instant::now();
+        for (index, verdict) in self.settle(pool, items, shutdown).await? {
             verdicts[index] = verdict;
         }
 
@@ -193,15 +229,23 @@ impl IntakeWorker {
         // One ack covers the whole batch: everything up to this tag is either
         // committed, or dead-lettered with a confirm, or already nacked.
         if let Some(delivery) = last_settled {
-            delivery.acker.ack(BasicAckOptions { multiple: true }).await?;
+            delivery
+                .acker
+                .ack(BasicAckOptions { multiple: true })
+                .await?;
         }
-        tracing::debug!(size = batch.len(), "batch settled");
+        tracing::debug!(
+            size = batch.len(),
+            apply_ms = applying.elapsed().as_millis() as u64,
+            "batch settled"
+        );
         Ok(())
     }
 
     /// Applies the admitted messages, isolating the ones that fail.
     async fn settle(
         &self,
+        pool: &PgPool,
         items: Vec<Item<'_>>,
         shutdown: &CancellationToken,
     ) -> Result<Vec<(usize, Verdict)>, WorkerError> {
@@ -213,7 +257,7 @@ impl IntakeWorker {
             }
             let mut backoff = Duration::from_millis(100);
             loop {
-                let attempt = AssertUnwindSafe(apply(&self.pool, &group)).catch_unwind().await;
+                let attempt = AssertUnwindSafe(apply(pool, &group)).catch_unwind().await;
                 let failure = match attempt {
                     Ok(Ok(outcomes)) => {
                         for (item, outcome) in group.iter().zip(outcomes) {
@@ -243,14 +287,19 @@ impl IntakeWorker {
                         break;
                     }
                     ApplyFailure::Refused(reason) => {
-                        verdicts.push((group[0].index, Verdict::DeadLetter(format!("refused by the database: {reason}"))));
+                        verdicts.push((
+                            group[0].index,
+                            Verdict::DeadLetter(format!("refused by the database: {reason}")),
+                        ));
                         break;
                     }
                     ApplyFailure::Crashed(reason) => {
                         let item = &group[0];
                         let deliveries = item.previous_deliveries + 1;
                         let verdict = if deliveries >= self.settings.handler_max_attempts {
-                            Verdict::DeadLetter(format!("handler failed {deliveries} times, last: {reason}"))
+                            Verdict::DeadLetter(format!(
+                                "handler failed {deliveries} times, last: {reason}"
+                            ))
                         } else {
                             tracing::warn!(message_id = %item.admitted.idempotency.message_id, %reason, deliveries, "handler failed; requeueing");
                             Verdict::Requeue
@@ -279,7 +328,11 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| format!("panic: {s}"))
-        .or_else(|| panic.downcast_ref::<String>().map(|s| format!("panic: {s}")))
+        .or_else(|| {
+            panic
+                .downcast_ref::<String>()
+                .map(|s| format!("panic: {s}"))
+        })
         .unwrap_or_else(|| "panic".into())
 }
 
@@ -304,7 +357,8 @@ fn plan(message: &IntakeMessage, effects: &mut Effects) -> Result<(), ApplyFailu
             );
             effects.tickets.push(ticket);
             effects.events.push(
-                OutboxMessage::event(&event, None).map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
+                OutboxMessage::event(&event, None)
+                    .map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
             );
         }
     }
@@ -313,16 +367,25 @@ fn plan(message: &IntakeMessage, effects: &mut Effects) -> Result<(), ApplyFailu
 
 async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<InboxOutcome>, ApplyFailure> {
     let mut tx = pool.begin().await.map_err(classify)?;
-    let identities: Vec<_> = group.iter().map(|item| &item.admitted.idempotency).collect();
-    let outcomes = inbox::record(&mut tx, &identities).await.map_err(classify)?;
+    let identities: Vec<_> = group
+        .iter()
+        .map(|item| &item.admitted.idempotency)
+        .collect();
+    let outcomes = inbox::record(&mut tx, &identities)
+        .await
+        .map_err(classify)?;
     let mut effects = Effects::default();
     for (item, outcome) in group.iter().zip(&outcomes) {
         if *outcome == InboxOutcome::New {
             plan(&item.admitted.message, &mut effects)?;
         }
     }
-    tickets::insert(&mut tx, &effects.tickets).await.map_err(classify)?;
-    outbox::enqueue(&mut tx, &effects.events).await.map_err(classify)?;
+    tickets::insert(&mut tx, &effects.tickets)
+        .await
+        .map_err(classify)?;
+    outbox::enqueue(&mut tx, &effects.events)
+        .await
+        .map_err(classify)?;
     tx.commit().await.map_err(classify)?;
     Ok(outcomes)
 }
@@ -333,7 +396,11 @@ fn classify(error: sqlx::Error) -> ApplyFailure {
     }
     match &error {
         // 22: data exception; 23: integrity constraint violation.
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")) => {
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("23")) =>
+        {
             ApplyFailure::Refused(db.message().to_owned())
         }
         _ => ApplyFailure::Crashed(error.to_string()),

@@ -7,8 +7,6 @@ pub mod timers;
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
-
 use crate::config::Settings;
 use crate::runtime::Worker;
 
@@ -24,18 +22,19 @@ pub enum WorkerKind {
 }
 
 impl WorkerKind {
-    pub const ALL: [WorkerKind; 3] = [WorkerKind::Intake, WorkerKind::OutboxRelay, WorkerKind::Timers];
+    pub const ALL: [WorkerKind; 3] = [
+        WorkerKind::Intake,
+        WorkerKind::OutboxRelay,
+        WorkerKind::Timers,
+    ];
 
-    /// The workers of this kind one process runs.
-    pub fn build(self, settings: &Arc<Settings>, pool: &PgPool) -> Vec<Arc<dyn Worker>> {
+    /// The workers of this kind one process runs. Each opens its own
+    /// database pool when it starts, on its own thread.
+    pub fn build(self, settings: &Arc<Settings>) -> Arc<dyn Worker> {
         match self {
-            WorkerKind::Intake => (0..settings.intake_consumers.max(1))
-                .map(|index| {
-                    Arc::new(intake::IntakeWorker::new(index, settings.clone(), pool.clone())) as Arc<dyn Worker>
-                })
-                .collect(),
-            WorkerKind::OutboxRelay => vec![Arc::new(outbox_relay::OutboxRelay::new(settings.clone(), pool.clone()))],
-            WorkerKind::Timers => vec![Arc::new(timers::TimerWorker::new(pool.clone(), cron_jobs()))],
+            WorkerKind::Intake => Arc::new(intake::IntakeWorker::new(settings.clone())),
+            WorkerKind::OutboxRelay => Arc::new(outbox_relay::OutboxRelay::new(settings.clone())),
+            WorkerKind::Timers => Arc::new(timers::TimerWorker::new(settings.clone(), cron_jobs())),
         }
     }
 }

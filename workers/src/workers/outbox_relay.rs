@@ -16,21 +16,21 @@ use crate::broker::publisher::{OutgoingMessage, Publisher};
 use crate::broker::topology::{self, Definitions};
 use crate::config::Settings;
 use crate::runtime::{Worker, WorkerError};
+use crate::store;
 use crate::store::outbox::{self, PendingMessage};
 
-const BATCH: i64 = 500;
+const BATCH: i64 = 1000;
 /// Even without a notification, look again this often (a missed NOTIFY while
 /// the listener reconnects must not strand events).
 const POLL: Duration = Duration::from_secs(2);
 
 pub struct OutboxRelay {
     settings: Arc<Settings>,
-    pool: PgPool,
 }
 
 impl OutboxRelay {
-    pub fn new(settings: Arc<Settings>, pool: PgPool) -> Self {
-        Self { settings, pool }
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self { settings }
     }
 }
 
@@ -39,21 +39,33 @@ impl Worker for OutboxRelay {
         "outbox-relay".into()
     }
 
-    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
-        Box::pin(self.relay(shutdown).instrument(tracing::info_span!("outbox_relay")))
+    fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), WorkerError>> {
+        Box::pin(
+            self.relay(shutdown)
+                .instrument(tracing::info_span!("outbox_relay")),
+        )
     }
 }
 
 impl OutboxRelay {
     async fn relay(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let connection = broker::connect(&self.settings.amqp_url, &self.name()).await?;
-        topology::declare(&connection.create_channel().await?, &Definitions::embedded()?).await?;
+        topology::declare(
+            &connection.create_channel().await?,
+            &Definitions::embedded()?,
+        )
+        .await?;
         let publisher = Publisher::open(&connection).await?;
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        // A pool of this run's own: its connections live on this worker's thread.
+        let pool = store::connect_lazy(&self.settings.database_url, 2)?;
+        let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(outbox::NOTIFY_CHANNEL).await?;
         loop {
             // Drain everything pending before waiting.
-            while relay_batch(&self.pool, &publisher).await? == BATCH as usize {
+            while relay_batch(&pool, &publisher).await? == BATCH as usize {
                 if shutdown.is_cancelled() {
                     break;
                 }
@@ -73,29 +85,27 @@ impl OutboxRelay {
 /// Relays one batch; returns how many events went out.
 pub async fn relay_batch(pool: &PgPool, publisher: &Publisher) -> Result<usize, WorkerError> {
     let mut tx = pool.begin().await?;
-    let pending = outbox::claim(&mut tx, BATCH).await?;
+    let pending = outbox::take(&mut tx, BATCH).await?;
     if pending.is_empty() {
         return Ok(0);
     }
-    let messages: Vec<OutgoingMessage> = pending.iter().map(to_outgoing).collect::<Result<_, _>>()?;
+    let messages: Vec<OutgoingMessage> = pending.into_iter().map(to_outgoing).collect();
     publisher.publish_all(&messages).await?;
-    let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
-    outbox::remove(&mut tx, &ids).await?;
     tx.commit().await?;
-    tracing::debug!(count = ids.len(), "events relayed");
-    Ok(ids.len())
+    tracing::debug!(count = messages.len(), "events relayed");
+    Ok(messages.len())
 }
 
-fn to_outgoing(pending: &PendingMessage) -> Result<OutgoingMessage, WorkerError> {
-    let message = &pending.message;
-    Ok(OutgoingMessage {
-        exchange: message.exchange.clone(),
-        routing_key: message.routing_key.clone(),
+fn to_outgoing(pending: PendingMessage) -> OutgoingMessage {
+    let message = pending.message;
+    OutgoingMessage {
+        exchange: message.exchange,
+        routing_key: message.routing_key,
         message_id: message.message_id,
-        message_type: message.message_type.clone(),
-        correlation_id: message.correlation_id.clone(),
-        body: serde_json::to_vec(&message.body).map_err(|e| WorkerError::Other(e.to_string()))?,
+        message_type: message.message_type,
+        correlation_id: message.correlation_id,
+        body: message.body,
         headers: Default::default(),
         mandatory: false,
-    })
+    }
 }

@@ -13,8 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::config::Settings;
 use crate::contract::{Event, TimerFired};
 use crate::runtime::{Worker, WorkerError};
+use crate::store;
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::timers::{self, DueTimer, TimerRequest};
 use crate::timers::cron::CronJob;
@@ -25,13 +27,16 @@ const MAX_SLEEP: Duration = Duration::from_secs(5);
 pub const CRON_KIND_PREFIX: &str = "cron.";
 
 pub struct TimerWorker {
-    pool: PgPool,
+    settings: Arc<Settings>,
     cron_jobs: Vec<CronJob>,
 }
 
 impl TimerWorker {
-    pub fn new(pool: PgPool, cron_jobs: Vec<CronJob>) -> Self {
-        Self { pool, cron_jobs }
+    pub fn new(settings: Arc<Settings>, cron_jobs: Vec<CronJob>) -> Self {
+        Self {
+            settings,
+            cron_jobs,
+        }
     }
 }
 
@@ -40,21 +45,32 @@ impl Worker for TimerWorker {
         "timers".into()
     }
 
-    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
-        Box::pin(self.tick(shutdown).instrument(tracing::info_span!("timers")))
+    fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), WorkerError>> {
+        Box::pin(
+            self.tick(shutdown)
+                .instrument(tracing::info_span!("timers")),
+        )
     }
 }
 
 impl TimerWorker {
     async fn tick(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        // A pool of this run's own: its connections live on this worker's thread.
+        let pool = store::connect_lazy(&self.settings.database_url, 2)?;
+        let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(timers::NOTIFY_CHANNEL).await?;
-        self.ensure_cron_scheduled().await?;
+        self.ensure_cron_scheduled(&pool).await?;
         loop {
-            while self.fire_due().await? == BATCH as usize {}
-            let mut conn = self.pool.acquire().await?;
+            while self.fire_due(&pool).await? == BATCH as usize {}
+            let mut conn = pool.acquire().await?;
             let sleep = match timers::next_due(&mut conn).await? {
-                Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(MAX_SLEEP),
+                Some(at) => (at - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_SLEEP),
                 None => MAX_SLEEP,
             };
             drop(conn);
@@ -70,8 +86,8 @@ impl TimerWorker {
 
     /// Every cron job has exactly one pending occurrence; several processes
     /// doing this at once converge on the same timer (unique kind and key).
-    async fn ensure_cron_scheduled(&self) -> Result<(), WorkerError> {
-        let mut tx = self.pool.begin().await?;
+    async fn ensure_cron_scheduled(&self, pool: &PgPool) -> Result<(), WorkerError> {
+        let mut tx = pool.begin().await?;
         for job in &self.cron_jobs {
             let kind = cron_kind(job);
             if !timers::has_pending(&mut tx, &kind, "").await? {
@@ -82,8 +98,8 @@ impl TimerWorker {
         Ok(())
     }
 
-    async fn fire_due(&self) -> Result<usize, WorkerError> {
-        let mut tx = self.pool.begin().await?;
+    async fn fire_due(&self, pool: &PgPool) -> Result<usize, WorkerError> {
+        let mut tx = pool.begin().await?;
         let due = timers::take_due(&mut tx, BATCH).await?;
         let mut events = Vec::with_capacity(due.len());
         for timer in &due {
