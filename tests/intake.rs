@@ -200,3 +200,63 @@ async fn processing_resumes_after_the_broker_closes_every_connection() {
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
 }
+
+#[actix_rt::test]
+async fn processing_resumes_after_the_database_drops_every_connection() {
+    let env = TestEnv::new().await;
+    let workers = env.start(&[WorkerKind::Intake, WorkerKind::OutboxRelay]);
+    env.publish(
+        "web",
+        "web.request.submitted",
+        &bytes(&request("web", "before-db-cut-01")),
+    )
+    .await
+    .unwrap();
+    assert!(eventually(WAIT, || async { env.ticket_count().await == 1 }).await);
+
+    // Cut this test's database off: no new connections, existing ones killed.
+    let admin = sportello::store::connect(&env.admin_database_url(), 1)
+        .await
+        .unwrap();
+    let database = env.database.clone();
+    sqlx::query(&format!("ALTER DATABASE {database} CONNECTION LIMIT 0"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+        .bind(&database)
+        .execute(&admin)
+        .await
+        .unwrap();
+    env.publish(
+        "web",
+        "web.request.submitted",
+        &bytes(&request("web", "during-db-cut-1")),
+    )
+    .await
+    .unwrap();
+    // Longer than the pool's acquire timeout, so the worker sees the failure.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"
+        ))
+        .fetch_one(&admin)
+        .await
+        .unwrap(),
+        0,
+        "nobody reached the database during the cut"
+    );
+    sqlx::query(&format!("ALTER DATABASE {database} CONNECTION LIMIT -1"))
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    // The held message is applied once the database is back, exactly once.
+    assert!(eventually(WAIT, || async { env.ticket_count().await == 2 }).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(env.ticket_count().await, 2);
+    admin.close().await;
+    assert!(workers.shutdown(WAIT).await);
+    env.cleanup().await;
+}

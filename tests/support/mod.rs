@@ -165,11 +165,16 @@ impl TestEnv {
         }
     }
 
+    /// Tickets in this test's database; 0 while it is unreachable.
     pub async fn ticket_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM tickets")
             .fetch_one(&self.pool)
             .await
-            .unwrap()
+            .unwrap_or(0)
+    }
+
+    pub fn admin_database_url(&self) -> String {
+        self.admin_database_url.clone()
     }
 
     pub async fn cleanup(self) {
