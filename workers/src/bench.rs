@@ -281,6 +281,7 @@ async fn pipeline_rate(
     let publisher = Publisher::open(&connection).await?;
     let started = Instant::now();
     publish_confirmed(&publisher, INTAKE_EXCHANGE, "web.request.submitted", bodies).await?;
+    let published_after = started.elapsed();
     // Cheap to ask while it runs (a count over the tickets table is not):
     // the queue's ready messages, then the tickets and the unrelayed events.
     let channel = connection.create_channel().await?;
@@ -311,6 +312,7 @@ async fn pipeline_rate(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = bodies.len() as f64 / started.elapsed().as_secs_f64();
+    tracing::info!(?published_after, finished_after = ?started.elapsed(), "pipeline round");
     connection.close(200, "done".into()).await?;
     workers.shutdown(Duration::from_secs(10)).await;
     Ok(rate)

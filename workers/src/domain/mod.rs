@@ -1,4 +1,5 @@
 //! Domain rules as plain functions and types: no I/O here.
 
 pub mod intake;
+pub mod protocol;
 pub mod ticket;

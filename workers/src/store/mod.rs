@@ -2,6 +2,7 @@
 
 pub mod inbox;
 pub mod outbox;
+pub mod protocol;
 pub mod tickets;
 pub mod timers;
 
