@@ -5,12 +5,19 @@ mod support;
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde_json::json;
+use sportello::broker::names::EVENTS_EXCHANGE;
 use sportello::domain::protocol::{self, Aoo, RegisteredFile};
 use sportello::store::protocol::{self as register, AnnulOutcome, RegistrationRequest};
+use sportello::store::timers::{self, TimerRequest};
+use sportello::timers::cron::TIME_ZONE;
+use sportello::workers::timers::CRON_KIND_PREFIX;
+use sportello::workers::{cron_jobs, WorkerKind, DAILY_REGISTER_JOB};
 use support::*;
 use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(20);
 
 fn request(aoo: &str) -> RegistrationRequest {
     RegistrationRequest {
@@ -157,7 +164,9 @@ async fn registering_the_same_request_twice_returns_the_same_registration() {
     let env = TestEnv::new().await;
     let once = request("0040");
     let mut tx = env.pool.begin().await.unwrap();
-    let first = register::register(&mut tx, &[once.clone()]).await.unwrap();
+    let first = register::register(&mut tx, std::slice::from_ref(&once))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut tx = env.pool.begin().await.unwrap();
     let again = register::register(&mut tx, &[once.clone(), request("0040")])
@@ -221,6 +230,59 @@ async fn registrations_are_never_edited_only_annulled() {
     env.cleanup().await;
 }
 
+/// Noon of a Rome calendar day, in UTC.
+fn noon_in_rome(day: NaiveDate) -> DateTime<Utc> {
+    TIME_ZONE
+        .from_local_datetime(&day.and_time(NaiveTime::from_hms_opt(12, 0, 0).unwrap()))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A registration made on an earlier day, written as if by an earlier run
+/// (the register only ever looks back). Its signature is returned.
+async fn insert_registration_on(env: &TestEnv, day: NaiveDate, number: i64) -> String {
+    let signature = format!("INPS.0099.{}.{number:07}", day.format("%d/%m/%Y"));
+    sqlx::query(
+        "INSERT INTO registrations (id, aoo, year, number, signature, registered_at, registered_by, subject, files, request_id, correlation_id)
+         VALUES ($1, '0099', 2000, $2, $3, $4, '{}', 'vecchio', '[]', $5, 'c')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(number)
+    .bind(&signature)
+    .bind(noon_in_rome(day))
+    .bind(Uuid::now_v7())
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    signature
+}
+
+/// Someone with database rights edits a day's stored register.
+async fn tamper_with_register(env: &TestEnv, day: NaiveDate) {
+    let mut conn = env.pool.acquire().await.unwrap();
+    sqlx::query("ALTER TABLE daily_registers DISABLE TRIGGER daily_registers_append_only")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let edited = sqlx::query("UPDATE daily_registers SET content = convert_to(replace(convert_from(content, 'UTF8'), 'vecchio', 'nuovo'), 'UTF8') WHERE day = $1")
+        .bind(day)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(edited.rows_affected(), 1);
+    sqlx::query("ALTER TABLE daily_registers ENABLE TRIGGER daily_registers_append_only")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}
+
+async fn register_days(env: &TestEnv) -> Vec<NaiveDate> {
+    sqlx::query_scalar("SELECT day FROM daily_registers ORDER BY day")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
+}
+
 #[actix_rt::test]
 async fn the_daily_register_chain_verifies_and_detects_an_edited_day() {
     let env = TestEnv::new().await;
@@ -230,20 +292,9 @@ async fn the_daily_register_chain_verifies_and_detects_an_edited_day() {
         .unwrap();
     tx.commit().await.unwrap();
     let today = protocol::registration_date(Utc::now());
-    // Registrations made "yesterday" and the day before (the register only
-    // ever looks back), written as if by an earlier run.
+    // Registrations made "yesterday" and the day before.
     for days_ago in [2, 1] {
-        sqlx::query(
-            "INSERT INTO registrations (id, aoo, year, number, signature, registered_at, registered_by, subject, files, request_id, correlation_id)
-             VALUES ($1, '0099', 2000, $2, $3, now() - make_interval(days => $2), '{}', 'vecchio', '[]', $4, 'c')",
-        )
-        .bind(Uuid::now_v7())
-        .bind(days_ago)
-        .bind(format!("INPS.0099.old.{days_ago}"))
-        .bind(Uuid::now_v7())
-        .execute(&env.pool)
-        .await
-        .unwrap();
+        insert_registration_on(&env, today - Days::new(days_ago), days_ago as i64).await;
     }
     let mut tx = env.pool.begin().await.unwrap();
     let produced = register::produce_daily_registers(&mut tx, today)
@@ -267,24 +318,155 @@ async fn the_daily_register_chain_verifies_and_detects_an_edited_day() {
 
     // Someone with database rights edits yesterday's register.
     let yesterday = registers[1].day;
-    sqlx::query("ALTER TABLE daily_registers DISABLE TRIGGER daily_registers_append_only")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE daily_registers SET content = convert_to(replace(convert_from(content, 'UTF8'), 'vecchio', 'nuovo'), 'UTF8') WHERE day = $1")
-        .bind(yesterday)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE daily_registers ENABLE TRIGGER daily_registers_append_only")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    tamper_with_register(&env, yesterday).await;
     let breaks = protocol::verify_chain(&register::daily_registers(&mut conn).await.unwrap());
     assert_eq!(
         breaks,
         vec![protocol::ChainBreak::ContentEdited { day: yesterday }]
     );
+    drop(conn);
+    env.cleanup().await;
+}
+
+/// `sportello register verify`, the real binary, against this test's database.
+async fn verify_command(env: &TestEnv) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sportello"))
+        .args(["register", "verify", "--database-url"])
+        .arg(&env.settings.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[actix_rt::test]
+async fn register_verify_passes_an_intact_chain_and_fails_naming_an_edited_day() {
+    let env = TestEnv::new().await;
+    let today = protocol::registration_date(Utc::now());
+    let days: Vec<NaiveDate> = (1..=3).rev().map(|n| today - Days::new(n)).collect();
+    for (number, day) in days.iter().enumerate() {
+        insert_registration_on(&env, *day, number as i64 + 1).await;
+    }
+    let mut tx = env.pool.begin().await.unwrap();
+    let produced = register::produce_daily_registers(&mut tx, days[2])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(produced, days);
+
+    let (ok, output) = verify_command(&env).await;
+    assert!(ok, "an intact chain verifies:\n{output}");
+    for day in &days {
+        assert!(output.contains(&format!("{day}  entries")), "{output}");
+    }
+    assert!(output.contains("checked 3 daily registers"), "{output}");
+    assert!(output.contains("0 break(s)"), "{output}");
+    assert!(!output.contains("BROKEN"), "{output}");
+
+    tamper_with_register(&env, days[1]).await;
+    let (ok, output) = verify_command(&env).await;
+    assert!(!ok, "a broken chain fails:\n{output}");
+    assert!(
+        output.contains(&format!("break: {}: content does not match", days[1])),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!("first on {}", days[1])),
+        "{output}"
+    );
+    // The other days are still reported intact.
+    assert!(
+        output.contains(&format!("{}  entries", days[0])),
+        "{output}"
+    );
+    assert_eq!(output.matches("BROKEN").count(), 1, "{output}");
+    env.cleanup().await;
+}
+
+#[actix_rt::test]
+async fn register_verify_fails_when_the_database_is_unreachable() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sportello"))
+        .args(["register", "verify", "--database-url"])
+        .arg("postgres://sportello:sportello@127.0.0.1:1/none")
+        .env("RUST_LOG", "off")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+}
+
+#[actix_rt::test]
+async fn the_daily_register_cron_job_produces_yesterdays_register() {
+    let env = TestEnv::new().await;
+    let today = protocol::registration_date(Utc::now());
+    let yesterday = today - Days::new(1);
+    let signature = insert_registration_on(&env, yesterday, 1).await;
+    // Today's registrations wait for tomorrow's register.
+    let mut tx = env.pool.begin().await.unwrap();
+    register::register(&mut tx, &[request("0040")])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // The system's job, its occurrence come due (as if it were 00:30 now).
+    let job = cron_jobs()
+        .into_iter()
+        .find(|job| job.name == DAILY_REGISTER_JOB)
+        .expect("the daily register job is registered");
+    let kind = format!("{CRON_KIND_PREFIX}{}", job.name);
+    let due = Utc::now() - chrono::Duration::seconds(1);
+    let mut conn = env.pool.acquire().await.unwrap();
+    timers::schedule(
+        &mut conn,
+        &TimerRequest {
+            kind: kind.clone(),
+            key: job.occurrence_key(due),
+            fire_at: due,
+            data: json!({ "job": job.name }),
+            correlation_id: format!("cron-{}", job.name),
+        },
+    )
+    .await
+    .unwrap();
+    let mut fired = env
+        .probe(EVENTS_EXCHANGE, &format!("timer.fired.{kind}"))
+        .await;
+    let workers = env.start(&[WorkerKind::Timers, WorkerKind::OutboxRelay]);
+    assert!(
+        eventually(WAIT, || async { !register_days(&env).await.is_empty() }).await,
+        "the cron job produced no register"
+    );
+    let event = fired.next_json(WAIT).await.expect("timer.fired of the job");
+    assert!(workers.shutdown(WAIT).await);
+    assert_eq!(event["payload"]["kind"], kind.as_str());
+
+    assert_eq!(register_days(&env).await, vec![yesterday]);
+    let registers = register::daily_registers(&mut conn).await.unwrap();
+    let content = String::from_utf8_lossy(&registers[0].content);
+    assert!(content.contains(&signature), "{content}");
+    assert!(
+        !content.contains("INPS.0040."),
+        "today is not in yesterday's register"
+    );
+    assert!(protocol::verify_chain(&registers).is_empty());
+
+    // The job stays scheduled once, at the next 00:30 in Rome.
+    let pending: Vec<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT fire_at FROM timers WHERE kind = $1 AND state = 'scheduled'")
+            .bind(&kind)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let next = pending[0].with_timezone(&TIME_ZONE);
+    assert_eq!(next.time(), NaiveTime::from_hms_opt(0, 30, 0).unwrap());
+    assert!(pending[0] > Utc::now());
     drop(conn);
     env.cleanup().await;
 }

@@ -9,9 +9,9 @@ use chrono::Utc;
 use sportello::broker::names::EVENTS_EXCHANGE;
 use sportello::runtime::{RunningWorkers, Worker};
 use sportello::store::timers::{self, TimerRequest};
-use sportello::timers::cron::CronJob;
+use sportello::timers::cron::{CronJob, CronTask};
 use sportello::workers::outbox_relay::OutboxRelay;
-use sportello::workers::timers::TimerWorker;
+use sportello::workers::timers::{TimerWorker, CRON_KIND_PREFIX};
 use sportello::workers::WorkerKind;
 use support::*;
 
@@ -139,5 +139,70 @@ async fn cron_jobs_fire_once_per_occurrence_even_with_two_timer_workers() {
     .await
     .unwrap();
     assert_eq!(pending, 1, "exactly one next occurrence is kept scheduled");
+    env.cleanup().await;
+}
+
+#[actix_rt::test]
+async fn a_cron_task_that_fails_is_retried_later_without_stalling_other_timers() {
+    let env = TestEnv::new().await;
+    // Producing the daily register will fail: inserts into it are refused.
+    sqlx::query(
+        "CREATE TRIGGER refuse_for_test BEFORE INSERT ON daily_registers
+         FOR EACH ROW EXECUTE FUNCTION forbid_change()",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let job = CronJob::new("register-test", "0 30 0 * * *")
+        .unwrap()
+        .with_task(CronTask::ProduceDailyRegisters);
+    let kind = format!("{CRON_KIND_PREFIX}{}", job.name);
+    let due = Utc::now() - chrono::Duration::seconds(1);
+    let mut conn = env.pool.acquire().await.unwrap();
+    timers::schedule(
+        &mut conn,
+        &TimerRequest {
+            kind: kind.clone(),
+            key: job.occurrence_key(due),
+            fire_at: due,
+            data: serde_json::json!({ "job": job.name }),
+            correlation_id: "cron-register-test".into(),
+        },
+    )
+    .await
+    .unwrap();
+    timers::schedule(&mut conn, &timer("appointment.hold", "slot-9", 0))
+        .await
+        .unwrap();
+
+    let mut fired = env.probe(EVENTS_EXCHANGE, "timer.fired.#").await;
+    let running = RunningWorkers::start(vec![
+        Arc::new(TimerWorker::new(env.settings.clone(), vec![job.clone()])) as Arc<dyn Worker>,
+        Arc::new(OutboxRelay::new(env.settings.clone())),
+    ]);
+    let event = fired.next_json(WAIT).await.expect("the other timer fires");
+    assert_eq!(event["payload"]["key"], "slot-9");
+    assert!(
+        fired.next(Duration::from_millis(1000)).await.is_none(),
+        "the failed occurrence did not fire"
+    );
+    assert!(running.shutdown(WAIT).await);
+
+    // The occurrence is put back, due again later, and still the only one.
+    let pending: Vec<(String, chrono::DateTime<Utc>)> =
+        sqlx::query_as("SELECT key, fire_at FROM timers WHERE kind = $1 AND state = 'scheduled'")
+            .bind(&kind)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].0, job.occurrence_key(due));
+    assert!(pending[0].1 > Utc::now() + chrono::Duration::seconds(30));
+    let registers: i64 = sqlx::query_scalar("SELECT count(*) FROM daily_registers")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(registers, 0);
+    drop(conn);
     env.cleanup().await;
 }

@@ -73,6 +73,12 @@ impl TestEnv {
             intake_prefetch: 200,
             handler_max_attempts: 3,
             shutdown_grace_seconds: 10,
+            // Tests get their own store; HTTP tests bind their own port.
+            document_store_dir: std::env::temp_dir()
+                .join(format!("sportello-test-{id}"))
+                .to_string_lossy()
+                .into_owned(),
+            ..Settings::local_defaults()
         });
         let pool = app::migrate(&settings)
             .await
@@ -178,6 +184,7 @@ impl TestEnv {
     }
 
     pub async fn cleanup(self) {
+        let _ = std::fs::remove_dir_all(&self.settings.document_store_dir);
         self.pool.close().await;
         let _ = self.management.delete_vhost(&self.vhost).await;
         for user in Definitions::embedded().unwrap().users {
@@ -219,6 +226,26 @@ pub async fn publish_on(
         mandatory: false,
     };
     publisher.send(&message).await?.wait().await
+}
+
+/// Publishes one persistent message as the app's own user (events, commands).
+pub async fn publish_as_app(env: &TestEnv, exchange: &str, routing_key: &str, body: &[u8]) {
+    let connection = broker::connect(&env.user_url("sportello-app"), "test-app-publisher")
+        .await
+        .unwrap();
+    let publisher = Publisher::open(&connection).await.unwrap();
+    let message = OutgoingMessage {
+        exchange: exchange.into(),
+        routing_key: routing_key.into(),
+        message_id: Uuid::now_v7(),
+        message_type: routing_key.into(),
+        correlation_id: "test".into(),
+        body: body.to_vec(),
+        headers: FieldTable::default(),
+        mandatory: true,
+    };
+    publisher.send(&message).await.unwrap().wait().await.unwrap();
+    let _ = connection.close(200, "done".into()).await;
 }
 
 pub struct Probe {

@@ -44,6 +44,27 @@ pub struct Settings {
     #[arg(long, env = "HANDLER_MAX_ATTEMPTS", default_value_t = 5)]
     pub handler_max_attempts: u64,
 
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "HTTP_ADDRESS", default_value = "127.0.0.1:8080")]
+    pub http_address: String,
+
+    /// Shared key the identity provider signs tokens (JWT, HS256) with.
+    /// The default is for development only.
+    #[arg(long, env = "JWT_SECRET", default_value = "sportello-dev-secret-change-me", hide_env_values = true)]
+    pub jwt_secret: String,
+
+    /// Issuer (`iss`) the tokens must carry.
+    #[arg(long, env = "JWT_ISSUER", default_value = "sportello-dev-idp")]
+    pub jwt_issuer: String,
+
+    /// Directory of the content-addressed document store.
+    #[arg(long, env = "DOCUMENT_STORE_DIR", default_value = "./data/documents")]
+    pub document_store_dir: String,
+
+    /// Largest document accepted, in bytes.
+    #[arg(long, env = "DOCUMENT_MAX_BYTES", default_value_t = 3 * 1024 * 1024)]
+    pub document_max_bytes: usize,
+
     /// How long a graceful shutdown waits for in-flight work.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
@@ -52,5 +73,20 @@ pub struct Settings {
 impl Settings {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+}
+
+#[derive(clap::Parser)]
+struct DefaultsOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl Settings {
+    /// Every setting at its default (or its environment variable): a base
+    /// for tests and benchmarks, which override what they own.
+    pub fn local_defaults() -> Settings {
+        use clap::Parser;
+        DefaultsOnly::parse_from(["sportello"]).settings
     }
 }

@@ -1,10 +1,13 @@
 //! Sportello: citizen-services workflow workers. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod auth;
 pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod contract;
+pub mod documents;
+pub mod http;
 pub mod domain;
 pub mod publish;
 pub mod runtime;

@@ -63,10 +63,25 @@ enum Command {
         )]
         amqp_url: String,
     },
+    /// The protocol register (*protocollo*).
+    Register {
+        #[command(subcommand)]
+        which: RegisterCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
         which: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegisterCommand {
+    /// Check the hash chain of every daily register (*registro giornaliero*);
+    /// fails when any day was edited or does not chain to the day before.
+    Verify {
+        #[command(flatten)]
+        settings: Settings,
     },
 }
 
@@ -95,6 +110,9 @@ fn main() -> ExitCode {
                     println!("{line}");
                 }
             }
+            Command::Register {
+                which: RegisterCommand::Verify { settings },
+            } => verify_register(&settings).await?,
             Command::Bench { which } => bench::run(which).await?,
         }
         Ok(())
@@ -106,6 +124,55 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line per day checked, one per break, then a summary; an error (so a
+/// failing exit status) when the chain is broken.
+async fn verify_register(settings: &Settings) -> anyhow::Result<()> {
+    use sportello::domain::protocol::entry_count;
+    let pool = sportello::store::connect(&settings.database_url, 1).await?;
+    let mut conn = pool.acquire().await?;
+    let checked = sportello::store::protocol::verify(&mut conn).await?;
+    drop(conn);
+    pool.close().await;
+    for register in &checked.registers {
+        let breaks = checked
+            .breaks
+            .iter()
+            .filter(|b| b.day() == register.day)
+            .count();
+        let entries =
+            entry_count(&register.content).map_or_else(|| "?".to_owned(), |n| n.to_string());
+        println!(
+            "{}  entries {entries:>6}  chain {}  {}",
+            register.day,
+            &register
+                .chain_sha256
+                .get(..16)
+                .unwrap_or(&register.chain_sha256),
+            if breaks == 0 { "ok" } else { "BROKEN" }
+        );
+    }
+    for chain_break in &checked.breaks {
+        println!("break: {chain_break}");
+    }
+    let span = match (checked.registers.first(), checked.registers.last()) {
+        (Some(first), Some(last)) => format!(" ({} .. {})", first.day, last.day),
+        _ => String::new(),
+    };
+    println!(
+        "checked {} daily registers{span}: {} break(s)",
+        checked.registers.len(),
+        checked.breaks.len()
+    );
+    if let Some(first) = checked.breaks.first() {
+        anyhow::bail!(
+            "the daily register chain is broken: {} break(s), first on {}",
+            checked.breaks.len(),
+            first.day()
+        );
+    }
+    Ok(())
 }
 
 fn read_input(file: &str) -> anyhow::Result<Vec<u8>> {

@@ -9,6 +9,8 @@ pub const EVENTS_EXCHANGE: &str = "sportello.events";
 pub const DEAD_LETTER_EXCHANGE: &str = "sportello.dead-letter";
 /// `request.submitted` from every channel.
 pub const INTAKE_REQUESTS_QUEUE: &str = "sportello.intake.requests";
+/// `documents.registration_requested` from the events exchange.
+pub const REGISTRATION_REQUESTS_QUEUE: &str = "sportello.registration.requests";
 pub const DEAD_LETTER_QUEUE: &str = "sportello.dead-letter";
 
 /// Header carrying why a message was dead-lettered.

@@ -62,3 +62,42 @@ pub struct TimerFired {
     pub fired_at: DateTime<Utc>,
     pub data: serde_json::Value,
 }
+
+/// `document.state_changed` v1: every transition of a document, with who made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentStateChanged {
+    pub document_id: Uuid,
+    pub case_id: Uuid,
+    pub direction: String,
+    pub file_name: String,
+    /// Absent when the document was just uploaded.
+    pub from: Option<String>,
+    pub to: String,
+    pub actor: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+/// `documents.registration_requested` v1: an operator sent documents of a
+/// case to the protocol register. The registration worker consumes it; its
+/// message id is the registration's idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentsRegistrationRequested {
+    pub case_id: Uuid,
+    pub aoo: String,
+    pub subject: String,
+    pub document_ids: Vec<Uuid>,
+    pub requested_by: serde_json::Value,
+}
+
+/// `documents.registered` v1: the documents have a protocol number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentsRegistered {
+    pub registration_id: Uuid,
+    pub case_id: Uuid,
+    /// *Segnatura*, e.g. `INPS.0040.29/05/2025.0001632`.
+    pub signature: String,
+    pub registered_at: DateTime<Utc>,
+    pub document_ids: Vec<Uuid>,
+    /// Path of the PDF receipt on the documents API.
+    pub receipt_path: String,
+}

@@ -7,4 +7,7 @@ pub mod schemas;
 
 pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError};
 pub use envelope::{Authentication, Channel, Envelope, PinKind, Principal};
-pub use messages::{Contact, Event, RequestSubmitted, TicketOpened, TimerFired};
+pub use messages::{
+    Contact, DocumentStateChanged, DocumentsRegistered, DocumentsRegistrationRequested, Event,
+    RequestSubmitted, TicketOpened, TimerFired,
+};

@@ -151,6 +151,22 @@ pub enum ChainBreak {
     LinkBroken { day: NaiveDate },
 }
 
+impl ChainBreak {
+    /// The day whose register is at fault.
+    pub fn day(&self) -> NaiveDate {
+        match self {
+            ChainBreak::ContentEdited { day } | ChainBreak::LinkBroken { day } => *day,
+        }
+    }
+}
+
+/// How many entries a stored register lists; `None` if its content is no
+/// longer a register document.
+pub fn entry_count(content: &[u8]) -> Option<usize> {
+    let document: serde_json::Value = serde_json::from_slice(content).ok()?;
+    document.get("entries")?.as_array().map(Vec::len)
+}
+
 /// Checks registers given in day order.
 pub fn verify_chain(registers: &[DailyRegister]) -> Vec<ChainBreak> {
     let mut breaks = Vec::new();
@@ -225,6 +241,8 @@ mod tests {
             Some(&first.chain_sha256),
         );
         assert!(verify_chain(&[first.clone(), second.clone()]).is_empty());
+        assert_eq!(entry_count(&first.content), Some(1));
+        assert_eq!(entry_count(b"not json"), None);
 
         let mut edited = first.clone();
         edited.content = edited.content.replace_range_bytes(b"0000001", b"0000009");
@@ -239,6 +257,7 @@ mod tests {
             verify_chain(&[forged, second]),
             vec![ChainBreak::LinkBroken { day: d2 }]
         );
+        assert_eq!(ChainBreak::LinkBroken { day: d2 }.day(), d2);
     }
 
     trait ReplaceBytes {

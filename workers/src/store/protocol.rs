@@ -5,7 +5,9 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use crate::domain::protocol::{self, Annulment, Aoo, DailyRegister, RegisterEntry, RegisteredFile};
+use crate::domain::protocol::{
+    self, Annulment, Aoo, ChainBreak, DailyRegister, RegisterEntry, RegisteredFile,
+};
 use crate::timers::cron::TIME_ZONE;
 
 #[derive(Debug, Clone)]
@@ -290,6 +292,22 @@ pub async fn daily_registers(conn: &mut PgConnection) -> Result<Vec<DailyRegiste
         .collect()
 }
 
+/// The stored daily registers, in day order, and every break in their chain
+/// (none when intact).
+#[derive(Debug, Clone)]
+pub struct ChainVerification {
+    pub registers: Vec<DailyRegister>,
+    pub breaks: Vec<ChainBreak>,
+}
+
+/// Reads every daily register (one statement, so one snapshot) and checks
+/// the chain. Changes nothing.
+pub async fn verify(conn: &mut PgConnection) -> Result<ChainVerification, sqlx::Error> {
+    let registers = daily_registers(conn).await?;
+    let breaks = protocol::verify_chain(&registers);
+    Ok(ChainVerification { registers, breaks })
+}
+
 /// Produces every missing daily register up to and including `until`, in
 /// day order, each chained to the one before. Returns the days produced.
 pub async fn produce_daily_registers(
@@ -336,4 +354,28 @@ pub async fn produce_daily_registers(
         day += Duration::days(1);
     }
     Ok(produced)
+}
+
+pub async fn registration(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<Registration>, sqlx::Error> {
+    sqlx::query("SELECT * FROM registrations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(registration_from_row)
+        .transpose()
+}
+
+/// Why the registration was annulled, if it was.
+pub async fn annulment_reason(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT reason FROM registration_annulments WHERE registration_id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }

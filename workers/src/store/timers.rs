@@ -107,6 +107,24 @@ pub async fn take_due(conn: &mut PgConnection, limit: i64) -> Result<Vec<DueTime
         .collect()
 }
 
+/// Puts back a timer that `take_due` took in this transaction, due again at
+/// `at`: its work failed, so it has not fired.
+pub async fn retry_at(
+    conn: &mut PgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE timers SET state = 'scheduled', fired_at = NULL, fire_at = $2
+         WHERE id = $1 AND state = 'fired'",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// When the next scheduled timer is due, if any.
 pub async fn next_due(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let row = sqlx::query("SELECT min(fire_at) FROM timers WHERE state = 'scheduled'")

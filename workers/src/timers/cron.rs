@@ -15,6 +15,20 @@ pub const TIME_ZONE: Tz = chrono_tz::Europe::Rome;
 pub struct CronJob {
     pub name: String,
     schedule: cron::Schedule,
+    /// What the timer worker does in the transaction that fires an
+    /// occurrence, besides writing its `timer.fired` event.
+    pub task: Option<CronTask>,
+}
+
+/// An in-process action of a cron job. Only a name here: the timer worker
+/// runs it (the I/O) inside the transaction that marks the occurrence fired,
+/// so the action commits exactly with the occurrence, and a failure leaves
+/// the occurrence due to be retried. Actions must therefore be idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CronTask {
+    /// *Registro giornaliero*: produce every missing daily register of the
+    /// protocol up to the day before the occurrence fires (Europe/Rome).
+    ProduceDailyRegisters,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +55,16 @@ impl CronJob {
         Ok(Self {
             name: name.to_owned(),
             schedule,
+            task: None,
         })
+    }
+
+    /// The same job, also running `task` whenever it fires.
+    pub fn with_task(self, task: CronTask) -> Self {
+        Self {
+            task: Some(task),
+            ..self
+        }
     }
 
     /// The first occurrence strictly after `after`, read on the Rome wall clock.

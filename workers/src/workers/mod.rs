@@ -3,6 +3,7 @@
 
 pub mod intake;
 pub mod outbox_relay;
+pub mod registration;
 pub mod timers;
 
 use std::sync::Arc;
@@ -19,13 +20,20 @@ pub enum WorkerKind {
     OutboxRelay,
     /// Fires durable timers and cron jobs (safe to run several).
     Timers,
+    /// Assigns protocol numbers to documents sent for registration
+    /// (competing consumers; the register itself serialises numbering).
+    Registration,
+    /// The HTTP API (documents, registrations); run several behind a balancer.
+    Api,
 }
 
 impl WorkerKind {
-    pub const ALL: [WorkerKind; 3] = [
+    pub const ALL: [WorkerKind; 5] = [
         WorkerKind::Intake,
         WorkerKind::OutboxRelay,
         WorkerKind::Timers,
+        WorkerKind::Registration,
+        WorkerKind::Api,
     ];
 
     /// The workers of this kind one process runs. Each opens its own
@@ -35,12 +43,23 @@ impl WorkerKind {
             WorkerKind::Intake => Arc::new(intake::IntakeWorker::new(settings.clone())),
             WorkerKind::OutboxRelay => Arc::new(outbox_relay::OutboxRelay::new(settings.clone())),
             WorkerKind::Timers => Arc::new(timers::TimerWorker::new(settings.clone(), cron_jobs())),
+            WorkerKind::Registration => {
+                Arc::new(registration::RegistrationWorker::new(settings.clone()))
+            }
+            WorkerKind::Api => Arc::new(crate::http::ApiWorker::new(settings.clone())),
         }
     }
 }
 
-/// Cron jobs of the system. Later capabilities add theirs here (e.g. the
-/// daily protocol register); each fires `timer.fired.cron.<name>`.
+/// The *registro giornaliero* job: at 00:30 Europe/Rome every day, the
+/// previous day's daily protocol register (and any missing before it).
+pub const DAILY_REGISTER_JOB: &str = "daily-protocol-register";
+
+/// Cron jobs of the system; each fires `timer.fired.cron.<name>`, and runs
+/// its task (if any) in the transaction that fires it.
 pub fn cron_jobs() -> Vec<crate::timers::cron::CronJob> {
-    Vec::new()
+    use crate::timers::cron::{CronJob, CronTask};
+    vec![CronJob::new(DAILY_REGISTER_JOB, "30 0 * * *")
+        .expect("the daily register's cron expression is valid")
+        .with_task(CronTask::ProduceDailyRegisters)]
 }

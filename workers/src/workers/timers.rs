@@ -1,5 +1,6 @@
 //! Timer worker: fires due durable timers as `timer.fired` events (through the
-//! outbox, in the transaction that marks them fired) and keeps every cron job
+//! outbox, in the transaction that marks them fired), runs the in-process
+//! action of a cron job in that same transaction, and keeps every cron job
 //! scheduled one occurrence ahead.
 
 use std::sync::Arc;
@@ -8,20 +9,23 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::contract::{Event, TimerFired};
+use crate::domain::protocol;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::timers::{self, DueTimer, TimerRequest};
-use crate::timers::cron::CronJob;
+use crate::timers::cron::{CronJob, CronTask};
 
 const BATCH: i64 = 500;
+/// When a cron job's failed action is tried again.
+const TASK_RETRY: chrono::Duration = chrono::Duration::minutes(1);
 /// Longest sleep between looks at the table, whatever the next timer says.
 const MAX_SLEEP: Duration = Duration::from_secs(5);
 pub const CRON_KIND_PREFIX: &str = "cron.";
@@ -103,12 +107,17 @@ impl TimerWorker {
         let due = timers::take_due(&mut tx, BATCH).await?;
         let mut events = Vec::with_capacity(due.len());
         for timer in &due {
-            events.push(fired_event(timer)?);
-            if let Some(job) = timer
+            let job = timer
                 .kind
                 .strip_prefix(CRON_KIND_PREFIX)
-                .and_then(|name| self.cron_jobs.iter().find(|j| j.name == name))
-            {
+                .and_then(|name| self.cron_jobs.iter().find(|j| j.name == name));
+            if let Some(task) = job.and_then(|job| job.task) {
+                if !run_task(&mut tx, task, timer).await? {
+                    continue;
+                }
+            }
+            events.push(fired_event(timer)?);
+            if let Some(job) = job {
                 // Late after downtime: fire once, then continue from now, not
                 // with a burst of every missed occurrence.
                 schedule_next(&mut tx, job, timer.fire_at.max(Utc::now())).await?;
@@ -120,6 +129,52 @@ impl TimerWorker {
         tx.commit().await?;
         Ok(due.len())
     }
+}
+
+/// Runs a cron job's action in a savepoint of the transaction that fires its
+/// occurrence: the action commits exactly with the occurrence. A transient
+/// failure (database gone) fails the whole batch, which the supervisor
+/// retries; any other failure is rolled back alone and the occurrence is put
+/// back, due again after `TASK_RETRY`, so a failing action cannot stall the
+/// other timers. Returns whether the action was done.
+async fn run_task(
+    tx: &mut PgConnection,
+    task: CronTask,
+    timer: &DueTimer,
+) -> Result<bool, WorkerError> {
+    let mut savepoint = tx.begin().await?;
+    match perform(&mut savepoint, task, timer).await {
+        Ok(()) => {
+            savepoint.commit().await?;
+            Ok(true)
+        }
+        Err(error) if store::is_transient(&error) => Err(error.into()),
+        Err(error) => {
+            savepoint.rollback().await?;
+            let retry_at = Utc::now() + TASK_RETRY;
+            tracing::error!(%error, ?task, timer_id = %timer.id, kind = %timer.kind,
+                key = %timer.key, %retry_at, "cron task failed; the occurrence will be retried");
+            timers::retry_at(tx, timer.id, retry_at).await?;
+            Ok(false)
+        }
+    }
+}
+
+async fn perform(
+    conn: &mut PgConnection,
+    task: CronTask,
+    timer: &DueTimer,
+) -> Result<(), sqlx::Error> {
+    match task {
+        CronTask::ProduceDailyRegisters => {
+            // Up to the day before the firing, not the occurrence: after
+            // downtime this catches up to the last complete day.
+            let yesterday = protocol::registration_date(timer.fired_at) - chrono::Duration::days(1);
+            let produced = store::protocol::produce_daily_registers(conn, yesterday).await?;
+            tracing::info!(until = %yesterday, produced = ?produced, "daily registers produced");
+        }
+    }
+    Ok(())
 }
 
 fn cron_kind(job: &CronJob) -> String {

@@ -1,0 +1,96 @@
+//! Signed tokens (JWT, HS256) from the identity provider: they carry the
+//! principal of the message envelope. `sportello token` issues one locally for
+//! development; in production the identity provider signs with the shared key.
+
+use chrono::{Duration, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::contract::Principal;
+
+/// Who the token is about and until when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub principal: Principal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is invalid: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+}
+
+/// Signs and checks tokens with one shared secret and issuer.
+#[derive(Clone)]
+pub struct TokenKeys {
+    issuer: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &str, issuer: &str) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+
+    pub fn issue(&self, principal: &Principal, valid_for: Duration) -> Result<String, TokenError> {
+        let now = Utc::now();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: principal.actor_key(),
+            iat: now.timestamp(),
+            exp: (now + valid_for).timestamp(),
+            principal: principal.clone(),
+        };
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+    }
+
+    /// The principal of a valid, unexpired token of our issuer.
+    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)?;
+        Ok(data.claims.principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{Authentication, CodiceFiscale};
+
+    fn citizen() -> Principal {
+        Principal::Citizen {
+            tax_code: CodiceFiscale::parse("RSSMRA85T10A562S").unwrap(),
+            authentication: Authentication::Cie,
+        }
+    }
+
+    #[test]
+    fn a_token_round_trips_its_principal() {
+        let keys = TokenKeys::new("secret", "idp");
+        let token = keys.issue(&citizen(), Duration::minutes(5)).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), citizen());
+    }
+
+    #[test]
+    fn forged_expired_and_foreign_tokens_are_refused() {
+        let keys = TokenKeys::new("secret", "idp");
+        let forged = TokenKeys::new("other", "idp").issue(&citizen(), Duration::minutes(5)).unwrap();
+        assert!(keys.verify(&forged).is_err());
+        let expired = keys.issue(&citizen(), Duration::minutes(-5)).unwrap();
+        assert!(keys.verify(&expired).is_err());
+        let foreign = TokenKeys::new("secret", "elsewhere").issue(&citizen(), Duration::minutes(5)).unwrap();
+        assert!(keys.verify(&foreign).is_err());
+        assert!(keys.verify("not.a.token").is_err());
+    }
+}

@@ -1,0 +1,519 @@
+//! Documents of a case: upload, list, download, delete, send for registration,
+//! complete a registration, receipts and annulments. Each operation checks who
+//! is asking (domain::access), applies the state machine (domain::document),
+//! and writes state, transitions and events in one transaction.
+
+pub mod receipt;
+pub mod storage;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::contract::{
+    DocumentStateChanged, DocumentsRegistered, DocumentsRegistrationRequested, Event, Principal,
+};
+use crate::domain::access::side_on_case;
+use crate::domain::document::{
+    self, detect_kind, sanitize_file_name, Action, Direction, DocumentState, IllegalTransition,
+    Side,
+};
+use crate::domain::protocol::{Aoo, RegisteredFile};
+use crate::store::documents::{self as store, Document, Transition};
+use crate::store::outbox::{self, OutboxMessage};
+use crate::store::protocol::{self as register, AnnulOutcome, RegisterError, RegistrationRequest};
+use storage::BlobStore;
+
+pub use store::RecordedTransition;
+
+/// Most files in one upload.
+pub const MAX_FILES_PER_UPLOAD: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    /// The upload or request itself is unacceptable; the message says why.
+    #[error("{0}")]
+    Refused(String),
+    #[error("the file `{name}` is larger than the {limit} bytes allowed")]
+    TooLarge { name: String, limit: usize },
+    #[error("{0}")]
+    IllegalTransition(#[from] IllegalTransition),
+    #[error("the document was deleted")]
+    Gone,
+    #[error("document storage failed: {0}")]
+    Storage(#[from] std::io::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event encoding: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error("the year changed while registering; retry")]
+    YearChanged,
+}
+
+impl From<RegisterError> for DocumentError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::Database(e) => DocumentError::Database(e),
+            RegisterError::YearChanged => DocumentError::YearChanged,
+        }
+    }
+}
+
+/// A file as received, before any check.
+pub struct IncomingFile {
+    pub declared_name: String,
+    pub bytes: Vec<u8>,
+}
+
+pub struct Upload {
+    pub files: Vec<IncomingFile>,
+    /// The citizen's declaration that the files conform to the originals.
+    pub conformity_asserted: bool,
+}
+
+/// The actor as recorded in transitions and events.
+fn actor_json(principal: &Principal) -> serde_json::Value {
+    serde_json::to_value(principal).unwrap_or_else(|_| serde_json::json!({ "kind": principal.kind() }))
+}
+
+const REGISTRATION_WORKER: &str = "registration-worker";
+
+fn system_actor() -> serde_json::Value {
+    serde_json::json!({ "kind": "system", "worker": REGISTRATION_WORKER })
+}
+
+/// The side the principal acts on for the case; refusals say why.
+async fn authorize(conn: &mut PgConnection, principal: &Principal, case_id: Uuid) -> Result<Side, DocumentError> {
+    let case = store::case_parties(conn, case_id).await?.ok_or(DocumentError::NotFound("case"))?;
+    let delegations = match principal {
+        Principal::Intermediary { tax_code, .. } => {
+            store::delegations_of(conn, tax_code.as_str(), &case.citizen_tax_code).await?
+        }
+        _ => Vec::new(),
+    };
+    side_on_case(principal, &case, &delegations, Utc::now()).ok_or_else(|| {
+        DocumentError::Forbidden(match principal {
+            Principal::Intermediary { .. } => {
+                "no active delegation from this case's citizen covers you".into()
+            }
+            Principal::Operator { .. } => "this case belongs to another office".into(),
+            _ => "this case is not yours".into(),
+        })
+    })
+}
+
+fn state_changed(
+    document: &Document,
+    from: Option<DocumentState>,
+    to: DocumentState,
+    actor: &serde_json::Value,
+    at: DateTime<Utc>,
+    correlation_id: &str,
+    causation_id: Option<Uuid>,
+) -> Result<OutboxMessage, DocumentError> {
+    let event = Event {
+        message_id: Uuid::now_v7(),
+        message_type: "document.state_changed".into(),
+        schema_version: 1,
+        occurred_at: at,
+        correlation_id: correlation_id.to_owned(),
+        causation_id,
+        payload: DocumentStateChanged {
+            document_id: document.id,
+            case_id: document.case_id,
+            direction: document.direction.as_str().into(),
+            file_name: document.file_name.clone(),
+            from: from.map(|s| s.as_str().to_owned()),
+            to: to.as_str().into(),
+            actor: actor.clone(),
+            at,
+        },
+    };
+    Ok(OutboxMessage::event(&event, Some(to.as_str()))?)
+}
+
+/// Checks every file, stores the bytes, and records the documents as uploaded.
+pub async fn upload(
+    pool: &PgPool,
+    blobs: &dyn BlobStore,
+    max_bytes: usize,
+    principal: &Principal,
+    case_id: Uuid,
+    upload: Upload,
+    correlation_id: &str,
+) -> Result<Vec<Document>, DocumentError> {
+    let side = authorize(&mut *pool.acquire().await?, principal, case_id).await?;
+    if upload.files.is_empty() {
+        return Err(DocumentError::Refused("the upload contains no file (multipart field `file`)".into()));
+    }
+    if upload.files.len() > MAX_FILES_PER_UPLOAD {
+        return Err(DocumentError::Refused(format!("at most {MAX_FILES_PER_UPLOAD} files per upload")));
+    }
+    if side == Side::Citizen && !upload.conformity_asserted {
+        return Err(DocumentError::Refused(
+            "declare that the files conform to the originals (field `conformity` = true)".into(),
+        ));
+    }
+    let now = Utc::now();
+    let actor = actor_json(principal);
+    let mut documents = Vec::with_capacity(upload.files.len());
+    // Check everything before storing anything.
+    let mut checked = Vec::with_capacity(upload.files.len());
+    for file in upload.files {
+        let name = sanitize_file_name(&file.declared_name).map_err(|e| DocumentError::Refused(e.to_string()))?;
+        if file.bytes.len() > max_bytes {
+            return Err(DocumentError::TooLarge { name, limit: max_bytes });
+        }
+        if file.bytes.is_empty() {
+            return Err(DocumentError::Refused(format!("the file `{name}` is empty")));
+        }
+        let kind = detect_kind(&file.bytes).ok_or_else(|| {
+            DocumentError::Refused(format!(
+                "the content of `{name}` is not a PDF, P7M, JPEG or PNG file (the type is read from the content, not the name)"
+            ))
+        })?;
+        checked.push((name, kind, file.bytes));
+    }
+    for (name, kind, bytes) in checked {
+        let size = bytes.len() as i64;
+        let sha256 = blobs.put(bytes).await?;
+        documents.push(Document {
+            id: Uuid::now_v7(),
+            case_id,
+            direction: match side {
+                Side::Office | Side::System => Direction::ToCitizen,
+                Side::Citizen => Direction::FromCitizen,
+            },
+            file_name: name,
+            media_type: kind.media_type().into(),
+            size_bytes: size,
+            sha256,
+            state: DocumentState::Uploaded,
+            conformity_asserted: upload.conformity_asserted,
+            uploaded_by: actor.clone(),
+            uploaded_at: now,
+            registration_id: None,
+        });
+    }
+    let mut tx = pool.begin().await?;
+    store::insert_documents(&mut tx, &documents).await?;
+    let mut transitions = Vec::new();
+    let mut events = Vec::new();
+    for d in &documents {
+        transitions.push(Transition {
+            document_id: d.id,
+            from: None,
+            to: DocumentState::Uploaded,
+            actor: actor.clone(),
+            at: now,
+            correlation_id: correlation_id.into(),
+        });
+        events.push(state_changed(d, None, DocumentState::Uploaded, &actor, now, correlation_id, None)?);
+    }
+    store::record_transitions(&mut tx, &transitions, None).await?;
+    outbox::enqueue(&mut tx, &events).await?;
+    tx.commit().await?;
+    tracing::info!(%case_id, count = documents.len(), correlation_id, "documents uploaded");
+    Ok(documents)
+}
+
+/// Both sides of a case see every document of it, with its state.
+pub async fn list(pool: &PgPool, principal: &Principal, case_id: Uuid) -> Result<Vec<Document>, DocumentError> {
+    let mut conn = pool.acquire().await?;
+    authorize(&mut conn, principal, case_id).await?;
+    Ok(store::documents_of_case(&mut conn, case_id).await?)
+}
+
+/// The document, if the principal may see its case.
+async fn visible_document(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    document_id: Uuid,
+) -> Result<(Document, Side), DocumentError> {
+    let document = store::document(conn, document_id).await?.ok_or(DocumentError::NotFound("document"))?;
+    let side = authorize(conn, principal, document.case_id).await?;
+    Ok((document, side))
+}
+
+pub async fn download(
+    pool: &PgPool,
+    blobs: &dyn BlobStore,
+    principal: &Principal,
+    document_id: Uuid,
+) -> Result<(Document, Vec<u8>), DocumentError> {
+    let (document, _) = visible_document(&mut *pool.acquire().await?, principal, document_id).await?;
+    if document.state == DocumentState::Deleted {
+        return Err(DocumentError::Gone);
+    }
+    let bytes = blobs.get(&document.sha256).await?;
+    Ok((document, bytes))
+}
+
+pub async fn history(pool: &PgPool, principal: &Principal, document_id: Uuid) -> Result<Vec<RecordedTransition>, DocumentError> {
+    let mut conn = pool.acquire().await?;
+    visible_document(&mut conn, principal, document_id).await?;
+    Ok(store::history(&mut conn, document_id).await?)
+}
+
+/// One action applied to some documents, and its context.
+struct Change<'a> {
+    action: Action,
+    side: Side,
+    actor: &'a serde_json::Value,
+    correlation_id: &'a str,
+    causation_id: Option<Uuid>,
+    registration_id: Option<Uuid>,
+}
+
+/// Applies the change to the locked documents and records it all.
+async fn apply_transition(
+    tx: &mut PgConnection,
+    documents: &[Document],
+    change: Change<'_>,
+) -> Result<Vec<OutboxMessage>, DocumentError> {
+    let Change { action, side, actor, correlation_id, causation_id, registration_id } = change;
+    let now = Utc::now();
+    let mut transitions = Vec::with_capacity(documents.len());
+    let mut events = Vec::with_capacity(documents.len());
+    for d in documents {
+        let to = document::transition(d.state, d.direction, action, side)?;
+        transitions.push(Transition {
+            document_id: d.id,
+            from: Some(d.state),
+            to,
+            actor: actor.clone(),
+            at: now,
+            correlation_id: correlation_id.into(),
+        });
+        events.push(state_changed(d, Some(d.state), to, actor, now, correlation_id, causation_id)?);
+    }
+    store::record_transitions(tx, &transitions, registration_id).await?;
+    Ok(events)
+}
+
+pub async fn delete(
+    pool: &PgPool,
+    principal: &Principal,
+    document_id: Uuid,
+    correlation_id: &str,
+) -> Result<Document, DocumentError> {
+    let mut tx = pool.begin().await?;
+    let (_, side) = visible_document(&mut tx, principal, document_id).await?;
+    let documents = store::lock_documents(&mut tx, &[document_id]).await?;
+    let actor = actor_json(principal);
+    let change = Change {
+        action: Action::Delete,
+        side,
+        actor: &actor,
+        correlation_id,
+        causation_id: None,
+        registration_id: None,
+    };
+    let events = apply_transition(&mut tx, &documents, change).await?;
+    outbox::enqueue(&mut tx, &events).await?;
+    let deleted = store::document(&mut tx, document_id).await?.ok_or(DocumentError::NotFound("document"))?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// The operator sends documents of the case to the protocol register: they
+/// turn orange, and the registration worker receives the request.
+pub async fn send_for_registration(
+    pool: &PgPool,
+    principal: &Principal,
+    case_id: Uuid,
+    document_ids: &[Uuid],
+    subject: &str,
+    correlation_id: &str,
+) -> Result<Uuid, DocumentError> {
+    if document_ids.is_empty() {
+        return Err(DocumentError::Refused("name at least one document to register".into()));
+    }
+    if subject.trim().is_empty() {
+        return Err(DocumentError::Refused("the registration needs a subject".into()));
+    }
+    let mut tx = pool.begin().await?;
+    let side = authorize(&mut tx, principal, case_id).await?;
+    let (Side::Office, Principal::Operator { office, .. }) = (side, principal) else {
+        return Err(DocumentError::Forbidden(
+            "only an operator of the case's office can send documents for registration".into(),
+        ));
+    };
+    let aoo = Aoo::parse(office).map_err(|e| DocumentError::Refused(e.to_string()))?;
+    let mut ids = document_ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    let documents = store::lock_documents(&mut tx, &ids).await?;
+    if documents.len() != ids.len() || documents.iter().any(|d| d.case_id != case_id) {
+        return Err(DocumentError::NotFound("document of this case"));
+    }
+    let actor = actor_json(principal);
+    let request_id = Uuid::now_v7();
+    let change = Change {
+        action: Action::SendForRegistration,
+        side,
+        actor: &actor,
+        correlation_id,
+        causation_id: None,
+        registration_id: None,
+    };
+    let mut messages = apply_transition(&mut tx, &documents, change).await?;
+    let request = Event {
+        message_id: request_id,
+        message_type: "documents.registration_requested".into(),
+        schema_version: 1,
+        occurred_at: Utc::now(),
+        correlation_id: correlation_id.into(),
+        causation_id: None,
+        payload: DocumentsRegistrationRequested {
+            case_id,
+            aoo: aoo.to_string(),
+            subject: subject.trim().into(),
+            document_ids: ids,
+            requested_by: actor,
+        },
+    };
+    messages.push(OutboxMessage::event(&request, None)?);
+    outbox::enqueue(&mut tx, &messages).await?;
+    tx.commit().await?;
+    tracing::info!(%case_id, %request_id, correlation_id, "documents sent for registration");
+    Ok(request_id)
+}
+
+/// What the registration worker did with a request.
+#[derive(Debug, PartialEq)]
+pub enum RegistrationOutcome {
+    Registered { signature: String },
+    /// A redelivery: the request was registered before; nothing changed.
+    AlreadyRegistered { signature: String },
+}
+
+/// The registration worker's step, in the caller's transaction: number,
+/// documents turn green, `documents.registered` goes out. Idempotent on the
+/// request's message id.
+pub async fn complete_registration(
+    tx: &mut PgConnection,
+    request: &Event<DocumentsRegistrationRequested>,
+) -> Result<RegistrationOutcome, DocumentError> {
+    let payload = &request.payload;
+    let aoo = Aoo::parse(&payload.aoo).map_err(|e| DocumentError::Refused(e.to_string()))?;
+    let mut ids = payload.document_ids.clone();
+    ids.sort();
+    ids.dedup();
+    let documents = store::lock_documents(tx, &ids).await?;
+    if documents.len() != ids.len() || documents.iter().any(|d| d.case_id != payload.case_id) {
+        return Err(DocumentError::Refused("the request names documents that are not of its case".into()));
+    }
+    let files = documents
+        .iter()
+        .map(|d| RegisteredFile { name: d.file_name.clone(), sha256: d.sha256.clone(), size: d.size_bytes as u64 })
+        .collect();
+    let registration = register::register(
+        tx,
+        &[RegistrationRequest {
+            request_id: request.message_id,
+            aoo,
+            subject: payload.subject.clone(),
+            registered_by: payload.requested_by.clone(),
+            files,
+            correlation_id: request.correlation_id.clone(),
+        }],
+    )
+    .await?
+    .remove(0);
+    if documents.iter().all(|d| d.registration_id == Some(registration.id)) {
+        return Ok(RegistrationOutcome::AlreadyRegistered { signature: registration.signature });
+    }
+    let actor = system_actor();
+    let change = Change {
+        action: Action::CompleteRegistration,
+        side: Side::System,
+        actor: &actor,
+        correlation_id: &request.correlation_id,
+        causation_id: Some(request.message_id),
+        registration_id: Some(registration.id),
+    };
+    let mut messages = apply_transition(tx, &documents, change).await?;
+    let registered = Event {
+        message_id: Uuid::now_v7(),
+        message_type: "documents.registered".into(),
+        schema_version: 1,
+        occurred_at: registration.registered_at,
+        correlation_id: request.correlation_id.clone(),
+        causation_id: Some(request.message_id),
+        payload: DocumentsRegistered {
+            registration_id: registration.id,
+            case_id: payload.case_id,
+            signature: registration.signature.clone(),
+            registered_at: registration.registered_at,
+            document_ids: ids,
+            receipt_path: format!("/registrations/{}/receipt.pdf", registration.id),
+        },
+    };
+    messages.push(OutboxMessage::event(&registered, None)?);
+    outbox::enqueue(tx, &messages).await?;
+    Ok(RegistrationOutcome::Registered { signature: registration.signature })
+}
+
+/// The case a registration of documents belongs to, if the principal may see it.
+async fn authorize_registration(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    registration_id: Uuid,
+) -> Result<(register::Registration, Side), DocumentError> {
+    let registration = register::registration(conn, registration_id)
+        .await?
+        .ok_or(DocumentError::NotFound("registration"))?;
+    let case_id: Option<Uuid> = sqlx::query_scalar("SELECT case_id FROM documents WHERE registration_id = $1 LIMIT 1")
+        .bind(registration_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let case_id = case_id.ok_or(DocumentError::NotFound("registration"))?;
+    let side = authorize(conn, principal, case_id).await?;
+    Ok((registration, side))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Receipt {
+    pub signature: String,
+    pub pdf: Vec<u8>,
+}
+
+pub async fn receipt(pool: &PgPool, principal: &Principal, registration_id: Uuid) -> Result<Receipt, DocumentError> {
+    let mut conn = pool.acquire().await?;
+    let (registration, _) = authorize_registration(&mut conn, principal, registration_id).await?;
+    let annulment = register::annulment_reason(&mut conn, registration_id).await?;
+    Ok(Receipt {
+        pdf: receipt::receipt_pdf(&registration, annulment.as_deref()),
+        signature: registration.signature,
+    })
+}
+
+/// Annulment by an operator of the registering office; the registration
+/// itself stays as it was.
+pub async fn annul(
+    pool: &PgPool,
+    principal: &Principal,
+    registration_id: Uuid,
+    reason: &str,
+) -> Result<AnnulOutcome, DocumentError> {
+    if reason.trim().is_empty() {
+        return Err(DocumentError::Refused("an annulment needs a reason".into()));
+    }
+    let mut tx = pool.begin().await?;
+    let (registration, side) = authorize_registration(&mut tx, principal, registration_id).await?;
+    let own_unit = matches!(principal, Principal::Operator { office, .. } if *office == registration.aoo);
+    if side != Side::Office || !own_unit {
+        return Err(DocumentError::Forbidden(
+            "only an operator of the registering office can annul a registration".into(),
+        ));
+    }
+    let outcome = register::annul(&mut tx, registration_id, reason.trim(), &actor_json(principal)).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}

@@ -1,0 +1,49 @@
+//! The authenticated caller: the principal of a valid bearer token.
+
+use std::future::{ready, Ready};
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+
+use super::{ApiError, ApiState};
+use crate::contract::Principal;
+
+/// Who is asking, and the correlation id their request carries (or a new one).
+pub struct Caller {
+    pub principal: Principal,
+    pub correlation_id: String,
+}
+
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(request))
+    }
+}
+
+fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = request
+        .app_data::<web::Data<ApiState>>()
+        .ok_or_else(|| ApiError::Internal("API state missing".into()))?;
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthenticated("send `Authorization: Bearer <token>`".into()))?;
+    let principal = state
+        .keys
+        .verify(token.trim())
+        .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+    let correlation_id = request
+        .headers()
+        .get(CORRELATION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty() && value.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    Ok(Caller { principal, correlation_id })
+}

@@ -1,0 +1,81 @@
+//! How failures look on the wire: a status and `{"error": code, "message": why}`.
+
+use actix_web::{http::StatusCode, HttpRequest, HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::documents::DocumentError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Documents(#[from] DocumentError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Internal(_) => "internal",
+            ApiError::Documents(e) => match e {
+                DocumentError::NotFound(_) => "not_found",
+                DocumentError::Forbidden(_) => "forbidden",
+                DocumentError::Refused(_) => "refused",
+                DocumentError::TooLarge { .. } => "too_large",
+                DocumentError::IllegalTransition(_) => "illegal_transition",
+                DocumentError::Gone => "gone",
+                DocumentError::YearChanged => "retry",
+                DocumentError::Storage(_) | DocumentError::Database(_) | DocumentError::Encoding(_) => "internal",
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Documents(e) => match e {
+                DocumentError::NotFound(_) => StatusCode::NOT_FOUND,
+                DocumentError::Forbidden(_) => StatusCode::FORBIDDEN,
+                DocumentError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                DocumentError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                DocumentError::IllegalTransition(_) => StatusCode::CONFLICT,
+                DocumentError::Gone => StatusCode::GONE,
+                DocumentError::YearChanged => StatusCode::SERVICE_UNAVAILABLE,
+                DocumentError::Database(e) if crate::store::is_transient(e) => StatusCode::SERVICE_UNAVAILABLE,
+                DocumentError::Storage(_) | DocumentError::Database(_) | DocumentError::Encoding(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        // Internal details go to the log, not to the caller.
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            "the service could not complete the request; try again later".to_owned()
+        } else {
+            self.to_string()
+        };
+        HttpResponse::build(status).json(json!({ "error": self.code(), "message": message }))
+    }
+}
+
+pub fn json_error(error: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid JSON body: {error}")).into()
+}
+
+pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid path: {error}")).into()
+}

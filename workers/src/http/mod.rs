@@ -1,0 +1,119 @@
+//! The HTTP API (actix-web): documents of a case, registrations and their
+//! receipts. Handlers are thin: they authenticate the caller, read the
+//! request, call `documents`, and map its errors to statuses.
+
+mod caller;
+mod documents;
+mod error;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{dev::Server, web, App, HttpResponse, HttpServer};
+use futures::future::BoxFuture;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::auth::TokenKeys;
+use crate::config::Settings;
+use crate::documents::storage::{BlobStore, LocalBlobStore};
+use crate::runtime::{Worker, WorkerError};
+use crate::store;
+
+pub use caller::Caller;
+pub use error::ApiError;
+
+/// What every handler can reach.
+pub struct ApiState {
+    pub pool: PgPool,
+    pub blobs: Arc<dyn BlobStore>,
+    pub keys: TokenKeys,
+    pub max_document_bytes: usize,
+}
+
+impl ApiState {
+    pub fn new(settings: &Settings, pool: PgPool) -> Self {
+        Self {
+            pool,
+            blobs: Arc::new(LocalBlobStore::new(&settings.document_store_dir)),
+            keys: TokenKeys::new(&settings.jwt_secret, &settings.jwt_issuer),
+            max_document_bytes: settings.document_max_bytes,
+        }
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
+        .service(
+            web::resource("/cases/{case_id}/documents")
+                .route(web::get().to(documents::list))
+                .route(web::post().to(documents::upload)),
+        )
+        .route("/cases/{case_id}/registrations", web::post().to(documents::send_for_registration))
+        .route("/documents/{document_id}/content", web::get().to(documents::download))
+        .route("/documents/{document_id}/history", web::get().to(documents::history))
+        .route("/documents/{document_id}", web::delete().to(documents::delete))
+        .route("/registrations/{registration_id}/receipt.pdf", web::get().to(documents::receipt))
+        .route("/registrations/{registration_id}/annulment", web::post().to(documents::annul));
+}
+
+/// Starts serving on `listener` (port 0 in tests); the returned server runs
+/// until stopped through its handle.
+pub fn serve(state: ApiState, listener: TcpListener) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(error::json_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .wrap(tracing_actix())
+            .configure(routes)
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run();
+    Ok(server)
+}
+
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%r %s %Dms correlation=%{x-correlation-id}i")
+}
+
+/// The API as a supervised worker of `sportello up` / `sportello worker api`.
+pub struct ApiWorker {
+    settings: Arc<Settings>,
+}
+
+impl ApiWorker {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self { settings }
+    }
+}
+
+impl Worker for ApiWorker {
+    fn name(&self) -> String {
+        "api".into()
+    }
+
+    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
+        Box::pin(
+            async move {
+                let pool = store::connect_lazy(&self.settings.database_url, self.settings.database_pool_size)?;
+                let listener = TcpListener::bind(&self.settings.http_address)
+                    .map_err(|e| WorkerError::Other(format!("cannot listen on {}: {e}", self.settings.http_address)))?;
+                tracing::info!(address = %self.settings.http_address, "HTTP API listening");
+                let server = serve(ApiState::new(&self.settings, pool), listener)
+                    .map_err(|e| WorkerError::Other(e.to_string()))?;
+                let handle = server.handle();
+                let running = actix_rt::spawn(server);
+                shutdown.cancelled().await;
+                // Graceful: finish requests in flight, accept no new ones.
+                handle.stop(true).await;
+                let _ = running.await;
+                Ok(())
+            }
+            .instrument(tracing::info_span!("api")),
+        )
+    }
+}
