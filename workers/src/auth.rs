@@ -6,7 +6,8 @@ use chrono::{Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::contract::Principal;
+use crate::contract::{Authentication, CodiceFiscale, Principal};
+use crate::domain::protocol::Aoo;
 
 /// Who the token is about and until when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,10 +64,41 @@ impl TokenKeys {
     }
 }
 
+/// Kinds of principal `sportello token` can issue for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DevelopmentPrincipal {
+    Citizen,
+    Intermediary,
+    Operator,
+}
+
+impl DevelopmentPrincipal {
+    pub fn principal(self, id: &str, office: Option<&str>) -> Result<Principal, String> {
+        let tax_code = || CodiceFiscale::parse(id).map_err(|e| format!("`{id}`: {e}"));
+        // A development identity provider: CIE, the strongest method.
+        Ok(match self {
+            DevelopmentPrincipal::Citizen => Principal::Citizen {
+                tax_code: tax_code()?,
+                authentication: Authentication::Cie,
+            },
+            DevelopmentPrincipal::Intermediary => Principal::Intermediary {
+                tax_code: tax_code()?,
+                authentication: Authentication::Cie,
+            },
+            DevelopmentPrincipal::Operator => Principal::Operator {
+                operator_id: id.to_owned(),
+                office: Aoo::parse(office.ok_or("an operator needs --office")?)
+                    .map_err(|e| e.to_string())?
+                    .to_string(),
+                on_behalf_of: None,
+            },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{Authentication, CodiceFiscale};
 
     fn citizen() -> Principal {
         Principal::Citizen {

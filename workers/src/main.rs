@@ -68,6 +68,23 @@ enum Command {
         #[command(subcommand)]
         which: RegisterCommand,
     },
+    /// Issue a signed token for local development and tests (in production
+    /// the identity provider issues them). Prints the token.
+    Token {
+        #[arg(value_enum)]
+        kind: sportello::auth::DevelopmentPrincipal,
+        /// Tax code (citizen, intermediary) or operator id (operator).
+        id: String,
+        /// The operator's office (AOO), e.g. 0040.
+        #[arg(long)]
+        office: Option<String>,
+        #[arg(long, default_value_t = 60)]
+        valid_minutes: i64,
+        #[arg(long, env = "JWT_SECRET", default_value = "sportello-dev-secret-change-me", hide_env_values = true)]
+        jwt_secret: String,
+        #[arg(long, env = "JWT_ISSUER", default_value = "sportello-dev-idp")]
+        jwt_issuer: String,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -113,6 +130,11 @@ fn main() -> ExitCode {
             Command::Register {
                 which: RegisterCommand::Verify { settings },
             } => verify_register(&settings).await?,
+            Command::Token { kind, id, office, valid_minutes, jwt_secret, jwt_issuer } => {
+                let principal = kind.principal(&id, office.as_deref()).map_err(anyhow::Error::msg)?;
+                let keys = sportello::auth::TokenKeys::new(&jwt_secret, &jwt_issuer);
+                println!("{}", keys.issue(&principal, chrono::Duration::minutes(valid_minutes))?);
+            }
             Command::Bench { which } => bench::run(which).await?,
         }
         Ok(())
