@@ -384,3 +384,92 @@ async fn a_redelivered_registration_request_registers_once_and_a_bad_one_is_dead
     workers.shutdown(Duration::from_secs(10)).await;
     api.stop().await;
 }
+
+/// Kills the worker processes however the test ends.
+struct Processes(Vec<std::process::Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn four_registration_worker_processes_one_killed_mid_run_leave_no_gap() {
+    const REQUESTS: usize = 300;
+    let api = Api::start().await;
+    let office = operator("0040");
+    // Documents uploaded and sent for registration one by one, as operators would.
+    let now = Utc::now();
+    let documents: Vec<store::Document> = (0..REQUESTS)
+        .map(|i| store::Document {
+            id: Uuid::now_v7(),
+            case_id: api.case_id,
+            direction: sportello::domain::document::Direction::ToCitizen,
+            file_name: format!("esito-{i}.pdf"),
+            media_type: "application/pdf".into(),
+            size_bytes: PDF.len() as i64,
+            sha256: sportello::documents::storage::sha256_hex(PDF),
+            state: sportello::domain::document::DocumentState::Uploaded,
+            conformity_asserted: false,
+            uploaded_by: json!({"kind": "operator"}),
+            uploaded_at: now,
+            registration_id: None,
+        })
+        .collect();
+    store::insert_documents(&mut api.env.pool.acquire().await.unwrap(), &documents).await.unwrap();
+    for document in &documents {
+        sportello::documents::send_for_registration(&api.env.pool, &office, api.case_id, &[document.id], "Esito", "load")
+            .await
+            .unwrap();
+    }
+
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sportello"))
+            .args(["worker", "registration"])
+            .env("AMQP_URL", api.env.user_url("sportello-app"))
+            .env("DATABASE_URL", &api.env.settings.database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut processes = Processes((0..4).map(|_| spawn()).collect());
+    let relay = api.env.start(&[WorkerKind::OutboxRelay]);
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM registrations")
+            .fetch_one(&api.env.pool)
+            .await
+            .unwrap_or(0)
+    };
+    assert!(eventually(Duration::from_secs(60), || async { count().await >= (REQUESTS / 4) as i64 }).await);
+    // SIGKILL: no graceful anything; its open transaction dies with its connection
+    // and its unacked requests go back to the queue.
+    let victim = &mut processes.0[0];
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let at_kill = count().await;
+    eprintln!("killed one worker after {at_kill} of {REQUESTS} registrations");
+    assert!(at_kill < REQUESTS as i64, "the kill happened mid-run");
+    assert!(
+        eventually(Duration::from_secs(120), || async { count().await == REQUESTS as i64 }).await,
+        "every request registered by the survivors"
+    );
+    let numbers: Vec<i64> = sqlx::query_scalar("SELECT number FROM registrations ORDER BY number")
+        .fetch_all(&api.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(numbers, (1..=REQUESTS as i64).collect::<Vec<_>>(), "unique, increasing, gapless");
+    let in_progress: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE state <> 'registered'")
+        .fetch_one(&api.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(in_progress, 0);
+    drop(processes);
+    relay.shutdown(Duration::from_secs(10)).await;
+    api.stop().await;
+}
