@@ -244,7 +244,13 @@ pub async fn publish_as_app(env: &TestEnv, exchange: &str, routing_key: &str, bo
         headers: FieldTable::default(),
         mandatory: true,
     };
-    publisher.send(&message).await.unwrap().wait().await.unwrap();
+    publisher
+        .send(&message)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
     let _ = connection.close(200, "done".into()).await;
 }
 

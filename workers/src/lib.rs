@@ -13,5 +13,6 @@ pub mod publish;
 pub mod runtime;
 pub mod store;
 pub mod telemetry;
+pub mod tickets;
 pub mod timers;
 pub mod workers;

@@ -5,8 +5,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Channel, CodiceFiscale};
+use crate::domain::routing::{Location, RoutedBy};
+use crate::domain::ticket::{ChangeKind, Outcome, Visibility};
 
-/// `request.submitted` v1: a request that opens a back-office ticket.
+/// `request.submitted` v1 and v2: a request that opens a back-office ticket.
+/// v2 adds the locations routing uses and up to three attachments; a v1
+/// message has neither and goes to triage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestSubmitted {
     /// Area of the request (UniEmens, versamenti, ...).
@@ -17,6 +21,22 @@ pub struct RequestSubmitted {
     pub text: String,
     #[serde(default)]
     pub contact: Contact,
+    /// Where the citizen lives (v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Where the contribution position is registered (v2); decides before `location`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_location: Option<Location>,
+    /// At most three (v2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<InlineAttachment>,
+}
+
+/// A file carried inside a message, base64-encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineAttachment {
+    pub file_name: String,
+    pub content_base64: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +59,7 @@ pub struct Event<P> {
     pub payload: P,
 }
 
-/// `ticket.opened` v1.
+/// `ticket.opened` v2: a ticket was opened, registered and routed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketOpened {
     pub ticket_id: Uuid,
@@ -50,6 +70,33 @@ pub struct TicketOpened {
     pub subject_tax_code: CodiceFiscale,
     pub state: String,
     pub opened_at: DateTime<Utc>,
+    pub office_aoo: String,
+    pub desk_kind: Option<String>,
+    pub routed_by: RoutedBy,
+    pub registration_id: Uuid,
+    /// *Segnatura* of the request's registration.
+    pub signature: String,
+    pub attachments: usize,
+    /// As given on the request, for notifications.
+    pub contact: Contact,
+}
+
+/// `ticket.changed` v1: an operator changed a ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketChanged {
+    pub ticket_id: Uuid,
+    pub subject_tax_code: CodiceFiscale,
+    pub change: ChangeKind,
+    pub from_state: String,
+    pub state: String,
+    /// The office holding the ticket after the change.
+    pub office_aoo: String,
+    pub visibility: Visibility,
+    /// Public comments only.
+    pub comment: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub operator_id: String,
+    pub at: DateTime<Utc>,
 }
 
 /// `timer.fired` v1.

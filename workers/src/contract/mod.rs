@@ -9,5 +9,5 @@ pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError};
 pub use envelope::{Authentication, Channel, Envelope, PinKind, Principal};
 pub use messages::{
     Contact, DocumentStateChanged, DocumentsRegistered, DocumentsRegistrationRequested, Event,
-    RequestSubmitted, TicketOpened, TimerFired,
+    InlineAttachment, RequestSubmitted, TicketChanged, TicketOpened, TimerFired,
 };

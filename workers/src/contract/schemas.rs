@@ -39,10 +39,13 @@ const COMMON_SCHEMA: &str = include_str!("../../../schemas/common/v1.json");
 
 pub const SCHEMA_FILES: &[SchemaFile] = &[
     schema_file!("request.submitted", 1),
+    schema_file!("request.submitted", 2),
     schema_file!("document.state_changed", 1),
     schema_file!("documents.registration_requested", 1),
     schema_file!("documents.registered", 1),
     schema_file!("ticket.opened", 1),
+    schema_file!("ticket.opened", 2),
+    schema_file!("ticket.changed", 1),
     schema_file!("timer.fired", 1),
 ];
 

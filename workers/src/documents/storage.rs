@@ -1,6 +1,8 @@
 //! Where document bytes live: content-addressed by SHA-256 behind a small
 //! interface, with the local filesystem as the default. Names given by users
-//! never reach a path: only the hex digest does.
+//! never reach a path: only the hex digest does. Blobs are stored gzip-compressed
+//! (the seed: attachments "sotto forma di file compressi"); the digest is of
+//! the original bytes.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ pub trait BlobStore: Send + Sync {
     fn get(&self, sha256: &str) -> BoxFuture<'_, io::Result<Vec<u8>>>;
 }
 
-/// `<root>/<first two hex digits>/<digest>`.
+/// `<root>/<first two hex digits>/<digest>.gz`.
 pub struct LocalBlobStore {
     root: PathBuf,
 }
@@ -32,10 +34,36 @@ impl LocalBlobStore {
     fn path_of(&self, sha256: &str) -> io::Result<PathBuf> {
         let is_digest = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
         if !is_digest {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a SHA-256 digest"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a SHA-256 digest",
+            ));
         }
-        Ok(self.root.join(&sha256[..2]).join(sha256))
+        Ok(self.root.join(&sha256[..2]).join(format!("{sha256}.gz")))
     }
+}
+
+fn compress(bytes: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
+
+fn decompress(compressed: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(compressed).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// CPU work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)?
 }
 
 async fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -59,14 +87,27 @@ impl BlobStore for LocalBlobStore {
             if tokio::fs::try_exists(&path).await? {
                 return Ok(digest);
             }
-            write_atomically(&path, &bytes).await?;
+            let compressed = blocking(move || compress(&bytes)).await?;
+            write_atomically(&path, &compressed).await?;
             Ok(digest)
         })
     }
 
     fn get(&self, sha256: &str) -> BoxFuture<'_, io::Result<Vec<u8>>> {
         let path = self.path_of(sha256);
-        Box::pin(async move { tokio::fs::read(path?).await })
+        let expected = sha256.to_owned();
+        Box::pin(async move {
+            let compressed = tokio::fs::read(path?).await?;
+            let bytes = blocking(move || decompress(&compressed)).await?;
+            // A damaged file is an error, never wrong content served.
+            if sha256_hex(&bytes) != expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "stored blob does not match its digest",
+                ));
+            }
+            Ok(bytes)
+        })
     }
 }
 
@@ -82,6 +123,8 @@ mod tests {
         let b = store.put(b"%PDF-1.7 one".to_vec()).await.unwrap();
         assert_eq!(a, b);
         assert_eq!(store.get(&a).await.unwrap(), b"%PDF-1.7 one");
+        let on_disk = std::fs::read(root.join(&a[..2]).join(format!("{a}.gz"))).unwrap();
+        assert_eq!(&on_disk[..2], &[0x1f, 0x8b], "stored gzip-compressed");
         assert!(store.get("../../etc/passwd").await.is_err());
         std::fs::remove_dir_all(root).unwrap();
     }

@@ -5,6 +5,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::document::{detect_kind, sanitize_file_name};
 use crate::contract::schemas::{catalogue, ContractViolation};
 use crate::contract::{Authentication, Channel, Envelope, PinKind, Principal, RequestSubmitted};
 
@@ -37,6 +38,67 @@ pub enum Rejection {
     MissingSubject(&'static str),
     #[error("message type {0} is not accepted on the intake queue")]
     NotAnIntakeMessage(String),
+    #[error("attachment {index} ({file_name}): {reason}")]
+    Attachment {
+        index: usize,
+        file_name: String,
+        reason: String,
+    },
+    #[error(
+        "an intermediary's request must name the contribution position (matricola) it acts for"
+    )]
+    IntermediaryWithoutPosition,
+    #[error("intermediary holds no active delegation (delega) for position {0}")]
+    NoDelegation(String),
+}
+
+/// An attachment that passed its checks, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedAttachment {
+    /// Sanitised; never used as a path.
+    pub file_name: String,
+    pub media_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// Decodes and checks a request's attachments: valid base64, at most
+/// `max_bytes` each, a PDF, P7M, JPEG or PNG by content, a name that is
+/// not a path. The schema already limits them to three.
+pub fn check_attachments(
+    request: &RequestSubmitted,
+    max_bytes: usize,
+) -> Result<Vec<CheckedAttachment>, Rejection> {
+    use base64::Engine;
+    request
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(index, attachment)| {
+            let refuse = |reason: String| Rejection::Attachment {
+                index: index + 1,
+                file_name: attachment.file_name.chars().take(120).collect(),
+                reason,
+            };
+            let file_name =
+                sanitize_file_name(&attachment.file_name).map_err(|e| refuse(e.to_string()))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(attachment.content_base64.as_bytes())
+                .map_err(|e| refuse(format!("not valid base64: {e}")))?;
+            if bytes.len() > max_bytes {
+                return Err(refuse(format!(
+                    "{} bytes, more than the {max_bytes} allowed",
+                    bytes.len()
+                )));
+            }
+            let kind = detect_kind(&bytes)
+                .ok_or_else(|| refuse("the content is not a PDF, P7M, JPEG or PNG file".into()))?;
+            Ok(CheckedAttachment {
+                file_name,
+                media_type: kind.media_type(),
+                bytes,
+            })
+        })
+        .collect()
 }
 
 /// An intake message that passed admission, typed.
@@ -128,6 +190,13 @@ fn check_request_principal(envelope: &Envelope<RequestSubmitted>) -> Result<(), 
     }
     if envelope.principal.subject_tax_code().is_none() {
         return Err(Rejection::MissingSubject(TYPE));
+    }
+    // An intermediary acts for a contribution position, under a delegation
+    // for it (checked against the database when the request is applied).
+    if matches!(envelope.principal, Principal::Intermediary { .. })
+        && envelope.payload.matricola.is_none()
+    {
+        return Err(Rejection::IntermediaryWithoutPosition);
     }
     Ok(())
 }
@@ -257,9 +326,55 @@ mod tests {
         assert_ne!(a.idempotency.payload_sha256, b.idempotency.payload_sha256);
     }
 
+    fn with_attachment(file_name: &str, bytes: &[u8]) -> RequestSubmitted {
+        use base64::Engine;
+        let mut request: Envelope<RequestSubmitted> = serde_json::from_value(example()).unwrap();
+        request
+            .payload
+            .attachments
+            .push(crate::contract::InlineAttachment {
+                file_name: file_name.into(),
+                content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            });
+        request.payload
+    }
+
+    #[test]
+    fn attachments_are_checked_by_content_size_and_name() {
+        let pdf = b"%PDF-1.7\n%\xe2\xe3\n1 0 obj\n".to_vec();
+        let ok = check_attachments(&with_attachment("quietanza.pdf", &pdf), 1024).unwrap();
+        assert_eq!(
+            (ok[0].file_name.as_str(), ok[0].media_type),
+            ("quietanza.pdf", "application/pdf")
+        );
+        let disguised =
+            check_attachments(&with_attachment("foto.pdf", b"MZ\x90\x00 not a pdf"), 1024);
+        assert!(
+            matches!(disguised, Err(Rejection::Attachment { index: 1, .. })),
+            "{disguised:?}"
+        );
+        let big = check_attachments(&with_attachment("big.pdf", &pdf), 4);
+        assert!(big
+            .unwrap_err()
+            .to_string()
+            .contains("more than the 4 allowed"));
+        let path = check_attachments(&with_attachment("../../etc/passwd", &pdf), 1024);
+        assert!(path.unwrap_err().to_string().contains("path"));
+        let mut bad = with_attachment("x.pdf", &pdf);
+        bad.attachments[0].content_base64 = "not base64!".into();
+        assert!(check_attachments(&bad, 1024)
+            .unwrap_err()
+            .to_string()
+            .contains("base64"));
+    }
+
     #[test]
     fn refuses_events_on_the_intake() {
-        let event: Value = serde_json::from_str(SCHEMA_FILES[1].example).unwrap();
+        let event = SCHEMA_FILES
+            .iter()
+            .find(|f| f.message_type == "ticket.opened")
+            .unwrap();
+        let event: Value = serde_json::from_str(event.example).unwrap();
         assert!(matches!(
             admit_value("web.ticket.opened", &event),
             Err(Rejection::NotAnIntakeMessage(_))

@@ -4,4 +4,5 @@ pub mod access;
 pub mod document;
 pub mod intake;
 pub mod protocol;
+pub mod routing;
 pub mod ticket;

@@ -4,6 +4,8 @@ use actix_web::{http::StatusCode, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::documents::DocumentError;
+use crate::domain::ticket::LifecycleError;
+use crate::tickets::TicketError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -13,6 +15,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error(transparent)]
     Documents(#[from] DocumentError),
+    #[error(transparent)]
+    Tickets(#[from] TicketError),
     #[error("{0}")]
     Internal(String),
 }
@@ -23,6 +27,17 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Internal(_) => "internal",
+            ApiError::Tickets(e) => match e {
+                TicketError::NotFound => "not_found",
+                TicketError::Forbidden(_) => "forbidden",
+                TicketError::Invalid(_) => "invalid",
+                TicketError::Lifecycle(LifecycleError::IllegalTransition { .. }) => {
+                    "illegal_transition"
+                }
+                TicketError::Lifecycle(_) => "invalid",
+                TicketError::UnknownOffice(_) => "unknown_office",
+                TicketError::Database(_) | TicketError::Encoding(_) => "internal",
+            },
             ApiError::Documents(e) => match e {
                 DocumentError::NotFound(_) => "not_found",
                 DocumentError::Forbidden(_) => "forbidden",
@@ -31,7 +46,9 @@ impl ApiError {
                 DocumentError::IllegalTransition(_) => "illegal_transition",
                 DocumentError::Gone => "gone",
                 DocumentError::YearChanged => "retry",
-                DocumentError::Storage(_) | DocumentError::Database(_) | DocumentError::Encoding(_) => "internal",
+                DocumentError::Storage(_)
+                | DocumentError::Database(_)
+                | DocumentError::Encoding(_) => "internal",
             },
         }
     }
@@ -43,6 +60,23 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Tickets(e) => match e {
+                TicketError::NotFound => StatusCode::NOT_FOUND,
+                TicketError::Forbidden(_) => StatusCode::FORBIDDEN,
+                TicketError::Invalid(_) => StatusCode::BAD_REQUEST,
+                TicketError::Lifecycle(LifecycleError::IllegalTransition { .. }) => {
+                    StatusCode::CONFLICT
+                }
+                TicketError::Lifecycle(_) | TicketError::UnknownOffice(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                TicketError::Database(e) if crate::store::is_transient(e) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                TicketError::Database(_) | TicketError::Encoding(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
             ApiError::Documents(e) => match e {
                 DocumentError::NotFound(_) => StatusCode::NOT_FOUND,
                 DocumentError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -51,10 +85,12 @@ impl ResponseError for ApiError {
                 DocumentError::IllegalTransition(_) => StatusCode::CONFLICT,
                 DocumentError::Gone => StatusCode::GONE,
                 DocumentError::YearChanged => StatusCode::SERVICE_UNAVAILABLE,
-                DocumentError::Database(e) if crate::store::is_transient(e) => StatusCode::SERVICE_UNAVAILABLE,
-                DocumentError::Storage(_) | DocumentError::Database(_) | DocumentError::Encoding(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
+                DocumentError::Database(e) if crate::store::is_transient(e) => {
+                    StatusCode::SERVICE_UNAVAILABLE
                 }
+                DocumentError::Storage(_)
+                | DocumentError::Database(_)
+                | DocumentError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
     }
@@ -78,4 +114,11 @@ pub fn json_error(error: actix_web::error::JsonPayloadError, _: &HttpRequest) ->
 
 pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
     ApiError::BadRequest(format!("invalid path: {error}")).into()
+}
+
+pub fn query_error(
+    error: actix_web::error::QueryPayloadError,
+    _: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query string: {error}")).into()
 }

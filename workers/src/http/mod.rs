@@ -1,10 +1,11 @@
 //! The HTTP API (actix-web): documents of a case, registrations and their
-//! receipts. Handlers are thin: they authenticate the caller, read the
+//! receipts, tickets; and the staff pages. Handlers are thin: they authenticate the caller, read the
 //! request, call `documents`, and map its errors to statuses.
 
 mod caller;
 mod documents;
 mod error;
+mod tickets;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -55,7 +56,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/documents/{document_id}/history", web::get().to(documents::history))
         .route("/documents/{document_id}", web::delete().to(documents::delete))
         .route("/registrations/{registration_id}/receipt.pdf", web::get().to(documents::receipt))
-        .route("/registrations/{registration_id}/annulment", web::post().to(documents::annul));
+        .route("/registrations/{registration_id}/annulment", web::post().to(documents::annul))
+        .route("/tickets", web::get().to(tickets::search))
+        .route("/tickets/{ticket_id}", web::get().to(tickets::detail))
+        .route("/tickets/{ticket_id}/take-in-charge", web::post().to(tickets::take_in_charge))
+        .route("/tickets/{ticket_id}/comments", web::post().to(tickets::comment))
+        .route("/tickets/{ticket_id}/close", web::post().to(tickets::close))
+        .route("/tickets/{ticket_id}/reassign", web::post().to(tickets::reassign))
+        .route("/offices", web::get().to(tickets::offices));
 }
 
 /// Starts serving on `listener` (port 0 in tests); the returned server runs
@@ -67,6 +75,7 @@ pub fn serve(state: ApiState, listener: TcpListener) -> std::io::Result<Server> 
             .app_data(state.clone())
             .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(error::json_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(tracing_actix())
             .configure(routes)
     })

@@ -26,23 +26,34 @@ use crate::broker::publisher::Publisher;
 use crate::broker::topology::{self, Definitions};
 use crate::broker::{self, dead_letter};
 use crate::config::Settings;
-use crate::domain::intake::{admit, Admitted, IntakeMessage};
-use crate::domain::ticket::{open_ticket, NewTicket};
+use crate::contract::{CodiceFiscale, Principal};
+use crate::documents::storage::{BlobStore, LocalBlobStore};
+use crate::domain::document::{Direction, DocumentState};
+use crate::domain::intake::{
+    admit, check_attachments, Admitted, CheckedAttachment, IntakeMessage, Rejection,
+};
+use crate::domain::protocol::{Aoo, RegisteredFile};
+use crate::domain::ticket::{open_ticket, opened_event, NewTicket, TicketRegistration};
 use crate::runtime::{Worker, WorkerError};
+use crate::store::documents::{self, Document};
 use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox::{self, OutboxMessage};
+use crate::store::protocol::{self as register, RegisterError, RegistrationRequest};
 use crate::store::{self, tickets};
+use uuid::Uuid;
 
 /// How long a batch waits for more messages after its first one.
 const BATCH_LINGER: Duration = Duration::from_millis(5);
 
 pub struct IntakeWorker {
     settings: Arc<Settings>,
+    blobs: Arc<dyn BlobStore>,
 }
 
 impl IntakeWorker {
     pub fn new(settings: Arc<Settings>) -> Self {
-        Self { settings }
+        let blobs = Arc::new(LocalBlobStore::new(&settings.document_store_dir));
+        Self { settings, blobs }
     }
 }
 
@@ -82,6 +93,7 @@ enum ApplyFailure {
 struct Item<'a> {
     index: usize,
     admitted: &'a Admitted,
+    attachments: &'a [StoredAttachment],
     previous_deliveries: u64,
 }
 
@@ -175,8 +187,21 @@ impl IntakeWorker {
         let mut verdicts = vec![Verdict::Ack; batch.len()];
         let mut admitted = Vec::with_capacity(batch.len());
         for (index, delivery) in batch.iter().enumerate() {
-            match admit(delivery.routing_key.as_str(), &delivery.data) {
-                Ok(message) => admitted.push((index, message)),
+            let admission =
+                admit(delivery.routing_key.as_str(), &delivery.data).and_then(|message| {
+                    let IntakeMessage::RequestSubmitted(request) = &message.message;
+                    let attachments =
+                        check_attachments(&request.payload, self.settings.document_max_bytes)?;
+                    Ok((message, attachments))
+                });
+            match admission {
+                Ok((message, attachments)) => match self.store_attachments(attachments).await {
+                    Ok(stored) => admitted.push((index, message, stored)),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not store attachments; requeueing");
+                        verdicts[index] = Verdict::Requeue;
+                    }
+                },
                 Err(rejection) => {
                     tracing::warn!(
                         routing_key = %delivery.routing_key,
@@ -191,9 +216,10 @@ impl IntakeWorker {
         }
         let items: Vec<Item> = admitted
             .iter()
-            .map(|(index, admitted)| Item {
+            .map(|(index, admitted, attachments)| Item {
                 index: *index,
                 admitted,
+                attachments,
                 previous_deliveries: dead_letter::previous_deliveries(&batch[*index]),
             })
             .collect();
@@ -240,6 +266,26 @@ impl IntakeWorker {
             "batch settled"
         );
         Ok(())
+    }
+
+    /// Attachment bytes go to the blob store before the transaction: content
+    /// addressed, so a retry or a redelivery writes the same file again.
+    async fn store_attachments(
+        &self,
+        attachments: Vec<CheckedAttachment>,
+    ) -> std::io::Result<Vec<StoredAttachment>> {
+        let mut stored = Vec::with_capacity(attachments.len());
+        for attachment in attachments {
+            let size = attachment.bytes.len();
+            let sha256 = self.blobs.put(attachment.bytes).await?;
+            stored.push(StoredAttachment {
+                file_name: attachment.file_name,
+                media_type: attachment.media_type,
+                sha256,
+                size,
+            });
+        }
+        Ok(stored)
     }
 
     /// Applies the admitted messages, isolating the ones that fail.
@@ -314,10 +360,11 @@ impl IntakeWorker {
     }
 }
 
-fn verdict_for(item: &Item, outcome: InboxOutcome) -> Verdict {
+fn verdict_for(item: &Item, outcome: ItemOutcome) -> Verdict {
     match outcome {
-        InboxOutcome::New | InboxOutcome::Duplicate => Verdict::Ack,
-        InboxOutcome::KeyReused => Verdict::DeadLetter(format!(
+        ItemOutcome::Inbox(InboxOutcome::New | InboxOutcome::Duplicate) => Verdict::Ack,
+        ItemOutcome::Refused(reason) => Verdict::DeadLetter(format!("rejected: {reason}")),
+        ItemOutcome::Inbox(InboxOutcome::KeyReused) => Verdict::DeadLetter(format!(
             "idempotency key `{}` was already used by this principal for a different {}",
             item.admitted.idempotency.key, item.admitted.idempotency.message_type
         )),
@@ -336,58 +383,207 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-/// State changes of one group of messages, planned before writing.
-#[derive(Default)]
-struct Effects {
-    tickets: Vec<NewTicket>,
-    events: Vec<OutboxMessage>,
+/// An attachment whose bytes are already in the blob store.
+#[derive(Debug, Clone)]
+struct StoredAttachment {
+    file_name: String,
+    media_type: &'static str,
+    sha256: String,
+    size: usize,
 }
 
-/// The effects of one new message: plain domain functions, no I/O.
-fn plan(message: &IntakeMessage, effects: &mut Effects) -> Result<(), ApplyFailure> {
-    match message {
-        IntakeMessage::RequestSubmitted(request) => {
-            let (ticket, event) = open_ticket(request, Utc::now())
-                .ok_or_else(|| ApplyFailure::Refused("request names no citizen".into()))?;
-            tracing::debug!(
-                message_id = %request.message_id,
-                correlation_id = %request.correlation_id,
-                ticket_id = %ticket.id,
-                "ticket opened"
-            );
-            effects.tickets.push(ticket);
-            effects.events.push(
-                OutboxMessage::event(&event, None)
-                    .map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
-            );
-        }
-    }
-    Ok(())
+/// What became of one message of a group.
+enum ItemOutcome {
+    Inbox(InboxOutcome),
+    /// Refused on what the database knows (e.g. no delegation): dead-letter
+    /// it; no inbox row is written, so a corrected resend is processed.
+    Refused(String),
 }
 
-async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<InboxOutcome>, ApplyFailure> {
-    let mut tx = pool.begin().await.map_err(classify)?;
-    let identities: Vec<_> = group
-        .iter()
-        .map(|item| &item.admitted.idempotency)
+/// Who a request is about: the citizen, the one an agent or operator acts
+/// for, or for an intermediary the citizen whose active delegation covers
+/// the position.
+async fn subjects(
+    conn: &mut sqlx::PgConnection,
+    group: &[Item<'_>],
+) -> Result<Vec<Result<CodiceFiscale, String>>, ApplyFailure> {
+    let requests = group.iter().map(|item| match &item.admitted.message {
+        IntakeMessage::RequestSubmitted(request) => request,
+    });
+    let positions: Vec<(String, String)> = requests
+        .clone()
+        .filter_map(
+            |request| match (&request.principal, &request.payload.matricola) {
+                (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
+                    Some((tax_code.to_string(), matricola.clone()))
+                }
+                _ => None,
+            },
+        )
         .collect();
-    let outcomes = inbox::record(&mut tx, &identities)
+    let delegations = tickets::delegating_citizens(conn, &positions)
         .await
         .map_err(classify)?;
-    let mut effects = Effects::default();
-    for (item, outcome) in group.iter().zip(&outcomes) {
-        if *outcome == InboxOutcome::New {
-            plan(&item.admitted.message, &mut effects)?;
+    requests
+        .map(
+            |request| match (&request.principal, &request.payload.matricola) {
+                (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
+                    let citizen = delegations
+                        .iter()
+                        .find(|(i, m, _)| i == tax_code.as_str() && m == matricola)
+                        .map(|(_, _, citizen)| citizen);
+                    match citizen {
+                        Some(citizen) => CodiceFiscale::parse(citizen)
+                            .map(Ok)
+                            .map_err(|e| ApplyFailure::Crashed(format!("stored delegation: {e}"))),
+                        None => Ok(Err(Rejection::NoDelegation(matricola.clone()).to_string())),
+                    }
+                }
+                (principal, _) => Ok(principal
+                    .subject_tax_code()
+                    .cloned()
+                    .ok_or_else(|| Rejection::MissingSubject("request.submitted").to_string())),
+            },
+        )
+        .collect()
+}
+
+fn registration_request(
+    ticket: &NewTicket,
+    attachments: &[StoredAttachment],
+) -> Result<RegistrationRequest, ApplyFailure> {
+    Ok(RegistrationRequest {
+        request_id: ticket.request_message_id,
+        aoo: Aoo::parse(&ticket.routing.office_aoo)
+            .map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
+        subject: ticket.subject.clone(),
+        registered_by: serde_json::to_value(&ticket.submitted_by)
+            .map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
+        files: attachments
+            .iter()
+            .map(|a| RegisteredFile {
+                name: a.file_name.clone(),
+                sha256: a.sha256.clone(),
+                size: a.size as u64,
+            })
+            .collect(),
+        correlation_id: ticket.correlation_id.clone(),
+    })
+}
+
+fn attachment_documents(
+    ticket: &NewTicket,
+    registration: &TicketRegistration,
+    attachments: &[StoredAttachment],
+) -> Vec<Document> {
+    attachments
+        .iter()
+        .map(|a| Document {
+            id: Uuid::now_v7(),
+            case_id: ticket.id,
+            direction: Direction::FromCitizen,
+            file_name: a.file_name.clone(),
+            media_type: a.media_type.to_owned(),
+            size_bytes: a.size as i64,
+            sha256: a.sha256.clone(),
+            // Registered with the request, under its number.
+            state: DocumentState::Registered,
+            conformity_asserted: false,
+            uploaded_by: serde_json::to_value(&ticket.submitted_by).unwrap_or_default(),
+            uploaded_at: ticket.opened_at,
+            registration_id: Some(registration.id),
+        })
+        .collect()
+}
+
+/// One transaction for the group: inbox, routing, registration, tickets,
+/// attachments, events.
+async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, ApplyFailure> {
+    let mut tx = pool.begin().await.map_err(classify)?;
+    let subjects = subjects(&mut tx, group).await?;
+    let accepted: Vec<(&Item, &CodiceFiscale)> = group
+        .iter()
+        .zip(&subjects)
+        .filter_map(|(item, subject)| subject.as_ref().ok().map(|s| (item, s)))
+        .collect();
+    let identities: Vec<_> = accepted
+        .iter()
+        .map(|(item, _)| &item.admitted.idempotency)
+        .collect();
+    let recorded = inbox::record(&mut tx, &identities)
+        .await
+        .map_err(classify)?;
+
+    let routing = tickets::routing_table(&mut tx).await.map_err(classify)?;
+    let now = Utc::now();
+    let mut opened = Vec::new();
+    for ((item, subject), outcome) in accepted.iter().zip(&recorded) {
+        if *outcome != InboxOutcome::New {
+            continue;
         }
+        let IntakeMessage::RequestSubmitted(request) = &item.admitted.message;
+        let payload = &request.payload;
+        let decision = routing.route(
+            &payload.ambito,
+            payload.position_location.as_ref(),
+            payload.location.as_ref(),
+        );
+        opened.push((
+            open_ticket(request, (*subject).clone(), decision, now),
+            item.attachments,
+        ));
     }
-    tickets::insert(&mut tx, &effects.tickets)
+    let requests = opened
+        .iter()
+        .map(|(ticket, attachments)| registration_request(ticket, attachments))
+        .collect::<Result<Vec<_>, _>>()?;
+    let registrations = register::register(&mut tx, &requests)
+        .await
+        .map_err(|e| match e {
+            RegisterError::Database(e) => classify(e),
+            RegisterError::YearChanged => ApplyFailure::Transient(e.to_string()),
+        })?;
+
+    let mut rows = Vec::with_capacity(opened.len());
+    let mut documents = Vec::new();
+    let mut events = Vec::with_capacity(opened.len());
+    for ((ticket, attachments), registration) in opened.into_iter().zip(registrations) {
+        let registration = TicketRegistration {
+            id: registration.id,
+            signature: registration.signature,
+        };
+        documents.extend(attachment_documents(&ticket, &registration, attachments));
+        let event = opened_event(&ticket, &registration, attachments.len());
+        events.push(
+            OutboxMessage::event(&event, None).map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
+        );
+        tracing::debug!(
+            correlation_id = %ticket.correlation_id,
+            ticket_id = %ticket.id,
+            office = %ticket.routing.office_aoo,
+            signature = %registration.signature,
+            "ticket opened"
+        );
+        rows.push((ticket, registration));
+    }
+    tickets::insert(&mut tx, &rows).await.map_err(classify)?;
+    documents::insert_documents(&mut tx, &documents)
         .await
         .map_err(classify)?;
-    outbox::enqueue(&mut tx, &effects.events)
-        .await
-        .map_err(classify)?;
+    outbox::enqueue(&mut tx, &events).await.map_err(classify)?;
     tx.commit().await.map_err(classify)?;
-    Ok(outcomes)
+
+    let mut recorded = recorded.into_iter();
+    subjects
+        .into_iter()
+        .map(|subject| match subject {
+            Ok(_) => recorded
+                .next()
+                .map(ItemOutcome::Inbox)
+                .ok_or_else(|| ApplyFailure::Crashed("inbox returned fewer outcomes".into())),
+            Err(reason) => Ok(ItemOutcome::Refused(reason)),
+        })
+        .collect()
 }
 
 fn classify(error: sqlx::Error) -> ApplyFailure {

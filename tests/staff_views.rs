@@ -1,0 +1,1 @@
+//! placeholder until the staff views test lands

@@ -1,0 +1,420 @@
+//! Back-office tickets as their users reach them: search, detail, and the
+//! operators' actions. Each operation checks who is asking (citizen,
+//! intermediary with an active delegation, operator of the ticket's office),
+//! decides with `domain::ticket`, and writes the change, its history entry and
+//! its event in one transaction. The JSON API and the staff pages both call
+//! this module.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::contract::{CodiceFiscale, Principal};
+use crate::domain::access::side_on_case;
+use crate::domain::document::Side;
+use crate::domain::ticket::{
+    changed_event, decide, LifecycleError, Operator, TicketAction, TicketFacts, TicketState,
+};
+use crate::store::documents::{self as documents_store, Document};
+use crate::store::outbox::{self, OutboxMessage};
+use crate::store::tickets::{
+    self as store, AppliedChange, HistoryEntry, Office, Scope, TicketFilter, TicketRecord,
+    TicketSummary,
+};
+use crate::timers::cron::TIME_ZONE;
+
+pub use store::TicketFilter as Filter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TicketError {
+    #[error("ticket not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Lifecycle(LifecycleError),
+    #[error("no office with AOO `{0}`")]
+    UnknownOffice(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event encoding: {0}")]
+    Encoding(#[from] serde_json::Error),
+}
+
+impl From<LifecycleError> for TicketError {
+    fn from(error: LifecycleError) -> Self {
+        match error {
+            LifecycleError::NotYourOffice { .. } => TicketError::Forbidden(error.to_string()),
+            other => TicketError::Lifecycle(other),
+        }
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+const MAX_PAGE: u32 = 10_000;
+
+/// Search parameters as they arrive in a query string (API or staff form).
+/// Dates are `YYYY-MM-DD` (whole days, Europe/Rome, both ends included) or
+/// RFC 3339 instants.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct SearchQuery {
+    pub matricola: Option<String>,
+    /// Words of the subject.
+    pub q: Option<String>,
+    pub state: Option<String>,
+    pub opened_from: Option<String>,
+    pub opened_to: Option<String>,
+    pub updated_from: Option<String>,
+    pub updated_to: Option<String>,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+impl SearchQuery {
+    /// Validates the parameters; empty strings (an untouched form field) are absent.
+    pub fn filter(&self) -> Result<(TicketFilter, u32, u32), TicketError> {
+        let present = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let state = match present(&self.state) {
+            None => None,
+            Some(raw) => Some(TicketState::parse(&raw).ok_or_else(|| {
+                TicketError::Invalid(format!(
+                    "state must be aperta, in_carico or chiusa, not `{raw}`"
+                ))
+            })?),
+        };
+        let filter = TicketFilter {
+            matricola: present(&self.matricola).map(|m| m.to_uppercase()),
+            text: present(&self.q),
+            state,
+            opened_from: instant(present(&self.opened_from), "opened_from", Bound::Start)?,
+            opened_to: instant(present(&self.opened_to), "opened_to", Bound::End)?,
+            updated_from: instant(present(&self.updated_from), "updated_from", Bound::Start)?,
+            updated_to: instant(present(&self.updated_to), "updated_to", Bound::End)?,
+        };
+        let page = self.page.unwrap_or(1);
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(TicketError::Invalid(format!(
+                "page must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let per_page = self.per_page.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&per_page) {
+            return Err(TicketError::Invalid(format!(
+                "per_page must be between 1 and {MAX_PAGE_SIZE}"
+            )));
+        }
+        Ok((filter, page, per_page))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Bound {
+    Start,
+    /// Exclusive: a date means up to the end of that day.
+    End,
+}
+
+fn instant(
+    raw: Option<String>,
+    name: &str,
+    bound: Bound,
+) -> Result<Option<DateTime<Utc>>, TicketError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if let Ok(at) = DateTime::parse_from_rfc3339(&raw) {
+        return Ok(Some(at.with_timezone(&Utc)));
+    }
+    let date = NaiveDate::parse_from_str(&raw, "%Y-%m-%d").map_err(|_| {
+        TicketError::Invalid(format!(
+            "{name} must be a date (YYYY-MM-DD) or an RFC 3339 time, not `{raw}`"
+        ))
+    })?;
+    let day = match bound {
+        Bound::Start => date,
+        Bound::End => date
+            .succ_opt()
+            .ok_or_else(|| TicketError::Invalid(format!("{name} is out of range")))?,
+    };
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let local = TIME_ZONE
+        .from_local_datetime(&midnight)
+        .earliest()
+        .ok_or_else(|| TicketError::Invalid(format!("{name} does not exist in Europe/Rome")))?;
+    Ok(Some(local.with_timezone(&Utc)))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub tickets: Vec<TicketSummary>,
+    pub page: u32,
+    pub per_page: u32,
+    pub has_more: bool,
+}
+
+/// Whose tickets the principal may search.
+fn scope_of(principal: &Principal) -> Result<Scope, TicketError> {
+    match principal {
+        Principal::Citizen { tax_code, .. } => Ok(Scope::Citizen(tax_code.to_string())),
+        Principal::Intermediary { tax_code, .. } => Ok(Scope::Intermediary(tax_code.to_string())),
+        Principal::Operator { office, .. } => Ok(Scope::Office(office.clone())),
+        Principal::ContactCenterAgent { .. } => Err(TicketError::Forbidden(
+            "contact-centre agents do not consult the ticket history".into(),
+        )),
+    }
+}
+
+pub async fn search(
+    pool: &PgPool,
+    principal: &Principal,
+    query: &SearchQuery,
+) -> Result<Page, TicketError> {
+    let scope = scope_of(principal)?;
+    let (filter, page, per_page) = query.filter()?;
+    let mut conn = pool.acquire().await?;
+    let offset = i64::from(page - 1) * i64::from(per_page);
+    let (tickets, has_more) =
+        store::search(&mut conn, &scope, &filter, offset, i64::from(per_page)).await?;
+    Ok(Page {
+        tickets,
+        page,
+        per_page,
+        has_more,
+    })
+}
+
+/// The whole conversation of a ticket as the viewer may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketDetail {
+    #[serde(flatten)]
+    pub ticket: TicketRecord,
+    pub history: Vec<HistoryEntry>,
+    pub attachments: Vec<Document>,
+    /// `office` (staff: internal notes included) or `citizen`.
+    pub viewer: &'static str,
+}
+
+/// The side the principal sees the ticket from; refusals say why.
+async fn side_on_ticket(
+    conn: &mut sqlx::PgConnection,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<Side, TicketError> {
+    let parties = documents_store::case_parties(conn, id)
+        .await?
+        .ok_or(TicketError::NotFound)?;
+    let delegations = match principal {
+        Principal::Intermediary { tax_code, .. } => {
+            documents_store::delegations_of(conn, tax_code.as_str(), &parties.citizen_tax_code)
+                .await?
+        }
+        _ => Vec::new(),
+    };
+    side_on_case(principal, &parties, &delegations, Utc::now()).ok_or_else(|| {
+        TicketError::Forbidden(match principal {
+            Principal::Intermediary { .. } => {
+                "no active delegation covers this ticket's position".into()
+            }
+            Principal::Operator { .. } => "this ticket belongs to another office".into(),
+            Principal::ContactCenterAgent { .. } => {
+                "contact-centre agents do not consult the ticket history".into()
+            }
+            Principal::Citizen { .. } => "this ticket is not yours".into(),
+        })
+    })
+}
+
+pub async fn detail(
+    pool: &PgPool,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<TicketDetail, TicketError> {
+    let mut conn = pool.acquire().await?;
+    let side = side_on_ticket(&mut conn, principal, id).await?;
+    let mut ticket = store::record(&mut conn, id)
+        .await?
+        .ok_or(TicketError::NotFound)?;
+    let staff = side == Side::Office;
+    let mut history = store::history(&mut conn, id, staff).await?;
+    if !staff {
+        // Citizens see what happened and what the office wrote, not the
+        // internal routing notes or which employee did it.
+        ticket.routing_note = None;
+        ticket.summary.assigned_operator = None;
+        for entry in &mut history {
+            let kind = entry.actor.get("kind").cloned().unwrap_or_default();
+            entry.actor = serde_json::json!({ "kind": kind });
+        }
+    }
+    let attachments = documents_store::documents_of_case(&mut conn, id).await?;
+    Ok(TicketDetail {
+        ticket,
+        history,
+        attachments,
+        viewer: if staff { "office" } else { "citizen" },
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActOutcome {
+    Applied,
+    /// The same action key was already applied: nothing changed this time.
+    AlreadyApplied,
+}
+
+/// An operator's action on a ticket. `action_key` (a form token or an
+/// `Idempotency-Key` header) makes a resent action a no-op.
+pub async fn act(
+    pool: &PgPool,
+    principal: &Principal,
+    id: Uuid,
+    action: TicketAction,
+    action_key: Option<&str>,
+    correlation_id: &str,
+) -> Result<ActOutcome, TicketError> {
+    let Principal::Operator {
+        operator_id,
+        office,
+        ..
+    } = principal
+    else {
+        return Err(TicketError::Forbidden(
+            "only operators of the ticket's office change tickets".into(),
+        ));
+    };
+    let operator = Operator {
+        id: operator_id.clone(),
+        office: office.clone(),
+    };
+    if action_key.is_some_and(|k| k.is_empty() || k.len() > 200) {
+        return Err(TicketError::Invalid(
+            "an action key is 1 to 200 characters".into(),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    let ticket = store::lock(&mut tx, id)
+        .await?
+        .ok_or(TicketError::NotFound)?;
+    if ticket.office_aoo != operator.office {
+        return Err(TicketError::Forbidden(
+            "this ticket belongs to another office".into(),
+        ));
+    }
+    if let Some(key) = action_key {
+        if store::action_applied(&mut tx, id, key).await? {
+            return Ok(ActOutcome::AlreadyApplied);
+        }
+    }
+    let new_desk = match &action {
+        TicketAction::Reassign { to_office, .. } => {
+            if !store::office_exists(&mut tx, to_office).await? {
+                return Err(TicketError::UnknownOffice(to_office.clone()));
+            }
+            store::routing_table(&mut tx)
+                .await?
+                .desk_at(to_office, &ticket.ambito)
+        }
+        _ => None,
+    };
+    let facts = TicketFacts {
+        state: ticket.state,
+        office_aoo: ticket.office_aoo.clone(),
+    };
+    let change = decide(&facts, &operator, action)?;
+    let at = Utc::now();
+    store::apply(
+        &mut tx,
+        AppliedChange {
+            ticket_id: id,
+            change: &change,
+            new_desk,
+            actor: serde_json::to_value(principal)?,
+            at,
+            correlation_id,
+            action_key,
+        },
+    )
+    .await?;
+    let subject = CodiceFiscale::parse(&ticket.subject_tax_code)
+        .map_err(|e| TicketError::Invalid(format!("stored ticket: {e}")))?;
+    let office_after = change.to_office.as_deref().unwrap_or(&ticket.office_aoo);
+    let event = changed_event(
+        id,
+        &subject,
+        office_after,
+        &change,
+        &operator,
+        correlation_id,
+        at,
+    );
+    outbox::enqueue(
+        &mut tx,
+        &[OutboxMessage::event(&event, Some(change.kind.as_str()))?],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(ticket_id = %id, change = change.kind.as_str(), operator = %operator.id, %correlation_id, "ticket changed");
+    Ok(ActOutcome::Applied)
+}
+
+pub async fn offices(pool: &PgPool) -> Result<Vec<Office>, TicketError> {
+    let mut conn = pool.acquire().await?;
+    Ok(store::offices(&mut conn).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_parameters_are_validated() {
+        let query = SearchQuery {
+            state: Some("in_carico".into()),
+            matricola: Some(" 4901234567 ".into()),
+            opened_from: Some("2026-03-29".into()),
+            opened_to: Some("2026-03-29".into()),
+            q: Some("".into()),
+            ..Default::default()
+        };
+        let (filter, page, per_page) = query.filter().unwrap();
+        assert_eq!(filter.state, Some(TicketState::InCarico));
+        assert_eq!(filter.matricola.as_deref(), Some("4901234567"));
+        assert_eq!(filter.text, None, "an empty form field is no filter");
+        // 29 March 2026 is the DST day in Rome: 23 hours long.
+        let span = filter.opened_to.unwrap() - filter.opened_from.unwrap();
+        assert_eq!(span.num_hours(), 23);
+        assert_eq!((page, per_page), (1, DEFAULT_PAGE_SIZE));
+
+        for bad in [
+            SearchQuery {
+                state: Some("persa".into()),
+                ..Default::default()
+            },
+            SearchQuery {
+                opened_from: Some("29/03/2026".into()),
+                ..Default::default()
+            },
+            SearchQuery {
+                per_page: Some(1000),
+                ..Default::default()
+            },
+            SearchQuery {
+                page: Some(0),
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                matches!(bad.filter(), Err(TicketError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
