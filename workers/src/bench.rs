@@ -29,7 +29,8 @@ use crate::{app, store};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
-    /// Messages/s through intake -> ticket -> event, versus bare publish+consume.
+    /// Requests/s through intake -> routed, registered ticket -> event, versus
+    /// bare publish+consume.
     Intake(IntakeBench),
     /// Protocol registrations/s: one AOO (batched, serial, unbatched) and
     /// spread over several AOOs, with the single-counter ceiling.
@@ -189,13 +190,37 @@ async fn publish_confirmed(
     Ok(())
 }
 
+/// Where the bench's citizens live: spread over the reference offices (each
+/// with its own protocol counter), plus some no rule routes (triage).
+const BENCH_LOCATIONS: &[(&str, &str, Option<&str>)] = &[
+    ("CR", "Cremona", None),
+    ("CR", "Crema", None),
+    ("LO", "Lodi", None),
+    ("LO", "Codogno", None),
+    ("MI", "Milano", Some("20125")),
+    ("MI", "Milano", Some("20133")),
+    ("GE", "Genova", None),
+    ("GE", "Sestri Levante", None),
+    ("GE", "Genova", Some("16154")),
+    ("RC", "Reggio di Calabria", None),
+    ("CS", "Cosenza", None),
+    ("MI", "Milano", Some("20121")),
+];
+
+/// `request.submitted` v2 messages: each is routed, registered (protocol
+/// number) and opens a ticket in the pipeline.
 fn request_bodies(round: usize, count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| {
+            let (province, municipality, postal_code) = BENCH_LOCATIONS[i % BENCH_LOCATIONS.len()];
+            let mut location = json!({"province": province, "municipality": municipality});
+            if let Some(code) = postal_code {
+                location["postal_code"] = json!(code);
+            }
             serde_json::to_vec(&json!({
                 "message_id": Uuid::now_v7(),
                 "type": "request.submitted",
-                "schema_version": 1,
+                "schema_version": 2,
                 "channel": "web",
                 "occurred_at": chrono::Utc::now(),
                 "correlation_id": format!("bench-{i}"),
@@ -203,9 +228,10 @@ fn request_bodies(round: usize, count: usize) -> Vec<Vec<u8>> {
                 "principal": {"kind": "citizen", "tax_code": "RSSMRA85T10A562S",
                               "authentication": {"method": "SPID", "level": 2}},
                 "payload": {"ambito": "versamenti", "matricola": "4901234567",
-                            "subject": "Versamenti - F24 non abbinato",
+                            "subject": "F24 non abbinato",
                             "text": "Il versamento F24 del 16/10 non risulta abbinato alla matricola.",
-                            "contact": {"email": "mario.rossi@example.it"}}
+                            "contact": {"email": "mario.rossi@example.it"},
+                            "location": location}
             }))
             .unwrap_or_default()
         })
@@ -246,7 +272,7 @@ async fn intake(bench: IntakeBench) -> anyhow::Result<()> {
     let pipeline = median(rounds.iter().map(|r| r.1).collect());
     println!("messages per round:  {}", bench.messages);
     println!("bare broker rate:    {bare:>10.0} msg/s  (median; persistent, confirmed publish + consume/ack, quorum queue)");
-    println!("intake pipeline:     {pipeline:>10.0} tickets/s (median; validate -> inbox + ticket + outbox commit -> ack -> event relayed)");
+    println!("intake pipeline:     {pipeline:>10.0} tickets/s (median; validate -> inbox, route, register (protocol number), ticket + history + outbox commit -> ack -> event relayed)");
     println!("ratio:               {:>10.2}", pipeline / bare);
     Ok(())
 }
