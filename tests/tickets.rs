@@ -55,39 +55,6 @@ fn agent() -> Principal {
     }
 }
 
-/// A v2 request by `principal` (JSON), about `matricola`, living at `location`.
-fn request_v2(
-    principal: Value,
-    key: &str,
-    ambito: &str,
-    matricola: &str,
-    subject: &str,
-    location: Value,
-) -> Value {
-    json!({
-        "message_id": Uuid::now_v7(),
-        "type": "request.submitted",
-        "schema_version": 2,
-        "channel": "cassetto",
-        "occurred_at": chrono::Utc::now(),
-        "correlation_id": format!("corr-{key}"),
-        "idempotency_key": format!("idempotency-{key}"),
-        "principal": principal,
-        "payload": {
-            "ambito": ambito,
-            "matricola": matricola,
-            "subject": subject,
-            "text": "Testo della richiesta.",
-            "contact": {"email": "mario.rossi@example.it"},
-            "location": location
-        }
-    })
-}
-
-fn citizen_json(tax_code: &str) -> Value {
-    json!({"kind": "citizen", "tax_code": tax_code, "authentication": {"method": "SPID", "level": 2}})
-}
-
 fn crema() -> Value {
     json!({"province": "CR", "municipality": "Crema"})
 }

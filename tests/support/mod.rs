@@ -306,6 +306,39 @@ pub fn request(channel: &str, idempotency_key: &str) -> Value {
     })
 }
 
+/// A v2 request by `principal` (JSON), about `matricola`, living at `location`.
+pub fn request_v2(
+    principal: Value,
+    key: &str,
+    ambito: &str,
+    matricola: &str,
+    subject: &str,
+    location: Value,
+) -> Value {
+    json!({
+        "message_id": Uuid::now_v7(),
+        "type": "request.submitted",
+        "schema_version": 2,
+        "channel": "cassetto",
+        "occurred_at": chrono::Utc::now(),
+        "correlation_id": format!("corr-{key}"),
+        "idempotency_key": format!("idempotency-{key}"),
+        "principal": principal,
+        "payload": {
+            "ambito": ambito,
+            "matricola": matricola,
+            "subject": subject,
+            "text": "Testo della richiesta.",
+            "contact": {"email": "mario.rossi@example.it"},
+            "location": location
+        }
+    })
+}
+
+pub fn citizen_json(tax_code: &str) -> Value {
+    json!({"kind": "citizen", "tax_code": tax_code, "authentication": {"method": "SPID", "level": 2}})
+}
+
 pub fn bytes(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap()
 }

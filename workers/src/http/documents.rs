@@ -114,7 +114,7 @@ pub async fn download(
         .body(bytes))
 }
 
-fn attachment(file_name: &str) -> ContentDisposition {
+pub(super) fn attachment(file_name: &str) -> ContentDisposition {
     ContentDisposition {
         disposition: DispositionType::Attachment,
         parameters: vec![DispositionParam::Filename(file_name.to_owned())],

@@ -5,6 +5,7 @@
 mod caller;
 mod documents;
 mod error;
+mod staff;
 mod tickets;
 
 use std::net::TcpListener;
@@ -63,7 +64,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/tickets/{ticket_id}/comments", web::post().to(tickets::comment))
         .route("/tickets/{ticket_id}/close", web::post().to(tickets::close))
         .route("/tickets/{ticket_id}/reassign", web::post().to(tickets::reassign))
-        .route("/offices", web::get().to(tickets::offices));
+        .route("/offices", web::get().to(tickets::offices))
+        .configure(staff::routes);
 }
 
 /// Starts serving on `listener` (port 0 in tests); the returned server runs
