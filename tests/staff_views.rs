@@ -18,7 +18,6 @@ use sportello::contract::{Authentication, CodiceFiscale, Principal};
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
 use support::*;
-use uuid::Uuid;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -83,28 +82,18 @@ fn operator(office: &str) -> Principal {
     }
 }
 
-async fn ticket_of(env: &TestEnv, request: &serde_json::Value) -> Uuid {
-    env.publish("cassetto", "cassetto.request.submitted", &bytes(request))
+async fn click(client: &Client, locator: Locator<'_>) {
+    client.find(locator).await.unwrap().click().await.unwrap();
+}
+
+async fn type_into(client: &Client, locator: Locator<'_>, text: &str) {
+    client
+        .find(locator)
+        .await
+        .unwrap()
+        .send_keys(text)
         .await
         .unwrap();
-    let message_id: Uuid = request["message_id"].as_str().unwrap().parse().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let found: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM tickets WHERE request_message_id = $1")
-                .bind(message_id)
-                .fetch_optional(&env.pool)
-                .await
-                .unwrap();
-        if let Some(id) = found {
-            return id;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no ticket for {message_id}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
@@ -122,20 +111,8 @@ async fn sign_in(client: &Client, base: &str, token: &str) {
         .goto(&format!("{base}/ufficio/accesso"))
         .await
         .unwrap();
-    client
-        .find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(token)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("accedi"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(client, Locator::Id("token"), token).await;
+    click(client, Locator::Id("accedi")).await;
 }
 
 #[actix_rt::test]
@@ -152,7 +129,7 @@ async fn an_operator_works_a_ticket_through_the_staff_pages() {
 
     let citizen = citizen_json("RSSMRA85T10A562S");
     let crema = json!({"province": "CR", "municipality": "Crema"});
-    let ticket = ticket_of(
+    let ticket = submit_and_wait(
         &env,
         &request_v2(
             citizen.clone(),
@@ -164,7 +141,7 @@ async fn an_operator_works_a_ticket_through_the_staff_pages() {
         ),
     )
     .await;
-    let other = ticket_of(
+    let other = submit_and_wait(
         &env,
         &request_v2(
             citizen.clone(),
@@ -176,7 +153,7 @@ async fn an_operator_works_a_ticket_through_the_staff_pages() {
         ),
     )
     .await;
-    let triage = ticket_of(
+    let triage = submit_and_wait(
         &env,
         &request_v2(
             citizen,
@@ -286,20 +263,8 @@ async fn an_operator_works_a_ticket_through_the_staff_pages() {
         );
 
         // Filters: a word of the subject, then a state.
-        client
-            .find(Locator::Id("testo"))
-            .await
-            .unwrap()
-            .send_keys("denuncia")
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("cerca"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&client, Locator::Id("testo"), "denuncia").await;
+        click(&client, Locator::Id("cerca")).await;
         let filtered = text_of(&client, "#quesiti").await;
         assert!(
             filtered.contains("Denuncia di marzo") && !filtered.contains("Versamento F24"),
@@ -318,54 +283,28 @@ async fn an_operator_works_a_ticket_through_the_staff_pages() {
             .goto(&format!("{base}/ufficio?state=aperta&q=denuncia"))
             .await
             .unwrap();
-        client
-            .find(Locator::Css("a.quesito"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, Locator::Css("a.quesito")).await;
         assert_eq!(
             text_of(&client, "#oggetto").await,
             "UniEmens - Denuncia di marzo"
         );
         assert_eq!(text_of(&client, "#stato").await, "aperta");
-        client
-            .find(Locator::Css("#form-presa textarea"))
-            .await
-            .unwrap()
-            .send_keys("Lo verifichiamo noi.")
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("prendi"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(
+            &client,
+            Locator::Css("#form-presa textarea"),
+            "Lo verifichiamo noi.",
+        )
+        .await;
+        click(&client, Locator::Id("prendi")).await;
         assert_eq!(text_of(&client, "#stato").await, "in carico");
-        client
-            .find(Locator::Id("commento"))
-            .await
-            .unwrap()
-            .send_keys("Controllare la denuncia di febbraio")
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("interna"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("commenta"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(
+            &client,
+            Locator::Id("commento"),
+            "Controllare la denuncia di febbraio",
+        )
+        .await;
+        click(&client, Locator::Id("interna")).await;
+        click(&client, Locator::Id("commenta")).await;
         client
             .find(Locator::Id("esito"))
             .await
@@ -373,20 +312,13 @@ async fn an_operator_works_a_ticket_through_the_staff_pages() {
             .select_by_value("evasa")
             .await
             .unwrap();
-        client
-            .find(Locator::Id("commento-chiusura"))
-            .await
-            .unwrap()
-            .send_keys("Denuncia acquisita.")
-            .await
-            .unwrap();
-        client
-            .find(Locator::Id("chiudi"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(
+            &client,
+            Locator::Id("commento-chiusura"),
+            "Denuncia acquisita.",
+        )
+        .await;
+        click(&client, Locator::Id("chiudi")).await;
         assert_eq!(text_of(&client, "#stato").await, "chiusa - esito: evasa");
         let history = text_of(&client, "#storico").await;
         for expected in [

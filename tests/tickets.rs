@@ -93,30 +93,8 @@ impl Api {
         self.env.cleanup().await;
     }
 
-    /// Publishes the request and waits for its ticket; returns the ticket id.
     async fn submit(&self, request: &Value) -> Uuid {
-        self.env
-            .publish("cassetto", "cassetto.request.submitted", &bytes(request))
-            .await
-            .unwrap();
-        let message_id: Uuid = request["message_id"].as_str().unwrap().parse().unwrap();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let found: Option<Uuid> =
-                sqlx::query_scalar("SELECT id FROM tickets WHERE request_message_id = $1")
-                    .bind(message_id)
-                    .fetch_optional(&self.env.pool)
-                    .await
-                    .unwrap();
-            if let Some(id) = found {
-                return id;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no ticket for {message_id}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        submit_and_wait(&self.env, request).await
     }
 
     async fn call(

@@ -339,6 +339,31 @@ pub fn citizen_json(tax_code: &str) -> Value {
     json!({"kind": "citizen", "tax_code": tax_code, "authentication": {"method": "SPID", "level": 2}})
 }
 
+/// Publishes `request` on the Cassetto channel and waits for its ticket.
+pub async fn submit_and_wait(env: &TestEnv, request: &Value) -> Uuid {
+    env.publish("cassetto", "cassetto.request.submitted", &bytes(request))
+        .await
+        .unwrap();
+    let message_id: Uuid = request["message_id"].as_str().unwrap().parse().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM tickets WHERE request_message_id = $1")
+                .bind(message_id)
+                .fetch_optional(&env.pool)
+                .await
+                .unwrap();
+        if let Some(id) = found {
+            return id;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ticket for {message_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn bytes(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap()
 }
