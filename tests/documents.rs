@@ -24,7 +24,9 @@ const CITIZEN: &str = "RSSMRA85T10A562S";
 const OTHER_CITIZEN: &str = "BNCGVN70A41F205O";
 const INTERMEDIARY: &str = "FRRLCU75C41D969A";
 const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
-const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+const PNG: &[u8] = &[
+    0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+];
 
 struct Api {
     env: TestEnv,
@@ -50,7 +52,11 @@ fn intermediary() -> Principal {
 }
 
 fn operator(office: &str) -> Principal {
-    Principal::Operator { operator_id: "E0013609".into(), office: office.into(), on_behalf_of: None }
+    Principal::Operator {
+        operator_id: "E0013609".into(),
+        office: office.into(),
+        on_behalf_of: None,
+    }
 }
 
 impl Api {
@@ -77,17 +83,37 @@ impl Api {
         .await
         .unwrap();
         let keys = TokenKeys::new(&env.settings.jwt_secret, &env.settings.jwt_issuer);
-        Api { env, base, client: reqwest::Client::new(), keys, case_id, server: handle }
+        Api {
+            env,
+            base,
+            client: reqwest::Client::new(),
+            keys,
+            case_id,
+            server: handle,
+        }
     }
 
     fn token(&self, principal: &Principal) -> String {
-        self.keys.issue(principal, chrono::Duration::minutes(10)).unwrap()
+        self.keys
+            .issue(principal, chrono::Duration::minutes(10))
+            .unwrap()
     }
 
-    async fn upload(&self, who: &Principal, files: &[(&str, &[u8])], conformity: Option<&str>) -> (StatusCode, Value) {
+    async fn upload(
+        &self,
+        who: &Principal,
+        files: &[(&str, &[u8])],
+        conformity: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut form = Form::new();
         for (name, bytes) in files {
-            form = form.part("file", Part::bytes(bytes.to_vec()).file_name(name.to_string()).mime_str("application/pdf").unwrap());
+            form = form.part(
+                "file",
+                Part::bytes(bytes.to_vec())
+                    .file_name(name.to_string())
+                    .mime_str("application/pdf")
+                    .unwrap(),
+            );
         }
         if let Some(value) = conformity {
             form = form.text("conformity", value.to_owned());
@@ -100,25 +126,52 @@ impl Api {
             .send()
             .await
             .unwrap();
-        (response.status(), response.json().await.unwrap_or(Value::Null))
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, who: &Principal, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(self.token(who));
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &Principal,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.token(who));
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
-        (response.status(), response.json().await.unwrap_or(Value::Null))
+        (
+            response.status(),
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     async fn get_bytes(&self, path: &str, who: &Principal) -> (StatusCode, Vec<u8>) {
-        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(self.token(who)).send().await.unwrap();
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(self.token(who))
+            .send()
+            .await
+            .unwrap();
         (response.status(), response.bytes().await.unwrap().to_vec())
     }
 
     async fn list(&self, who: &Principal) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, &format!("/cases/{}/documents", self.case_id), who, None).await
+        self.call(
+            reqwest::Method::GET,
+            &format!("/cases/{}/documents", self.case_id),
+            who,
+            None,
+        )
+        .await
     }
 
     async fn stop(self) {
@@ -134,17 +187,28 @@ fn message(body: &Value) -> String {
 #[actix_rt::test]
 async fn both_sides_of_the_case_see_the_documents_and_nobody_else() {
     let api = Api::start().await;
-    let (status, body) = api.upload(&citizen(CITIZEN), &[("carta identità.pdf", PDF), ("foto.png", PNG)], Some("true")).await;
+    let (status, body) = api
+        .upload(
+            &citizen(CITIZEN),
+            &[("carta identità.pdf", PDF), ("foto.png", PNG)],
+            Some("true"),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body[0]["file_name"], "carta identità.pdf");
     assert_eq!(body[0]["direction"], "from_citizen");
     assert_eq!(body[0]["state"], "uploaded");
     assert_eq!(body[0]["label"], Value::Null);
-    assert_eq!(body[1]["media_type"], "image/png", "recognised by content, not the declared type");
+    assert_eq!(
+        body[1]["media_type"], "image/png",
+        "recognised by content, not the declared type"
+    );
     let document = body[0]["id"].as_str().unwrap().to_owned();
 
     // The office answers with a document of its own ("Ricevuti" for the citizen).
-    let (status, body) = api.upload(&operator("0040"), &[("esito.pdf", PDF)], None).await;
+    let (status, body) = api
+        .upload(&operator("0040"), &[("esito.pdf", PDF)], None)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body[0]["direction"], "to_citizen");
 
@@ -152,7 +216,9 @@ async fn both_sides_of_the_case_see_the_documents_and_nobody_else() {
         let (status, listed) = api.list(&who).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(listed.as_array().unwrap().len(), 3);
-        let (status, bytes) = api.get_bytes(&format!("/documents/{document}/content"), &who).await;
+        let (status, bytes) = api
+            .get_bytes(&format!("/documents/{document}/content"), &who)
+            .await;
         assert_eq!((status, bytes.as_slice()), (StatusCode::OK, PDF));
     }
 
@@ -165,16 +231,31 @@ async fn both_sides_of_the_case_see_the_documents_and_nobody_else() {
         let (status, body) = api.list(&who).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
         assert!(message(&body).contains(why), "{body}");
-        let (status, _) = api.get_bytes(&format!("/documents/{document}/content"), &who).await;
+        let (status, _) = api
+            .get_bytes(&format!("/documents/{document}/content"), &who)
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, _) = api.upload(&who, &[("x.pdf", PDF)], Some("true")).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
     // No token, or a forged one.
-    let response = api.client.get(format!("{}/cases/{}/documents", api.base, api.case_id)).send().await.unwrap();
+    let response = api
+        .client
+        .get(format!("{}/cases/{}/documents", api.base, api.case_id))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let forged = TokenKeys::new("not-the-key", &api.env.settings.jwt_issuer).issue(&citizen(CITIZEN), chrono::Duration::minutes(5)).unwrap();
-    let response = api.client.get(format!("{}/cases/{}/documents", api.base, api.case_id)).bearer_auth(forged).send().await.unwrap();
+    let forged = TokenKeys::new("not-the-key", &api.env.settings.jwt_issuer)
+        .issue(&citizen(CITIZEN), chrono::Duration::minutes(5))
+        .unwrap();
+    let response = api
+        .client
+        .get(format!("{}/cases/{}/documents", api.base, api.case_id))
+        .bearer_auth(forged)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // With an active delegation the intermediary acts for the citizen; once
@@ -187,14 +268,32 @@ async fn both_sides_of_the_case_see_the_documents_and_nobody_else() {
         valid_to: now + chrono::Duration::days(30),
         revoked_at: None,
     };
-    let id = store::insert_delegation(&mut api.env.pool.acquire().await.unwrap(), INTERMEDIARY, &delegation).await.unwrap();
-    let (status, body) = api.upload(&intermediary(), &[("delega.pdf", PDF)], Some("true")).await;
+    let id = store::insert_delegation(
+        &mut api.env.pool.acquire().await.unwrap(),
+        INTERMEDIARY,
+        &delegation,
+    )
+    .await
+    .unwrap();
+    let (status, body) = api
+        .upload(&intermediary(), &[("delega.pdf", PDF)], Some("true"))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    sqlx::query("UPDATE delegations SET revoked_at = now() WHERE id = $1").bind(id).execute(&api.env.pool).await.unwrap();
+    sqlx::query("UPDATE delegations SET revoked_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&api.env.pool)
+        .await
+        .unwrap();
     assert_eq!(api.list(&intermediary()).await.0, StatusCode::FORBIDDEN);
     // A delegation for another position does not cover this case.
     delegation.matricola = Some("1111111111".into());
-    store::insert_delegation(&mut api.env.pool.acquire().await.unwrap(), INTERMEDIARY, &delegation).await.unwrap();
+    store::insert_delegation(
+        &mut api.env.pool.acquire().await.unwrap(),
+        INTERMEDIARY,
+        &delegation,
+    )
+    .await
+    .unwrap();
     assert_eq!(api.list(&intermediary()).await.0, StatusCode::FORBIDDEN);
     api.stop().await;
 }
@@ -204,13 +303,20 @@ async fn each_upload_refusal_says_why_and_stores_nothing() {
     let api = Api::start().await;
     let me = citizen(CITIZEN);
     let executable: &[u8] = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff";
-    let (status, body) = api.upload(&me, &[("ricevuta.pdf", executable)], Some("true")).await;
+    let (status, body) = api
+        .upload(&me, &[("ricevuta.pdf", executable)], Some("true"))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(message(&body).contains("not a PDF, P7M, JPEG or PNG"), "{body}");
+    assert!(
+        message(&body).contains("not a PDF, P7M, JPEG or PNG"),
+        "{body}"
+    );
 
     let mut oversized = PDF.to_vec();
     oversized.resize(api.env.settings.document_max_bytes + 1, b' ');
-    let (status, body) = api.upload(&me, &[("grande.pdf", &oversized)], Some("true")).await;
+    let (status, body) = api
+        .upload(&me, &[("grande.pdf", &oversized)], Some("true"))
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(message(&body).contains("larger than"), "{body}");
 
@@ -220,7 +326,9 @@ async fn each_upload_refusal_says_why_and_stores_nothing() {
         assert!(message(&body).contains("conform"), "{body}");
     }
 
-    let (status, body) = api.upload(&me, &[("../../etc/passwd.pdf", PDF)], Some("true")).await;
+    let (status, body) = api
+        .upload(&me, &[("../../etc/passwd.pdf", PDF)], Some("true"))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(message(&body).contains("path"), "{body}");
 
@@ -228,10 +336,18 @@ async fn each_upload_refusal_says_why_and_stores_nothing() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
     // One bad file refuses the whole upload.
-    let (status, _) = api.upload(&me, &[("buono.pdf", PDF), ("cattivo.pdf", executable)], Some("true")).await;
+    let (status, _) = api
+        .upload(
+            &me,
+            &[("buono.pdf", PDF), ("cattivo.pdf", executable)],
+            Some("true"),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let (status, body) = api.upload(&citizen(OTHER_CITIZEN), &[("carta.pdf", PDF)], Some("true")).await;
+    let (status, body) = api
+        .upload(&citizen(OTHER_CITIZEN), &[("carta.pdf", PDF)], Some("true"))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     let (_, listed) = api.list(&me).await;
@@ -242,42 +358,90 @@ async fn each_upload_refusal_says_why_and_stores_nothing() {
 #[actix_rt::test]
 async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refused() {
     let api = Api::start().await;
-    let workers = api.env.start(&[WorkerKind::Registration, WorkerKind::OutboxRelay]);
-    let mut registered_events = api.env.probe("sportello.events", "documents.registered").await;
+    let workers = api
+        .env
+        .start(&[WorkerKind::Registration, WorkerKind::OutboxRelay]);
+    let mut registered_events = api
+        .env
+        .probe("sportello.events", "documents.registered")
+        .await;
     let me = citizen(CITIZEN);
     let office = operator("0040");
-    let (_, body) = api.upload(&me, &[("a.pdf", PDF), ("b.png", PNG), ("c.pdf", b"%PDF-1.4 altro")], Some("true")).await;
-    let ids: Vec<String> = body.as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    let (_, body) = api
+        .upload(
+            &me,
+            &[("a.pdf", PDF), ("b.png", PNG), ("c.pdf", b"%PDF-1.4 altro")],
+            Some("true"),
+        )
+        .await;
+    let ids: Vec<String> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
     let registrations = format!("/cases/{}/registrations", api.case_id);
     let send = |who: &Principal, documents: &[&String]| {
         let body = json!({"document_ids": documents, "subject": "Documenti della videochiamata"});
         let who = who.clone();
         let api = &api;
         let path = registrations.clone();
-        async move { api.call(reqwest::Method::POST, &path, &who, Some(body)).await }
+        async move {
+            api.call(reqwest::Method::POST, &path, &who, Some(body))
+                .await
+        }
     };
 
     // The citizen cannot send for registration; the operator can.
     let (status, body) = send(&me, &[&ids[0]]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // The citizen deletes c.pdf while it is only uploaded.
-    let (status, body) = api.call(reqwest::Method::DELETE, &format!("/documents/{}", ids[2]), &me, None).await;
-    assert_eq!((status, body["label"].as_str()), (StatusCode::OK, Some("red")), "{body}");
+    let (status, body) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/documents/{}", ids[2]),
+            &me,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["label"].as_str()),
+        (StatusCode::OK, Some("red")),
+        "{body}"
+    );
     // Deleting twice, or sending a deleted document, is illegal.
-    let (status, body) = api.call(reqwest::Method::DELETE, &format!("/documents/{}", ids[2]), &me, None).await;
+    let (status, body) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/documents/{}", ids[2]),
+            &me,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(message(&body).contains("deleted cannot be deleted"), "{body}");
+    assert!(
+        message(&body).contains("deleted cannot be deleted"),
+        "{body}"
+    );
     let (status, _) = send(&office, &[&ids[2]]).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = api.get_bytes(&format!("/documents/{}/content", ids[2]), &me).await;
+    let (status, _) = api
+        .get_bytes(&format!("/documents/{}/content", ids[2]), &me)
+        .await;
     assert_eq!(status, StatusCode::GONE);
 
     let (status, body) = send(&office, &[&ids[0], &ids[1]]).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
-    let event = registered_events.next_json(Duration::from_secs(20)).await.expect("documents.registered");
+    let event = registered_events
+        .next_json(Duration::from_secs(20))
+        .await
+        .expect("documents.registered");
     let signature = event["payload"]["signature"].as_str().unwrap().to_owned();
-    assert!(signature.starts_with("INPS.0040.") && signature.ends_with(".0000001"), "{signature}");
+    assert!(
+        signature.starts_with("INPS.0040.") && signature.ends_with(".0000001"),
+        "{signature}"
+    );
     let (_, listed) = api.list(&me).await;
     let states: Vec<(&str, Option<&str>)> = listed
         .as_array()
@@ -285,48 +449,103 @@ async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refu
         .iter()
         .map(|d| (d["state"].as_str().unwrap(), d["label"].as_str()))
         .collect();
-    assert_eq!(states, vec![("registered", Some("green")), ("registered", Some("green")), ("deleted", Some("red"))]);
+    assert_eq!(
+        states,
+        vec![
+            ("registered", Some("green")),
+            ("registered", Some("green")),
+            ("deleted", Some("red"))
+        ]
+    );
 
     // Registered documents can be neither deleted nor registered again.
-    let (status, body) = api.call(reqwest::Method::DELETE, &format!("/documents/{}", ids[0]), &me, None).await;
+    let (status, body) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/documents/{}", ids[0]),
+            &me,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let (status, _) = send(&office, &[&ids[0]]).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
     // Every transition is kept with who and when.
-    let (_, history) = api.call(reqwest::Method::GET, &format!("/documents/{}/history", ids[0]), &me, None).await;
+    let (_, history) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/documents/{}/history", ids[0]),
+            &me,
+            None,
+        )
+        .await;
     let steps: Vec<(&str, &str)> = history
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["to"].as_str().unwrap(), t["actor"]["kind"].as_str().unwrap()))
+        .map(|t| {
+            (
+                t["to"].as_str().unwrap(),
+                t["actor"]["kind"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(steps, vec![("uploaded", "citizen"), ("registration_in_progress", "operator"), ("registered", "system")]);
+    assert_eq!(
+        steps,
+        vec![
+            ("uploaded", "citizen"),
+            ("registration_in_progress", "operator"),
+            ("registered", "system")
+        ]
+    );
 
     // The receipt: the citizen and the office may download it, nobody else.
-    let registration = event["payload"]["registration_id"].as_str().unwrap().to_owned();
+    let registration = event["payload"]["registration_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let receipt = format!("/registrations/{registration}/receipt.pdf");
     let (status, pdf) = api.get_bytes(&receipt, &me).await;
     assert_eq!(status, StatusCode::OK);
     assert!(pdf.starts_with(b"%PDF-"));
     let text = String::from_utf8_lossy(&pdf);
     assert!(text.contains(&signature), "the receipt shows the signature");
-    assert!(text.contains("a.pdf") && text.contains("b.png"), "and the files");
+    assert!(
+        text.contains("a.pdf") && text.contains("b.png"),
+        "and the files"
+    );
     assert_eq!(api.get_bytes(&receipt, &office).await.0, StatusCode::OK);
-    assert_eq!(api.get_bytes(&receipt, &citizen(OTHER_CITIZEN)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        api.get_bytes(&receipt, &citizen(OTHER_CITIZEN)).await.0,
+        StatusCode::FORBIDDEN
+    );
 
     // Annulment: refused to the citizen and to another office; recorded once.
     let annul = format!("/registrations/{registration}/annulment");
     let reason = json!({"reason": "documento illeggibile"});
     for who in [me.clone(), operator("0041")] {
-        let (status, body) = api.call(reqwest::Method::POST, &annul, &who, Some(reason.clone())).await;
+        let (status, body) = api
+            .call(reqwest::Method::POST, &annul, &who, Some(reason.clone()))
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     }
-    let (status, body) = api.call(reqwest::Method::POST, &annul, &office, Some(json!({"reason": " "}))).await;
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            &annul,
+            &office,
+            Some(json!({"reason": " "})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (status, body) = api.call(reqwest::Method::POST, &annul, &office, Some(reason.clone())).await;
+    let (status, body) = api
+        .call(reqwest::Method::POST, &annul, &office, Some(reason.clone()))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = api.call(reqwest::Method::POST, &annul, &office, Some(reason.clone())).await;
+    let (status, body) = api
+        .call(reqwest::Method::POST, &annul, &office, Some(reason.clone()))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (_, pdf) = api.get_bytes(&receipt, &me).await;
     assert!(String::from_utf8_lossy(&pdf).contains("ANNULLATA: documento illeggibile"));
@@ -338,7 +557,9 @@ async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refu
 #[actix_rt::test]
 async fn a_redelivered_registration_request_registers_once_and_a_bad_one_is_dead_lettered() {
     let api = Api::start().await;
-    let (_, body) = api.upload(&citizen(CITIZEN), &[("a.pdf", PDF)], Some("true")).await;
+    let (_, body) = api
+        .upload(&citizen(CITIZEN), &[("a.pdf", PDF)], Some("true"))
+        .await;
     let id: Uuid = body[0]["id"].as_str().unwrap().parse().unwrap();
     // The request as the API writes it, taken from the outbox before any relay runs.
     let (status, _) = api
@@ -350,36 +571,63 @@ async fn a_redelivered_registration_request_registers_once_and_a_bad_one_is_dead
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let request: Vec<u8> = sqlx::query_scalar("SELECT body FROM outbox WHERE message_type = 'documents.registration_requested'")
-        .fetch_one(&api.env.pool)
-        .await
-        .unwrap();
+    let request: Vec<u8> = sqlx::query_scalar(
+        "SELECT body FROM outbox WHERE message_type = 'documents.registration_requested'",
+    )
+    .fetch_one(&api.env.pool)
+    .await
+    .unwrap();
 
     // The relay publishes it, then (at-least-once) the same body arrives again.
-    let workers = api.env.start(&[WorkerKind::Registration, WorkerKind::OutboxRelay]);
+    let workers = api
+        .env
+        .start(&[WorkerKind::Registration, WorkerKind::OutboxRelay]);
     let pool = api.env.pool.clone();
     let registered = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM registrations").fetch_one(&pool).await.unwrap() == 1
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM registrations")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            == 1
     };
     assert!(eventually(Duration::from_secs(20), registered).await);
     let mut dead = api.env.probe("sportello.dead-letter", "#").await;
-    publish_as_app(&api.env, "sportello.events", "documents.registration_requested", &request).await;
+    publish_as_app(
+        &api.env,
+        "sportello.events",
+        "documents.registration_requested",
+        &request,
+    )
+    .await;
     // A request naming a document that does not exist can never succeed.
     let mut bogus: Value = serde_json::from_slice(&request).unwrap();
     bogus["message_id"] = json!(Uuid::now_v7());
     bogus["payload"]["document_ids"] = json!([Uuid::now_v7()]);
-    publish_as_app(&api.env, "sportello.events", "documents.registration_requested", &bytes(&bogus)).await;
-    let dead_lettered = dead.next(Duration::from_secs(20)).await.expect("the bogus request is dead-lettered");
+    publish_as_app(
+        &api.env,
+        "sportello.events",
+        "documents.registration_requested",
+        &bytes(&bogus),
+    )
+    .await;
+    let dead_lettered = dead
+        .next(Duration::from_secs(20))
+        .await
+        .expect("the bogus request is dead-lettered");
     let reason = header(&dead_lettered, "x-sportello-reason").unwrap_or_default();
     assert!(reason.contains("not of its case"), "{reason}");
 
-    let numbers: Vec<i64> = sqlx::query_scalar("SELECT number FROM registrations").fetch_all(&api.env.pool).await.unwrap();
-    assert_eq!(numbers, vec![1], "the redelivery registered nothing new");
-    let transitions: i64 = sqlx::query_scalar("SELECT count(*) FROM document_transitions WHERE document_id = $1")
-        .bind(id)
-        .fetch_one(&api.env.pool)
+    let numbers: Vec<i64> = sqlx::query_scalar("SELECT number FROM registrations")
+        .fetch_all(&api.env.pool)
         .await
         .unwrap();
+    assert_eq!(numbers, vec![1], "the redelivery registered nothing new");
+    let transitions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM document_transitions WHERE document_id = $1")
+            .bind(id)
+            .fetch_one(&api.env.pool)
+            .await
+            .unwrap();
     assert_eq!(transitions, 3);
     workers.shutdown(Duration::from_secs(10)).await;
     api.stop().await;
@@ -420,11 +668,20 @@ async fn four_registration_worker_processes_one_killed_mid_run_leave_no_gap() {
             registration_id: None,
         })
         .collect();
-    store::insert_documents(&mut api.env.pool.acquire().await.unwrap(), &documents).await.unwrap();
+    store::insert_documents(&mut api.env.pool.acquire().await.unwrap(), &documents)
+        .await
+        .unwrap();
     for document in &documents {
-        sportello::documents::send_for_registration(&api.env.pool, &office, api.case_id, &[document.id], "Esito", "load")
-            .await
-            .unwrap();
+        sportello::documents::send_for_registration(
+            &api.env.pool,
+            &office,
+            api.case_id,
+            &[document.id],
+            "Esito",
+            "load",
+        )
+        .await
+        .unwrap();
     }
 
     let spawn = || {
@@ -446,7 +703,12 @@ async fn four_registration_worker_processes_one_killed_mid_run_leave_no_gap() {
             .await
             .unwrap_or(0)
     };
-    assert!(eventually(Duration::from_secs(60), || async { count().await >= (REQUESTS / 4) as i64 }).await);
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            count().await >= (REQUESTS / 4) as i64
+        })
+        .await
+    );
     // SIGKILL: no graceful anything; its open transaction dies with its connection
     // and its unacked requests go back to the queue.
     let victim = &mut processes.0[0];
@@ -456,18 +718,26 @@ async fn four_registration_worker_processes_one_killed_mid_run_leave_no_gap() {
     eprintln!("killed one worker after {at_kill} of {REQUESTS} registrations");
     assert!(at_kill < REQUESTS as i64, "the kill happened mid-run");
     assert!(
-        eventually(Duration::from_secs(120), || async { count().await == REQUESTS as i64 }).await,
+        eventually(Duration::from_secs(120), || async {
+            count().await == REQUESTS as i64
+        })
+        .await,
         "every request registered by the survivors"
     );
     let numbers: Vec<i64> = sqlx::query_scalar("SELECT number FROM registrations ORDER BY number")
         .fetch_all(&api.env.pool)
         .await
         .unwrap();
-    assert_eq!(numbers, (1..=REQUESTS as i64).collect::<Vec<_>>(), "unique, increasing, gapless");
-    let in_progress: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE state <> 'registered'")
-        .fetch_one(&api.env.pool)
-        .await
-        .unwrap();
+    assert_eq!(
+        numbers,
+        (1..=REQUESTS as i64).collect::<Vec<_>>(),
+        "unique, increasing, gapless"
+    );
+    let in_progress: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM documents WHERE state <> 'registered'")
+            .fetch_one(&api.env.pool)
+            .await
+            .unwrap();
     assert_eq!(in_progress, 0);
     drop(processes);
     relay.shutdown(Duration::from_secs(10)).await;

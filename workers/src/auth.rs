@@ -51,7 +51,11 @@ impl TokenKeys {
             exp: (now + valid_for).timestamp(),
             principal: principal.clone(),
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// The principal of a valid, unexpired token of our issuer.
@@ -117,11 +121,15 @@ mod tests {
     #[test]
     fn forged_expired_and_foreign_tokens_are_refused() {
         let keys = TokenKeys::new("secret", "idp");
-        let forged = TokenKeys::new("other", "idp").issue(&citizen(), Duration::minutes(5)).unwrap();
+        let forged = TokenKeys::new("other", "idp")
+            .issue(&citizen(), Duration::minutes(5))
+            .unwrap();
         assert!(keys.verify(&forged).is_err());
         let expired = keys.issue(&citizen(), Duration::minutes(-5)).unwrap();
         assert!(keys.verify(&expired).is_err());
-        let foreign = TokenKeys::new("secret", "elsewhere").issue(&citizen(), Duration::minutes(5)).unwrap();
+        let foreign = TokenKeys::new("secret", "elsewhere")
+            .issue(&citizen(), Duration::minutes(5))
+            .unwrap();
         assert!(keys.verify(&foreign).is_err());
         assert!(keys.verify("not.a.token").is_err());
     }

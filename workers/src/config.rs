@@ -50,7 +50,12 @@ pub struct Settings {
 
     /// Shared key the identity provider signs tokens (JWT, HS256) with.
     /// The default is for development only.
-    #[arg(long, env = "JWT_SECRET", default_value = "sportello-dev-secret-change-me", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        default_value = "sportello-dev-secret-change-me",
+        hide_env_values = true
+    )]
     pub jwt_secret: String,
 
     /// Issuer (`iss`) the tokens must carry.

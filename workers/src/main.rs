@@ -80,7 +80,12 @@ enum Command {
         office: Option<String>,
         #[arg(long, default_value_t = 60)]
         valid_minutes: i64,
-        #[arg(long, env = "JWT_SECRET", default_value = "sportello-dev-secret-change-me", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "JWT_SECRET",
+            default_value = "sportello-dev-secret-change-me",
+            hide_env_values = true
+        )]
         jwt_secret: String,
         #[arg(long, env = "JWT_ISSUER", default_value = "sportello-dev-idp")]
         jwt_issuer: String,
@@ -130,10 +135,22 @@ fn main() -> ExitCode {
             Command::Register {
                 which: RegisterCommand::Verify { settings },
             } => verify_register(&settings).await?,
-            Command::Token { kind, id, office, valid_minutes, jwt_secret, jwt_issuer } => {
-                let principal = kind.principal(&id, office.as_deref()).map_err(anyhow::Error::msg)?;
+            Command::Token {
+                kind,
+                id,
+                office,
+                valid_minutes,
+                jwt_secret,
+                jwt_issuer,
+            } => {
+                let principal = kind
+                    .principal(&id, office.as_deref())
+                    .map_err(anyhow::Error::msg)?;
                 let keys = sportello::auth::TokenKeys::new(&jwt_secret, &jwt_issuer);
-                println!("{}", keys.issue(&principal, chrono::Duration::minutes(valid_minutes))?);
+                println!(
+                    "{}",
+                    keys.issue(&principal, chrono::Duration::minutes(valid_minutes))?
+                );
             }
             Command::Bench { which } => bench::run(which).await?,
         }

@@ -78,7 +78,8 @@ pub struct Upload {
 
 /// The actor as recorded in transitions and events.
 fn actor_json(principal: &Principal) -> serde_json::Value {
-    serde_json::to_value(principal).unwrap_or_else(|_| serde_json::json!({ "kind": principal.kind() }))
+    serde_json::to_value(principal)
+        .unwrap_or_else(|_| serde_json::json!({ "kind": principal.kind() }))
 }
 
 const REGISTRATION_WORKER: &str = "registration-worker";
@@ -88,8 +89,14 @@ fn system_actor() -> serde_json::Value {
 }
 
 /// The side the principal acts on for the case; refusals say why.
-async fn authorize(conn: &mut PgConnection, principal: &Principal, case_id: Uuid) -> Result<Side, DocumentError> {
-    let case = store::case_parties(conn, case_id).await?.ok_or(DocumentError::NotFound("case"))?;
+async fn authorize(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    case_id: Uuid,
+) -> Result<Side, DocumentError> {
+    let case = store::case_parties(conn, case_id)
+        .await?
+        .ok_or(DocumentError::NotFound("case"))?;
     let delegations = match principal {
         Principal::Intermediary { tax_code, .. } => {
             store::delegations_of(conn, tax_code.as_str(), &case.citizen_tax_code).await?
@@ -149,10 +156,14 @@ pub async fn upload(
 ) -> Result<Vec<Document>, DocumentError> {
     let side = authorize(&mut *pool.acquire().await?, principal, case_id).await?;
     if upload.files.is_empty() {
-        return Err(DocumentError::Refused("the upload contains no file (multipart field `file`)".into()));
+        return Err(DocumentError::Refused(
+            "the upload contains no file (multipart field `file`)".into(),
+        ));
     }
     if upload.files.len() > MAX_FILES_PER_UPLOAD {
-        return Err(DocumentError::Refused(format!("at most {MAX_FILES_PER_UPLOAD} files per upload")));
+        return Err(DocumentError::Refused(format!(
+            "at most {MAX_FILES_PER_UPLOAD} files per upload"
+        )));
     }
     if side == Side::Citizen && !upload.conformity_asserted {
         return Err(DocumentError::Refused(
@@ -165,12 +176,18 @@ pub async fn upload(
     // Check everything before storing anything.
     let mut checked = Vec::with_capacity(upload.files.len());
     for file in upload.files {
-        let name = sanitize_file_name(&file.declared_name).map_err(|e| DocumentError::Refused(e.to_string()))?;
+        let name = sanitize_file_name(&file.declared_name)
+            .map_err(|e| DocumentError::Refused(e.to_string()))?;
         if file.bytes.len() > max_bytes {
-            return Err(DocumentError::TooLarge { name, limit: max_bytes });
+            return Err(DocumentError::TooLarge {
+                name,
+                limit: max_bytes,
+            });
         }
         if file.bytes.is_empty() {
-            return Err(DocumentError::Refused(format!("the file `{name}` is empty")));
+            return Err(DocumentError::Refused(format!(
+                "the file `{name}` is empty"
+            )));
         }
         let kind = detect_kind(&file.bytes).ok_or_else(|| {
             DocumentError::Refused(format!(
@@ -213,7 +230,15 @@ pub async fn upload(
             at: now,
             correlation_id: correlation_id.into(),
         });
-        events.push(state_changed(d, None, DocumentState::Uploaded, &actor, now, correlation_id, None)?);
+        events.push(state_changed(
+            d,
+            None,
+            DocumentState::Uploaded,
+            &actor,
+            now,
+            correlation_id,
+            None,
+        )?);
     }
     store::record_transitions(&mut tx, &transitions, None).await?;
     outbox::enqueue(&mut tx, &events).await?;
@@ -223,7 +248,11 @@ pub async fn upload(
 }
 
 /// Both sides of a case see every document of it, with its state.
-pub async fn list(pool: &PgPool, principal: &Principal, case_id: Uuid) -> Result<Vec<Document>, DocumentError> {
+pub async fn list(
+    pool: &PgPool,
+    principal: &Principal,
+    case_id: Uuid,
+) -> Result<Vec<Document>, DocumentError> {
     let mut conn = pool.acquire().await?;
     authorize(&mut conn, principal, case_id).await?;
     Ok(store::documents_of_case(&mut conn, case_id).await?)
@@ -235,7 +264,9 @@ async fn visible_document(
     principal: &Principal,
     document_id: Uuid,
 ) -> Result<(Document, Side), DocumentError> {
-    let document = store::document(conn, document_id).await?.ok_or(DocumentError::NotFound("document"))?;
+    let document = store::document(conn, document_id)
+        .await?
+        .ok_or(DocumentError::NotFound("document"))?;
     let side = authorize(conn, principal, document.case_id).await?;
     Ok((document, side))
 }
@@ -246,7 +277,8 @@ pub async fn download(
     principal: &Principal,
     document_id: Uuid,
 ) -> Result<(Document, Vec<u8>), DocumentError> {
-    let (document, _) = visible_document(&mut *pool.acquire().await?, principal, document_id).await?;
+    let (document, _) =
+        visible_document(&mut *pool.acquire().await?, principal, document_id).await?;
     if document.state == DocumentState::Deleted {
         return Err(DocumentError::Gone);
     }
@@ -254,7 +286,11 @@ pub async fn download(
     Ok((document, bytes))
 }
 
-pub async fn history(pool: &PgPool, principal: &Principal, document_id: Uuid) -> Result<Vec<RecordedTransition>, DocumentError> {
+pub async fn history(
+    pool: &PgPool,
+    principal: &Principal,
+    document_id: Uuid,
+) -> Result<Vec<RecordedTransition>, DocumentError> {
     let mut conn = pool.acquire().await?;
     visible_document(&mut conn, principal, document_id).await?;
     Ok(store::history(&mut conn, document_id).await?)
@@ -276,7 +312,14 @@ async fn apply_transition(
     documents: &[Document],
     change: Change<'_>,
 ) -> Result<Vec<OutboxMessage>, DocumentError> {
-    let Change { action, side, actor, correlation_id, causation_id, registration_id } = change;
+    let Change {
+        action,
+        side,
+        actor,
+        correlation_id,
+        causation_id,
+        registration_id,
+    } = change;
     let now = Utc::now();
     let mut transitions = Vec::with_capacity(documents.len());
     let mut events = Vec::with_capacity(documents.len());
@@ -290,7 +333,15 @@ async fn apply_transition(
             at: now,
             correlation_id: correlation_id.into(),
         });
-        events.push(state_changed(d, Some(d.state), to, actor, now, correlation_id, causation_id)?);
+        events.push(state_changed(
+            d,
+            Some(d.state),
+            to,
+            actor,
+            now,
+            correlation_id,
+            causation_id,
+        )?);
     }
     store::record_transitions(tx, &transitions, registration_id).await?;
     Ok(events)
@@ -316,7 +367,9 @@ pub async fn delete(
     };
     let events = apply_transition(&mut tx, &documents, change).await?;
     outbox::enqueue(&mut tx, &events).await?;
-    let deleted = store::document(&mut tx, document_id).await?.ok_or(DocumentError::NotFound("document"))?;
+    let deleted = store::document(&mut tx, document_id)
+        .await?
+        .ok_or(DocumentError::NotFound("document"))?;
     tx.commit().await?;
     Ok(deleted)
 }
@@ -332,10 +385,14 @@ pub async fn send_for_registration(
     correlation_id: &str,
 ) -> Result<Uuid, DocumentError> {
     if document_ids.is_empty() {
-        return Err(DocumentError::Refused("name at least one document to register".into()));
+        return Err(DocumentError::Refused(
+            "name at least one document to register".into(),
+        ));
     }
     if subject.trim().is_empty() {
-        return Err(DocumentError::Refused("the registration needs a subject".into()));
+        return Err(DocumentError::Refused(
+            "the registration needs a subject".into(),
+        ));
     }
     let mut tx = pool.begin().await?;
     let side = authorize(&mut tx, principal, case_id).await?;
@@ -388,9 +445,13 @@ pub async fn send_for_registration(
 /// What the registration worker did with a request.
 #[derive(Debug, PartialEq)]
 pub enum RegistrationOutcome {
-    Registered { signature: String },
+    Registered {
+        signature: String,
+    },
     /// A redelivery: the request was registered before; nothing changed.
-    AlreadyRegistered { signature: String },
+    AlreadyRegistered {
+        signature: String,
+    },
 }
 
 /// The registration worker's step, in the caller's transaction: number,
@@ -407,11 +468,17 @@ pub async fn complete_registration(
     ids.dedup();
     let documents = store::lock_documents(tx, &ids).await?;
     if documents.len() != ids.len() || documents.iter().any(|d| d.case_id != payload.case_id) {
-        return Err(DocumentError::Refused("the request names documents that are not of its case".into()));
+        return Err(DocumentError::Refused(
+            "the request names documents that are not of its case".into(),
+        ));
     }
     let files = documents
         .iter()
-        .map(|d| RegisteredFile { name: d.file_name.clone(), sha256: d.sha256.clone(), size: d.size_bytes as u64 })
+        .map(|d| RegisteredFile {
+            name: d.file_name.clone(),
+            sha256: d.sha256.clone(),
+            size: d.size_bytes as u64,
+        })
         .collect();
     let registration = register::register(
         tx,
@@ -426,8 +493,13 @@ pub async fn complete_registration(
     )
     .await?
     .remove(0);
-    if documents.iter().all(|d| d.registration_id == Some(registration.id)) {
-        return Ok(RegistrationOutcome::AlreadyRegistered { signature: registration.signature });
+    if documents
+        .iter()
+        .all(|d| d.registration_id == Some(registration.id))
+    {
+        return Ok(RegistrationOutcome::AlreadyRegistered {
+            signature: registration.signature,
+        });
     }
     let actor = system_actor();
     let change = Change {
@@ -457,7 +529,9 @@ pub async fn complete_registration(
     };
     messages.push(OutboxMessage::event(&registered, None)?);
     outbox::enqueue(tx, &messages).await?;
-    Ok(RegistrationOutcome::Registered { signature: registration.signature })
+    Ok(RegistrationOutcome::Registered {
+        signature: registration.signature,
+    })
 }
 
 /// The case a registration of documents belongs to, if the principal may see it.
@@ -469,10 +543,11 @@ async fn authorize_registration(
     let registration = register::registration(conn, registration_id)
         .await?
         .ok_or(DocumentError::NotFound("registration"))?;
-    let case_id: Option<Uuid> = sqlx::query_scalar("SELECT case_id FROM documents WHERE registration_id = $1 LIMIT 1")
-        .bind(registration_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let case_id: Option<Uuid> =
+        sqlx::query_scalar("SELECT case_id FROM documents WHERE registration_id = $1 LIMIT 1")
+            .bind(registration_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     let case_id = case_id.ok_or(DocumentError::NotFound("registration"))?;
     let side = authorize(conn, principal, case_id).await?;
     Ok((registration, side))
@@ -484,7 +559,11 @@ pub struct Receipt {
     pub pdf: Vec<u8>,
 }
 
-pub async fn receipt(pool: &PgPool, principal: &Principal, registration_id: Uuid) -> Result<Receipt, DocumentError> {
+pub async fn receipt(
+    pool: &PgPool,
+    principal: &Principal,
+    registration_id: Uuid,
+) -> Result<Receipt, DocumentError> {
     let mut conn = pool.acquire().await?;
     let (registration, _) = authorize_registration(&mut conn, principal, registration_id).await?;
     let annulment = register::annulment_reason(&mut conn, registration_id).await?;
@@ -507,13 +586,20 @@ pub async fn annul(
     }
     let mut tx = pool.begin().await?;
     let (registration, side) = authorize_registration(&mut tx, principal, registration_id).await?;
-    let own_unit = matches!(principal, Principal::Operator { office, .. } if *office == registration.aoo);
+    let own_unit =
+        matches!(principal, Principal::Operator { office, .. } if *office == registration.aoo);
     if side != Side::Office || !own_unit {
         return Err(DocumentError::Forbidden(
             "only an operator of the registering office can annul a registration".into(),
         ));
     }
-    let outcome = register::annul(&mut tx, registration_id, reason.trim(), &actor_json(principal)).await?;
+    let outcome = register::annul(
+        &mut tx,
+        registration_id,
+        reason.trim(),
+        &actor_json(principal),
+    )
+    .await?;
     tx.commit().await?;
     Ok(outcome)
 }

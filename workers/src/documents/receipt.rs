@@ -24,7 +24,10 @@ pub fn receipt_lines(registration: &Registration, annulment: Option<&str>) -> Ve
             registration_date(registration.registered_at).format("%d/%m/%Y"),
             local.format("%H:%M:%S")
         ),
-        format!("AOO: {}  Anno: {}  Numero: {:07}", registration.aoo, registration.year, registration.number),
+        format!(
+            "AOO: {}  Anno: {}  Numero: {:07}",
+            registration.aoo, registration.year, registration.number
+        ),
         format!("Oggetto: {}", registration.subject),
         String::new(),
         format!("Documenti registrati: {}", registration.files.len()),
@@ -47,21 +50,36 @@ pub fn receipt_pdf(registration: &Registration, annulment: Option<&str>) -> Vec<
         .chunks(LINES_PER_PAGE)
         .enumerate()
         .map(|(page, chunk)| {
-            let mut ops = vec![Op::StartTextSection, Op::SetTextCursor { pos: Point::new(Mm(20.0), Mm(277.0)) }];
+            let mut ops = vec![
+                Op::StartTextSection,
+                Op::SetTextCursor {
+                    pos: Point::new(Mm(20.0), Mm(277.0)),
+                },
+            ];
             if page == 0 {
                 ops.extend([
-                    Op::SetFont { font: PdfFontHandle::Builtin(BuiltinFont::HelveticaBold), size: Pt(16.0) },
+                    Op::SetFont {
+                        font: PdfFontHandle::Builtin(BuiltinFont::HelveticaBold),
+                        size: Pt(16.0),
+                    },
                     Op::SetLineHeight { lh: Pt(24.0) },
-                    Op::ShowText { items: vec![TextItem::Text(title.into())] },
+                    Op::ShowText {
+                        items: vec![TextItem::Text(title.into())],
+                    },
                     Op::AddLineBreak,
                 ]);
             }
             ops.extend([
-                Op::SetFont { font: PdfFontHandle::Builtin(BuiltinFont::Helvetica), size: Pt(10.0) },
+                Op::SetFont {
+                    font: PdfFontHandle::Builtin(BuiltinFont::Helvetica),
+                    size: Pt(10.0),
+                },
                 Op::SetLineHeight { lh: Pt(14.0) },
             ]);
             for line in chunk {
-                ops.push(Op::ShowText { items: vec![TextItem::Text(line.clone())] });
+                ops.push(Op::ShowText {
+                    items: vec![TextItem::Text(line.clone())],
+                });
                 ops.push(Op::AddLineBreak);
             }
             ops.push(Op::EndTextSection);
@@ -69,8 +87,13 @@ pub fn receipt_pdf(registration: &Registration, annulment: Option<&str>) -> Vec<
         })
         .collect();
     // Uncompressed: the receipt is small, and its text stays greppable.
-    let options = PdfSaveOptions { optimize: false, ..PdfSaveOptions::default() };
-    PdfDocument::new(title).with_pages(pages).save(&options, &mut Vec::new())
+    let options = PdfSaveOptions {
+        optimize: false,
+        ..PdfSaveOptions::default()
+    };
+    PdfDocument::new(title)
+        .with_pages(pages)
+        .save(&options, &mut Vec::new())
 }
 
 #[cfg(test)]
@@ -89,7 +112,11 @@ mod tests {
             signature: "INPS.0040.29/05/2025.0001632".into(),
             registered_at: Utc.with_ymd_and_hms(2025, 5, 29, 8, 30, 0).unwrap(),
             subject: "Documenti inviati in videochiamata".into(),
-            files: vec![RegisteredFile { name: "carta.pdf".into(), sha256: "ab".repeat(32), size: 1234 }],
+            files: vec![RegisteredFile {
+                name: "carta.pdf".into(),
+                sha256: "ab".repeat(32),
+                size: 1234,
+            }],
         }
     }
 
@@ -97,7 +124,10 @@ mod tests {
     fn the_receipt_lists_signature_time_and_files() {
         let lines = receipt_lines(&registration(), None);
         assert_eq!(lines[0], "Segnatura: INPS.0040.29/05/2025.0001632");
-        assert_eq!(lines[1], "Registrato il 29/05/2025 alle 10:30:00, ora di Roma");
+        assert_eq!(
+            lines[1],
+            "Registrato il 29/05/2025 alle 10:30:00, ora di Roma"
+        );
         assert!(lines.iter().any(|l| l.contains(&"ab".repeat(32))));
         let pdf = receipt_pdf(&registration(), None);
         assert!(pdf.starts_with(b"%PDF-"));

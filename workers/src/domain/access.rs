@@ -81,9 +81,15 @@ mod tests {
         let tax_code = CodiceFiscale::parse(tax_code).unwrap();
         let authentication = Authentication::Spid { level: 2 };
         if intermediary {
-            Principal::Intermediary { tax_code, authentication }
+            Principal::Intermediary {
+                tax_code,
+                authentication,
+            }
         } else {
-            Principal::Citizen { tax_code, authentication }
+            Principal::Citizen {
+                tax_code,
+                authentication,
+            }
         }
     }
 
@@ -101,7 +107,10 @@ mod tests {
     #[test]
     fn only_the_case_citizen_is_the_citizen() {
         let now = Utc::now();
-        assert_eq!(side_on_case(&person(CITIZEN, false), &case(), &[], now), Some(Side::Citizen));
+        assert_eq!(
+            side_on_case(&person(CITIZEN, false), &case(), &[], now),
+            Some(Side::Citizen)
+        );
         assert_eq!(side_on_case(&person(OTHER, false), &case(), &[], now), None);
     }
 
@@ -110,17 +119,45 @@ mod tests {
         let now = Utc::now();
         let agent = person(OTHER, true);
         assert_eq!(side_on_case(&agent, &case(), &[], now), None);
-        assert_eq!(side_on_case(&agent, &case(), &[delegation(None, -1, 1)], now), Some(Side::Citizen));
         assert_eq!(
-            side_on_case(&agent, &case(), &[delegation(Some("4900123456"), -1, 1)], now),
+            side_on_case(&agent, &case(), &[delegation(None, -1, 1)], now),
             Some(Side::Citizen)
         );
-        assert_eq!(side_on_case(&agent, &case(), &[delegation(Some("1111111111"), -1, 1)], now), None);
-        assert_eq!(side_on_case(&agent, &case(), &[delegation(None, -10, -1)], now), None, "expired");
-        assert_eq!(side_on_case(&agent, &case(), &[delegation(None, 1, 10)], now), None, "not yet valid");
+        assert_eq!(
+            side_on_case(
+                &agent,
+                &case(),
+                &[delegation(Some("4900123456"), -1, 1)],
+                now
+            ),
+            Some(Side::Citizen)
+        );
+        assert_eq!(
+            side_on_case(
+                &agent,
+                &case(),
+                &[delegation(Some("1111111111"), -1, 1)],
+                now
+            ),
+            None
+        );
+        assert_eq!(
+            side_on_case(&agent, &case(), &[delegation(None, -10, -1)], now),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            side_on_case(&agent, &case(), &[delegation(None, 1, 10)], now),
+            None,
+            "not yet valid"
+        );
         let mut revoked = delegation(None, -1, 1);
         revoked.revoked_at = Some(now - Duration::hours(1));
-        assert_eq!(side_on_case(&agent, &case(), &[revoked], now), None, "revoked");
+        assert_eq!(
+            side_on_case(&agent, &case(), &[revoked], now),
+            None,
+            "revoked"
+        );
     }
 
     #[test]
@@ -131,7 +168,10 @@ mod tests {
             office: office.into(),
             on_behalf_of: None,
         };
-        assert_eq!(side_on_case(&operator("0040"), &case(), &[], now), Some(Side::Office));
+        assert_eq!(
+            side_on_case(&operator("0040"), &case(), &[], now),
+            Some(Side::Office)
+        );
         assert_eq!(side_on_case(&operator("0041"), &case(), &[], now), None);
     }
 }

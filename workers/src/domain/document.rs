@@ -248,12 +248,15 @@ pub fn sanitize_file_name(raw: &str) -> Result<String, FileNameError> {
 mod tests {
     use super::*;
     use Action::*;
-    use DocumentState::*;
     use Direction::*;
+    use DocumentState::*;
 
     #[test]
     fn the_citizen_deletes_only_uploaded_documents_they_sent() {
-        assert_eq!(transition(Uploaded, FromCitizen, Delete, Side::Citizen), Ok(Deleted));
+        assert_eq!(
+            transition(Uploaded, FromCitizen, Delete, Side::Citizen),
+            Ok(Deleted)
+        );
         for state in [RegistrationInProgress, Registered, Deleted] {
             assert!(matches!(
                 transition(state, FromCitizen, Delete, Side::Citizen),
@@ -271,7 +274,12 @@ mod tests {
         let sent = transition(Uploaded, FromCitizen, SendForRegistration, Side::Office);
         assert_eq!(sent, Ok(RegistrationInProgress));
         assert_eq!(
-            transition(RegistrationInProgress, FromCitizen, CompleteRegistration, Side::System),
+            transition(
+                RegistrationInProgress,
+                FromCitizen,
+                CompleteRegistration,
+                Side::System
+            ),
             Ok(Registered)
         );
         assert_eq!(
@@ -280,13 +288,22 @@ mod tests {
         );
         assert!(transition(Registered, FromCitizen, SendForRegistration, Side::Office).is_err());
         assert!(transition(Uploaded, FromCitizen, CompleteRegistration, Side::System).is_err());
-        assert!(transition(RegistrationInProgress, FromCitizen, CompleteRegistration, Side::Office).is_err());
+        assert!(transition(
+            RegistrationInProgress,
+            FromCitizen,
+            CompleteRegistration,
+            Side::Office
+        )
+        .is_err());
     }
 
     #[test]
     fn kinds_are_recognised_by_content() {
         assert_eq!(detect_kind(b"%PDF-1.7\n..."), Some(FileKind::Pdf));
-        assert_eq!(detect_kind(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]), Some(FileKind::Jpeg));
+        assert_eq!(
+            detect_kind(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]),
+            Some(FileKind::Jpeg)
+        );
         assert_eq!(
             detect_kind(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0]),
             Some(FileKind::Png)
@@ -303,13 +320,22 @@ mod tests {
 
     #[test]
     fn file_names_are_cleaned_and_paths_refused() {
-        assert_eq!(sanitize_file_name(" carta d'identità.pdf ").unwrap(), "carta d_identità.pdf");
+        assert_eq!(
+            sanitize_file_name(" carta d'identità.pdf ").unwrap(),
+            "carta d_identità.pdf"
+        );
         assert_eq!(sanitize_file_name(".bashrc").unwrap(), "bashrc");
         for bad in ["../../etc/passwd", "a/b.pdf", "C:\\x.pdf", "..pdf"] {
-            assert!(matches!(sanitize_file_name(bad), Err(FileNameError::ContainsPath(_))), "{bad}");
+            assert!(
+                matches!(sanitize_file_name(bad), Err(FileNameError::ContainsPath(_))),
+                "{bad}"
+            );
         }
         assert_eq!(sanitize_file_name("  "), Err(FileNameError::Empty));
-        assert_eq!(sanitize_file_name(&"a".repeat(200)), Err(FileNameError::TooLong));
+        assert_eq!(
+            sanitize_file_name(&"a".repeat(200)),
+            Err(FileNameError::TooLong)
+        );
         assert_eq!(sanitize_file_name("a\u{0}b.pdf").unwrap(), "a_b.pdf");
     }
 }

@@ -33,7 +33,9 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthenticated("send `Authorization: Bearer <token>`".into()))?;
+        .ok_or(ApiError::Unauthenticated(
+            "send `Authorization: Bearer <token>`".into(),
+        ))?;
     let principal = state
         .keys
         .verify(token.trim())
@@ -45,5 +47,8 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         .filter(|value| !value.is_empty() && value.len() <= 128)
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    Ok(Caller { principal, correlation_id })
+    Ok(Caller {
+        principal,
+        correlation_id,
+    })
 }

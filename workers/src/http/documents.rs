@@ -24,21 +24,31 @@ struct DocumentView<'a> {
 fn views(documents: &[Document]) -> Vec<DocumentView<'_>> {
     documents
         .iter()
-        .map(|document| DocumentView { document, label: document.state.label() })
+        .map(|document| DocumentView {
+            document,
+            label: document.state.label(),
+        })
         .collect()
 }
 
 /// Reads the multipart body: `file` parts (one or more) and `conformity`.
 /// Stops reading a file as soon as it passes the limit.
 async fn read_upload(mut multipart: Multipart, max_bytes: usize) -> Result<Upload, ApiError> {
-    let mut upload = Upload { files: Vec::new(), conformity_asserted: false };
+    let mut upload = Upload {
+        files: Vec::new(),
+        conformity_asserted: false,
+    };
     while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
+        let mut field =
+            field.map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" => {
                 if upload.files.len() == MAX_FILES_PER_UPLOAD {
-                    return Err(DocumentError::Refused(format!("at most {MAX_FILES_PER_UPLOAD} files per upload")).into());
+                    return Err(DocumentError::Refused(format!(
+                        "at most {MAX_FILES_PER_UPLOAD} files per upload"
+                    ))
+                    .into());
                 }
                 let declared_name = field
                     .content_disposition()
@@ -47,21 +57,32 @@ async fn read_upload(mut multipart: Multipart, max_bytes: usize) -> Result<Uploa
                     .to_owned();
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.next().await {
-                    let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
+                    let chunk = chunk
+                        .map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
                     if bytes.len() + chunk.len() > max_bytes {
-                        return Err(DocumentError::TooLarge { name: declared_name, limit: max_bytes }.into());
+                        return Err(DocumentError::TooLarge {
+                            name: declared_name,
+                            limit: max_bytes,
+                        }
+                        .into());
                     }
                     bytes.extend_from_slice(&chunk);
                 }
-                upload.files.push(IncomingFile { declared_name, bytes });
+                upload.files.push(IncomingFile {
+                    declared_name,
+                    bytes,
+                });
             }
             "conformity" => {
                 let mut value = Vec::new();
                 while let Some(chunk) = field.next().await {
-                    let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
+                    let chunk = chunk
+                        .map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?;
                     value.extend_from_slice(&chunk);
                     if value.len() > 16 {
-                        return Err(ApiError::BadRequest("field `conformity` must be `true` or `false`".into()));
+                        return Err(ApiError::BadRequest(
+                            "field `conformity` must be `true` or `false`".into(),
+                        ));
                     }
                 }
                 upload.conformity_asserted = matches!(value.trim_ascii(), b"true" | b"1" | b"on");
@@ -96,7 +117,11 @@ pub async fn upload(
     Ok(HttpResponse::Created().json(views(&documents)))
 }
 
-pub async fn list(state: web::Data<ApiState>, caller: Caller, case_id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    case_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let documents = documents::list(&state.pool, &caller.principal, *case_id).await?;
     Ok(HttpResponse::Ok().json(views(&documents)))
 }
@@ -106,7 +131,13 @@ pub async fn download(
     caller: Caller,
     document_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (document, bytes) = documents::download(&state.pool, state.blobs.as_ref(), &caller.principal, *document_id).await?;
+    let (document, bytes) = documents::download(
+        &state.pool,
+        state.blobs.as_ref(),
+        &caller.principal,
+        *document_id,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type(document.media_type.as_str())
         .insert_header(attachment(&document.file_name))
@@ -126,7 +157,8 @@ pub async fn history(
     caller: Caller,
     document_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(documents::history(&state.pool, &caller.principal, *document_id).await?))
+    Ok(HttpResponse::Ok()
+        .json(documents::history(&state.pool, &caller.principal, *document_id).await?))
 }
 
 pub async fn delete(
@@ -134,8 +166,17 @@ pub async fn delete(
     caller: Caller,
     document_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let document = documents::delete(&state.pool, &caller.principal, *document_id, &caller.correlation_id).await?;
-    Ok(HttpResponse::Ok().json(DocumentView { label: document.state.label(), document: &document }))
+    let document = documents::delete(
+        &state.pool,
+        &caller.principal,
+        *document_id,
+        &caller.correlation_id,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(DocumentView {
+        label: document.state.label(),
+        document: &document,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -169,7 +210,10 @@ pub async fn receipt(
     registration_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let receipt = documents::receipt(&state.pool, &caller.principal, *registration_id).await?;
-    let file_name = format!("ricevuta-{}.pdf", receipt.signature.replace(['/', '.'], "-"));
+    let file_name = format!(
+        "ricevuta-{}.pdf",
+        receipt.signature.replace(['/', '.'], "-")
+    );
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header(attachment(&file_name))
@@ -187,9 +231,20 @@ pub async fn annul(
     registration_id: web::Path<Uuid>,
     body: web::Json<AnnulmentBody>,
 ) -> Result<HttpResponse, ApiError> {
-    match documents::annul(&state.pool, &caller.principal, *registration_id, &body.reason).await? {
-        AnnulOutcome::Annulled => Ok(HttpResponse::Created().json(serde_json::json!({ "annulled": true }))),
-        AnnulOutcome::AlreadyAnnulled => Err(DocumentError::Refused("the registration is already annulled".into()).into()),
+    match documents::annul(
+        &state.pool,
+        &caller.principal,
+        *registration_id,
+        &body.reason,
+    )
+    .await?
+    {
+        AnnulOutcome::Annulled => {
+            Ok(HttpResponse::Created().json(serde_json::json!({ "annulled": true })))
+        }
+        AnnulOutcome::AlreadyAnnulled => {
+            Err(DocumentError::Refused("the registration is already annulled".into()).into())
+        }
         AnnulOutcome::NotFound => Err(DocumentError::NotFound("registration").into()),
     }
 }

@@ -46,26 +46,56 @@ impl ApiState {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
-        .service(
-            web::resource("/cases/{case_id}/documents")
-                .route(web::get().to(documents::list))
-                .route(web::post().to(documents::upload)),
-        )
-        .route("/cases/{case_id}/registrations", web::post().to(documents::send_for_registration))
-        .route("/documents/{document_id}/content", web::get().to(documents::download))
-        .route("/documents/{document_id}/history", web::get().to(documents::history))
-        .route("/documents/{document_id}", web::delete().to(documents::delete))
-        .route("/registrations/{registration_id}/receipt.pdf", web::get().to(documents::receipt))
-        .route("/registrations/{registration_id}/annulment", web::post().to(documents::annul))
-        .route("/tickets", web::get().to(tickets::search))
-        .route("/tickets/{ticket_id}", web::get().to(tickets::detail))
-        .route("/tickets/{ticket_id}/take-in-charge", web::post().to(tickets::take_in_charge))
-        .route("/tickets/{ticket_id}/comments", web::post().to(tickets::comment))
-        .route("/tickets/{ticket_id}/close", web::post().to(tickets::close))
-        .route("/tickets/{ticket_id}/reassign", web::post().to(tickets::reassign))
-        .route("/offices", web::get().to(tickets::offices))
-        .configure(staff::routes);
+    cfg.route(
+        "/health",
+        web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+    )
+    .service(
+        web::resource("/cases/{case_id}/documents")
+            .route(web::get().to(documents::list))
+            .route(web::post().to(documents::upload)),
+    )
+    .route(
+        "/cases/{case_id}/registrations",
+        web::post().to(documents::send_for_registration),
+    )
+    .route(
+        "/documents/{document_id}/content",
+        web::get().to(documents::download),
+    )
+    .route(
+        "/documents/{document_id}/history",
+        web::get().to(documents::history),
+    )
+    .route(
+        "/documents/{document_id}",
+        web::delete().to(documents::delete),
+    )
+    .route(
+        "/registrations/{registration_id}/receipt.pdf",
+        web::get().to(documents::receipt),
+    )
+    .route(
+        "/registrations/{registration_id}/annulment",
+        web::post().to(documents::annul),
+    )
+    .route("/tickets", web::get().to(tickets::search))
+    .route("/tickets/{ticket_id}", web::get().to(tickets::detail))
+    .route(
+        "/tickets/{ticket_id}/take-in-charge",
+        web::post().to(tickets::take_in_charge),
+    )
+    .route(
+        "/tickets/{ticket_id}/comments",
+        web::post().to(tickets::comment),
+    )
+    .route("/tickets/{ticket_id}/close", web::post().to(tickets::close))
+    .route(
+        "/tickets/{ticket_id}/reassign",
+        web::post().to(tickets::reassign),
+    )
+    .route("/offices", web::get().to(tickets::offices))
+    .configure(staff::routes);
 }
 
 /// Starts serving on `listener` (port 0 in tests); the returned server runs
@@ -75,7 +105,11 @@ pub fn serve(state: ApiState, listener: TcpListener) -> std::io::Result<Server> 
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(error::json_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(error::json_error),
+            )
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(tracing_actix())
@@ -107,12 +141,22 @@ impl Worker for ApiWorker {
         "api".into()
     }
 
-    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
+    fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), WorkerError>> {
         Box::pin(
             async move {
-                let pool = store::connect_lazy(&self.settings.database_url, self.settings.database_pool_size)?;
-                let listener = TcpListener::bind(&self.settings.http_address)
-                    .map_err(|e| WorkerError::Other(format!("cannot listen on {}: {e}", self.settings.http_address)))?;
+                let pool = store::connect_lazy(
+                    &self.settings.database_url,
+                    self.settings.database_pool_size,
+                )?;
+                let listener = TcpListener::bind(&self.settings.http_address).map_err(|e| {
+                    WorkerError::Other(format!(
+                        "cannot listen on {}: {e}",
+                        self.settings.http_address
+                    ))
+                })?;
                 tracing::info!(address = %self.settings.http_address, "HTTP API listening");
                 let server = serve(ApiState::new(&self.settings, pool), listener)
                     .map_err(|e| WorkerError::Other(e.to_string()))?;

@@ -31,11 +31,15 @@ pub async fn insert_case(conn: &mut PgConnection, case: &NewCase) -> Result<(), 
     Ok(())
 }
 
-pub async fn case_parties(conn: &mut PgConnection, case_id: Uuid) -> Result<Option<CaseParties>, sqlx::Error> {
-    let row = sqlx::query("SELECT citizen_tax_code, matricola, office_aoo FROM cases WHERE id = $1")
-        .bind(case_id)
-        .fetch_optional(conn)
-        .await?;
+pub async fn case_parties(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Option<CaseParties>, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT citizen_tax_code, matricola, office_aoo FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_optional(conn)
+            .await?;
     row.map(|row| {
         Ok(CaseParties {
             citizen_tax_code: row.try_get("citizen_tax_code")?,
@@ -113,13 +117,16 @@ pub struct Document {
 }
 
 fn document_from_row(row: &sqlx::postgres::PgRow) -> Result<Document, sqlx::Error> {
-    let bad = |what: &str, raw: String| sqlx::Error::Decode(format!("unknown document {what} `{raw}`").into());
+    let bad = |what: &str, raw: String| {
+        sqlx::Error::Decode(format!("unknown document {what} `{raw}`").into())
+    };
     let direction: String = row.try_get("direction")?;
     let state: String = row.try_get("state")?;
     Ok(Document {
         id: row.try_get("id")?,
         case_id: row.try_get("case_id")?,
-        direction: Direction::parse(&direction).ok_or_else(|| bad("direction", direction.clone()))?,
+        direction: Direction::parse(&direction)
+            .ok_or_else(|| bad("direction", direction.clone()))?,
         file_name: row.try_get("file_name")?,
         media_type: row.try_get("media_type")?,
         size_bytes: row.try_get("size_bytes")?,
@@ -143,7 +150,10 @@ pub struct Transition {
     pub correlation_id: String,
 }
 
-pub async fn insert_documents(conn: &mut PgConnection, documents: &[Document]) -> Result<(), sqlx::Error> {
+pub async fn insert_documents(
+    conn: &mut PgConnection,
+    documents: &[Document],
+) -> Result<(), sqlx::Error> {
     for d in documents {
         sqlx::query(
             "INSERT INTO documents (id, case_id, direction, file_name, media_type, size_bytes, sha256,
@@ -168,7 +178,10 @@ pub async fn insert_documents(conn: &mut PgConnection, documents: &[Document]) -
     Ok(())
 }
 
-pub async fn documents_of_case(conn: &mut PgConnection, case_id: Uuid) -> Result<Vec<Document>, sqlx::Error> {
+pub async fn documents_of_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<Vec<Document>, sqlx::Error> {
     sqlx::query("SELECT * FROM documents WHERE case_id = $1 ORDER BY uploaded_at, id")
         .bind(case_id)
         .fetch_all(conn)
@@ -180,7 +193,10 @@ pub async fn documents_of_case(conn: &mut PgConnection, case_id: Uuid) -> Result
 
 /// The documents, locked until the transaction ends so two changes of one
 /// document serialise.
-pub async fn lock_documents(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Document>, sqlx::Error> {
+pub async fn lock_documents(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<Document>, sqlx::Error> {
     sqlx::query("SELECT * FROM documents WHERE id = ANY($1) ORDER BY id FOR UPDATE")
         .bind(ids)
         .fetch_all(conn)
@@ -241,7 +257,10 @@ pub struct RecordedTransition {
     pub at: DateTime<Utc>,
 }
 
-pub async fn history(conn: &mut PgConnection, document_id: Uuid) -> Result<Vec<RecordedTransition>, sqlx::Error> {
+pub async fn history(
+    conn: &mut PgConnection,
+    document_id: Uuid,
+) -> Result<Vec<RecordedTransition>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT from_state, to_state, actor, at FROM document_transitions WHERE document_id = $1 ORDER BY id",
     )

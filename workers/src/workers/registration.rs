@@ -44,8 +44,14 @@ impl Worker for RegistrationWorker {
         "registration".into()
     }
 
-    fn run(self: Arc<Self>, shutdown: CancellationToken) -> BoxFuture<'static, Result<(), WorkerError>> {
-        Box::pin(self.consume(shutdown).instrument(tracing::info_span!("registration")))
+    fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), WorkerError>> {
+        Box::pin(
+            self.consume(shutdown)
+                .instrument(tracing::info_span!("registration")),
+        )
     }
 }
 
@@ -60,7 +66,9 @@ impl RegistrationWorker {
         let connection = broker::connect(&self.settings.amqp_url, &self.name()).await?;
         let channel = connection.create_channel().await?;
         topology::declare(&channel, &Definitions::embedded()?).await?;
-        channel.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
+        channel
+            .basic_qos(PREFETCH, BasicQosOptions::default())
+            .await?;
         let publisher = Publisher::open(&connection).await?;
         let pool = store::connect_lazy(&self.settings.database_url, 2)?;
         let tag = format!("registration-{}", uuid::Uuid::new_v4());
@@ -82,12 +90,15 @@ impl RegistrationWorker {
             let verdict = self.handle(&pool, &delivery, &shutdown).await?;
             if let Verdict::DeadLetter(reason) = verdict {
                 tracing::warn!(%reason, "registration request dead-lettered");
-                let copy = dead_letter::dead_letter_copy(&delivery, REGISTRATION_REQUESTS_QUEUE, &reason);
+                let copy =
+                    dead_letter::dead_letter_copy(&delivery, REGISTRATION_REQUESTS_QUEUE, &reason);
                 publisher.send(&copy).await?.wait().await?;
             }
             delivery.acker.ack(BasicAckOptions::default()).await?;
         }
-        channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await?;
+        channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await?;
         pool.close().await;
         connection.close(200, "shutdown".into()).await?;
         Ok(())
@@ -95,7 +106,12 @@ impl RegistrationWorker {
 
     /// Retries while the database is away (the message stays unacked); gives
     /// up only on requests that can never succeed.
-    async fn handle(&self, pool: &PgPool, delivery: &Delivery, shutdown: &CancellationToken) -> Result<Verdict, WorkerError> {
+    async fn handle(
+        &self,
+        pool: &PgPool,
+        delivery: &Delivery,
+        shutdown: &CancellationToken,
+    ) -> Result<Verdict, WorkerError> {
         let request = match parse(&delivery.data) {
             Ok(request) => request,
             Err(reason) => return Ok(Verdict::DeadLetter(reason)),
@@ -123,7 +139,9 @@ impl RegistrationWorker {
                 Err(error) => {
                     crashes += 1;
                     if crashes >= self.settings.handler_max_attempts {
-                        return Ok(Verdict::DeadLetter(format!("failed {crashes} times, last: {error}")));
+                        return Ok(Verdict::DeadLetter(format!(
+                            "failed {crashes} times, last: {error}"
+                        )));
                     }
                     tracing::warn!(parent: &span, %error, "registration failed; retrying");
                 }
@@ -140,7 +158,9 @@ impl RegistrationWorker {
 }
 
 fn parse(body: &[u8]) -> Result<Event<DocumentsRegistrationRequested>, String> {
-    let value = catalogue().validate_bytes(body).map_err(|e| format!("rejected: {e}"))?;
+    let value = catalogue()
+        .validate_bytes(body)
+        .map_err(|e| format!("rejected: {e}"))?;
     serde_json::from_value(value).map_err(|e| format!("rejected: {e}"))
 }
 
