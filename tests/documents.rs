@@ -12,7 +12,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sportello::auth::TokenKeys;
-use sportello::contract::{Authentication, CodiceFiscale, Principal};
+use sportello::contract::Principal;
 use sportello::domain::access::Delegation;
 use sportello::http::{self, ApiState};
 use sportello::store::documents::{self as store, NewCase};
@@ -35,28 +35,6 @@ struct Api {
     keys: TokenKeys,
     case_id: Uuid,
     server: actix_web::dev::ServerHandle,
-}
-
-fn citizen(tax_code: &str) -> Principal {
-    Principal::Citizen {
-        tax_code: CodiceFiscale::parse(tax_code).unwrap(),
-        authentication: Authentication::Spid { level: 2 },
-    }
-}
-
-fn intermediary() -> Principal {
-    Principal::Intermediary {
-        tax_code: CodiceFiscale::parse(INTERMEDIARY).unwrap(),
-        authentication: Authentication::Cns,
-    }
-}
-
-fn operator(office: &str) -> Principal {
-    Principal::Operator {
-        operator_id: "E0013609".into(),
-        office: office.into(),
-        on_behalf_of: None,
-    }
 }
 
 impl Api {

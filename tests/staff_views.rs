@@ -111,14 +111,6 @@ async fn browser() -> Result<(Driver, Client), String> {
     }
 }
 
-fn operator(office: &str) -> Principal {
-    Principal::Operator {
-        operator_id: format!("E{office}0001"),
-        office: office.into(),
-        on_behalf_of: None,
-    }
-}
-
 /// Everything the scenario reaches.
 struct Staff<'a> {
     env: &'a TestEnv,

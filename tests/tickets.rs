@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sportello::auth::TokenKeys;
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE};
-use sportello::contract::{Authentication, CodiceFiscale, Principal};
+use sportello::contract::{CodiceFiscale, Principal};
 use sportello::domain::access::Delegation;
 use sportello::http::{self, ApiState};
 use sportello::store::documents as documents_store;
@@ -25,28 +25,6 @@ const CITIZEN: &str = "RSSMRA85T10A562S";
 const OTHER_CITIZEN: &str = "BNCGVN70A41F205O";
 const INTERMEDIARY: &str = "FRRLCU75C41D969A";
 const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
-
-fn citizen(tax_code: &str) -> Principal {
-    Principal::Citizen {
-        tax_code: CodiceFiscale::parse(tax_code).unwrap(),
-        authentication: Authentication::Spid { level: 2 },
-    }
-}
-
-fn intermediary() -> Principal {
-    Principal::Intermediary {
-        tax_code: CodiceFiscale::parse(INTERMEDIARY).unwrap(),
-        authentication: Authentication::Cns,
-    }
-}
-
-fn operator(office: &str) -> Principal {
-    Principal::Operator {
-        operator_id: format!("E{office}0001"),
-        office: office.into(),
-        on_behalf_of: None,
-    }
-}
 
 fn agent() -> Principal {
     Principal::ContactCenterAgent {

@@ -17,6 +17,7 @@ use sportello::broker::publisher::{OutgoingMessage, PublishError, Publisher};
 use sportello::broker::topology::Definitions;
 use sportello::broker::{self, names};
 use sportello::config::Settings;
+use sportello::contract::{Authentication, CodiceFiscale, Principal};
 use sportello::runtime::RunningWorkers;
 use sportello::workers::WorkerKind;
 use sportello::{app, store};
@@ -361,6 +362,31 @@ pub async fn submit_and_wait(env: &TestEnv, request: &Value) -> Uuid {
             "no ticket for {message_id}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The test citizen principal with this tax code (SPID level 2).
+pub fn citizen(tax_code: &str) -> Principal {
+    Principal::Citizen {
+        tax_code: CodiceFiscale::parse(tax_code).unwrap(),
+        authentication: Authentication::Spid { level: 2 },
+    }
+}
+
+/// The test intermediary (`FRRLCU75C41D969A`, CNS).
+pub fn intermediary() -> Principal {
+    Principal::Intermediary {
+        tax_code: CodiceFiscale::parse("FRRLCU75C41D969A").unwrap(),
+        authentication: Authentication::Cns,
+    }
+}
+
+/// An operator of `office`, id `E<office>0001`.
+pub fn operator(office: &str) -> Principal {
+    Principal::Operator {
+        operator_id: format!("E{office}0001"),
+        office: office.into(),
+        on_behalf_of: None,
     }
 }
 

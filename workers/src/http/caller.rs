@@ -40,15 +40,19 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         .keys
         .verify(token.trim())
         .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
-    let correlation_id = request
+    Ok(Caller {
+        principal,
+        correlation_id: correlation_id(request),
+    })
+}
+
+/// The request's `X-Correlation-Id` (at most 128 bytes), or a new one.
+pub(super) fn correlation_id(request: &HttpRequest) -> String {
+    request
         .headers()
         .get(CORRELATION_HEADER)
         .and_then(|value| value.to_str().ok())
         .filter(|value| !value.is_empty() && value.len() <= 128)
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    Ok(Caller {
-        principal,
-        correlation_id,
-    })
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }

@@ -228,17 +228,6 @@ fn cross_origin_refused() -> HttpResponse {
     )
 }
 
-/// The caller's correlation id, or a new one (as the JSON API does).
-fn correlation_id(request: &HttpRequest) -> String {
-    request
-        .headers()
-        .get(super::caller::CORRELATION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string())
-}
-
 // ---------------------------------------------------------------------------
 // Errors
 
@@ -766,7 +755,7 @@ async fn act(
                 id,
                 change,
                 key.as_deref(),
-                &correlation_id(&request),
+                &super::caller::correlation_id(&request),
             )
             .await
         }
