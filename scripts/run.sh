@@ -10,5 +10,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sportello-target}"
 export DATABASE_URL="${DATABASE_URL:-postgres://sportello:sportello@127.0.0.1:5432/sportello}"
 export AMQP_URL="${AMQP_URL:-amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello}"
 
+# Without a mail server of your own, mail goes to a local SMTP sink and is
+# kept as files under var/mail/<recipient>/.
+if [ -z "${SMTP_URL:-}" ]; then
+  mkdir -p var/mail
+  /usr/bin/python3 scripts/smtp_sink.py --port 2525 --maildir var/mail --exit-with-parent &
+  export SMTP_URL="smtp://127.0.0.1:2525"
+fi
+
 cargo build --release --locked --bin sportello
 exec "$CARGO_TARGET_DIR/release/sportello" up

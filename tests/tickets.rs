@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use base64::Engine;
@@ -14,9 +13,7 @@ use sportello::auth::TokenKeys;
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE};
 use sportello::contract::{CodiceFiscale, Principal};
 use sportello::domain::access::Delegation;
-use sportello::http::{self, ApiState};
 use sportello::store::documents as documents_store;
-use sportello::workers::WorkerKind;
 use support::*;
 use uuid::Uuid;
 
@@ -37,72 +34,15 @@ fn crema() -> Value {
     json!({"province": "CR", "municipality": "Crema"})
 }
 
-struct Api {
-    env: TestEnv,
-    base: String,
-    client: reqwest::Client,
-    keys: TokenKeys,
-    server: actix_web::dev::ServerHandle,
-    _workers: sportello::runtime::RunningWorkers,
+/// Tickets' helpers on the shared test API.
+trait TicketsApi {
+    async fn submit(&self, request: &Value) -> Uuid;
+    async fn ids(&self, query: &str, who: &Principal) -> Vec<String>;
 }
 
-impl Api {
-    async fn start() -> Api {
-        let env = TestEnv::new().await;
-        let workers = env.start(&[WorkerKind::Intake, WorkerKind::OutboxRelay]);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = http::serve(ApiState::new(&env.settings, env.pool.clone()), listener).unwrap();
-        let handle = server.handle();
-        actix_rt::spawn(server);
-        let keys = TokenKeys::new(&env.settings.jwt_secret, &env.settings.jwt_issuer);
-        Api {
-            env,
-            base,
-            client: reqwest::Client::new(),
-            keys,
-            server: handle,
-            _workers: workers,
-        }
-    }
-
-    async fn stop(self) {
-        self.server.stop(true).await;
-        self.env.cleanup().await;
-    }
-
+impl TicketsApi for Api {
     async fn submit(&self, request: &Value) -> Uuid {
         submit_and_wait(&self.env, request).await
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        who: Option<&Principal>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(who) = who {
-            request =
-                request.bearer_auth(self.keys.issue(who, chrono::Duration::minutes(10)).unwrap());
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        (
-            response.status(),
-            response.json().await.unwrap_or(Value::Null),
-        )
-    }
-
-    async fn get(&self, path: &str, who: &Principal) -> (StatusCode, Value) {
-        self.call(Method::GET, path, Some(who), None).await
-    }
-
-    async fn post(&self, path: &str, who: &Principal, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(who), Some(body)).await
     }
 
     async fn ids(&self, query: &str, who: &Principal) -> Vec<String> {

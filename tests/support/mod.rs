@@ -3,6 +3,13 @@
 //! PostgreSQL database, so tests run in parallel against the real services.
 #![allow(dead_code)]
 
+pub mod api;
+pub mod mail;
+pub mod sms_provider;
+
+#[allow(unused_imports)]
+pub use api::Api;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +48,11 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn new() -> TestEnv {
+        TestEnv::new_with(|_| {}).await
+    }
+
+    /// A fresh environment whose settings `adjust` changes first.
+    pub async fn new_with(adjust: impl FnOnce(&mut Settings)) -> TestEnv {
         sportello::telemetry::init_for_tests();
         let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
         let vhost = format!("test-{id}");
@@ -65,7 +77,7 @@ impl TestEnv {
             "{}/{database}",
             admin_database_url.rsplit_once('/').unwrap().0
         );
-        let settings = Arc::new(Settings {
+        let mut settings = Settings {
             amqp_url: user_url(&amqp_base, &id, &vhost, "sportello-app"),
             database_url,
             database_pool_size: 5,
@@ -80,7 +92,9 @@ impl TestEnv {
                 .to_string_lossy()
                 .into_owned(),
             ..Settings::local_defaults()
-        });
+        };
+        adjust(&mut settings);
+        let settings = Arc::new(settings);
         let pool = app::migrate(&settings)
             .await
             .expect("migrate test database");

@@ -70,6 +70,76 @@ pub struct Settings {
     #[arg(long, env = "DOCUMENT_MAX_BYTES", default_value_t = 3 * 1024 * 1024)]
     pub document_max_bytes: usize,
 
+    /// SMTP server for notification emails, as lettre reads it:
+    /// `smtp://host:port` (plain, local sink), `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`.
+    #[arg(
+        long,
+        env = "SMTP_URL",
+        default_value = "smtp://127.0.0.1:2525",
+        hide_env_values = true
+    )]
+    pub smtp_url: String,
+
+    /// SMTP connections kept open (and emails sent at once) per email sender.
+    #[arg(long, env = "SMTP_POOL_SIZE", default_value_t = 8)]
+    pub smtp_pool_size: u32,
+
+    /// The institute's sender of notification emails.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "INPS <noreply@notifiche.inps.example>"
+    )]
+    pub mail_from: String,
+
+    /// Emails per second one email sender may hand to the SMTP server.
+    #[arg(long, env = "EMAIL_RATE_PER_SECOND", default_value_t = 200)]
+    pub email_rate_per_second: u32,
+
+    /// SMS provider endpoint; without it SMS deliveries wait, queued.
+    #[arg(long, env = "SMS_PROVIDER_URL")]
+    pub sms_provider_url: Option<String>,
+
+    #[arg(long, env = "SMS_PROVIDER_USER", default_value = "sportello")]
+    pub sms_provider_user: String,
+
+    #[arg(
+        long,
+        env = "SMS_PROVIDER_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub sms_provider_password: String,
+
+    /// Sender shown on the phone.
+    #[arg(long, env = "SMS_SENDER", default_value = "INPS")]
+    pub sms_sender: String,
+
+    /// SMS per second one SMS sender may hand to the provider.
+    #[arg(long, env = "SMS_RATE_PER_SECOND", default_value_t = 20)]
+    pub sms_rate_per_second: u32,
+
+    /// Longest SMS sent, in parts (longer texts fail, they are not billed).
+    #[arg(long, env = "SMS_MAX_PARTS", default_value_t = 3)]
+    pub sms_max_parts: usize,
+
+    /// First retry delay of a delivery that failed transiently; it doubles
+    /// per attempt up to NOTIFY_RETRY_CAP_SECONDS.
+    #[arg(long, env = "NOTIFY_RETRY_BASE_MS", default_value_t = 30_000)]
+    pub notify_retry_base_ms: u64,
+
+    #[arg(long, env = "NOTIFY_RETRY_CAP_SECONDS", default_value_t = 3600)]
+    pub notify_retry_cap_seconds: u64,
+
+    /// Attempts of a delivery before it is given up as failed.
+    #[arg(long, env = "NOTIFY_MAX_ATTEMPTS", default_value_t = 8)]
+    pub notify_max_attempts: u32,
+
+    /// Events one notify worker plans at once (each in its own transaction).
+    #[arg(long, env = "NOTIFY_CONCURRENCY", default_value_t = 16)]
+    pub notify_concurrency: usize,
+
     /// How long a graceful shutdown waits for in-flight work.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
@@ -78,6 +148,14 @@ pub struct Settings {
 impl Settings {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    pub fn retry_policy(&self) -> crate::domain::notification::RetryPolicy {
+        crate::domain::notification::RetryPolicy {
+            base: Duration::from_millis(self.notify_retry_base_ms),
+            cap: Duration::from_secs(self.notify_retry_cap_seconds),
+            max_attempts: self.notify_max_attempts,
+        }
     }
 }
 

@@ -11,6 +11,8 @@ pub const DEAD_LETTER_EXCHANGE: &str = "sportello.dead-letter";
 pub const INTAKE_REQUESTS_QUEUE: &str = "sportello.intake.requests";
 /// `documents.registration_requested` from the events exchange.
 pub const REGISTRATION_REQUESTS_QUEUE: &str = "sportello.registration.requests";
+/// The events notifications are planned from (bindings: one per rule).
+pub const NOTIFICATION_EVENTS_QUEUE: &str = "sportello.notifications.events";
 pub const DEAD_LETTER_QUEUE: &str = "sportello.dead-letter";
 
 /// Header carrying why a message was dead-lettered.

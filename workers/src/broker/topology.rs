@@ -209,6 +209,26 @@ mod tests {
     }
 
     #[test]
+    fn every_notification_rule_is_bound_to_the_notifications_queue() {
+        let definitions = Definitions::embedded().unwrap();
+        let rules = crate::domain::notification::Rules::embedded().unwrap();
+        for rule in rules.rules {
+            assert!(
+                definitions
+                    .bindings
+                    .iter()
+                    .any(|b| b.source == EVENTS_EXCHANGE
+                        && b.destination == NOTIFICATION_EVENTS_QUEUE
+                        && b.routing_key == rule.routing_key),
+                "rule {:?}: add a binding {EVENTS_EXCHANGE} -> {NOTIFICATION_EVENTS_QUEUE} \
+                 with routing key {:?} to broker-config/definitions.json",
+                rule.id,
+                rule.routing_key
+            );
+        }
+    }
+
+    #[test]
     fn every_channel_user_may_write_only_its_own_prefix() {
         let definitions = Definitions::embedded().unwrap();
         for channel in crate::contract::Channel::ALL {

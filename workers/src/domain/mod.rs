@@ -3,6 +3,8 @@
 pub mod access;
 pub mod document;
 pub mod intake;
+pub mod notification;
 pub mod protocol;
 pub mod routing;
+pub mod sms;
 pub mod ticket;

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::documents::DocumentError;
 use crate::domain::ticket::LifecycleError;
+use crate::notifications::centre::CentreError;
 use crate::tickets::TicketError;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,8 @@ pub enum ApiError {
     Documents(#[from] DocumentError),
     #[error(transparent)]
     Tickets(#[from] TicketError),
+    #[error(transparent)]
+    Notifications(#[from] CentreError),
     #[error("{0}")]
     Internal(String),
 }
@@ -37,6 +40,12 @@ impl ApiError {
                 TicketError::Lifecycle(_) => "invalid",
                 TicketError::UnknownOffice(_) => "unknown_office",
                 TicketError::Database(_) | TicketError::Encoding(_) => "internal",
+            },
+            ApiError::Notifications(e) => match e {
+                CentreError::NotFound => "not_found",
+                CentreError::Forbidden(_) => "forbidden",
+                CentreError::Invalid(_) => "invalid",
+                CentreError::Database(_) => "internal",
             },
             ApiError::Documents(e) => match e {
                 DocumentError::NotFound(_) => "not_found",
@@ -76,6 +85,15 @@ impl ResponseError for ApiError {
                 TicketError::Database(_) | TicketError::Encoding(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
+            },
+            ApiError::Notifications(e) => match e {
+                CentreError::NotFound => StatusCode::NOT_FOUND,
+                CentreError::Forbidden(_) => StatusCode::FORBIDDEN,
+                CentreError::Invalid(_) => StatusCode::BAD_REQUEST,
+                CentreError::Database(e) if crate::store::is_transient(e) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                CentreError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Documents(e) => match e {
                 DocumentError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -5,6 +5,7 @@
 mod caller;
 mod documents;
 mod error;
+mod notifications;
 mod staff;
 mod tickets;
 
@@ -94,7 +95,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/tickets/{ticket_id}/reassign",
         web::post().to(tickets::reassign),
     )
+    .route(
+        "/tickets/{ticket_id}/notifications",
+        web::get().to(notifications::ticket_log),
+    )
     .route("/offices", web::get().to(tickets::offices))
+    .route("/notifications", web::get().to(notifications::centre))
+    .service(
+        web::resource("/notifications/{notification_id}/read")
+            .route(web::put().to(notifications::mark_read))
+            .route(web::delete().to(notifications::mark_unread)),
+    )
+    .service(
+        web::resource("/me/contacts")
+            .route(web::get().to(notifications::contacts))
+            .route(web::put().to(notifications::save_contacts)),
+    )
     .configure(staff::routes);
 }
 

@@ -2,6 +2,7 @@
 
 pub mod documents;
 pub mod inbox;
+pub mod notifications;
 pub mod outbox;
 pub mod protocol;
 pub mod tickets;

@@ -202,7 +202,7 @@ pub struct TicketDetail {
 }
 
 /// The side the principal sees the ticket from; refusals say why.
-async fn side_on_ticket(
+pub(crate) async fn side_on_ticket(
     conn: &mut sqlx::PgConnection,
     principal: &Principal,
     id: Uuid,

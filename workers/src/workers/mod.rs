@@ -1,7 +1,9 @@
 //! The worker kinds. Each is a thin loop around domain functions and stores,
 //! run under supervision by `runtime`.
 
+pub mod delivery;
 pub mod intake;
+pub mod notify;
 pub mod outbox_relay;
 pub mod registration;
 pub mod timers;
@@ -9,6 +11,7 @@ pub mod timers;
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::domain::notification::Medium;
 use crate::runtime::Worker;
 
 /// Kinds that `sportello worker NAME` accepts.
@@ -23,16 +26,26 @@ pub enum WorkerKind {
     /// Assigns protocol numbers to documents sent for registration
     /// (competing consumers; the register itself serialises numbering).
     Registration,
+    /// Plans notifications from events (competing consumers; scale out freely).
+    Notify,
+    /// Sends queued emails over SMTP (safe to run several; each has its own
+    /// connection pool and rate limit).
+    EmailSender,
+    /// Sends queued SMS through the provider (idem).
+    SmsSender,
     /// The HTTP API (documents, registrations); run several behind a balancer.
     Api,
 }
 
 impl WorkerKind {
-    pub const ALL: [WorkerKind; 5] = [
+    pub const ALL: [WorkerKind; 8] = [
         WorkerKind::Intake,
         WorkerKind::OutboxRelay,
         WorkerKind::Timers,
         WorkerKind::Registration,
+        WorkerKind::Notify,
+        WorkerKind::EmailSender,
+        WorkerKind::SmsSender,
         WorkerKind::Api,
     ];
 
@@ -45,6 +58,14 @@ impl WorkerKind {
             WorkerKind::Timers => Arc::new(timers::TimerWorker::new(settings.clone(), cron_jobs())),
             WorkerKind::Registration => {
                 Arc::new(registration::RegistrationWorker::new(settings.clone()))
+            }
+            WorkerKind::Notify => Arc::new(notify::NotifyWorker::new(settings.clone())),
+            WorkerKind::EmailSender => Arc::new(delivery::DeliveryWorker::new(
+                settings.clone(),
+                Medium::Email,
+            )),
+            WorkerKind::SmsSender => {
+                Arc::new(delivery::DeliveryWorker::new(settings.clone(), Medium::Sms))
             }
             WorkerKind::Api => Arc::new(crate::http::ApiWorker::new(settings.clone())),
         }

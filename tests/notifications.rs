@@ -1,0 +1,506 @@
+//! Notifications end to end: ticket events become notifications in the
+//! citizen's centre and emails (to the aiosmtpd sink) and SMS (to a stand-in
+//! gateway with the provider's HTTP interface); failures are retried or not
+//! as they deserve, nothing is sent twice, and every access is checked.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sportello::broker::names::EVENTS_EXCHANGE;
+use sportello::contract::{CodiceFiscale, Principal};
+use sportello::workers::WorkerKind;
+use support::mail::{delivered_to, readable, sink, wait_for_mail};
+use support::sms_provider::{self, SmsGateway};
+use support::*;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(30);
+const CITIZEN: &str = "RSSMRA85T10A562S";
+const OTHER_CITIZEN: &str = "BNCGVN70A41F205O";
+
+/// Every worker a notification passes through, with fast retries, the SMTP
+/// sink and this test's SMS gateway.
+async fn start(gateway: &SmsGateway) -> Api {
+    let sms_url = gateway.url.clone();
+    let env = TestEnv::new_with(|settings| {
+        settings.smtp_url = sink().url.clone();
+        settings.sms_provider_url = Some(sms_url);
+        settings.sms_provider_user = sms_provider::USER.into();
+        settings.sms_provider_password = sms_provider::PASSWORD.into();
+        settings.notify_retry_base_ms = 100;
+        settings.notify_retry_cap_seconds = 1;
+        settings.notify_max_attempts = 4;
+    })
+    .await;
+    Api::start_with(
+        env,
+        &[
+            WorkerKind::Intake,
+            WorkerKind::OutboxRelay,
+            WorkerKind::Notify,
+            WorkerKind::EmailSender,
+            WorkerKind::SmsSender,
+        ],
+    )
+}
+
+/// A mailbox no other test uses; `tag` scripts the sink (`tempfail2`, `permfail`).
+fn mailbox(tag: &str) -> String {
+    format!("{tag}.{}@example.it", Uuid::new_v4().simple())
+}
+
+fn request_with_contact(key: &str, contact: Value) -> Value {
+    let mut request = request_v2(
+        citizen_json(CITIZEN),
+        key,
+        "uniemens",
+        "4901234567",
+        "Denuncia di marzo",
+        json!({"province": "CR", "municipality": "Crema"}),
+    );
+    request["payload"]["contact"] = contact;
+    request
+}
+
+async fn delivery_states(api: &Api, ticket: Uuid) -> Vec<(String, String, i32)> {
+    sqlx::query_as(
+        "SELECT d.medium, d.state, d.attempts FROM deliveries d
+           JOIN notifications n ON n.id = d.notification_id
+          WHERE n.subject_id = $1 ORDER BY n.created_at, d.medium",
+    )
+    .bind(ticket)
+    .fetch_all(&api.env.pool)
+    .await
+    .unwrap()
+}
+
+async fn settled(api: &Api, ticket: Uuid, expected: usize) -> Vec<(String, String, i32)> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let states = delivery_states(api, ticket).await;
+        let done =
+            states.len() == expected && states.iter().all(|(_, s, _)| s == "sent" || s == "failed");
+        if done {
+            return states;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deliveries did not settle: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_ticket_opened_then_closed_reaches_the_citizen_once_by_email_sms_and_centre() {
+    let gateway = SmsGateway::start();
+    let api = start(&gateway).await;
+    let mut opened_events = api.env.probe(EVENTS_EXCHANGE, "ticket.opened").await;
+    let email = mailbox("mario");
+    let phone = "+393331234567";
+    let ticket = submit_and_wait(
+        &api.env,
+        &request_with_contact("n1", json!({"email": email, "phone": "3331234567"})),
+    )
+    .await;
+
+    // Opened: an email with the signature and the office, an SMS in one part.
+    let mail = wait_for_mail(&email, WAIT).await;
+    assert_eq!(mail.len(), 1);
+    let text = readable(&mail[0]);
+    let signature: String = sqlx::query_scalar(
+        "SELECT r.signature FROM tickets t JOIN registrations r ON r.id = t.registration_id WHERE t.id = $1",
+    )
+    .bind(ticket)
+    .fetch_one(&api.env.pool)
+    .await
+    .unwrap();
+    assert!(
+        text.contains("Subject: Richiesta protocollata: UniEmens - Denuncia di marzo"),
+        "{text}"
+    );
+    assert!(text.contains(&signature), "{text}");
+    assert!(text.contains("Crema"), "the office is named: {text}");
+    assert!(
+        text.contains("text/html") || mail[0].contains("text/html"),
+        "an HTML part too"
+    );
+    assert!(eventually(WAIT, || async { !gateway.delivered_to(phone).is_empty() }).await);
+    let sms = gateway.delivered_to(phone);
+    assert_eq!(sms.len(), 1);
+    assert!(sms[0].text.contains(&signature), "{}", sms[0].text);
+
+    // The same event delivered again (a relay resending after a lost confirm)
+    // plans nothing new and sends nothing twice.
+    let event = opened_events.next(WAIT).await.expect("ticket.opened event");
+    publish_as_app(&api.env, EVENTS_EXCHANGE, "ticket.opened", &event.data).await;
+
+    // Closed, with the outcome and the office's public comment.
+    let op = operator("1901");
+    let (status, body) = api
+        .post(&format!("/tickets/{ticket}/take-in-charge"), &op, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api
+        .post(
+            &format!("/tickets/{ticket}/close"),
+            &op,
+            json!({"outcome": "accolta", "comment": "Il versamento è stato abbinato."}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(eventually(WAIT, || async { delivered_to(&email).len() >= 2 }).await);
+    let closing = readable(&delivered_to(&email)[1]);
+    assert!(closing.contains("Subject: Richiesta chiusa"), "{closing}");
+    assert!(closing.contains("esito: accolta"), "{closing}");
+    assert!(
+        closing.contains("Il versamento è stato abbinato."),
+        "{closing}"
+    );
+
+    let states = settled(&api, ticket, 4).await;
+    assert!(
+        states.iter().all(|(_, s, a)| s == "sent" && *a == 1),
+        "{states:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(delivered_to(&email).len(), 2, "each email exactly once");
+    assert_eq!(
+        gateway.delivered_to(phone).len(),
+        2,
+        "each SMS exactly once"
+    );
+    let notifications: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE subject_id = $1")
+            .bind(ticket)
+            .fetch_one(&api.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(notifications, 2, "the repeated event planned nothing");
+
+    // The centre: both in "Messaggi", newest first, unread until read.
+    let me = citizen(CITIZEN);
+    let (status, centre) = api.get("/notifications", &me).await;
+    assert_eq!(status, StatusCode::OK, "{centre}");
+    let items = centre["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{centre}");
+    assert!(items[0]["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("Richiesta chiusa"));
+    assert_eq!(items[0]["subject_id"], json!(ticket));
+    let messages = |view: &Value| {
+        view["tabs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tab"] == "messages")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(messages(&centre)["unread"], 2);
+    assert_eq!(messages(&centre)["label"], "Avvisi e messaggi");
+    let first = items[0]["id"].as_str().unwrap().to_owned();
+    let (status, item) = api
+        .call(
+            Method::PUT,
+            &format!("/notifications/{first}/read"),
+            Some(&me),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, item["read"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (_, unread) = api.get("/notifications?unread=true", &me).await;
+    assert_eq!(unread["items"].as_array().unwrap().len(), 1);
+    assert_eq!(messages(&unread)["unread"], 1);
+    let (status, item) = api
+        .call(
+            Method::DELETE,
+            &format!("/notifications/{first}/read"),
+            Some(&me),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, item["read"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    let (_, deadlines) = api.get("/notifications?tab=deadlines", &me).await;
+    assert_eq!(deadlines["items"], json!([]));
+    assert_eq!(
+        api.get("/notifications?tab=spam", &me).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The office's delivery log shows every delivery and attempt.
+    let (status, log) = api
+        .get(&format!("/tickets/{ticket}/notifications"), &op)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 2);
+    let deliveries = log[0]["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 2);
+    assert!(deliveries.iter().all(|d| d["state"] == "sent"));
+    assert!(deliveries
+        .iter()
+        .any(|d| d["medium"] == "sms" && d["address"] == phone));
+
+    gateway.stop().await;
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn temporary_failures_are_retried_until_sent_once_and_permanent_ones_are_not() {
+    let gateway = SmsGateway::start();
+    let api = start(&gateway).await;
+
+    // The mail server answers 451 twice, the gateway 503 then 429: both
+    // recover, and the citizen gets one message on each medium.
+    let flaky_mail = mailbox("tempfail2");
+    let flaky_phone = "+393330000001";
+    gateway.fail_first(flaky_phone, &[503, 429]);
+    let flaky = submit_and_wait(
+        &api.env,
+        &request_with_contact("r1", json!({"email": flaky_mail, "phone": flaky_phone})),
+    )
+    .await;
+
+    // The mailbox does not exist (550), the number is refused (400): one
+    // attempt each, recorded as failed with the reason.
+    let dead_mail = mailbox("permfail");
+    let dead_phone = "+393330000002";
+    gateway.refuse(dead_phone, 400);
+    let refused = submit_and_wait(
+        &api.env,
+        &request_with_contact("r2", json!({"email": dead_mail, "phone": dead_phone})),
+    )
+    .await;
+
+    let states = settled(&api, flaky, 2).await;
+    assert_eq!(
+        states,
+        vec![
+            ("email".into(), "sent".into(), 3),
+            ("sms".into(), "sent".into(), 3)
+        ]
+    );
+    let states = settled(&api, refused, 2).await;
+    assert_eq!(
+        states,
+        vec![
+            ("email".into(), "failed".into(), 1),
+            ("sms".into(), "failed".into(), 1)
+        ]
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(delivered_to(&flaky_mail).len(), 1);
+    assert_eq!(gateway.delivered_to(flaky_phone).len(), 1);
+    assert_eq!(gateway.requests_for(flaky_phone), 3);
+    assert!(delivered_to(&dead_mail).is_empty());
+    assert_eq!(gateway.requests_for(dead_phone), 1, "a 4xx is not retried");
+
+    // The attempts are logged, append-only, with the reasons.
+    let op = operator("1901");
+    let (status, log) = api
+        .get(&format!("/tickets/{flaky}/notifications"), &op)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let email = log[0]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["medium"] == "email")
+        .unwrap()
+        .clone();
+    let outcomes: Vec<&str> = email["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["retry", "retry", "sent"], "{email}");
+    let (_, log) = api
+        .get(&format!("/tickets/{refused}/notifications"), &op)
+        .await;
+    let reasons: Vec<String> = log[0]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["last_error"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("550")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("400")), "{reasons:?}");
+    let rewrite = sqlx::query("UPDATE delivery_attempts SET outcome = 'sent'")
+        .execute(&api.env.pool)
+        .await;
+    assert!(rewrite.is_err(), "the attempt log cannot be rewritten");
+
+    gateway.stop().await;
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn preferences_decide_the_media_and_a_citizen_without_contacts_still_finds_it_in_the_centre()
+{
+    let gateway = SmsGateway::start();
+    let api = start(&gateway).await;
+    let me = citizen(CITIZEN);
+
+    // No contact in the request and none known: recorded, nobody to send to.
+    let silent = submit_and_wait(&api.env, &request_with_contact("p1", json!({}))).await;
+    let unreachable = eventually(WAIT, || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT unreachable FROM notifications WHERE subject_id = $1",
+        )
+        .bind(silent)
+        .fetch_optional(&api.env.pool)
+        .await
+        .unwrap()
+        .flatten()
+        .is_some()
+    })
+    .await;
+    assert!(unreachable, "the notification records why nothing was sent");
+    assert!(delivery_states(&api, silent).await.is_empty());
+    let (_, centre) = api.get("/notifications", &me).await;
+    assert_eq!(centre["items"].as_array().unwrap().len(), 1, "{centre}");
+
+    // The citizen saves an email and turns SMS off; the next request names
+    // only a phone: the email goes to the saved address, no SMS is sent.
+    let email = mailbox("prefs");
+    let (status, saved) = api
+        .put(
+            "/me/contacts",
+            &me,
+            json!({"email": email.to_uppercase(), "phone": "3331234567", "email_enabled": true, "sms_enabled": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["phone"], "+393331234567", "stored as E.164");
+    let (_, read_back) = api.get("/me/contacts", &me).await;
+    assert_eq!(read_back["sms_enabled"], false);
+    let phone = "+393339999999";
+    let preferred = submit_and_wait(
+        &api.env,
+        &request_with_contact("p2", json!({"phone": phone})),
+    )
+    .await;
+    let states = settled(&api, preferred, 1).await;
+    assert_eq!(states, vec![("email".into(), "sent".into(), 1)]);
+    assert_eq!(wait_for_mail(&email, WAIT).await.len(), 1);
+    assert_eq!(
+        gateway.requests_for(phone),
+        0,
+        "SMS is off for this citizen"
+    );
+
+    // Bad contacts are refused with the reason.
+    for bad in [
+        json!({"email": "not-an-address", "phone": null, "email_enabled": true, "sms_enabled": true}),
+        json!({"email": null, "phone": "12ab", "email_enabled": true, "sms_enabled": true}),
+        json!({"email": null, "phone": null, "email_enabled": true}),
+        json!({"email": null, "phone": null, "email_enabled": true, "sms_enabled": true, "fax": "1"}),
+    ] {
+        let (status, body) = api.put("/me/contacts", &me, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} -> {body}");
+    }
+
+    gateway.stop().await;
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_centre_is_the_citizens_own_and_the_delivery_log_the_offices() {
+    let gateway = SmsGateway::start();
+    let api = start(&gateway).await;
+    let ticket = submit_and_wait(
+        &api.env,
+        &request_with_contact("a1", json!({"email": mailbox("access")})),
+    )
+    .await;
+    settled(&api, ticket, 1).await;
+    let (_, centre) = api.get("/notifications", &citizen(CITIZEN)).await;
+    let id = centre["items"][0]["id"].as_str().unwrap().to_owned();
+
+    // Another citizen sees an empty centre and cannot touch this one.
+    let other = citizen(OTHER_CITIZEN);
+    let (status, theirs) = api.get("/notifications", &other).await;
+    assert_eq!(
+        (status, theirs["items"].clone()),
+        (StatusCode::OK, json!([]))
+    );
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            &format!("/notifications/{id}/read"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api
+        .call(
+            Method::PUT,
+            &format!("/notifications/{}/read", Uuid::now_v7()),
+            Some(&citizen(CITIZEN)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Only citizens have a centre and preferences.
+    let agent = Principal::ContactCenterAgent {
+        agent_id: "CC-0042".into(),
+        on_behalf_of: CodiceFiscale::parse(CITIZEN).unwrap(),
+    };
+    for who in [intermediary(), agent.clone(), operator("1901")] {
+        assert_eq!(
+            api.get("/notifications", &who).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(api.get("/me/contacts", &who).await.0, StatusCode::FORBIDDEN);
+        let (status, _) = api
+            .call(
+                Method::PUT,
+                &format!("/notifications/{id}/read"),
+                Some(&who),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        api.call(Method::GET, "/notifications", None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The delivery log: the ticket's office only.
+    let log = format!("/tickets/{ticket}/notifications");
+    assert_eq!(api.get(&log, &operator("1901")).await.0, StatusCode::OK);
+    for who in [operator("4902"), citizen(CITIZEN), intermediary(), agent] {
+        assert_eq!(
+            api.get(&log, &who).await.0,
+            StatusCode::FORBIDDEN,
+            "{who:?}"
+        );
+    }
+    assert_eq!(
+        api.get(
+            &format!("/tickets/{}/notifications", Uuid::now_v7()),
+            &operator("1901")
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    gateway.stop().await;
+    api.stop().await;
+}

@@ -1,0 +1,224 @@
+//! Delivery workers, one per medium: claim the due deliveries (committed
+//! claims, so senders in other processes skip them), send them through the
+//! pooled transport within the provider's rate limit, and record each
+//! outcome with its log row. Transient failures come back later with
+//! exponential backoff; permanent ones are failed at once.
+//!
+//! A sender wakes on the planner's `pg_notify` after commit, or every
+//! `POLL` for retries that became due.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::Settings;
+use crate::domain::notification::{Medium, NextStep, RetryPolicy, SendOutcome};
+use crate::notifications::email::EmailSender;
+use crate::notifications::sms::{SmsProvider, SmsProviderConfig};
+use crate::runtime::{Worker, WorkerError};
+use crate::store;
+use crate::store::notifications::{self as deliveries, AttemptResult, ClaimedDelivery};
+
+/// Deliveries claimed at once.
+const BATCH: i64 = 100;
+/// How long a claim lasts; longer than any send can take (SMTP and HTTP
+/// time out well before), so only a dead sender's claims expire.
+const LEASE: Duration = Duration::from_secs(120);
+/// Retries that became due are found at least this often.
+const POLL: Duration = Duration::from_millis(500);
+
+pub struct DeliveryWorker {
+    settings: Arc<Settings>,
+    medium: Medium,
+}
+
+impl DeliveryWorker {
+    pub fn new(settings: Arc<Settings>, medium: Medium) -> Self {
+        Self { settings, medium }
+    }
+}
+
+impl Worker for DeliveryWorker {
+    fn name(&self) -> String {
+        format!("{}-sender", self.medium.as_str())
+    }
+
+    fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), WorkerError>> {
+        let span = tracing::info_span!("delivery", medium = self.medium.as_str());
+        Box::pin(self.send_loop(shutdown).instrument(span))
+    }
+}
+
+/// The way out for one medium.
+enum Transport {
+    Email(EmailSender),
+    Sms(SmsProvider),
+}
+
+impl Transport {
+    async fn send(&self, delivery: &ClaimedDelivery) -> SendOutcome {
+        match self {
+            Transport::Email(sender) => sender.send(delivery).await,
+            Transport::Sms(provider) => provider.send(delivery).await,
+        }
+    }
+}
+
+impl DeliveryWorker {
+    /// `None` when the medium is not configured (no SMS provider): its
+    /// deliveries stay queued until one is.
+    fn transport(&self) -> Result<Option<(Transport, u32, usize)>, WorkerError> {
+        let s = &self.settings;
+        let other = |e: &dyn std::fmt::Display| WorkerError::Other(e.to_string());
+        Ok(match self.medium {
+            Medium::Email => Some((
+                Transport::Email(
+                    EmailSender::new(
+                        &s.smtp_url,
+                        &s.mail_from,
+                        s.smtp_pool_size,
+                        Duration::from_secs(30),
+                    )
+                    .map_err(|e| other(&e))?,
+                ),
+                s.email_rate_per_second,
+                s.smtp_pool_size as usize,
+            )),
+            Medium::Sms => match &s.sms_provider_url {
+                None => None,
+                Some(url) => Some((
+                    Transport::Sms(
+                        SmsProvider::new(SmsProviderConfig {
+                            url: url.clone(),
+                            user: s.sms_provider_user.clone(),
+                            password: s.sms_provider_password.clone(),
+                            sender: s.sms_sender.clone(),
+                            max_parts: s.sms_max_parts,
+                            timeout: Duration::from_secs(15),
+                        })
+                        .map_err(|e| other(&e))?,
+                    ),
+                    s.sms_rate_per_second,
+                    16,
+                )),
+            },
+        })
+    }
+
+    async fn send_loop(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let Some((transport, rate, concurrency)) = self.transport()? else {
+            tracing::warn!("no provider configured; deliveries of this medium stay queued");
+            shutdown.cancelled().await;
+            return Ok(());
+        };
+        let limiter = RateLimiter::direct(Quota::per_second(
+            NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN),
+        ));
+        let pool = store::connect_lazy(&self.settings.database_url, 2)?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener
+            .listen(deliveries::wake_channel(self.medium))
+            .await?;
+        let policy = self.settings.retry_policy();
+        tracing::info!(rate, concurrency, "sending");
+        while !shutdown.is_cancelled() {
+            let claimed = {
+                let mut conn = pool.acquire().await?;
+                deliveries::claim_due(&mut conn, self.medium, BATCH, LEASE).await?
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    woken = listener.recv() => { woken?; }
+                    _ = tokio::time::sleep(POLL) => {}
+                }
+                continue;
+            }
+            // Once claimed, a batch is sent and recorded even during
+            // shutdown: it is short, and stopping halfway would leave
+            // claims to expire and sends in doubt.
+            let results: Vec<AttemptResult> = futures::stream::iter(claimed)
+                .map(|delivery| attempt(&transport, &limiter, policy, delivery))
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
+            record(&pool, &results, &shutdown).await?;
+        }
+        pool.close().await;
+        Ok(())
+    }
+}
+
+async fn attempt(
+    transport: &Transport,
+    limiter: &DefaultDirectRateLimiter,
+    policy: RetryPolicy,
+    delivery: ClaimedDelivery,
+) -> AttemptResult {
+    limiter.until_ready().await;
+    let span = tracing::info_span!("send", delivery_id = %delivery.id, attempt = delivery.attempt, correlation_id = %delivery.correlation_id);
+    let outcome = transport.send(&delivery).instrument(span.clone()).await;
+    let detail = match &outcome {
+        SendOutcome::Sent { .. } => None,
+        SendOutcome::Transient(reason) | SendOutcome::Permanent(reason) => Some(reason.clone()),
+    };
+    let jitter: f64 = rand::rng().random();
+    let step = policy.next(delivery.attempt.max(0) as u32, outcome, jitter);
+    match &step {
+        NextStep::Sent { .. } => tracing::info!(parent: &span, "sent"),
+        NextStep::RetryIn(delay) => {
+            tracing::warn!(parent: &span, reason = detail.as_deref().unwrap_or(""), retry_in = ?delay, "send failed; will retry")
+        }
+        NextStep::Failed(reason) => tracing::warn!(parent: &span, %reason, "delivery failed"),
+    }
+    let detail = match &step {
+        NextStep::Failed(reason) => Some(reason.clone()),
+        _ => detail,
+    };
+    AttemptResult {
+        delivery,
+        step,
+        detail,
+    }
+}
+
+/// Records outcomes, holding on while the database is away: a sent email
+/// must not be sent again because its outcome was lost.
+async fn record(
+    pool: &PgPool,
+    results: &[AttemptResult],
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let outcome = async {
+            let mut conn = pool.acquire().await?;
+            deliveries::record(&mut conn, results).await
+        }
+        .await;
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(error) if store::is_transient(&error) && backoff < LEASE / 4 => {
+                tracing::warn!(%error, retry_in = ?backoff, "cannot record delivery outcomes yet");
+            }
+            Err(error) => return Err(error.into()),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => {}
+        }
+        backoff *= 2;
+    }
+}
