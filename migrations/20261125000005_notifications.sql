@@ -38,8 +38,9 @@ CREATE TABLE notifications (
     read_at        timestamptz,
     UNIQUE (event_id, rule)
 );
-CREATE INDEX notifications_by_citizen ON notifications (tax_code, created_at DESC);
-CREATE INDEX notifications_by_subject ON notifications (subject_kind, subject_id);
+CREATE INDEX notifications_by_citizen ON notifications (tax_code, tab, created_at DESC);
+CREATE INDEX notifications_unread ON notifications (tax_code, tab) WHERE read_at IS NULL;
+CREATE INDEX notifications_by_subject ON notifications (subject_id);
 
 -- One delivery per notification and medium, rendered when planned.
 CREATE TABLE deliveries (

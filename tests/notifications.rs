@@ -444,7 +444,11 @@ async fn the_centre_is_the_citizens_own_and_the_delivery_log_the_offices() {
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "someone else's is as good as missing"
+    );
     let (status, _) = api
         .call(
             Method::PUT,

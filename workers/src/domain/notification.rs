@@ -78,6 +78,9 @@ impl Tab {
     }
 }
 
+/// The subjects the planner can look up.
+pub const SUBJECT_KINDS: [&str; 2] = ["ticket", "case"];
+
 /// What a notification is about; the planner looks it up to find the
 /// citizen, the contact given on the request and the template's data.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -166,6 +169,17 @@ impl Rules {
             }
             if rule.media.is_empty() {
                 return Err(invalid("needs at least one medium"));
+            }
+            let mut media = rule.media.clone();
+            media.sort();
+            media.dedup();
+            if media.len() != rule.media.len() {
+                return Err(invalid("names a medium twice"));
+            }
+            if let Some(subject) = &rule.subject {
+                if !SUBJECT_KINDS.contains(&subject.kind.as_str()) {
+                    return Err(invalid("subject kind must be ticket or case"));
+                }
             }
             if rule.link_on_due_day && rule.due_at.is_none() {
                 return Err(invalid("link_on_due_day needs due_at"));
@@ -374,6 +388,17 @@ mod tests {
         assert!(Rules::parse(&rule(r#", "recipient": "/p", "colour": "red""#)).is_err());
         assert!(matches!(
             Rules::parse(&rule(r#", "recipient": "/p", "link_on_due_day": true"#)),
+            Err(RulesError::Invalid { .. })
+        ));
+        let twice = rule(r#", "recipient": "/p""#).replace(r#"["email"]"#, r#"["email", "email"]"#);
+        assert!(matches!(
+            Rules::parse(&twice),
+            Err(RulesError::Invalid { .. })
+        ));
+        assert!(matches!(
+            Rules::parse(&rule(
+                r#", "subject": {"kind": "pension", "id": "/payload/id"}"#
+            )),
             Err(RulesError::Invalid { .. })
         ));
     }

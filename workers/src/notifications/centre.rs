@@ -179,10 +179,9 @@ pub async fn mark(
     let owner = store::owner(&mut tx, id)
         .await?
         .ok_or(CentreError::NotFound)?;
+    // Someone else's notification answers as a missing one: its id tells nothing.
     if owner != tax_code {
-        return Err(CentreError::Forbidden(
-            "this notification is not yours".into(),
-        ));
+        return Err(CentreError::NotFound);
     }
     let row = store::set_read(&mut tx, id, read)
         .await?

@@ -58,8 +58,13 @@ impl EmailSender {
             Ok(response) => SendOutcome::Sent {
                 provider_id: response.message().next().map(str::to_owned),
             },
-            Err(error) if error.is_permanent() => SendOutcome::Permanent(smtp_reason(&error)),
-            // 4xx, timeouts, refused or dropped connections: try again later.
+            Err(error) if refuses_this_message(&error) => {
+                SendOutcome::Permanent(smtp_reason(&error))
+            }
+            // 4xx, timeouts, refused or dropped connections, and 5xx that
+            // are about us rather than the message (530/535 authentication,
+            // 500-504 syntax): every email would fail alike, so they wait
+            // for the configuration or the server to be fixed.
             Err(error) => SendOutcome::Transient(smtp_reason(&error)),
         }
     }
@@ -91,6 +96,16 @@ impl EmailSender {
             .multipart(body)
             .map_err(|e| format!("cannot build the message: {e}"))
     }
+}
+
+/// A permanent refusal of this message or recipient (55x: no such mailbox,
+/// mailbox full, address not allowed, rejected as spam).
+fn refuses_this_message(error: &lettre::transport::smtp::Error) -> bool {
+    use lettre::transport::smtp::response::Category;
+    error.is_permanent()
+        && error
+            .status()
+            .is_some_and(|code| code.category == Category::MailSystem)
 }
 
 fn smtp_reason(error: &lettre::transport::smtp::Error) -> String {

@@ -66,7 +66,12 @@ pub async fn plan(
             Some(pointer) => optional_field::<Contact>(event, pointer)?.unwrap_or_default(),
             None => Contact::default(),
         };
-        let given = merge(given, facts.as_ref().map(|f| &f.contact));
+        // The subject's own contact only reaches the subject's citizen.
+        let subject_contact = facts
+            .as_ref()
+            .filter(|_| rule.recipient.is_none())
+            .map(|f| &f.contact);
+        let given = merge(given, subject_contact);
         let known = store::known_contacts(conn, &tax_code).await?;
         let addresses = choose_addresses(&rule.media, &given, &known);
         let rendered = templates::render(&rule.template, &template_context(rule, event, &facts))?;

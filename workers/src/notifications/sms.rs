@@ -5,8 +5,8 @@
 //! `{"sender", "recipient", "text", "encoding", "reference"}`; a 2xx answer
 //! carries `{"id": "..."}`. `reference` is the delivery's id: the provider
 //! drops a second submission with the same reference, so a resend after an
-//! interrupted attempt never reaches the phone twice. 429 and 5xx (and
-//! timeouts) are worth retrying; any other 4xx is not.
+//! interrupted attempt never reaches the phone twice. 429, 5xx, 401, 403 and 404 (and
+//! timeouts: ours or the gateway's trouble) are retried; any other 4xx is not.
 
 use std::time::Duration;
 
@@ -98,7 +98,17 @@ impl SmsProvider {
             "SMS provider {status}: {}",
             body.chars().take(300).collect::<String>()
         );
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        // 401/403/404: our credentials or URL, not this message; every SMS
+        // would fail alike, so they wait for the configuration to be fixed.
+        let ours = [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
+        ];
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
+            || ours.contains(&status)
+        {
             SendOutcome::Transient(reason)
         } else {
             SendOutcome::Permanent(reason)

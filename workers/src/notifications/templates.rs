@@ -33,7 +33,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     // A field the event does not carry is an error, not an empty string in
     // front of a citizen.
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     env.set_keep_trailing_newline(false);
     env.add_filter("data_ora", date_time);
     env.add_filter("data", date);

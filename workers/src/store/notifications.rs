@@ -260,15 +260,42 @@ pub struct ClaimedDelivery {
 }
 
 /// Claims up to `limit` due deliveries of `medium` for `lease` (committed at
-/// once, so other senders skip them). A delivery whose claim expired — its
-/// sender died mid-send — is due again and is sent with the same message id
-/// and provider reference, which lets the receiving side drop a duplicate.
+/// once, so other senders skip them).
+///
+/// A claim that expired means its sender stopped mid-attempt: that attempt is
+/// logged as lost and the delivery is queued again, or failed once it has had
+/// `max_attempts`, so a delivery that kills its sender cannot loop forever.
+/// The resend carries the same SMS `reference` (the provider drops the
+/// duplicate) and the same email Message-ID; SMTP servers do not deduplicate,
+/// so after such a crash an email may arrive twice.
 pub async fn claim_due(
     conn: &mut PgConnection,
     medium: Medium,
     limit: i64,
     lease: Duration,
+    max_attempts: u32,
 ) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
+    sqlx::query(
+        "WITH expired AS (
+            UPDATE deliveries d
+               SET state = CASE WHEN d.attempts >= $2 THEN 'failed' ELSE 'queued' END,
+                   last_error = 'attempt ' || d.attempts || ' lost: its sender stopped before recording the outcome',
+                   due_at = now()
+             WHERE d.id IN (SELECT id FROM deliveries
+                             WHERE medium = $1 AND state = 'sending' AND due_at <= now()
+                             FOR UPDATE SKIP LOCKED)
+         RETURNING d.id, d.attempts, d.state
+         )
+         INSERT INTO delivery_attempts (delivery_id, attempt, outcome, detail, at)
+         SELECT id, attempts, CASE WHEN state = 'failed' THEN 'failed' ELSE 'retry' END,
+                'lost: the sender stopped before recording the outcome', now()
+           FROM expired
+         ON CONFLICT (delivery_id, attempt) DO NOTHING",
+    )
+    .bind(medium.as_str())
+    .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+    .execute(&mut *conn)
+    .await?;
     let rows = sqlx::query(
         "UPDATE deliveries d
             SET state = 'sending', attempts = d.attempts + 1,
@@ -276,7 +303,7 @@ pub async fn claim_due(
            FROM notifications n
           WHERE n.id = d.notification_id
             AND d.id IN (SELECT id FROM deliveries
-                          WHERE medium = $1 AND state IN ('queued', 'sending') AND due_at <= now()
+                          WHERE medium = $1 AND state = 'queued' AND due_at <= now()
                           ORDER BY due_at
                           LIMIT $2
                           FOR UPDATE SKIP LOCKED)

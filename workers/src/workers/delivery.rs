@@ -28,11 +28,13 @@ use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::notifications::{self as deliveries, AttemptResult, ClaimedDelivery};
 
-/// Deliveries claimed at once.
-const BATCH: i64 = 100;
-/// How long a claim lasts; longer than any send can take (SMTP and HTTP
-/// time out well before), so only a dead sender's claims expire.
-const LEASE: Duration = Duration::from_secs(120);
+/// Deliveries claimed at once, per send slot: few, so that a claim is sent
+/// and recorded well within its lease even when every send times out.
+const CLAIM_PER_SLOT: usize = 2;
+/// How long a claim lasts: longer than two sends in a row can take (each
+/// SMTP command times out at 30 s, an SMS request at 15 s), so only a dead
+/// sender's claims expire.
+const LEASE: Duration = Duration::from_secs(300);
 /// Retries that became due are found at least this often.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -136,7 +138,9 @@ impl DeliveryWorker {
         while !shutdown.is_cancelled() {
             let claimed = {
                 let mut conn = pool.acquire().await?;
-                deliveries::claim_due(&mut conn, self.medium, BATCH, LEASE).await?
+                let limit = (concurrency.max(1) * CLAIM_PER_SLOT) as i64;
+                deliveries::claim_due(&mut conn, self.medium, limit, LEASE, policy.max_attempts)
+                    .await?
             };
             if claimed.is_empty() {
                 tokio::select! {
@@ -148,13 +152,15 @@ impl DeliveryWorker {
             }
             // Once claimed, a batch is sent and recorded even during
             // shutdown: it is short, and stopping halfway would leave
-            // claims to expire and sends in doubt.
-            let results: Vec<AttemptResult> = futures::stream::iter(claimed)
+            // claims to expire and sends in doubt. Outcomes are recorded as
+            // they come, not at the end of the batch.
+            let mut results = futures::stream::iter(claimed)
                 .map(|delivery| attempt(&transport, &limiter, policy, delivery))
                 .buffer_unordered(concurrency.max(1))
-                .collect()
-                .await;
-            record(&pool, &results, &shutdown).await?;
+                .ready_chunks(concurrency.max(1));
+            while let Some(done) = results.next().await {
+                record(&pool, &done).await?;
+            }
         }
         pool.close().await;
         Ok(())
@@ -196,11 +202,7 @@ async fn attempt(
 
 /// Records outcomes, holding on while the database is away: a sent email
 /// must not be sent again because its outcome was lost.
-async fn record(
-    pool: &PgPool,
-    results: &[AttemptResult],
-    shutdown: &CancellationToken,
-) -> Result<(), WorkerError> {
+async fn record(pool: &PgPool, results: &[AttemptResult]) -> Result<(), WorkerError> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let outcome = async {
@@ -215,10 +217,8 @@ async fn record(
             }
             Err(error) => return Err(error.into()),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => {}
-        }
+        // Even during shutdown: an outcome given up here is a message sent again.
+        tokio::time::sleep(backoff).await;
         backoff *= 2;
     }
 }

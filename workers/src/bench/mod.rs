@@ -1,0 +1,239 @@
+//! Benchmarks, each on a database (and vhost) of its own, removed afterwards.
+//!
+//! `sportello bench intake`: end-to-end intake throughput against the bare
+//! broker rate, on the same broker in the same run.
+//!
+//! `sportello bench registrations`: protocol registrations per second, and
+//! the ceiling that one AOO's counter row puts on them.
+//!
+//! `sportello bench notifications`: emails per second to the SMTP server
+//! (with and without pooling), and notifications per second from event to
+//! sent.
+
+mod intake;
+mod notifications;
+mod registrations;
+
+pub use intake::IntakeBench;
+pub use notifications::NotificationsBench;
+pub use registrations::RegistrationsBench;
+
+use lapin::types::FieldTable;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::broker::management::Management;
+use crate::broker::publisher::{OutgoingMessage, Publisher};
+use crate::store;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Requests/s through intake -> routed, registered ticket -> event, versus
+    /// bare publish+consume.
+    Intake(IntakeBench),
+    /// Protocol registrations/s: one AOO (batched, serial, unbatched) and
+    /// spread over several AOOs, with the single-counter ceiling.
+    Registrations(RegistrationsBench),
+    /// Emails/s to the SMTP server (pool of 1 vs pooled), and notifications/s
+    /// from `ticket.opened` to the email accepted by the server.
+    Notifications(NotificationsBench),
+}
+
+/// Where a bench creates its database.
+#[derive(Debug, clap::Args)]
+pub struct BenchDatabase {
+    /// A database URL of a user allowed to create databases.
+    #[arg(
+        long,
+        env = "BENCH_DATABASE_URL",
+        default_value = "postgres://sportello:sportello@127.0.0.1:5432/postgres"
+    )]
+    pub database_url: String,
+}
+
+/// The broker a bench creates its vhost on.
+#[derive(Debug, clap::Args)]
+pub struct BenchBroker {
+    #[arg(
+        long,
+        env = "RABBITMQ_MANAGEMENT_URL",
+        default_value = "http://guest:guest@127.0.0.1:15672"
+    )]
+    pub management_url: String,
+    /// AMQP URL without vhost, of a user allowed to create one.
+    #[arg(
+        long,
+        env = "BENCH_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672"
+    )]
+    pub amqp_url: String,
+}
+
+/// A vhost created for one bench run, deleted by `remove`.
+struct ScratchVhost {
+    management: Management,
+    name: String,
+    /// `amqp_url` of the bench's user, in this vhost.
+    amqp_url: String,
+}
+
+impl ScratchVhost {
+    async fn create(broker: &BenchBroker, suffix: &str) -> anyhow::Result<Self> {
+        let name = format!("sportello-bench-{suffix}");
+        let management = Management::new(&broker.management_url)?;
+        management.create_vhost(&name).await?;
+        let user = broker
+            .amqp_url
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split(':').next())
+            .unwrap_or("guest")
+            .to_owned();
+        management
+            .set_permissions(&name, &user, ".*", ".*", ".*")
+            .await?;
+        let amqp_url = format!("{}/{name}", broker.amqp_url.trim_end_matches('/'));
+        Ok(Self {
+            management,
+            name,
+            amqp_url,
+        })
+    }
+
+    async fn remove(self) -> anyhow::Result<()> {
+        self.management.delete_vhost(&self.name).await?;
+        Ok(())
+    }
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Intake(bench) => intake::run(bench).await,
+        BenchCommand::Registrations(bench) => registrations::run(bench).await,
+        BenchCommand::Notifications(bench) => notifications::run(bench).await,
+    }
+}
+
+/// A database created for one bench run, dropped by `remove`.
+struct ScratchDatabase {
+    admin: sqlx::PgPool,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    async fn create(admin_url: &str, suffix: &str) -> anyhow::Result<Self> {
+        let name = format!("sportello_bench_{suffix}");
+        let url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => anyhow::bail!("database URL must end with /<database>"),
+        };
+        let admin = store::connect(admin_url, 1).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await?;
+        Ok(Self { admin, name, url })
+    }
+
+    async fn remove(self) -> anyhow::Result<()> {
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&self.admin)
+            .await?;
+        self.admin.close().await;
+        Ok(())
+    }
+}
+
+fn bench_suffix() -> String {
+    Uuid::new_v4().simple().to_string()[..8].to_owned()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+const WINDOW: usize = 2_000;
+
+/// Publishes all bodies, keeping at most WINDOW confirms outstanding.
+async fn publish_confirmed(
+    publisher: &Publisher,
+    exchange: &str,
+    routing_key: &str,
+    bodies: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    let mut pending = std::collections::VecDeque::with_capacity(WINDOW);
+    for body in bodies {
+        let message = OutgoingMessage {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            message_id: Uuid::now_v7(),
+            message_type: "request.submitted".into(),
+            correlation_id: "bench".into(),
+            body: body.clone(),
+            headers: FieldTable::default(),
+            mandatory: false,
+        };
+        pending.push_back(publisher.send(&message).await?);
+        if pending.len() >= WINDOW {
+            if let Some(confirm) = pending.pop_front() {
+                confirm.wait().await?;
+            }
+        }
+    }
+    for confirm in pending {
+        confirm.wait().await?;
+    }
+    Ok(())
+}
+
+/// Where the bench's citizens live: spread over the reference offices (each
+/// with its own protocol counter), plus some no rule routes (triage).
+const BENCH_LOCATIONS: &[(&str, &str, Option<&str>)] = &[
+    ("CR", "Cremona", None),
+    ("CR", "Crema", None),
+    ("LO", "Lodi", None),
+    ("LO", "Codogno", None),
+    ("MI", "Milano", Some("20125")),
+    ("MI", "Milano", Some("20133")),
+    ("GE", "Genova", None),
+    ("GE", "Sestri Levante", None),
+    ("GE", "Genova", Some("16154")),
+    ("RC", "Reggio di Calabria", None),
+    ("CS", "Cosenza", None),
+    ("MI", "Milano", Some("20121")),
+];
+
+/// `request.submitted` v2 messages: each is routed, registered (protocol
+/// number) and opens a ticket in the pipeline.
+fn request_bodies(round: usize, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            let (province, municipality, postal_code) = BENCH_LOCATIONS[i % BENCH_LOCATIONS.len()];
+            let mut location = json!({"province": province, "municipality": municipality});
+            if let Some(code) = postal_code {
+                location["postal_code"] = json!(code);
+            }
+            serde_json::to_vec(&json!({
+                "message_id": Uuid::now_v7(),
+                "type": "request.submitted",
+                "schema_version": 2,
+                "channel": "web",
+                "occurred_at": chrono::Utc::now(),
+                "correlation_id": format!("bench-{i}"),
+                "idempotency_key": format!("bench-key-{round}-{i:08}"),
+                "principal": {"kind": "citizen", "tax_code": "RSSMRA85T10A562S",
+                              "authentication": {"method": "SPID", "level": 2}},
+                "payload": {"ambito": "versamenti", "matricola": "4901234567",
+                            "subject": "F24 non abbinato",
+                            "text": "Il versamento F24 del 16/10 non risulta abbinato alla matricola.",
+                            "contact": {"email": "mario.rossi@example.it"},
+                            "location": location}
+            }))
+            .unwrap_or_default()
+        })
+        .collect()
+}
