@@ -11,6 +11,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sportello::broker::names::EVENTS_EXCHANGE;
 use sportello::contract::{CodiceFiscale, Principal};
+use sportello::domain::notification::Medium;
+use sportello::store;
 use sportello::workers::WorkerKind;
 use support::mail::{delivered_to, readable, sink, wait_for_mail};
 use support::sms_provider::{self, SmsGateway};
@@ -507,4 +509,75 @@ async fn the_centre_is_the_citizens_own_and_the_delivery_log_the_offices() {
 
     gateway.stop().await;
     api.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_attempt_lost_with_its_sender_is_logged_retried_and_finally_given_up() {
+    let env = TestEnv::new_with(|settings| settings.smtp_url = sink().url.clone()).await;
+    // No email sender: this test plays one that dies mid-send.
+    let workers = env.start(&[
+        WorkerKind::Intake,
+        WorkerKind::OutboxRelay,
+        WorkerKind::Notify,
+    ]);
+    let ticket = submit_and_wait(
+        &env,
+        &request_with_contact("c1", json!({"email": mailbox("lost")})),
+    )
+    .await;
+    let planned = eventually(WAIT, || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+              WHERE n.subject_id = $1",
+        )
+        .bind(ticket)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+            == 1
+    })
+    .await;
+    assert!(planned);
+
+    let mut conn = env.pool.acquire().await.unwrap();
+    let first = claim(&mut conn).await.unwrap();
+    assert_eq!(first.iter().map(|d| d.attempt).collect::<Vec<_>>(), [1]);
+    let second = claim(&mut conn).await.unwrap();
+    assert_eq!(
+        second.iter().map(|d| d.attempt).collect::<Vec<_>>(),
+        [2],
+        "the lost attempt is taken again"
+    );
+    assert!(
+        claim(&mut conn).await.unwrap().is_empty(),
+        "given up after 2"
+    );
+    let (state, error): (String, String) =
+        sqlx::query_as("SELECT state, last_error FROM deliveries WHERE id = $1")
+            .bind(first[0].id)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(state, "failed");
+    assert!(error.contains("lost"), "{error}");
+    let log: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT attempt, outcome FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+    )
+    .bind(first[0].id)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(log, [(1, "retry".to_owned()), (2, "failed".to_owned())]);
+
+    drop(conn);
+    workers.shutdown(Duration::from_secs(5)).await;
+    env.cleanup().await;
+}
+
+/// Claims due emails with a lease that is over at once, as if the sender
+/// died right after claiming; gives up after 2 attempts.
+async fn claim(
+    conn: &mut sqlx::PgConnection,
+) -> Result<Vec<store::notifications::ClaimedDelivery>, sqlx::Error> {
+    store::notifications::claim_due(conn, Medium::Email, 10, Duration::ZERO, 2).await
 }
