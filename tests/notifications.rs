@@ -7,11 +7,12 @@ mod support;
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sportello::broker::names::EVENTS_EXCHANGE;
 use sportello::contract::{CodiceFiscale, Principal};
-use sportello::domain::notification::Medium;
+use sportello::domain::notification::{days_left, days_left_label, Medium};
 use sportello::store;
 use sportello::workers::WorkerKind;
 use support::mail::{delivered_to, readable, sink, wait_for_mail};
@@ -45,6 +46,7 @@ async fn start(gateway: &SmsGateway) -> Api {
             WorkerKind::Notify,
             WorkerKind::EmailSender,
             WorkerKind::SmsSender,
+            WorkerKind::Timers,
         ],
     )
 }
@@ -580,4 +582,166 @@ async fn claim(
     conn: &mut sqlx::PgConnection,
 ) -> Result<Vec<store::notifications::ClaimedDelivery>, sqlx::Error> {
     store::notifications::claim_due(conn, Medium::Email, 10, Duration::ZERO, 2).await
+}
+
+/// An `appointment.confirmed` (or `.cancelled`) event as the appointments
+/// capability emits it.
+fn appointment_event(kind: &str, id: Uuid, starts_at: DateTime<Utc>, email: &str) -> Value {
+    let mut payload = json!({
+        "appointment_id": id,
+        "subject_tax_code": CITIZEN,
+        "office_aoo": "1901",
+        "office_name": "Agenzia territoriale di Crema",
+        "starts_at": starts_at,
+        "contact": {"email": email, "phone": null}
+    });
+    if kind == "appointment.confirmed" {
+        payload["desk"] = json!("indennità e ammortizzatori sociali");
+        payload["mode"] = json!("video");
+        payload["ends_at"] = json!(starts_at + chrono::Duration::minutes(20));
+        payload["video_link"] = json!(format!("https://sportello.example/video/rooms/{id}"));
+    } else {
+        payload["cancelled_by"] = json!("citizen");
+    }
+    json!({
+        "message_id": Uuid::now_v7(),
+        "type": kind,
+        "schema_version": 1,
+        "occurred_at": Utc::now(),
+        "correlation_id": format!("appointment-{id}"),
+        "causation_id": null,
+        "payload": payload
+    })
+}
+
+async fn emit(api: &Api, event: &Value) {
+    let key = event["type"].as_str().unwrap();
+    publish_as_app(&api.env, EVENTS_EXCHANGE, key, &bytes(event)).await;
+}
+
+#[actix_rt::test]
+async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminded_the_day_before_unless_cancelled(
+) {
+    let gateway = SmsGateway::start();
+    let api = start(&gateway).await;
+    let me = citizen(CITIZEN);
+    let now = Utc::now();
+
+    // Tomorrow (a few seconds past 24 hours): confirmed now, reminded in seconds.
+    let (tomorrow, tomorrow_mail) = (Uuid::now_v7(), mailbox("tomorrow"));
+    let starts = now + chrono::Duration::hours(24) + chrono::Duration::seconds(3);
+    emit(
+        &api,
+        &appointment_event("appointment.confirmed", tomorrow, starts, &tomorrow_mail),
+    )
+    .await;
+    // The same, but cancelled before its reminder is due.
+    let (cancelled, cancelled_mail) = (Uuid::now_v7(), mailbox("cancelled"));
+    let cancelled_starts = now + chrono::Duration::hours(24) + chrono::Duration::seconds(4);
+    emit(
+        &api,
+        &appointment_event(
+            "appointment.confirmed",
+            cancelled,
+            cancelled_starts,
+            &cancelled_mail,
+        ),
+    )
+    .await;
+    // Soon: too close for a reminder; its link shows if it is today.
+    let (soon, soon_mail) = (Uuid::now_v7(), mailbox("soon"));
+    let soon_starts = now + chrono::Duration::minutes(10);
+    emit(
+        &api,
+        &appointment_event("appointment.confirmed", soon, soon_starts, &soon_mail),
+    )
+    .await;
+
+    let confirmed = wait_for_mail(&tomorrow_mail, WAIT).await;
+    assert_eq!(confirmed.len(), 1);
+    let text = readable(&confirmed[0]);
+    assert!(text.contains("Subject: Appuntamento confermato"), "{text}");
+    assert!(text.contains("in videochiamata"), "{text}");
+    assert!(text.contains("Agenzia territoriale di Crema"), "{text}");
+    assert_eq!(wait_for_mail(&cancelled_mail, WAIT).await.len(), 1);
+    emit(
+        &api,
+        &appointment_event(
+            "appointment.cancelled",
+            cancelled,
+            cancelled_starts,
+            &cancelled_mail,
+        ),
+    )
+    .await;
+
+    // The reminder of tomorrow's arrives; the cancelled one's never does.
+    assert!(
+        eventually(WAIT, || async { delivered_to(&tomorrow_mail).len() == 2 }).await,
+        "no reminder"
+    );
+    let reminder = readable(&delivered_to(&tomorrow_mail)[1]);
+    assert!(
+        reminder.contains("Subject: Promemoria: appuntamento"),
+        "{reminder}"
+    );
+    assert!(eventually(WAIT, || async { delivered_to(&cancelled_mail).len() == 2 }).await);
+    let cancellation = readable(&delivered_to(&cancelled_mail)[1]);
+    assert!(
+        cancellation.contains("Subject: Appuntamento cancellato"),
+        "{cancellation}"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        delivered_to(&cancelled_mail).len(),
+        2,
+        "no reminder of a cancelled appointment"
+    );
+    assert_eq!(delivered_to(&tomorrow_mail).len(), 2, "one reminder");
+    assert_eq!(
+        wait_for_mail(&soon_mail, WAIT).await.len(),
+        1,
+        "too close to remind"
+    );
+
+    // "Scadenze": the days left, and the video link only on the day.
+    let (status, deadlines) = api.get("/notifications?tab=deadlines", &me).await;
+    assert_eq!(status, StatusCode::OK, "{deadlines}");
+    let item = |id: Uuid| {
+        deadlines["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["subject_id"] == json!(id))
+            .unwrap_or_else(|| panic!("{id} not in {deadlines}"))
+            .clone()
+    };
+    let later = item(tomorrow);
+    let expected = days_left(starts, Utc::now());
+    assert_eq!(later["days_left"], expected, "{later}");
+    assert_eq!(later["days_left_label"], days_left_label(expected));
+    assert_eq!(later["link"], Value::Null, "no link before the day");
+    let today = item(soon);
+    if days_left(soon_starts, Utc::now()) == 0 {
+        assert_eq!(today["days_left_label"], "Oggi");
+        assert_eq!(
+            today["link"],
+            json!(format!("https://sportello.example/video/rooms/{soon}"))
+        );
+    }
+    let (_, appointments) = api.get("/notifications?tab=appointments", &me).await;
+    let titles: Vec<&str> = appointments["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(titles.iter().any(|t| t.starts_with("Promemoria")));
+    assert!(titles
+        .iter()
+        .any(|t| t.starts_with("Appuntamento cancellato")));
+
+    gateway.stop().await;
+    api.stop().await;
 }

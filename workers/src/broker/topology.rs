@@ -211,19 +211,24 @@ mod tests {
     #[test]
     fn every_notification_rule_is_bound_to_the_notifications_queue() {
         let definitions = Definitions::embedded().unwrap();
-        let rules = crate::domain::notification::Rules::embedded().unwrap();
-        for rule in rules.rules {
+        use crate::domain::notification::{Rules, REMINDER_TIMER_KIND};
+        let rules = Rules::embedded().unwrap();
+        let reminders = format!("timer.fired.{REMINDER_TIMER_KIND}");
+        let keys = rules
+            .rules
+            .iter()
+            .map(|rule| (rule.id.as_str(), rule.routing_key.as_str()))
+            .chain(std::iter::once(("(reminders)", reminders.as_str())));
+        for (rule, routing_key) in keys {
             assert!(
                 definitions
                     .bindings
                     .iter()
                     .any(|b| b.source == EVENTS_EXCHANGE
                         && b.destination == NOTIFICATION_EVENTS_QUEUE
-                        && b.routing_key == rule.routing_key),
-                "rule {:?}: add a binding {EVENTS_EXCHANGE} -> {NOTIFICATION_EVENTS_QUEUE} \
-                 with routing key {:?} to broker-config/definitions.json",
-                rule.id,
-                rule.routing_key
+                        && b.routing_key == routing_key),
+                "rule {rule:?}: add a binding {EVENTS_EXCHANGE} -> {NOTIFICATION_EVENTS_QUEUE} \
+                 with routing key {routing_key:?} to broker-config/definitions.json"
             );
         }
     }

@@ -47,6 +47,8 @@ pub const SCHEMA_FILES: &[SchemaFile] = &[
     schema_file!("ticket.opened", 2),
     schema_file!("ticket.changed", 1),
     schema_file!("timer.fired", 1),
+    schema_file!("appointment.confirmed", 1),
+    schema_file!("appointment.cancelled", 1),
 ];
 
 #[derive(Debug, thiserror::Error)]

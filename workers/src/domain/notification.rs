@@ -78,14 +78,20 @@ impl Tab {
     }
 }
 
-/// The subjects the planner can look up.
-pub const SUBJECT_KINDS: [&str; 2] = ["ticket", "case"];
+/// Subjects the planner looks up (citizen, contact given on the request,
+/// data for the templates).
+pub const LOOKED_UP_SUBJECTS: [&str; 2] = ["ticket", "case"];
+/// Subjects named by their event alone: their rules say who the citizen is.
+pub const EVENT_ONLY_SUBJECTS: [&str; 1] = ["appointment"];
+
+/// Timer kind of reminders; fires as `timer.fired.notification.reminder`.
+pub const REMINDER_TIMER_KIND: &str = "notification.reminder";
 
 /// What a notification is about; the planner looks it up to find the
 /// citizen, the contact given on the request and the template's data.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SubjectRef {
-    /// `ticket` or `case` today.
+    /// `ticket`, `case` (looked up) or `appointment` (from the event).
     pub kind: String,
     /// JSON pointer into the event to the subject's id.
     pub id: String,
@@ -119,6 +125,38 @@ pub struct Rule {
     #[serde(default)]
     pub link_on_due_day: bool,
     pub media: Vec<Medium>,
+    /// A second notification some hours before `due_at` (*promemoria*).
+    pub reminder: Option<Reminder>,
+    /// Rules whose pending reminder about the same subject this one
+    /// cancels (an appointment cancelled: no reminder of it).
+    #[serde(default)]
+    pub cancels_reminders_of: Vec<String>,
+}
+
+/// A reminder scheduled, as a durable timer, when its rule's notification
+/// is planned; planned like its rule, with its own template and tab.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reminder {
+    pub template: String,
+    pub tab: Tab,
+    pub hours_before: u32,
+}
+
+/// The reminder of `rule_id` about `subject_id`: one pending at a time.
+pub fn reminder_key(rule_id: &str, subject_id: &str) -> String {
+    format!("{rule_id}/{subject_id}")
+}
+
+/// When to remind of `due_at`; `None` when that moment has passed already
+/// (an appointment booked for within the next day gets no reminder).
+pub fn reminder_time(
+    due_at: DateTime<Utc>,
+    hours_before: u32,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let at = due_at - chrono::Duration::hours(i64::from(hours_before));
+    (at > now).then_some(at)
 }
 
 impl Rule {
@@ -128,6 +166,26 @@ impl Rule {
                 .when
                 .iter()
                 .all(|(pointer, expected)| event.pointer(pointer) == Some(expected))
+    }
+
+    /// The rule its reminder is planned with: the same recipient, subject,
+    /// contact, due date and link; the reminder's template and tab.
+    pub fn reminder_rule(&self) -> Option<Rule> {
+        let reminder = self.reminder.as_ref()?;
+        Some(Rule {
+            id: format!("{}.reminder", self.id),
+            template: reminder.template.clone(),
+            tab: reminder.tab,
+            reminder: None,
+            cancels_reminders_of: Vec::new(),
+            ..self.clone()
+        })
+    }
+
+    /// Every template the rule renders.
+    pub fn templates(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.template.as_str())
+            .chain(self.reminder.as_ref().map(|r| r.template.as_str()))
     }
 }
 
@@ -177,9 +235,20 @@ impl Rules {
                 return Err(invalid("names a medium twice"));
             }
             if let Some(subject) = &rule.subject {
-                if !SUBJECT_KINDS.contains(&subject.kind.as_str()) {
-                    return Err(invalid("subject kind must be ticket or case"));
+                let kind = subject.kind.as_str();
+                if EVENT_ONLY_SUBJECTS.contains(&kind) {
+                    if rule.recipient.is_none() {
+                        return Err(invalid("an appointment subject needs a recipient"));
+                    }
+                } else if !LOOKED_UP_SUBJECTS.contains(&kind) {
+                    return Err(invalid("subject kind must be ticket, case or appointment"));
                 }
+            }
+            if rule.reminder.is_some() && (rule.due_at.is_none() || rule.subject.is_none()) {
+                return Err(invalid("a reminder needs due_at and a subject"));
+            }
+            if !rule.cancels_reminders_of.is_empty() && rule.subject.is_none() {
+                return Err(invalid("cancelling reminders needs a subject"));
             }
             if rule.link_on_due_day && rule.due_at.is_none() {
                 return Err(invalid("link_on_due_day needs due_at"));
@@ -188,7 +257,25 @@ impl Rules {
                 return Err(invalid("routing_key must start with the event type"));
             }
         }
+        for rule in &rules.rules {
+            for cancelled in &rule.cancels_reminders_of {
+                let reminds = rules
+                    .rules
+                    .iter()
+                    .any(|r| &r.id == cancelled && r.reminder.is_some());
+                if !reminds {
+                    return Err(RulesError::Invalid {
+                        rule: rule.id.clone(),
+                        problem: format!("cancels reminders of {cancelled:?}, which has none"),
+                    });
+                }
+            }
+        }
         Ok(rules)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.id == id)
     }
 
     pub fn matching<'a>(&'a self, event: &'a Value) -> impl Iterator<Item = &'a Rule> {
@@ -401,6 +488,58 @@ mod tests {
             )),
             Err(RulesError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn reminders_come_hours_before_unless_that_has_passed() {
+        let due: DateTime<Utc> = "2026-11-27T09:20:00Z".parse().unwrap();
+        let day_before: DateTime<Utc> = "2026-11-26T09:20:00Z".parse().unwrap();
+        let early: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().unwrap();
+        assert_eq!(reminder_time(due, 24, early), Some(day_before));
+        assert_eq!(reminder_time(due, 24, day_before), None);
+        let rules = rules();
+        let confirmed = rules.get("appointment-confirmed").unwrap();
+        let reminder = confirmed.reminder_rule().unwrap();
+        assert_eq!(reminder.id, "appointment-confirmed.reminder");
+        assert_eq!(reminder.template, "appointment_reminder");
+        assert_eq!(reminder.tab, Tab::Appointments);
+        assert_eq!(
+            (&reminder.due_at, &reminder.link),
+            (&confirmed.due_at, &confirmed.link)
+        );
+        assert!(
+            reminder.reminder_rule().is_none(),
+            "a reminder is not reminded"
+        );
+        assert!(rules
+            .get("ticket-opened")
+            .unwrap()
+            .reminder_rule()
+            .is_none());
+    }
+
+    #[test]
+    fn only_reminders_that_exist_can_be_cancelled() {
+        let rules = r#"{"rules": [
+            {"id": "a", "description": "d", "event": "x.y", "routing_key": "x.y", "template": "t",
+             "tab": "messages", "recipient": "/p", "subject": {"kind": "appointment", "id": "/i"},
+             "media": ["email"], "cancels_reminders_of": ["b"]},
+            {"id": "b", "description": "d", "event": "x.z", "routing_key": "x.z", "template": "t",
+             "tab": "messages", "recipient": "/p", "subject": {"kind": "appointment", "id": "/i"},
+             "media": ["email"]}]}"#;
+        assert!(
+            matches!(Rules::parse(rules), Err(RulesError::Invalid { rule, .. }) if rule == "a")
+        );
+        let without_due = rules.replace(
+            r#""media": ["email"]}]}"#,
+            r#""media": ["email"],
+             "reminder": {"template": "t", "tab": "messages", "hours_before": 24}}]}"#,
+        );
+        assert!(
+            matches!(Rules::parse(&without_due), Err(RulesError::Invalid { rule, .. }) if rule == "b")
+        );
+        let with_due = without_due.replace(r#""reminder""#, r#""due_at": "/d", "reminder""#);
+        assert!(Rules::parse(&with_due).is_ok());
     }
 
     fn contact(email: Option<&str>, phone: Option<&str>) -> Contact {

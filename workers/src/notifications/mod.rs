@@ -20,8 +20,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::contract::Contact;
-use crate::domain::notification::{choose_addresses, Medium, Rule, Rules};
+use crate::domain::notification::{
+    choose_addresses, reminder_key, reminder_time, Medium, Rule, Rules, REMINDER_TIMER_KIND,
+};
 use crate::store::notifications::{self as store, NewDelivery, NewNotification, SubjectFacts};
+use crate::store::timers::{self, TimerRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -43,89 +46,198 @@ pub struct Planned {
     pub repeated: usize,
 }
 
-/// Plans the notifications of `event` (the whole event envelope as JSON).
+/// Plans the notifications of `event` (the whole event envelope as JSON):
+/// those of the rules it matches, or the reminder it is the timer of.
 pub async fn plan(
     conn: &mut PgConnection,
     rules: &Rules,
     event: &Value,
 ) -> Result<Planned, PlanError> {
+    if is_reminder(event) {
+        return plan_reminder(conn, rules, event).await;
+    }
     let mut planned = Planned::default();
-    let event_id: Uuid = field(event, "/message_id")?;
-    let correlation_id: String = field(event, "/correlation_id")?;
     for rule in rules.matching(event) {
-        let notification_id = Uuid::now_v7();
-        let facts = subject_facts(conn, rule, event).await?;
-        let tax_code = match &rule.recipient {
-            Some(pointer) => field::<String>(event, pointer)?,
-            None => facts
-                .as_ref()
-                .map(|f| f.tax_code.clone())
-                .ok_or_else(|| PlanError::Invalid("no recipient".into()))?,
-        };
-        let given = match &rule.contact {
-            Some(pointer) => optional_field::<Contact>(event, pointer)?.unwrap_or_default(),
-            None => Contact::default(),
-        };
-        // The subject's own contact only reaches the subject's citizen.
-        let subject_contact = facts
-            .as_ref()
-            .filter(|_| rule.recipient.is_none())
-            .map(|f| &f.contact);
-        let given = merge(given, subject_contact);
-        let known = store::known_contacts(conn, &tax_code).await?;
-        let addresses = choose_addresses(&rule.media, &given, &known);
-        let rendered = templates::render(&rule.template, &template_context(rule, event, &facts))?;
-        let deliveries: Vec<NewDelivery> = addresses
-            .targets
-            .iter()
-            .map(|(medium, address)| NewDelivery {
-                id: Uuid::now_v7(),
-                medium: *medium,
-                address: address.clone(),
-                subject: (*medium == Medium::Email).then(|| rendered.title.clone()),
-                text_body: match medium {
-                    Medium::Email => rendered.text.clone(),
-                    Medium::Sms => rendered.sms.clone(),
-                },
-                html_body: (*medium == Medium::Email).then(|| rendered.html.clone()),
-            })
-            .collect();
-        let subject = rule.subject.as_ref();
-        let notification = NewNotification {
-            id: notification_id,
-            event_id,
-            rule: rule.id.clone(),
-            tax_code,
-            tab: rule.tab,
-            title: rendered.title,
-            body: rendered.text,
-            subject_kind: subject.map(|s| s.kind.clone()),
-            subject_id: subject.map(|s| field(event, &s.id)).transpose()?,
-            due_at: rule
-                .due_at
-                .as_ref()
-                .map(|p| field::<DateTime<Utc>>(event, p))
-                .transpose()?,
-            link: rule
-                .link
-                .as_ref()
-                .map(|p| field::<String>(event, p))
-                .transpose()?,
-            link_on_due_day: rule.link_on_due_day,
-            unreachable: addresses.unreachable,
-            correlation_id: correlation_id.clone(),
-            created_at: Utc::now(),
-        };
-        if store::insert(conn, &notification, &deliveries).await? {
-            if let Some(reason) = &notification.unreachable {
-                tracing::warn!(rule = %rule.id, %event_id, %reason, "notification recorded; nobody to send it to");
-            }
+        if plan_rule(conn, rule, event).await? {
             planned.created += 1;
+            schedule_reminder(conn, rule, event).await?;
         } else {
             planned.repeated += 1;
         }
+        for reminded in &rule.cancels_reminders_of {
+            let key = reminder_key(reminded, &subject_key(rule, event)?);
+            if timers::cancel(conn, REMINDER_TIMER_KIND, &key).await? {
+                tracing::info!(rule = %rule.id, %key, "reminder cancelled");
+            }
+        }
     }
     Ok(planned)
+}
+
+/// One rule's notification of `event`; false when it existed already.
+async fn plan_rule(conn: &mut PgConnection, rule: &Rule, event: &Value) -> Result<bool, PlanError> {
+    let event_id: Uuid = field(event, "/message_id")?;
+    let correlation_id: String = field(event, "/correlation_id")?;
+    let notification_id = Uuid::now_v7();
+    let facts = subject_facts(conn, rule, event).await?;
+    let tax_code = match &rule.recipient {
+        Some(pointer) => field::<String>(event, pointer)?,
+        None => facts
+            .as_ref()
+            .map(|f| f.tax_code.clone())
+            .ok_or_else(|| PlanError::Invalid("no recipient".into()))?,
+    };
+    let given = match &rule.contact {
+        Some(pointer) => optional_field::<Contact>(event, pointer)?.unwrap_or_default(),
+        None => Contact::default(),
+    };
+    // The subject's own contact only reaches the subject's citizen.
+    let subject_contact = facts
+        .as_ref()
+        .filter(|_| rule.recipient.is_none())
+        .map(|f| &f.contact);
+    let given = merge(given, subject_contact);
+    let known = store::known_contacts(conn, &tax_code).await?;
+    let addresses = choose_addresses(&rule.media, &given, &known);
+    let rendered = templates::render(&rule.template, &template_context(rule, event, &facts))?;
+    let deliveries: Vec<NewDelivery> = addresses
+        .targets
+        .iter()
+        .map(|(medium, address)| NewDelivery {
+            id: Uuid::now_v7(),
+            medium: *medium,
+            address: address.clone(),
+            subject: (*medium == Medium::Email).then(|| rendered.title.clone()),
+            text_body: match medium {
+                Medium::Email => rendered.text.clone(),
+                Medium::Sms => rendered.sms.clone(),
+            },
+            html_body: (*medium == Medium::Email).then(|| rendered.html.clone()),
+        })
+        .collect();
+    let subject = rule.subject.as_ref();
+    let notification = NewNotification {
+        id: notification_id,
+        event_id,
+        rule: rule.id.clone(),
+        tax_code,
+        tab: rule.tab,
+        title: rendered.title,
+        body: rendered.text,
+        subject_kind: subject.map(|s| s.kind.clone()),
+        subject_id: subject.map(|s| field(event, &s.id)).transpose()?,
+        due_at: rule
+            .due_at
+            .as_ref()
+            .map(|p| field::<DateTime<Utc>>(event, p))
+            .transpose()?,
+        link: rule
+            .link
+            .as_ref()
+            .map(|p| field::<String>(event, p))
+            .transpose()?,
+        link_on_due_day: rule.link_on_due_day,
+        unreachable: addresses.unreachable,
+        correlation_id: correlation_id.clone(),
+        created_at: Utc::now(),
+    };
+    let created = store::insert(conn, &notification, &deliveries).await?;
+    if created {
+        if let Some(reason) = &notification.unreachable {
+            tracing::warn!(rule = %rule.id, %event_id, %reason, "notification recorded; nobody to send it to");
+        }
+    }
+    Ok(created)
+}
+
+fn is_reminder(event: &Value) -> bool {
+    event.get("type").and_then(Value::as_str) == Some("timer.fired")
+        && event.pointer("/payload/kind").and_then(Value::as_str) == Some(REMINDER_TIMER_KIND)
+}
+
+fn subject_id(rule: &Rule, event: &Value) -> Result<Uuid, PlanError> {
+    let pointer = rule
+        .subject
+        .as_ref()
+        .map(|s| s.id.as_str())
+        .ok_or_else(|| PlanError::Invalid(format!("rule {} has no subject", rule.id)))?;
+    field(event, pointer)
+}
+
+/// The subject's id as the timer key carries it.
+fn subject_key(rule: &Rule, event: &Value) -> Result<String, PlanError> {
+    Ok(subject_id(rule, event)?.to_string())
+}
+
+/// Schedules (or moves, for a new time) the reminder of `rule`'s
+/// notification: a durable timer carrying the event, in this transaction.
+async fn schedule_reminder(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    event: &Value,
+) -> Result<(), PlanError> {
+    let (Some(reminder), Some(due_pointer)) = (&rule.reminder, &rule.due_at) else {
+        return Ok(());
+    };
+    let due_at: DateTime<Utc> = field(event, due_pointer)?;
+    let key = reminder_key(&rule.id, &subject_key(rule, event)?);
+    // A moved appointment: the pending reminder goes, the new one is armed.
+    timers::cancel(conn, REMINDER_TIMER_KIND, &key).await?;
+    let Some(fire_at) = reminder_time(due_at, reminder.hours_before, Utc::now()) else {
+        tracing::debug!(rule = %rule.id, %key, "too close to remind");
+        return Ok(());
+    };
+    let request = TimerRequest {
+        kind: REMINDER_TIMER_KIND.to_owned(),
+        key,
+        fire_at,
+        data: json!({"rule": rule.id, "event": event}),
+        correlation_id: field(event, "/correlation_id")?,
+    };
+    timers::schedule(conn, &request).await?;
+    Ok(())
+}
+
+/// A reminder's timer fired: the rule's reminder, planned on the event
+/// that scheduled it (unique like any notification, so a timer firing
+/// twice reminds once).
+async fn plan_reminder(
+    conn: &mut PgConnection,
+    rules: &Rules,
+    fired: &Value,
+) -> Result<Planned, PlanError> {
+    let rule_id: String = field(fired, "/payload/data/rule")?;
+    let event: Value = field(fired, "/payload/data/event")?;
+    let original = rules
+        .get(&rule_id)
+        .ok_or_else(|| PlanError::Invalid(format!("no rule {rule_id:?} any more")))?;
+    let rule = original
+        .reminder_rule()
+        .ok_or_else(|| PlanError::Invalid(format!("rule {rule_id:?} has no reminder any more")))?;
+    // Events are planned concurrently: a cancellation planned before the
+    // confirmation had armed its timer did not find it to cancel.
+    let cancellers: Vec<String> = rules
+        .rules
+        .iter()
+        .filter(|r| r.cancels_reminders_of.contains(&rule_id))
+        .map(|r| r.id.clone())
+        .collect();
+    let subject_id = subject_id(original, &event)?;
+    if store::has_notification(conn, subject_id, &cancellers).await? {
+        tracing::info!(rule = %rule_id, %subject_id, "not reminding: cancelled");
+        return Ok(Planned::default());
+    }
+    Ok(if plan_rule(conn, &rule, &event).await? {
+        Planned {
+            created: 1,
+            repeated: 0,
+        }
+    } else {
+        Planned {
+            created: 0,
+            repeated: 1,
+        }
+    })
 }
 
 async fn subject_facts(
@@ -140,6 +252,8 @@ async fn subject_facts(
     let facts = match subject.kind.as_str() {
         "ticket" => store::ticket_facts(conn, id).await?,
         "case" => store::case_facts(conn, id).await?,
+        // Its event says all there is (the rule names the recipient).
+        "appointment" => return Ok(None),
         other => {
             return Err(PlanError::Invalid(format!(
                 "rule {}: no subject kind {other:?}",

@@ -38,6 +38,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("data_ora", date_time);
     env.add_filter("data", date);
     env.add_filter("esito", outcome_label);
+    env.add_filter("modalita", mode_label);
     minijinja_embed::load_templates!(&mut env, "notifications");
     env
 });
@@ -96,12 +97,21 @@ fn date(value: String) -> Result<String, Error> {
         .to_string())
 }
 
+/// `accolta` and `respinta` read as they are; `evasa` needs a word more.
 fn outcome_label(value: String) -> String {
     match value.as_str() {
-        "accolta" => "accolta".to_owned(),
-        "respinta" => "respinta".to_owned(),
         "evasa" => "evasa (richiesta trattata)".to_owned(),
-        other => other.to_owned(),
+        _ => value,
+    }
+}
+
+/// An appointment's mode as the citizen reads it.
+fn mode_label(value: String) -> String {
+    match value.as_str() {
+        "in_person" => "in presenza".to_owned(),
+        "phone" => "con ricontatto telefonico".to_owned(),
+        "video" => "in videochiamata".to_owned(),
+        _ => value,
     }
 }
 
@@ -126,6 +136,12 @@ mod tests {
         })
     }
 
+    fn appointment() -> serde_json::Value {
+        let example = include_str!("../../../schemas/appointment.confirmed/v1.example.json");
+        let event: serde_json::Value = serde_json::from_str(example).unwrap();
+        json!({"payload": event["payload"]})
+    }
+
     fn samples() -> Vec<(&'static str, serde_json::Value)> {
         vec![
             ("ticket_opened", json!({"ticket": ticket(), "payload": {}})),
@@ -140,13 +156,27 @@ mod tests {
                        "payload": {"document_ids": ["a", "b"], "signature": "INPS.4902.25/11/2026.0000043",
                                    "registered_at": "2026-11-25T10:00:00Z"}}),
             ),
+            ("appointment_confirmed", appointment()),
+            ("appointment_reminder", appointment()),
+            (
+                "appointment_cancelled",
+                json!({"payload": {"starts_at": "2026-11-27T09:20:00Z", "cancelled_by": "office",
+                                   "office_name": "Agenzia territoriale di Crema",
+                                   "reason": "Sede chiusa per inventario."}}),
+            ),
         ]
     }
 
     #[test]
     fn every_rule_has_its_template() {
         for rule in Rules::embedded().unwrap().rules {
-            assert!(exists(&rule.template), "no template {:?}", rule.template);
+            for template in rule.templates() {
+                assert!(
+                    exists(template),
+                    "rule {:?}: no template {template:?}",
+                    rule.id
+                );
+            }
         }
     }
 

@@ -259,6 +259,21 @@ pub struct ClaimedDelivery {
     pub correlation_id: String,
 }
 
+/// Whether `subject_id` has a notification from any of `rules`.
+pub async fn has_notification(
+    conn: &mut PgConnection,
+    subject_id: Uuid,
+    rules: &[String],
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM notifications WHERE subject_id = $1 AND rule = ANY($2))",
+    )
+    .bind(subject_id)
+    .bind(rules)
+    .fetch_one(conn)
+    .await
+}
+
 /// Claims up to `limit` due deliveries of `medium` for `lease` (committed at
 /// once, so other senders skip them).
 ///

@@ -60,11 +60,13 @@ enum Verdict {
 /// The shipped rules, each checked against its template.
 pub fn load_rules() -> Result<Rules, WorkerError> {
     let rules = Rules::embedded().map_err(|e| WorkerError::Other(e.to_string()))?;
-    if let Some(rule) = rules.rules.iter().find(|r| !templates::exists(&r.template)) {
-        return Err(WorkerError::Other(format!(
-            "notification rule {:?} names template {:?}, which does not exist",
-            rule.id, rule.template
-        )));
+    for rule in &rules.rules {
+        if let Some(missing) = rule.templates().find(|t| !templates::exists(t)) {
+            return Err(WorkerError::Other(format!(
+                "notification rule {:?} names template {missing:?}, which does not exist",
+                rule.id
+            )));
+        }
     }
     Ok(rules)
 }
