@@ -745,3 +745,144 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
     gateway.stop().await;
     api.stop().await;
 }
+
+fn window_event(kind: &str, case: Uuid, closes_at: DateTime<Utc>) -> Value {
+    let payload = if kind == "documents.window_opened" {
+        json!({
+            "case_id": case,
+            "opened_at": Utc::now(),
+            "closes_at": closes_at,
+            "missing": "Copia del documento di identità.",
+            "link": format!("https://sportello.example/pratiche/{case}/documenti")
+        })
+    } else {
+        json!({"case_id": case, "closed_at": Utc::now(), "reason": "completed"})
+    };
+    json!({
+        "message_id": Uuid::now_v7(),
+        "type": kind,
+        "schema_version": 1,
+        "occurred_at": Utc::now(),
+        "correlation_id": format!("video-{case}"),
+        "causation_id": null,
+        "payload": payload
+    })
+}
+
+#[actix_rt::test]
+async fn the_document_window_after_a_video_call_is_announced_and_reminded_before_it_closes() {
+    let gateway = SmsGateway::start();
+    let api = start(&gateway).await;
+    let (open_mail, closed_mail) = (mailbox("window"), mailbox("completed"));
+    let open_case = submit_and_wait(
+        &api.env,
+        &request_with_contact("w1", json!({"email": open_mail})),
+    )
+    .await;
+    let closed_case = submit_and_wait(
+        &api.env,
+        &request_with_contact("w2", json!({"email": closed_mail})),
+    )
+    .await;
+    // Their "request registered" emails first.
+    assert_eq!(wait_for_mail(&open_mail, WAIT).await.len(), 1);
+    assert_eq!(wait_for_mail(&closed_mail, WAIT).await.len(), 1);
+
+    // 72 hours in real life; here the 12-hour reminder is due in seconds.
+    let soon =
+        |seconds| Utc::now() + chrono::Duration::hours(12) + chrono::Duration::seconds(seconds);
+    emit(
+        &api,
+        &window_event("documents.window_opened", open_case, soon(3)),
+    )
+    .await;
+    emit(
+        &api,
+        &window_event("documents.window_opened", closed_case, soon(4)),
+    )
+    .await;
+    assert!(eventually(WAIT, || async { delivered_to(&closed_mail).len() == 2 }).await);
+    emit(
+        &api,
+        &window_event("documents.window_closed", closed_case, Utc::now()),
+    )
+    .await;
+
+    assert!(
+        eventually(WAIT, || async { delivered_to(&open_mail).len() == 3 }).await,
+        "opened, then reminded"
+    );
+    let mail = delivered_to(&open_mail);
+    let opened = readable(&mail[1]);
+    assert!(
+        opened.contains("Subject: Documenti da integrare entro il"),
+        "{opened}"
+    );
+    assert!(
+        opened.contains("Copia del documento di identità."),
+        "{opened}"
+    );
+    assert!(
+        opened.contains(&format!("/pratiche/{open_case}/documenti")),
+        "{opened}"
+    );
+    assert!(readable(&mail[2]).contains("Subject: Promemoria: documenti da integrare"));
+
+    assert!(eventually(WAIT, || async { delivered_to(&closed_mail).len() == 3 }).await);
+    let closed = readable(&delivered_to(&closed_mail)[2]);
+    assert!(closed.contains("Subject: Documenti ricevuti"), "{closed}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        delivered_to(&closed_mail).len(),
+        3,
+        "no reminder of a closed window"
+    );
+    assert_eq!(delivered_to(&open_mail).len(), 3, "one reminder");
+
+    // In "Scadenze" with the days left and the link to the documents panel.
+    let (_, deadlines) = api
+        .get("/notifications?tab=deadlines", &citizen(CITIZEN))
+        .await;
+    let window = deadlines["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| {
+            n["subject_id"] == json!(open_case)
+                && n["title"].as_str().unwrap().starts_with("Documenti")
+        })
+        .unwrap_or_else(|| panic!("{deadlines}"))
+        .clone();
+    assert!(window["days_left"].as_i64().unwrap() >= 0, "{window}");
+    assert_eq!(
+        window["link"],
+        json!(format!(
+            "https://sportello.example/pratiche/{open_case}/documenti"
+        ))
+    );
+    // The office sees the window's notifications in the ticket's log.
+    let (status, log) = api
+        .get(
+            &format!("/tickets/{open_case}/notifications"),
+            &operator("1901"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let rules: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "ticket-opened",
+            "documents-window-opened",
+            "documents-window-opened.reminder"
+        ]
+    );
+
+    gateway.stop().await;
+    api.stop().await;
+}

@@ -49,6 +49,8 @@ pub const SCHEMA_FILES: &[SchemaFile] = &[
     schema_file!("timer.fired", 1),
     schema_file!("appointment.confirmed", 1),
     schema_file!("appointment.cancelled", 1),
+    schema_file!("documents.window_opened", 1),
+    schema_file!("documents.window_closed", 1),
 ];
 
 #[derive(Debug, thiserror::Error)]

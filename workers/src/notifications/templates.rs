@@ -142,6 +142,13 @@ mod tests {
         json!({"payload": event["payload"]})
     }
 
+    fn window() -> serde_json::Value {
+        let example = include_str!("../../../schemas/documents.window_opened/v1.example.json");
+        let event: serde_json::Value = serde_json::from_str(example).unwrap();
+        json!({"case": {"subject": "Videochiamata", "office": {"aoo": "4902", "name": "Milano Nord"}},
+               "payload": event["payload"]})
+    }
+
     fn samples() -> Vec<(&'static str, serde_json::Value)> {
         vec![
             ("ticket_opened", json!({"ticket": ticket(), "payload": {}})),
@@ -155,6 +162,13 @@ mod tests {
                 json!({"case": {"subject": "Videochiamata", "office": {"aoo": "4902", "name": "Milano Nord"}},
                        "payload": {"document_ids": ["a", "b"], "signature": "INPS.4902.25/11/2026.0000043",
                                    "registered_at": "2026-11-25T10:00:00Z"}}),
+            ),
+            ("documents_window_opened", window()),
+            ("documents_window_closing", window()),
+            (
+                "documents_window_closed",
+                json!({"case": {"subject": "Videochiamata", "office": {"aoo": "4902", "name": "Milano Nord"}},
+                       "payload": {"closed_at": "2026-11-28T17:05:00Z", "reason": "expired"}}),
             ),
             ("appointment_confirmed", appointment()),
             ("appointment_reminder", appointment()),
