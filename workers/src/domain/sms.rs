@@ -92,7 +92,7 @@ fn count_parts(sizes: &[usize], capacity: usize) -> usize {
 pub fn normalize_phone(raw: &str) -> Result<String, String> {
     let compact: String = raw
         .chars()
-        .filter(|c| !matches!(c, ' ' | '.' | '-' | '/' | '(' | ')'))
+        .filter(|c| !(c.is_whitespace() || matches!(c, '.' | '-' | '/' | '(' | ')')))
         .collect();
     let international = if let Some(rest) = compact.strip_prefix('+') {
         rest.to_owned()
@@ -103,6 +103,10 @@ pub fn normalize_phone(raw: &str) -> Result<String, String> {
     };
     if !international.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!("not a phone number: {raw:?}"));
+    }
+    // Country codes never start with 0 (E.164).
+    if international.starts_with('0') {
+        return Err(format!("not an international number: {raw:?}"));
     }
     if !(8..=15).contains(&international.len()) {
         return Err(format!("a phone number has 8 to 15 digits: {raw:?}"));
@@ -172,5 +176,7 @@ mod tests {
         );
         assert!(normalize_phone("chiamami").is_err());
         assert!(normalize_phone("12").is_err());
+        assert!(normalize_phone("+0 333 1234567").is_err());
+        assert_eq!(normalize_phone("333\t123\u{a0}4567").unwrap(), "+393331234567");
     }
 }
