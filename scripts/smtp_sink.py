@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A real SMTP server (aiosmtpd) for the tests and for local runs.
 
-Every accepted message is written to MAILDIR/<recipient>/<n>.eml, so a test
+Every accepted message is written to MAILDIR/<recipient>/<n>.eml (without
+--maildir it is accepted and discarded, for benchmarks), so a test
 finds the mail of its own (uniquely named) recipients and tests run in
 parallel. Recipients can script failures through their local part:
 
@@ -44,6 +45,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.maildir is None:
+            return "250 Message accepted for delivery"
         for recipient in envelope.rcpt_tos:
             folder = os.path.join(self.maildir, recipient.lower())
             os.makedirs(folder, exist_ok=True)
@@ -60,14 +63,15 @@ async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2525)
-    parser.add_argument("--maildir", required=True)
+    parser.add_argument("--maildir", help="keep each message here (default: discard)")
     parser.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="stop when the process that started the sink ends",
     )
     args = parser.parse_args()
-    os.makedirs(args.maildir, exist_ok=True)
+    if args.maildir:
+        os.makedirs(args.maildir, exist_ok=True)
 
     handler = Sink(args.maildir)
     loop = asyncio.get_running_loop()

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -14,7 +13,6 @@ use serde_json::{json, Value};
 use sportello::auth::TokenKeys;
 use sportello::contract::Principal;
 use sportello::domain::access::Delegation;
-use sportello::http::{self, ApiState};
 use sportello::store::documents::{self as store, NewCase};
 use sportello::workers::WorkerKind;
 use support::*;
@@ -28,28 +26,26 @@ const PNG: &[u8] = &[
     0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
 ];
 
-struct Api {
-    env: TestEnv,
-    base: String,
-    client: reqwest::Client,
-    keys: TokenKeys,
+/// The shared test API, and one case of CITIZEN handled by office 0040.
+struct CaseApi {
+    api: Api,
     case_id: Uuid,
-    server: actix_web::dev::ServerHandle,
 }
 
-impl Api {
-    /// The API on a random port against the test's database, and one case of
-    /// CITIZEN handled by office 0040.
-    async fn start() -> Api {
-        let env = TestEnv::new().await;
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = http::serve(ApiState::new(&env.settings, env.pool.clone()), listener).unwrap();
-        let handle = server.handle();
-        actix_rt::spawn(server);
+impl std::ops::Deref for CaseApi {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl CaseApi {
+    async fn start() -> CaseApi {
+        let api = Api::start_with(TestEnv::new().await, &[]);
         let case_id = Uuid::now_v7();
         store::insert_case(
-            &mut env.pool.acquire().await.unwrap(),
+            &mut api.env.pool.acquire().await.unwrap(),
             &NewCase {
                 id: case_id,
                 citizen_tax_code: CITIZEN.into(),
@@ -60,15 +56,7 @@ impl Api {
         )
         .await
         .unwrap();
-        let keys = TokenKeys::new(&env.settings.jwt_secret, &env.settings.jwt_issuer);
-        Api {
-            env,
-            base,
-            client: reqwest::Client::new(),
-            keys,
-            case_id,
-            server: handle,
-        }
+        CaseApi { api, case_id }
     }
 
     fn token(&self, principal: &Principal) -> String {
@@ -153,8 +141,7 @@ impl Api {
     }
 
     async fn stop(self) {
-        self.server.stop(true).await;
-        self.env.cleanup().await;
+        self.api.stop().await;
     }
 }
 
@@ -164,7 +151,7 @@ fn message(body: &Value) -> String {
 
 #[actix_rt::test]
 async fn both_sides_of_the_case_see_the_documents_and_nobody_else() {
-    let api = Api::start().await;
+    let api = CaseApi::start().await;
     let (status, body) = api
         .upload(
             &citizen(CITIZEN),
@@ -278,7 +265,7 @@ async fn both_sides_of_the_case_see_the_documents_and_nobody_else() {
 
 #[actix_rt::test]
 async fn each_upload_refusal_says_why_and_stores_nothing() {
-    let api = Api::start().await;
+    let api = CaseApi::start().await;
     let me = citizen(CITIZEN);
     let executable: &[u8] = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff";
     let (status, body) = api
@@ -335,7 +322,7 @@ async fn each_upload_refusal_says_why_and_stores_nothing() {
 
 #[actix_rt::test]
 async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refused() {
-    let api = Api::start().await;
+    let api = CaseApi::start().await;
     let workers = api
         .env
         .start(&[WorkerKind::Registration, WorkerKind::OutboxRelay]);
@@ -534,7 +521,7 @@ async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refu
 
 #[actix_rt::test]
 async fn a_redelivered_registration_request_registers_once_and_a_bad_one_is_dead_lettered() {
-    let api = Api::start().await;
+    let api = CaseApi::start().await;
     let (_, body) = api
         .upload(&citizen(CITIZEN), &[("a.pdf", PDF)], Some("true"))
         .await;
@@ -626,7 +613,7 @@ impl Drop for Processes {
 #[actix_rt::test]
 async fn four_registration_worker_processes_one_killed_mid_run_leave_no_gap() {
     const REQUESTS: usize = 300;
-    let api = Api::start().await;
+    let api = CaseApi::start().await;
     let office = operator("0040");
     // Documents uploaded and sent for registration one by one, as operators would.
     let now = Utc::now();

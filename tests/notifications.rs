@@ -208,14 +208,7 @@ async fn a_ticket_opened_then_closed_reaches_the_citizen_once_by_email_sms_and_c
     assert_eq!(messages(&centre)["unread"], 2);
     assert_eq!(messages(&centre)["label"], "Avvisi e messaggi");
     let first = items[0]["id"].as_str().unwrap().to_owned();
-    let (status, item) = api
-        .call(
-            Method::PUT,
-            &format!("/notifications/{first}/read"),
-            Some(&me),
-            None,
-        )
-        .await;
+    let (status, item) = mark(&api, &first, &me, true).await;
     assert_eq!(
         (status, item["read"].as_bool()),
         (StatusCode::OK, Some(true))
@@ -223,14 +216,7 @@ async fn a_ticket_opened_then_closed_reaches_the_citizen_once_by_email_sms_and_c
     let (_, unread) = api.get("/notifications?unread=true", &me).await;
     assert_eq!(unread["items"].as_array().unwrap().len(), 1);
     assert_eq!(messages(&unread)["unread"], 1);
-    let (status, item) = api
-        .call(
-            Method::DELETE,
-            &format!("/notifications/{first}/read"),
-            Some(&me),
-            None,
-        )
-        .await;
+    let (status, item) = mark(&api, &first, &me, false).await;
     assert_eq!(
         (status, item["read"].as_bool()),
         (StatusCode::OK, Some(false))
@@ -440,27 +426,13 @@ async fn the_centre_is_the_citizens_own_and_the_delivery_log_the_offices() {
         (status, theirs["items"].clone()),
         (StatusCode::OK, json!([]))
     );
-    let (status, _) = api
-        .call(
-            Method::PUT,
-            &format!("/notifications/{id}/read"),
-            Some(&other),
-            None,
-        )
-        .await;
+    let (status, _) = mark(&api, &id, &other, true).await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
         "someone else's is as good as missing"
     );
-    let (status, _) = api
-        .call(
-            Method::PUT,
-            &format!("/notifications/{}/read", Uuid::now_v7()),
-            Some(&citizen(CITIZEN)),
-            None,
-        )
-        .await;
+    let (status, _) = mark(&api, &Uuid::now_v7(), &citizen(CITIZEN), true).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Only citizens have a centre and preferences.
@@ -474,14 +446,7 @@ async fn the_centre_is_the_citizens_own_and_the_delivery_log_the_offices() {
             StatusCode::FORBIDDEN
         );
         assert_eq!(api.get("/me/contacts", &who).await.0, StatusCode::FORBIDDEN);
-        let (status, _) = api
-            .call(
-                Method::PUT,
-                &format!("/notifications/{id}/read"),
-                Some(&who),
-                None,
-            )
-            .await;
+        let (status, _) = mark(&api, &id, &who, true).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
     assert_eq!(
@@ -885,4 +850,21 @@ async fn the_document_window_after_a_video_call_is_announced_and_reminded_before
 
     gateway.stop().await;
     api.stop().await;
+}
+
+/// Marks a notification read (`PUT`) or unread (`DELETE`) as `who`.
+async fn mark(
+    api: &Api,
+    id: &dyn std::fmt::Display,
+    who: &Principal,
+    read: bool,
+) -> (StatusCode, Value) {
+    let method = if read { Method::PUT } else { Method::DELETE };
+    api.call(
+        method,
+        &format!("/notifications/{id}/read"),
+        Some(who),
+        None,
+    )
+    .await
 }

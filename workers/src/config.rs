@@ -82,7 +82,7 @@ pub struct Settings {
     pub smtp_url: String,
 
     /// SMTP connections kept open (and emails sent at once) per email sender.
-    #[arg(long, env = "SMTP_POOL_SIZE", default_value_t = 8)]
+    #[arg(long, env = "SMTP_POOL_SIZE", default_value_t = 32)]
     pub smtp_pool_size: u32,
 
     /// The institute's sender of notification emails.

@@ -1,15 +1,16 @@
 //! `sportello bench notifications`: what the email path sustains.
 //!
-//! 1. Emails/s straight through `EmailSender` to the SMTP server, once with
-//!    a single connection and once with the pool, the same concurrency.
+//! 1. Emails/s straight through `EmailSender` to the SMTP server: with a new
+//!    connection per email, then with pools of several sizes (as many
+//!    emails in flight as connections, like the email sender).
 //! 2. Notifications/s from event to sent: the requests are first turned into
 //!    tickets with the notify worker stopped, so their `ticket.opened`
 //!    events wait in the notifications queue; then the notify worker and the
 //!    email sender start and the clock runs until every email is accepted by
 //!    the SMTP server.
 //!
-//! Without `--smtp-url` it starts `scripts/smtp_sink.py` (aiosmtpd, which
-//! writes every message to a file) on a free port.
+//! Without `--smtp-url` it starts `scripts/smtp_sink.py` (aiosmtpd; with
+//! `--keep-mail` it writes every message to a file) on a free port.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -39,15 +40,18 @@ use crate::workers::WorkerKind;
 #[derive(Debug, clap::Args)]
 pub struct NotificationsBench {
     /// Emails sent straight to the SMTP server, per pool size.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 2_000)]
     pub emails: usize,
     /// Notifications through the whole path, per round.
     #[arg(long, default_value_t = 5_000)]
     pub notifications: usize,
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    /// SMTP connections in the pooled runs (SMTP_POOL_SIZE).
-    #[arg(long, default_value_t = 8)]
+    /// Pool sizes of the direct runs (each with as many emails in flight).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32])]
+    pub pool_sizes: Vec<u32>,
+    /// SMTP_POOL_SIZE of the sender in the whole-path runs.
+    #[arg(long, default_value_t = 32)]
     pub pool_size: u32,
     /// The SMTP server; by default a local aiosmtpd sink started for the run.
     #[arg(long)]
@@ -55,6 +59,10 @@ pub struct NotificationsBench {
     /// The sink started when `--smtp-url` is not given.
     #[arg(long, default_value = "scripts/smtp_sink.py")]
     pub sink_script: String,
+    /// Have the sink write every message to a file, as in the tests
+    /// (by default it accepts and discards them).
+    #[arg(long)]
+    pub keep_mail: bool,
     /// EMAIL_RATE_PER_SECOND of the sender in the whole-path runs; high, so
     /// the measure is of the path and not of the configured limit.
     #[arg(long, default_value_t = 100_000)]
@@ -67,84 +75,113 @@ pub struct NotificationsBench {
 
 const FROM: &str = "INPS <noreply@notifiche.inps.example>";
 
+/// How the direct runs reach the server.
+#[derive(Debug, Clone, Copy)]
+enum Connections {
+    /// A new SMTP connection (and session) per email.
+    PerEmail,
+    /// A pool of this many, with as many emails in flight.
+    Pool(u32),
+}
+
+impl std::fmt::Display for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Connections::PerEmail => write!(
+                f,
+                "new connection per email, {PER_EMAIL_CONCURRENCY} at once"
+            ),
+            Connections::Pool(size) => write!(f, "pool of {size}"),
+        }
+    }
+}
+
+const PER_EMAIL_CONCURRENCY: usize = 8;
+
 pub async fn run(bench: NotificationsBench) -> anyhow::Result<()> {
     anyhow::ensure!(
-        bench.emails > 0 && bench.notifications > 0 && bench.rounds > 0 && bench.pool_size > 0,
-        "--emails, --notifications, --rounds and --pool-size must be at least 1"
+        bench.emails > 0
+            && bench.notifications > 0
+            && bench.rounds > 0
+            && bench.pool_size > 0
+            && bench.pool_sizes.iter().all(|&p| p > 0),
+        "--emails, --notifications, --rounds and the pool sizes must be at least 1"
     );
     let mut sink = None;
     let smtp_url = match &bench.smtp_url {
         Some(url) => url.clone(),
         None => {
-            let (child, url, dir) = start_sink(&bench.sink_script)?;
+            let (child, url, dir) = start_sink(&bench.sink_script, bench.keep_mail)?;
             sink = Some((child, dir));
             url
         }
     };
-    let outcome = measure(&bench, &smtp_url).await;
+    let runs: Vec<Connections> = std::iter::once(Connections::PerEmail)
+        .chain(bench.pool_sizes.iter().map(|&p| Connections::Pool(p)))
+        .collect();
+    let outcome = measure(&bench, &smtp_url, &runs).await;
     if let Some((mut child, dir)) = sink {
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(dir);
     }
-    let (single, pooled, path) = outcome?;
-    println!("SMTP server:            {smtp_url}");
+    let (direct, path) = outcome?;
     println!(
-        "emails, 1 connection:   {:>8.0} emails/s (median of {} x {} emails)",
-        median(single),
-        bench.rounds,
-        bench.emails
+        "SMTP server: {smtp_url}; medians of {} rounds",
+        bench.rounds
     );
+    for (i, connections) in runs.iter().enumerate() {
+        let rates = direct.iter().map(|round| round[i]).collect();
+        println!(
+            "emails straight to SMTP, {:<42} {:>6.0} emails/s ({} emails)",
+            connections.to_string(),
+            median(rates),
+            bench.emails
+        );
+    }
     println!(
-        "emails, pool of {:<2}:     {:>8.0} emails/s (same concurrency, {} connections)",
-        bench.pool_size,
-        median(pooled),
-        bench.pool_size
-    );
-    println!(
-        "event -> email sent:    {:>8.0} notifications/s (median of {} x {}; plan: rule, facts, render, store; claim, send, record)",
+        "event -> email sent, {:<46} {:>6.0} notifications/s ({} notifications; plan: rule, facts, render, store; claim, send, record)",
+        format!("pool of {}", bench.pool_size),
         median(path),
-        bench.rounds,
         bench.notifications
     );
     Ok(())
 }
 
-type Rates = (Vec<f64>, Vec<f64>, Vec<f64>);
-
-async fn measure(bench: &NotificationsBench, smtp_url: &str) -> anyhow::Result<Rates> {
-    let (mut single, mut pooled, mut path) = (Vec::new(), Vec::new(), Vec::new());
+async fn measure(
+    bench: &NotificationsBench,
+    smtp_url: &str,
+    runs: &[Connections],
+) -> anyhow::Result<(Vec<Vec<f64>>, Vec<f64>)> {
+    let (mut direct, mut path) = (Vec::new(), Vec::new());
     for round in 0..bench.rounds {
-        single.push(direct_rate(smtp_url, 1, bench.pool_size as usize, bench.emails).await?);
-        pooled.push(
-            direct_rate(
-                smtp_url,
-                bench.pool_size,
-                bench.pool_size as usize,
-                bench.emails,
-            )
-            .await?,
-        );
+        let mut rates = Vec::new();
+        for &connections in runs {
+            rates.push(direct_rate(smtp_url, connections, bench.emails).await?);
+        }
         path.push(whole_path_rate(bench, smtp_url, round).await?);
+        let shown: Vec<String> = runs
+            .iter()
+            .zip(&rates)
+            .map(|(c, r)| format!("{c}: {r:.0}/s"))
+            .collect();
         println!(
-            "round {}: 1 connection {:.0} emails/s, pool {:.0} emails/s, event -> sent {:.0}/s",
+            "round {}: {}; event -> sent {:.0}/s",
             round + 1,
-            single[round],
-            pooled[round],
+            shown.join(", "),
             path[round]
         );
+        direct.push(rates);
     }
-    Ok((single, pooled, path))
+    Ok((direct, path))
 }
 
-/// `count` emails with `concurrency` in flight over at most `connections`.
+/// `count` emails through `EmailSender`, pooled or a connection each.
 async fn direct_rate(
     smtp_url: &str,
-    connections: u32,
-    concurrency: usize,
+    connections: Connections,
     count: usize,
 ) -> anyhow::Result<f64> {
-    let sender = EmailSender::new(smtp_url, FROM, connections, Duration::from_secs(30))?;
     let deliveries: Vec<ClaimedDelivery> = (0..count)
         .map(|i| ClaimedDelivery {
             id: Uuid::now_v7(),
@@ -158,12 +195,31 @@ async fn direct_rate(
             correlation_id: format!("bench-{i}"),
         })
         .collect();
+    let timeout = Duration::from_secs(30);
     let started = Instant::now();
-    let outcomes: Vec<SendOutcome> = futures::stream::iter(&deliveries)
-        .map(|delivery| sender.send(delivery))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let outcomes: Vec<SendOutcome> = match connections {
+        Connections::Pool(size) => {
+            let sender = EmailSender::new(smtp_url, FROM, size, timeout)?;
+            futures::stream::iter(&deliveries)
+                .map(|delivery| sender.send(delivery))
+                .buffer_unordered(size as usize)
+                .collect()
+                .await
+        }
+        Connections::PerEmail => {
+            futures::stream::iter(&deliveries)
+                .map(|delivery| async move {
+                    // A transport of its own: connect, EHLO, send, QUIT.
+                    match EmailSender::new(smtp_url, FROM, 1, timeout) {
+                        Ok(sender) => sender.send(delivery).await,
+                        Err(e) => SendOutcome::Permanent(e.to_string()),
+                    }
+                })
+                .buffer_unordered(PER_EMAIL_CONCURRENCY)
+                .collect()
+                .await
+        }
+    };
     let elapsed = started.elapsed();
     if let Some(failure) = outcomes
         .iter()
@@ -274,11 +330,17 @@ async fn timed_path(settings: &Arc<Settings>, count: usize, round: usize) -> any
 }
 
 /// Starts the aiosmtpd sink on a free port; its URL and mail directory.
-fn start_sink(script: &str) -> anyhow::Result<(Child, String, std::path::PathBuf)> {
+fn start_sink(
+    script: &str,
+    keep_mail: bool,
+) -> anyhow::Result<(Child, String, std::path::PathBuf)> {
     let dir = std::env::temp_dir().join(format!("sportello-bench-mail-{}", bench_suffix()));
-    let mut child = Command::new("/usr/bin/python3")
-        .args([script, "--port", "0", "--exit-with-parent", "--maildir"])
-        .arg(&dir)
+    let mut command = Command::new("/usr/bin/python3");
+    command.args([script, "--port", "0", "--exit-with-parent"]);
+    if keep_mail {
+        command.arg("--maildir").arg(&dir);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start {script} (python3-aiosmtpd): {e}"))?;

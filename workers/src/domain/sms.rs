@@ -177,6 +177,9 @@ mod tests {
         assert!(normalize_phone("chiamami").is_err());
         assert!(normalize_phone("12").is_err());
         assert!(normalize_phone("+0 333 1234567").is_err());
-        assert_eq!(normalize_phone("333\t123\u{a0}4567").unwrap(), "+393331234567");
+        assert_eq!(
+            normalize_phone("333\t123\u{a0}4567").unwrap(),
+            "+393331234567"
+        );
     }
 }

@@ -162,6 +162,8 @@ impl DeliveryWorker {
                 record(&pool, &done).await?;
             }
         }
+        // The listener holds one of the pool's connections: close waits for it.
+        drop(listener);
         pool.close().await;
         Ok(())
     }
@@ -183,7 +185,8 @@ async fn attempt(
     let jitter: f64 = rand::rng().random();
     let step = policy.next(delivery.attempt.max(0) as u32, outcome, jitter);
     match &step {
-        NextStep::Sent { .. } => tracing::info!(parent: &span, "sent"),
+        // The attempt log keeps every send; one info line each would flood.
+        NextStep::Sent { .. } => tracing::debug!(parent: &span, "sent"),
         NextStep::RetryIn(delay) => {
             tracing::warn!(parent: &span, reason = detail.as_deref().unwrap_or(""), retry_in = ?delay, "send failed; will retry")
         }
