@@ -184,6 +184,7 @@ impl IntakeWorker {
         batch: Vec<Delivery>,
         shutdown: &CancellationToken,
     ) -> Result<(), WorkerError> {
+        let admitting = std::time::Instant::now();
         let mut verdicts = vec![Verdict::Ack; batch.len()];
         let mut admitted = Vec::with_capacity(batch.len());
         for (index, delivery) in batch.iter().enumerate() {
@@ -223,6 +224,7 @@ impl IntakeWorker {
                 previous_deliveries: dead_letter::previous_deliveries(&batch[*index]),
             })
             .collect();
+        let admit_ms = admitting.elapsed().as_millis() as u64;
         let applying = std::time::Instant::now();
         for (index, verdict) in self.settle(pool, items, shutdown).await? {
             verdicts[index] = verdict;
@@ -262,6 +264,7 @@ impl IntakeWorker {
         }
         tracing::debug!(
             size = batch.len(),
+            admit_ms,
             apply_ms = applying.elapsed().as_millis() as u64,
             "batch settled"
         );
