@@ -36,6 +36,9 @@ CREATE TABLE notifications (
     correlation_id text        NOT NULL,
     created_at     timestamptz NOT NULL,
     read_at        timestamptz,
+    -- Superseded by a later event about the same subject (an appointment
+    -- cancelled): no longer a deadline.
+    withdrawn_at   timestamptz,
     UNIQUE (event_id, rule)
 );
 CREATE INDEX notifications_by_citizen ON notifications (tax_code, tab, created_at DESC);

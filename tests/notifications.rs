@@ -622,6 +622,22 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
     )
     .await;
 
+    // Cancelled before its confirmation is planned (events planned out of
+    // order): the confirmation is recorded, not sent, and never reminded.
+    let (stale, stale_mail) = (Uuid::now_v7(), mailbox("stale"));
+    let stale_starts = now + chrono::Duration::hours(24) + chrono::Duration::seconds(2);
+    emit(
+        &api,
+        &appointment_event("appointment.cancelled", stale, stale_starts, &stale_mail),
+    )
+    .await;
+    assert_eq!(wait_for_mail(&stale_mail, WAIT).await.len(), 1);
+    emit(
+        &api,
+        &appointment_event("appointment.confirmed", stale, stale_starts, &stale_mail),
+    )
+    .await;
+
     let confirmed = wait_for_mail(&tomorrow_mail, WAIT).await;
     assert_eq!(confirmed.len(), 1);
     let text = readable(&confirmed[0]);
@@ -663,6 +679,22 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
         "no reminder of a cancelled appointment"
     );
     assert_eq!(delivered_to(&tomorrow_mail).len(), 2, "one reminder");
+    let stale_recorded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE subject_id = $1 AND withdrawn_at IS NOT NULL",
+    )
+    .bind(stale)
+    .fetch_one(&api.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        stale_recorded, 1,
+        "the late confirmation is recorded, withdrawn"
+    );
+    assert_eq!(
+        delivered_to(&stale_mail).len(),
+        1,
+        "only the cancellation was sent"
+    );
     assert_eq!(
         wait_for_mail(&soon_mail, WAIT).await.len(),
         1,
@@ -681,6 +713,14 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
             .unwrap_or_else(|| panic!("{id} not in {deadlines}"))
             .clone()
     };
+    assert!(
+        !deadlines["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["subject_id"] == json!(cancelled)),
+        "a cancelled appointment is no deadline: {deadlines}"
+    );
     let later = item(tomorrow);
     let expected = days_left(starts, Utc::now());
     assert_eq!(later["days_left"], expected, "{later}");
@@ -701,11 +741,10 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
         .iter()
         .map(|n| n["title"].as_str().unwrap())
         .collect();
-    assert_eq!(titles.len(), 2, "{titles:?}");
-    assert!(titles.iter().any(|t| t.starts_with("Promemoria")));
-    assert!(titles
-        .iter()
-        .any(|t| t.starts_with("Appuntamento cancellato")));
+    let count = |prefix: &str| titles.iter().filter(|t| t.starts_with(prefix)).count();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert_eq!(count("Promemoria"), 1, "{titles:?}");
+    assert_eq!(count("Appuntamento cancellato"), 2, "{titles:?}");
 
     gateway.stop().await;
     api.stop().await;

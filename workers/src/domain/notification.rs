@@ -127,10 +127,11 @@ pub struct Rule {
     pub media: Vec<Medium>,
     /// A second notification some hours before `due_at` (*promemoria*).
     pub reminder: Option<Reminder>,
-    /// Rules whose pending reminder about the same subject this one
-    /// cancels (an appointment cancelled: no reminder of it).
+    /// Rules whose notifications about the same subject this one withdraws
+    /// (an appointment cancelled): their pending reminder is cancelled and
+    /// their deadline leaves "Scadenze".
     #[serde(default)]
-    pub cancels_reminders_of: Vec<String>,
+    pub withdraws: Vec<String>,
 }
 
 /// A reminder scheduled, as a durable timer, when its rule's notification
@@ -177,7 +178,7 @@ impl Rule {
             template: reminder.template.clone(),
             tab: reminder.tab,
             reminder: None,
-            cancels_reminders_of: Vec::new(),
+            withdraws: Vec::new(),
             ..self.clone()
         })
     }
@@ -247,8 +248,8 @@ impl Rules {
             if rule.reminder.is_some() && (rule.due_at.is_none() || rule.subject.is_none()) {
                 return Err(invalid("a reminder needs due_at and a subject"));
             }
-            if !rule.cancels_reminders_of.is_empty() && rule.subject.is_none() {
-                return Err(invalid("cancelling reminders needs a subject"));
+            if !rule.withdraws.is_empty() && rule.subject.is_none() {
+                return Err(invalid("withdrawing needs a subject"));
             }
             if rule.link_on_due_day && rule.due_at.is_none() {
                 return Err(invalid("link_on_due_day needs due_at"));
@@ -258,20 +259,32 @@ impl Rules {
             }
         }
         for rule in &rules.rules {
-            for cancelled in &rule.cancels_reminders_of {
-                let reminds = rules
-                    .rules
-                    .iter()
-                    .any(|r| &r.id == cancelled && r.reminder.is_some());
-                if !reminds {
+            for withdrawn in &rule.withdraws {
+                let same_subject = rules.rules.iter().any(|r| {
+                    &r.id == withdrawn
+                        && r.subject.as_ref().map(|s| &s.kind)
+                            == rule.subject.as_ref().map(|s| &s.kind)
+                });
+                if !same_subject {
                     return Err(RulesError::Invalid {
                         rule: rule.id.clone(),
-                        problem: format!("cancels reminders of {cancelled:?}, which has none"),
+                        problem: format!(
+                            "withdraws {withdrawn:?}, no rule about the same kind of subject"
+                        ),
                     });
                 }
             }
         }
         Ok(rules)
+    }
+
+    /// The rules that withdraw `rule_id`'s notifications.
+    pub fn withdrawing(&self, rule_id: &str) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|r| r.withdraws.iter().any(|w| w == rule_id))
+            .map(|r| r.id.clone())
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Option<&Rule> {
@@ -519,25 +532,28 @@ mod tests {
     }
 
     #[test]
-    fn only_reminders_that_exist_can_be_cancelled() {
+    fn a_rule_withdraws_only_rules_about_the_same_kind_of_subject() {
         let rules = r#"{"rules": [
             {"id": "a", "description": "d", "event": "x.y", "routing_key": "x.y", "template": "t",
              "tab": "messages", "recipient": "/p", "subject": {"kind": "appointment", "id": "/i"},
-             "media": ["email"], "cancels_reminders_of": ["b"]},
+             "media": ["email"], "withdraws": ["c"]},
             {"id": "b", "description": "d", "event": "x.z", "routing_key": "x.z", "template": "t",
              "tab": "messages", "recipient": "/p", "subject": {"kind": "appointment", "id": "/i"},
              "media": ["email"]}]}"#;
-        assert!(
-            matches!(Rules::parse(rules), Err(RulesError::Invalid { rule, .. }) if rule == "a")
-        );
+        let invalid = |json: &str, which: &str| matches!(Rules::parse(json), Err(RulesError::Invalid { rule, .. }) if rule == which);
+        assert!(invalid(rules, "a"), "no rule c");
+        let rules = rules.replace(r#"["c"]"#, r#"["b"]"#);
+        assert_eq!(Rules::parse(&rules).unwrap().withdrawing("b"), ["a"]);
+        assert!(invalid(
+            &rules.replacen(r#""appointment""#, r#""ticket""#, 1),
+            "a"
+        ));
         let without_due = rules.replace(
             r#""media": ["email"]}]}"#,
             r#""media": ["email"],
              "reminder": {"template": "t", "tab": "messages", "hours_before": 24}}]}"#,
         );
-        assert!(
-            matches!(Rules::parse(&without_due), Err(RulesError::Invalid { rule, .. }) if rule == "b")
-        );
+        assert!(invalid(&without_due, "b"), "a reminder needs due_at");
         let with_due = without_due.replace(r#""reminder""#, r#""due_at": "/d", "reminder""#);
         assert!(Rules::parse(&with_due).is_ok());
     }

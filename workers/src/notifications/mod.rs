@@ -58,24 +58,53 @@ pub async fn plan(
     }
     let mut planned = Planned::default();
     for rule in rules.matching(event) {
-        if plan_rule(conn, rule, event).await? {
+        let withdrawers = rules.withdrawing(&rule.id);
+        // A withdrawal and what it withdraws, planned one after the other
+        // even when their events arrive together.
+        let superseded = if rule.withdraws.is_empty() && withdrawers.is_empty() {
+            false
+        } else {
+            let subject = subject_id(rule, event)?;
+            store::lock_subject(conn, subject).await?;
+            store::has_notification(conn, subject, &withdrawers).await?
+        };
+        if plan_rule(conn, rule, event, superseded).await? {
             planned.created += 1;
-            schedule_reminder(conn, rule, event).await?;
+            if !superseded {
+                schedule_reminder(conn, rule, event).await?;
+            }
         } else {
             planned.repeated += 1;
         }
-        for reminded in &rule.cancels_reminders_of {
-            let key = reminder_key(reminded, &subject_key(rule, event)?);
-            if timers::cancel(conn, REMINDER_TIMER_KIND, &key).await? {
-                tracing::info!(rule = %rule.id, %key, "reminder cancelled");
-            }
+        if !rule.withdraws.is_empty() {
+            withdraw(conn, rule, event).await?;
         }
     }
     Ok(planned)
 }
 
-/// One rule's notification of `event`; false when it existed already.
-async fn plan_rule(conn: &mut PgConnection, rule: &Rule, event: &Value) -> Result<bool, PlanError> {
+/// What `rule` withdraws about the event's subject: pending reminders are
+/// cancelled, deadlines leave "Scadenze".
+async fn withdraw(conn: &mut PgConnection, rule: &Rule, event: &Value) -> Result<(), PlanError> {
+    let subject = subject_id(rule, event)?;
+    for withdrawn in &rule.withdraws {
+        let key = reminder_key(withdrawn, &subject.to_string());
+        if timers::cancel(conn, REMINDER_TIMER_KIND, &key).await? {
+            tracing::info!(rule = %rule.id, %key, "reminder cancelled");
+        }
+    }
+    store::withdraw(conn, subject, &rule.withdraws).await?;
+    Ok(())
+}
+
+/// One rule's notification of `event`; false when it existed already. A
+/// `superseded` one (its subject withdrawn already) is recorded, not sent.
+async fn plan_rule(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    event: &Value,
+    superseded: bool,
+) -> Result<bool, PlanError> {
     let event_id: Uuid = field(event, "/message_id")?;
     let correlation_id: String = field(event, "/correlation_id")?;
     let notification_id = Uuid::now_v7();
@@ -100,8 +129,12 @@ async fn plan_rule(conn: &mut PgConnection, rule: &Rule, event: &Value) -> Resul
     let known = store::known_contacts(conn, &tax_code).await?;
     let addresses = choose_addresses(&rule.media, &given, &known);
     let rendered = templates::render(&rule.template, &template_context(rule, event, &facts))?;
-    let deliveries: Vec<NewDelivery> = addresses
-        .targets
+    let targets = if superseded {
+        &[][..]
+    } else {
+        &addresses.targets[..]
+    };
+    let deliveries: Vec<NewDelivery> = targets
         .iter()
         .map(|(medium, address)| NewDelivery {
             id: Uuid::now_v7(),
@@ -138,6 +171,7 @@ async fn plan_rule(conn: &mut PgConnection, rule: &Rule, event: &Value) -> Resul
             .transpose()?,
         link_on_due_day: rule.link_on_due_day,
         unreachable: addresses.unreachable,
+        withdrawn: superseded,
         correlation_id: correlation_id.clone(),
         created_at: Utc::now(),
     };
@@ -216,18 +250,13 @@ async fn plan_reminder(
         .ok_or_else(|| PlanError::Invalid(format!("rule {rule_id:?} has no reminder any more")))?;
     // Events are planned concurrently: a cancellation planned before the
     // confirmation had armed its timer did not find it to cancel.
-    let cancellers: Vec<String> = rules
-        .rules
-        .iter()
-        .filter(|r| r.cancels_reminders_of.contains(&rule_id))
-        .map(|r| r.id.clone())
-        .collect();
+    let cancellers = rules.withdrawing(&rule_id);
     let subject_id = subject_id(original, &event)?;
     if store::has_notification(conn, subject_id, &cancellers).await? {
         tracing::info!(rule = %rule_id, %subject_id, "not reminding: cancelled");
         return Ok(Planned::default());
     }
-    Ok(if plan_rule(conn, &rule, &event).await? {
+    Ok(if plan_rule(conn, &rule, &event, false).await? {
         Planned {
             created: 1,
             repeated: 0,

@@ -156,6 +156,8 @@ pub struct NewNotification {
     pub link: Option<String>,
     pub link_on_due_day: bool,
     pub unreachable: Option<String>,
+    /// Already superseded when planned: recorded, not sent.
+    pub withdrawn: bool,
     pub correlation_id: String,
     pub created_at: DateTime<Utc>,
 }
@@ -179,8 +181,10 @@ pub async fn insert(
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO notifications (id, event_id, rule, tax_code, tab, title, body, subject_kind,
-                subject_id, due_at, link, link_on_due_day, unreachable, correlation_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                subject_id, due_at, link, link_on_due_day, unreachable, correlation_id, created_at,
+                withdrawn_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                 CASE WHEN $16 THEN $15 END)
          ON CONFLICT (event_id, rule) DO NOTHING",
     )
     .bind(notification.id)
@@ -198,6 +202,7 @@ pub async fn insert(
     .bind(&notification.unreachable)
     .bind(&notification.correlation_id)
     .bind(notification.created_at)
+    .bind(notification.withdrawn)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -257,6 +262,34 @@ pub struct ClaimedDelivery {
     /// Counting this one.
     pub attempt: i32,
     pub correlation_id: String,
+}
+
+/// Serialises, until the transaction ends, the planning of events about one
+/// subject whose rules withdraw one another (a confirmation and a
+/// cancellation planned at once).
+pub async fn lock_subject(conn: &mut PgConnection, subject_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+        .bind(subject_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Withdraws the notifications of `rules` about `subject_id`.
+pub async fn withdraw(
+    conn: &mut PgConnection,
+    subject_id: Uuid,
+    rules: &[String],
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE notifications SET withdrawn_at = now()
+          WHERE subject_id = $1 AND rule = ANY($2) AND withdrawn_at IS NULL",
+    )
+    .bind(subject_id)
+    .bind(rules)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }
 
 /// Whether `subject_id` has a notification from any of `rules`.
@@ -443,6 +476,9 @@ fn notification_from_row(row: &sqlx::postgres::PgRow) -> Result<NotificationRow,
     })
 }
 
+/// A withdrawn notification is no longer a deadline.
+const VISIBLE: &str = "(withdrawn_at IS NULL OR tab <> 'deadlines')";
+
 const NOTIFICATION_COLUMNS: &str = "id, tab, title, body, subject_kind, subject_id, due_at, link,
      link_on_due_day, created_at, read_at";
 
@@ -462,7 +498,7 @@ pub async fn list(
     };
     let rows = sqlx::query(&format!(
         "SELECT {NOTIFICATION_COLUMNS} FROM notifications
-          WHERE tax_code = $1 AND tab = $2 AND (NOT $3 OR read_at IS NULL)
+          WHERE tax_code = $1 AND tab = $2 AND (NOT $3 OR read_at IS NULL) AND {VISIBLE}
           ORDER BY {order}, id
           OFFSET $4 LIMIT $5"
     ))
@@ -481,10 +517,10 @@ pub async fn unread_counts(
     conn: &mut PgConnection,
     tax_code: &str,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT tab, count(*) AS unread FROM notifications
-          WHERE tax_code = $1 AND read_at IS NULL GROUP BY tab",
-    )
+          WHERE tax_code = $1 AND read_at IS NULL AND {VISIBLE} GROUP BY tab"
+    ))
     .bind(tax_code)
     .fetch_all(conn)
     .await?;
