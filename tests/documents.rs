@@ -186,6 +186,20 @@ async fn both_sides_of_the_case_see_the_documents_and_nobody_else() {
             .await;
         assert_eq!((status, bytes.as_slice()), (StatusCode::OK, PDF));
     }
+    // Which employee sent it is the office's to know.
+    let from_office = |listed: &Value| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["direction"] == "to_citizen")
+            .unwrap()["uploaded_by"]
+            .clone()
+    };
+    let (_, listed) = api.list(&citizen(CITIZEN)).await;
+    assert_eq!(from_office(&listed), json!({"kind": "operator"}));
+    let (_, listed) = api.list(&operator("0040")).await;
+    assert_eq!(from_office(&listed)["operator_id"], "E00400001");
 
     // Refused: another citizen, another office, an intermediary without delegation.
     for (who, why) in [

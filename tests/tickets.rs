@@ -124,6 +124,18 @@ async fn requests_are_registered_and_routed_to_the_competent_office_or_triage() 
         .with_timezone(&chrono_tz::Europe::Rome)
         .format("%d/%m/%Y");
     assert_eq!(signature, format!("INPS.1901.{today}.0000001"));
+    let (_, detail) = api
+        .get(&format!("/tickets/{crema_ticket}"), &citizen(CITIZEN))
+        .await;
+    assert_eq!(
+        detail["attachments"][0]["uploaded_by"],
+        json!({"kind": "citizen"}),
+        "who uploaded, by kind only: {detail}"
+    );
+    let (_, detail) = api
+        .get(&format!("/tickets/{crema_ticket}"), &operator("1901"))
+        .await;
+    assert_eq!(detail["attachments"][0]["uploaded_by"]["tax_code"], CITIZEN);
     let (office, desk, ..) = row(milano_nord).await;
     assert_eq!(
         (office.as_str(), desk.as_deref()),
@@ -453,6 +465,15 @@ async fn the_lifecycle_is_kept_in_the_history_and_emitted_as_events() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["ticket"]["state"], "in_carico");
+    let (_, seen) = api.get("/tickets", &citizen(CITIZEN)).await;
+    assert_eq!(seen["tickets"][0]["id"], json!(id));
+    assert_eq!(
+        seen["tickets"][0]["assigned_operator"],
+        Value::Null,
+        "which employee is staff-only: {seen}"
+    );
+    let (_, staff_view) = api.get("/tickets", &op).await;
+    assert_eq!(staff_view["tickets"][0]["assigned_operator"], "E19010001");
     assert_eq!(
         api.post(&path("take-in-charge"), &op, json!({})).await.0,
         StatusCode::CONFLICT,
@@ -710,6 +731,8 @@ async fn history_search_filters_and_pages() {
     for bad in [
         "?state=persa",
         "?opened_from=29-02-2026",
+        "?opened_from=-5000-01-01",
+        "?updated_to=99999-01-01T00:00:00Z",
         "?per_page=500",
         "?page=0",
         "?page=abc",

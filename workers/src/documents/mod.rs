@@ -254,8 +254,26 @@ pub async fn list(
     case_id: Uuid,
 ) -> Result<Vec<Document>, DocumentError> {
     let mut conn = pool.acquire().await?;
-    authorize(&mut conn, principal, case_id).await?;
-    Ok(store::documents_of_case(&mut conn, case_id).await?)
+    let side = authorize(&mut conn, principal, case_id).await?;
+    let mut documents = store::documents_of_case(&mut conn, case_id).await?;
+    redact_uploaders(&mut documents, side);
+    Ok(documents)
+}
+
+/// The citizen's side sees who uploaded by kind only: an operator's or an
+/// agent's id, an intermediary's tax code are not theirs to see.
+pub fn redact_uploaders(documents: &mut [Document], side: Side) {
+    if side == Side::Office {
+        return;
+    }
+    for document in documents {
+        let kind = document
+            .uploaded_by
+            .get("kind")
+            .cloned()
+            .unwrap_or_default();
+        document.uploaded_by = serde_json::json!({ "kind": kind });
+    }
 }
 
 /// The document, if the principal may see its case.

@@ -5,7 +5,7 @@
 //! its event in one transaction. The JSON API and the staff pages both call
 //! this module.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -129,14 +129,25 @@ fn instant(
     bound: Bound,
 ) -> Result<Option<DateTime<Utc>>, TicketError> {
     let Some(raw) = raw else { return Ok(None) };
-    if let Ok(at) = DateTime::parse_from_rfc3339(&raw) {
-        return Ok(Some(at.with_timezone(&Utc)));
-    }
-    let date = NaiveDate::parse_from_str(&raw, "%Y-%m-%d").map_err(|_| {
+    let invalid = || {
         TicketError::Invalid(format!(
             "{name} must be a date (YYYY-MM-DD) or an RFC 3339 time, not `{raw}`"
         ))
-    })?;
+    };
+    // Years PostgreSQL and people mean; chrono also reads `-5000` or `+99999`.
+    let plausible = |year: i32| (1900..=9999).contains(&year);
+    if let Ok(at) = DateTime::parse_from_rfc3339(&raw) {
+        let at = at.with_timezone(&Utc);
+        return if plausible(at.year()) {
+            Ok(Some(at))
+        } else {
+            Err(invalid())
+        };
+    }
+    let date = NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+        .ok()
+        .filter(|d| plausible(d.year()))
+        .ok_or_else(invalid)?;
     let day = match bound {
         Bound::Start => date,
         Bound::End => date
@@ -180,8 +191,14 @@ pub async fn search(
     let (filter, page, per_page) = query.filter()?;
     let mut conn = pool.acquire().await?;
     let offset = i64::from(page - 1) * i64::from(per_page);
-    let (tickets, has_more) =
+    let (mut tickets, has_more) =
         store::search(&mut conn, &scope, &filter, offset, i64::from(per_page)).await?;
+    if !matches!(scope, Scope::Office(_)) {
+        // Which employee handles it is staff-only, as in the detail.
+        for ticket in &mut tickets {
+            ticket.assigned_operator = None;
+        }
+    }
     Ok(Page {
         tickets,
         page,
@@ -253,7 +270,8 @@ pub async fn detail(
             entry.actor = serde_json::json!({ "kind": kind });
         }
     }
-    let attachments = documents_store::documents_of_case(&mut conn, id).await?;
+    let mut attachments = documents_store::documents_of_case(&mut conn, id).await?;
+    crate::documents::redact_uploaders(&mut attachments, side);
     Ok(TicketDetail {
         ticket,
         history,
