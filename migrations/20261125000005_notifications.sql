@@ -39,6 +39,9 @@ CREATE TABLE notifications (
     -- Superseded by a later event about the same subject (an appointment
     -- cancelled): no longer a deadline.
     withdrawn_at   timestamptz,
+    -- The office whose operators may read its delivery log (an
+    -- appointment's; tickets and cases are checked against their own).
+    office_aoo     text,
     UNIQUE (event_id, rule)
 );
 CREATE INDEX notifications_by_citizen ON notifications (tax_code, tab, created_at DESC);

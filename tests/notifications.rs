@@ -746,6 +746,34 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
     assert_eq!(count("Promemoria"), 1, "{titles:?}");
     assert_eq!(count("Appuntamento cancellato"), 2, "{titles:?}");
 
+    // The appointment's office reads its delivery log; nobody else does.
+    let log = format!("/appointments/{tomorrow}/notifications");
+    let (status, body) = api.get(&log, &operator("1901")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rules: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["appointment-confirmed", "appointment-confirmed.reminder"]
+    );
+    assert_eq!(body[0]["deliveries"][0]["state"], "sent");
+    for who in [operator("4902"), me.clone(), intermediary()] {
+        assert_eq!(
+            api.get(&log, &who).await.0,
+            StatusCode::FORBIDDEN,
+            "{who:?}"
+        );
+    }
+    let unknown = format!("/appointments/{}/notifications", Uuid::now_v7());
+    assert_eq!(
+        api.get(&unknown, &operator("1901")).await.0,
+        StatusCode::NOT_FOUND
+    );
+
     gateway.stop().await;
     api.stop().await;
 }

@@ -118,6 +118,9 @@ pub struct Rule {
     pub recipient: Option<String>,
     /// JSON pointer to a contact (`{email, phone}`) given with the event.
     pub contact: Option<String>,
+    /// JSON pointer to the office responsible for the subject, when the
+    /// subject is not looked up (its operators read the delivery log).
+    pub office: Option<String>,
     /// JSON pointer to the deadline or the appointment's start.
     pub due_at: Option<String>,
     /// JSON pointer to a link (e.g. the video room).

@@ -99,6 +99,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/tickets/{ticket_id}/notifications",
         web::get().to(notifications::ticket_log),
     )
+    .route(
+        "/appointments/{appointment_id}/notifications",
+        web::get().to(notifications::appointment_log),
+    )
     .route("/offices", web::get().to(tickets::offices))
     .route("/notifications", web::get().to(notifications::centre))
     .service(

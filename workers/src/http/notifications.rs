@@ -86,3 +86,12 @@ pub async fn ticket_log(
     let log = centre::ticket_log(&state.pool, &caller.principal, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(log))
 }
+
+pub async fn appointment_log(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let log = centre::appointment_log(&state.pool, &caller.principal, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(log))
+}

@@ -238,3 +238,28 @@ pub async fn ticket_log(
     }
     Ok(store::log_for_subject(&mut conn, ticket_id).await?)
 }
+
+/// Every notification about an appointment with its deliveries and attempts,
+/// for the operators of the appointment's office (as its latest
+/// notification names it).
+pub async fn appointment_log(
+    pool: &PgPool,
+    principal: &Principal,
+    appointment_id: Uuid,
+) -> Result<Vec<LoggedNotification>, CentreError> {
+    let Principal::Operator { office, .. } = principal else {
+        return Err(CentreError::Forbidden(
+            "the delivery log is for the operators of the appointment's office".into(),
+        ));
+    };
+    let mut conn = pool.acquire().await?;
+    let owner = store::subject_office(&mut conn, "appointment", appointment_id)
+        .await?
+        .ok_or(CentreError::NotFound)?;
+    if &owner != office {
+        return Err(CentreError::Forbidden(
+            "the delivery log is for the operators of the appointment's office".into(),
+        ));
+    }
+    Ok(store::log_for_subject(&mut conn, appointment_id).await?)
+}

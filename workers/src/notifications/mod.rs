@@ -172,6 +172,14 @@ async fn plan_rule(
         link_on_due_day: rule.link_on_due_day,
         unreachable: addresses.unreachable,
         withdrawn: superseded,
+        office_aoo: match &rule.office {
+            Some(pointer) => optional_field(event, pointer)?,
+            None => facts
+                .as_ref()
+                .and_then(|f| f.data.pointer("/office/aoo"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
         correlation_id: correlation_id.clone(),
         created_at: Utc::now(),
     };

@@ -158,6 +158,7 @@ pub struct NewNotification {
     pub unreachable: Option<String>,
     /// Already superseded when planned: recorded, not sent.
     pub withdrawn: bool,
+    pub office_aoo: Option<String>,
     pub correlation_id: String,
     pub created_at: DateTime<Utc>,
 }
@@ -182,9 +183,9 @@ pub async fn insert(
     let inserted = sqlx::query(
         "INSERT INTO notifications (id, event_id, rule, tax_code, tab, title, body, subject_kind,
                 subject_id, due_at, link, link_on_due_day, unreachable, correlation_id, created_at,
-                withdrawn_at)
+                withdrawn_at, office_aoo)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                 CASE WHEN $16 THEN $15 END)
+                 CASE WHEN $16 THEN $15 END, $17)
          ON CONFLICT (event_id, rule) DO NOTHING",
     )
     .bind(notification.id)
@@ -203,6 +204,7 @@ pub async fn insert(
     .bind(&notification.correlation_id)
     .bind(notification.created_at)
     .bind(notification.withdrawn)
+    .bind(&notification.office_aoo)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -290,6 +292,23 @@ pub async fn withdraw(
     .execute(conn)
     .await?
     .rows_affected())
+}
+
+/// The office of the subject's latest notification of `kind` that names one.
+pub async fn subject_office(
+    conn: &mut PgConnection,
+    kind: &str,
+    subject_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT office_aoo FROM notifications
+          WHERE subject_kind = $1 AND subject_id = $2 AND office_aoo IS NOT NULL
+          ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(kind)
+    .bind(subject_id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Whether `subject_id` has a notification from any of `rules`.
