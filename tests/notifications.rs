@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sportello::broker::names::EVENTS_EXCHANGE;
+use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE};
 use sportello::contract::{CodiceFiscale, Principal};
 use sportello::domain::notification::{days_left, days_left_label, Medium};
 use sportello::store;
@@ -934,4 +934,67 @@ async fn mark(
         None,
     )
     .await
+}
+
+#[actix_rt::test]
+async fn an_event_that_cannot_be_notified_is_dead_lettered_with_its_reason() {
+    let env = TestEnv::new_with(|settings| settings.smtp_url = sink().url.clone()).await;
+    let workers = env.start(&[WorkerKind::Notify]);
+    let mut dead = env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+
+    // Not a ticket.opened at all.
+    publish_as_app(
+        &env,
+        EVENTS_EXCHANGE,
+        "ticket.opened",
+        br#"{"type": "ticket.opened"}"#,
+    )
+    .await;
+    let letter = dead.next(WAIT).await.expect("dead letter");
+    let reason = header(&letter, "x-sportello-reason").unwrap_or_default();
+    assert!(reason.contains("rejected"), "{reason}");
+
+    // Well formed, about a ticket this system never opened.
+    let example = include_str!("../schemas/ticket.opened/v2.example.json");
+    let mut event: Value = serde_json::from_str(example).unwrap();
+    event["message_id"] = json!(Uuid::now_v7());
+    event["payload"]["ticket_id"] = json!(Uuid::now_v7());
+    publish_as_app(&env, EVENTS_EXCHANGE, "ticket.opened", &bytes(&event)).await;
+    let letter = dead.next(WAIT).await.expect("dead letter");
+    let reason = header(&letter, "x-sportello-reason").unwrap_or_default();
+    assert!(reason.contains("not found"), "{reason}");
+    let notifications: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(notifications, 0);
+
+    // The queue keeps flowing: a valid appointment event right after is notified.
+    let mail = mailbox("after");
+    let starts = Utc::now() + chrono::Duration::days(3);
+    publish_as_app(
+        &env,
+        EVENTS_EXCHANGE,
+        "appointment.confirmed",
+        &bytes(&appointment_event(
+            "appointment.confirmed",
+            Uuid::now_v7(),
+            starts,
+            &mail,
+        )),
+    )
+    .await;
+    assert!(
+        eventually(WAIT, || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM notifications")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap()
+                == 1
+        })
+        .await
+    );
+
+    workers.shutdown(Duration::from_secs(5)).await;
+    env.cleanup().await;
 }

@@ -6,6 +6,7 @@ pub mod intake;
 pub mod notify;
 pub mod outbox_relay;
 pub mod registration;
+pub mod settle;
 pub mod timers;
 
 use std::sync::Arc;

@@ -4,7 +4,6 @@
 //! again; an event that can never be planned is dead-lettered with the reason.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
@@ -25,6 +24,7 @@ use crate::domain::notification::Rules;
 use crate::notifications::{self, templates, PlanError, Planned};
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
+use crate::workers::settle::{settle, Failure, Verdict};
 
 pub struct NotifyWorker {
     settings: Arc<Settings>,
@@ -50,11 +50,6 @@ impl Worker for NotifyWorker {
                 .instrument(tracing::info_span!("notify")),
         )
     }
-}
-
-enum Verdict {
-    Ack,
-    DeadLetter(String),
 }
 
 /// The shipped rules, each checked against its template.
@@ -151,38 +146,28 @@ impl NotifyWorker {
             event_type = %event["type"],
             correlation_id = %event["correlation_id"],
         );
-        let mut backoff = Duration::from_millis(100);
-        let mut crashes = dead_letter::previous_deliveries(delivery);
-        loop {
-            match plan(pool, rules, &event).instrument(span.clone()).await {
-                Ok(planned) => {
-                    tracing::debug!(parent: &span, ?planned, "event planned");
-                    return Ok(Verdict::Ack);
-                }
-                Err(PlanError::Database(error)) if store::is_transient(&error) => {
-                    tracing::warn!(parent: &span, %error, retry_in = ?backoff, "database unavailable; holding the event");
-                }
-                Err(error @ (PlanError::Invalid(_) | PlanError::Render(_))) => {
-                    return Ok(Verdict::DeadLetter(format!("cannot notify: {error}")));
-                }
-                Err(error) => {
-                    crashes += 1;
-                    if crashes >= self.settings.handler_max_attempts {
-                        return Ok(Verdict::DeadLetter(format!(
-                            "failed {crashes} times, last: {error}"
-                        )));
+        settle(
+            delivery,
+            self.settings.handler_max_attempts,
+            shutdown,
+            &span,
+            || async {
+                match plan(pool, rules, &event).await {
+                    Ok(planned) => {
+                        tracing::debug!(?planned, "event planned");
+                        Ok(())
                     }
-                    tracing::warn!(parent: &span, %error, "planning failed; retrying");
+                    Err(PlanError::Database(error)) if store::is_transient(&error) => {
+                        Err(Failure::Transient(error.to_string()))
+                    }
+                    Err(error @ (PlanError::Invalid(_) | PlanError::Render(_))) => {
+                        Err(Failure::Refused(format!("cannot notify: {error}")))
+                    }
+                    Err(error) => Err(Failure::Crashed(error.to_string())),
                 }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.cancelled() => {
-                    return Err(WorkerError::Other("stopped while an event was pending; it will be redelivered".into()));
-                }
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
+            },
+        )
+        .await
     }
 }
 

@@ -4,7 +4,6 @@
 //! nothing; a request that can never succeed is dead-lettered with the reason.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -25,6 +24,7 @@ use crate::contract::{DocumentsRegistrationRequested, Event};
 use crate::documents::{self, DocumentError, RegistrationOutcome};
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
+use crate::workers::settle::{settle, Failure, Verdict};
 
 /// Requests in flight per consumer: each is its own short transaction.
 const PREFETCH: u16 = 20;
@@ -53,12 +53,6 @@ impl Worker for RegistrationWorker {
                 .instrument(tracing::info_span!("registration")),
         )
     }
-}
-
-/// What to do with one delivery after trying it.
-enum Verdict {
-    Ack,
-    DeadLetter(String),
 }
 
 impl RegistrationWorker {
@@ -117,43 +111,28 @@ impl RegistrationWorker {
             Err(reason) => return Ok(Verdict::DeadLetter(reason)),
         };
         let span = tracing::info_span!("register", message_id = %request.message_id, correlation_id = %request.correlation_id);
-        let mut backoff = Duration::from_millis(100);
-        let mut crashes = dead_letter::previous_deliveries(delivery);
-        loop {
-            match register(pool, &request).instrument(span.clone()).await {
+        let max_attempts = self.settings.handler_max_attempts;
+        settle(delivery, max_attempts, shutdown, &span, || async {
+            match register(pool, &request).await {
                 Ok(outcome) => {
-                    tracing::info!(parent: &span, ?outcome, "registration request settled");
-                    return Ok(Verdict::Ack);
+                    tracing::info!(?outcome, "registration request settled");
+                    Ok(())
                 }
                 Err(DocumentError::Database(error)) if store::is_transient(&error) => {
-                    tracing::warn!(parent: &span, %error, retry_in = ?backoff, "database unavailable; holding the request");
+                    Err(Failure::Transient(error.to_string()))
                 }
-                Err(DocumentError::YearChanged) => continue,
+                Err(DocumentError::YearChanged) => Err(Failure::Again),
                 Err(
                     error @ (DocumentError::Refused(_)
                     | DocumentError::NotFound(_)
                     | DocumentError::IllegalTransition(_)
                     | DocumentError::Forbidden(_)
                     | DocumentError::Gone),
-                ) => return Ok(Verdict::DeadLetter(format!("refused: {error}"))),
-                Err(error) => {
-                    crashes += 1;
-                    if crashes >= self.settings.handler_max_attempts {
-                        return Ok(Verdict::DeadLetter(format!(
-                            "failed {crashes} times, last: {error}"
-                        )));
-                    }
-                    tracing::warn!(parent: &span, %error, "registration failed; retrying");
-                }
+                ) => Err(Failure::Refused(format!("refused: {error}"))),
+                Err(error) => Err(Failure::Crashed(error.to_string())),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.cancelled() => {
-                    return Err(WorkerError::Other("stopped while a registration was pending; it will be redelivered".into()));
-                }
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
+        })
+        .await
     }
 }
 
