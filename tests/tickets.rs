@@ -495,6 +495,36 @@ async fn the_lifecycle_is_kept_in_the_history_and_emitted_as_events() {
         (first["outcome"].as_str(), second["outcome"].as_str()),
         (Some("applied"), Some("already_applied"))
     );
+    // The same key for another action, or by another operator, is refused.
+    let reuse = |who: Principal, action: &'static str, body: Value| {
+        api.client
+            .post(format!("{}{}", api.base, path(action)))
+            .bearer_auth(api.keys.issue(&who, chrono::Duration::minutes(5)).unwrap())
+            .header("Idempotency-Key", "form-123")
+            .json(&body)
+            .send()
+    };
+    let other_action = reuse(
+        op.clone(),
+        "close",
+        json!({"outcome": "evasa", "comment": "x"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(other_action.status(), StatusCode::BAD_REQUEST);
+    let colleague = Principal::Operator {
+        operator_id: "E19010002".into(),
+        office: "1901".into(),
+        on_behalf_of: None,
+    };
+    let other_operator = reuse(
+        colleague,
+        "comments",
+        json!({"text": "Verificare il versamento", "visibility": "internal"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(other_operator.status(), StatusCode::BAD_REQUEST);
     let (status, body) = api
         .post(
             &path("comments"),
@@ -611,15 +641,25 @@ async fn reassignment_moves_a_ticket_to_another_office() {
         (status, body["error"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_office"))
     );
-    let (status, body) = api
-        .post(
-            &format!("/tickets/{id}/reassign"),
-            &triage,
-            json!({"office": "1900", "reason": "Residente a Cremona"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let reassign = || {
+        api.client
+            .post(format!("{}/tickets/{id}/reassign", api.base))
+            .bearer_auth(
+                api.keys
+                    .issue(&triage, chrono::Duration::minutes(5))
+                    .unwrap(),
+            )
+            .header("Idempotency-Key", "reassign-1")
+            .json(&json!({"office": "1900", "reason": "Residente a Cremona"}))
+            .send()
+    };
+    let response = reassign().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
     assert_eq!(body["ticket"], Value::Null, "triage no longer sees it");
+    // Resent (the answer was lost): a repeat, not a refusal from the new office.
+    let again: Value = reassign().await.unwrap().json().await.unwrap();
+    assert_eq!(again["outcome"], "already_applied", "{again}");
     assert_eq!(
         api.get(&format!("/tickets/{id}"), &triage).await.0,
         StatusCode::FORBIDDEN

@@ -162,6 +162,18 @@ impl ChangeKind {
     }
 }
 
+impl TicketAction {
+    /// The history entry this action writes.
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            TicketAction::TakeInCharge { .. } => ChangeKind::TakenInCharge,
+            TicketAction::Comment { .. } => ChangeKind::Commented,
+            TicketAction::Close { .. } => ChangeKind::Closed,
+            TicketAction::Reassign { .. } => ChangeKind::Reassigned,
+        }
+    }
+}
+
 /// What a decision needs to know about the ticket as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketFacts {

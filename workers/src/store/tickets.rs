@@ -222,17 +222,19 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockedTick
 }
 
 /// Whether the action with this key was already applied to the ticket.
+/// The action applied to the ticket with this key, if any: its kind and
+/// who did it.
 pub async fn action_applied(
     conn: &mut PgConnection,
     ticket_id: Uuid,
     action_key: &str,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM ticket_history WHERE ticket_id = $1 AND action_key = $2)",
+) -> Result<Option<(String, serde_json::Value)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT kind, actor FROM ticket_history WHERE ticket_id = $1 AND action_key = $2",
     )
     .bind(ticket_id)
     .bind(action_key)
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await
 }
 

@@ -321,15 +321,24 @@ pub async fn act(
     let ticket = store::lock(&mut tx, id)
         .await?
         .ok_or(TicketError::NotFound)?;
+    // Before the office check: a reassignment resent after it succeeded
+    // finds the ticket at its new office, and is still a repeat.
+    if let Some(key) = action_key {
+        if let Some((kind, actor)) = store::action_applied(&mut tx, id, key).await? {
+            let same_operator =
+                actor.get("operator_id").and_then(|v| v.as_str()) == Some(operator.id.as_str());
+            if same_operator && kind == action.kind().as_str() {
+                return Ok(ActOutcome::AlreadyApplied);
+            }
+            return Err(TicketError::Invalid(
+                "this action key was used for another action on this ticket".into(),
+            ));
+        }
+    }
     if ticket.office_aoo != operator.office {
         return Err(TicketError::Forbidden(
             "this ticket belongs to another office".into(),
         ));
-    }
-    if let Some(key) = action_key {
-        if store::action_applied(&mut tx, id, key).await? {
-            return Ok(ActOutcome::AlreadyApplied);
-        }
     }
     let new_desk = match &action {
         TicketAction::Reassign { to_office, .. } => {
