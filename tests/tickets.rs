@@ -772,6 +772,7 @@ async fn history_search_filters_and_pages() {
         "?state=persa",
         "?opened_from=29-02-2026",
         "?opened_from=-5000-01-01",
+        &format!("?q={}", "parola+".repeat(40)),
         "?updated_to=99999-01-01T00:00:00Z",
         "?per_page=500",
         "?page=0",

@@ -54,6 +54,8 @@ impl From<LifecycleError> for TicketError {
 }
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Longest `q` or `matricola`: a subject's words, not a document.
+const MAX_SEARCH_TEXT: usize = 200;
 pub const MAX_PAGE_SIZE: u32 = 100;
 const MAX_PAGE: u32 = 10_000;
 
@@ -91,6 +93,16 @@ impl SearchQuery {
                 ))
             })?),
         };
+        for (name, value) in [("matricola", &self.matricola), ("q", &self.q)] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_SEARCH_TEXT)
+            {
+                return Err(TicketError::Invalid(format!(
+                    "{name} is at most {MAX_SEARCH_TEXT} characters"
+                )));
+            }
+        }
         let filter = TicketFilter {
             matricola: present(&self.matricola).map(|m| m.to_uppercase()),
             text: present(&self.q),
