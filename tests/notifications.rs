@@ -679,6 +679,17 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
         "no reminder of a cancelled appointment"
     );
     assert_eq!(delivered_to(&tomorrow_mail).len(), 2, "one reminder");
+    // Moved after its reminder went: confirmed again and reminded again.
+    let moved = now + chrono::Duration::hours(24) + chrono::Duration::seconds(10);
+    emit(
+        &api,
+        &appointment_event("appointment.confirmed", tomorrow, moved, &tomorrow_mail),
+    )
+    .await;
+    assert!(
+        eventually(WAIT, || async { delivered_to(&tomorrow_mail).len() == 4 }).await,
+        "the moved appointment is confirmed and reminded"
+    );
     let stale_recorded: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM notifications WHERE subject_id = $1 AND withdrawn_at IS NOT NULL",
     )
@@ -722,7 +733,19 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
         "a cancelled appointment is no deadline: {deadlines}"
     );
     let later = item(tomorrow);
-    let expected = days_left(starts, Utc::now());
+    assert_eq!(
+        deadlines["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["subject_id"] == json!(tomorrow))
+            .count(),
+        1,
+        "the moved appointment replaced its earlier deadline: {deadlines}"
+    );
+    let due: DateTime<Utc> = later["due_at"].as_str().unwrap().parse().unwrap();
+    assert!((due - moved).num_milliseconds().abs() < 1, "{later}");
+    let expected = days_left(moved, Utc::now());
     assert_eq!(later["days_left"], expected, "{later}");
     assert_eq!(later["days_left_label"], days_left_label(expected));
     assert_eq!(later["link"], Value::Null, "no link before the day");
@@ -742,8 +765,12 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
         .map(|n| n["title"].as_str().unwrap())
         .collect();
     let count = |prefix: &str| titles.iter().filter(|t| t.starts_with(prefix)).count();
-    assert_eq!(titles.len(), 3, "{titles:?}");
-    assert_eq!(count("Promemoria"), 1, "{titles:?}");
+    assert_eq!(titles.len(), 4, "{titles:?}");
+    assert_eq!(
+        count("Promemoria"),
+        2,
+        "before and after the move: {titles:?}"
+    );
     assert_eq!(count("Appuntamento cancellato"), 2, "{titles:?}");
 
     // The appointment's office reads its delivery log; nobody else does.
@@ -756,9 +783,11 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
         .iter()
         .map(|n| n["rule"].as_str().unwrap())
         .collect();
+    let reminded = ["appointment-confirmed", "appointment-confirmed.reminder"];
     assert_eq!(
         rules,
-        ["appointment-confirmed", "appointment-confirmed.reminder"]
+        [reminded, reminded].concat(),
+        "before and after the move"
     );
     assert_eq!(body[0]["deliveries"][0]["state"], "sent");
     for who in [operator("4902"), me.clone(), intermediary()] {

@@ -59,9 +59,12 @@ pub async fn plan(
     let mut planned = Planned::default();
     for rule in rules.matching(event) {
         let withdrawers = rules.withdrawing(&rule.id);
+        // A deadline of a subject replaces the subject's earlier one of the
+        // same rule (an appointment moved).
+        let replaces = rule.due_at.is_some() && rule.subject.is_some();
         // A withdrawal and what it withdraws, planned one after the other
         // even when their events arrive together.
-        let superseded = if rule.withdraws.is_empty() && withdrawers.is_empty() {
+        let superseded = if rule.withdraws.is_empty() && withdrawers.is_empty() && !replaces {
             false
         } else {
             let subject = subject_id(rule, event)?;
@@ -72,6 +75,11 @@ pub async fn plan(
             planned.created += 1;
             if !superseded {
                 schedule_reminder(conn, rule, event).await?;
+            }
+            if replaces && !superseded {
+                let subject = subject_id(rule, event)?;
+                let event_id: Uuid = field(event, "/message_id")?;
+                store::withdraw(conn, subject, std::slice::from_ref(&rule.id), event_id).await?;
             }
         } else {
             planned.repeated += 1;
@@ -93,7 +101,8 @@ async fn withdraw(conn: &mut PgConnection, rule: &Rule, event: &Value) -> Result
             tracing::info!(rule = %rule.id, %key, "reminder cancelled");
         }
     }
-    store::withdraw(conn, subject, &rule.withdraws).await?;
+    let event_id: Uuid = field(event, "/message_id")?;
+    store::withdraw(conn, subject, &rule.withdraws, event_id).await?;
     Ok(())
 }
 
@@ -223,9 +232,9 @@ async fn schedule_reminder(
     };
     let due_at: DateTime<Utc> = field(event, due_pointer)?;
     let key = reminder_key(&rule.id, &subject_key(rule, event)?);
-    // A moved appointment: the pending reminder goes, the new one is armed.
-    timers::cancel(conn, REMINDER_TIMER_KIND, &key).await?;
     let Some(fire_at) = reminder_time(due_at, reminder.hours_before, Utc::now()) else {
+        // Moved (or booked) too close to remind: any pending reminder goes.
+        timers::cancel(conn, REMINDER_TIMER_KIND, &key).await?;
         tracing::debug!(rule = %rule.id, %key, "too close to remind");
         return Ok(());
     };
@@ -236,7 +245,8 @@ async fn schedule_reminder(
         data: json!({"rule": rule.id, "event": event}),
         correlation_id: field(event, "/correlation_id")?,
     };
-    timers::schedule(conn, &request).await?;
+    // A moved appointment moves its reminder, even one that already fired.
+    timers::rearm(conn, &request).await?;
     Ok(())
 }
 

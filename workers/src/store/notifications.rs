@@ -277,18 +277,22 @@ pub async fn lock_subject(conn: &mut PgConnection, subject_id: Uuid) -> Result<(
     Ok(())
 }
 
-/// Withdraws the notifications of `rules` about `subject_id`.
+/// Withdraws the notifications of `rules` about `subject_id`, except those
+/// of the event `keep` (the one being planned).
 pub async fn withdraw(
     conn: &mut PgConnection,
     subject_id: Uuid,
     rules: &[String],
+    keep: Uuid,
 ) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
         "UPDATE notifications SET withdrawn_at = now()
-          WHERE subject_id = $1 AND rule = ANY($2) AND withdrawn_at IS NULL",
+          WHERE subject_id = $1 AND rule = ANY($2) AND withdrawn_at IS NULL
+            AND event_id <> $3",
     )
     .bind(subject_id)
     .bind(rules)
+    .bind(keep)
     .execute(conn)
     .await?
     .rows_affected())

@@ -65,6 +65,28 @@ pub async fn schedule(
     }
 }
 
+/// Schedules the timer, or moves it: whatever its state (scheduled, fired,
+/// cancelled), it fires at the new instant with the new data. For timers
+/// that follow something that can move, like an appointment's reminder.
+pub async fn rearm(conn: &mut PgConnection, request: &TimerRequest) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO timers (id, kind, key, fire_at, payload, correlation_id)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (kind, key) DO UPDATE
+             SET state = 'scheduled', fire_at = EXCLUDED.fire_at, payload = EXCLUDED.payload,
+                 correlation_id = EXCLUDED.correlation_id, fired_at = NULL, cancelled_at = NULL
+         RETURNING id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&request.kind)
+    .bind(&request.key)
+    .bind(request.fire_at)
+    .bind(&request.data)
+    .bind(&request.correlation_id)
+    .fetch_one(conn)
+    .await
+}
+
 /// Cancels a timer that has not fired yet. Returns whether it was cancelled.
 pub async fn cancel(conn: &mut PgConnection, kind: &str, key: &str) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
