@@ -330,6 +330,22 @@ async fn login_page(state: web::Data<ApiState>, request: HttpRequest) -> HttpRes
     render(StatusCode::OK, "accesso.html", context! {})
 }
 
+/// The session cookie travels only over TLS, except to a loopback address
+/// (a developer's machine): behind a TLS-terminating proxy that does not say
+/// so (`X-Forwarded-Proto`), the request still looks like plain HTTP.
+fn needs_secure_cookie(request: &HttpRequest) -> bool {
+    let info = request.connection_info();
+    if info.scheme() == "https" {
+        return true;
+    }
+    let host = info.host();
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    !matches!(name, "localhost" | "[::1]") && !name.starts_with("127.")
+}
+
 #[derive(Deserialize)]
 struct LoginForm {
     #[serde(default)]
@@ -351,7 +367,7 @@ async fn login(
                 .path(SCOPE)
                 .http_only(true)
                 .same_site(SameSite::Strict)
-                .secure(request.connection_info().scheme() == "https")
+                .secure(needs_secure_cookie(&request))
                 .finish();
             secured(HttpResponse::SeeOther())
                 .cookie(cookie)
@@ -818,6 +834,7 @@ async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::test::TestRequest;
 
     /// Every template renders with the values its handler gives it (a
     /// misspelt variable fails here, under SemiStrict).
@@ -953,5 +970,24 @@ mod tests {
             notice("Chiama il 899…").as_deref(),
             Some("Quesito riassegnato.")
         );
+    }
+
+    #[test]
+    fn the_session_cookie_is_secure_except_on_a_loopback_address() {
+        let to = |host: &str| {
+            TestRequest::default()
+                .insert_header(("host", host))
+                .to_http_request()
+        };
+        assert!(needs_secure_cookie(&to("sportello.inps.example")));
+        assert!(needs_secure_cookie(&to("10.0.0.7:8080")));
+        assert!(!needs_secure_cookie(&to("127.0.0.1:8080")));
+        assert!(!needs_secure_cookie(&to("localhost:8080")));
+        assert!(!needs_secure_cookie(&to("[::1]:8080")));
+        let forwarded = TestRequest::default()
+            .insert_header(("host", "127.0.0.1:8080"))
+            .insert_header(("x-forwarded-proto", "https"))
+            .to_http_request();
+        assert!(needs_secure_cookie(&forwarded));
     }
 }
