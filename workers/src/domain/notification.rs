@@ -31,14 +31,6 @@ impl Medium {
             Medium::Sms => "sms",
         }
     }
-
-    pub fn parse(raw: &str) -> Option<Medium> {
-        match raw {
-            "email" => Some(Medium::Email),
-            "sms" => Some(Medium::Sms),
-            _ => None,
-        }
-    }
 }
 
 /// The tabs of the notification centre (seed 000).
@@ -148,7 +140,7 @@ pub struct Reminder {
 }
 
 /// The reminder of `rule_id` about `subject_id`: one pending at a time.
-pub fn reminder_key(rule_id: &str, subject_id: &str) -> String {
+pub fn reminder_key(rule_id: &str, subject_id: uuid::Uuid) -> String {
     format!("{rule_id}/{subject_id}")
 }
 

@@ -56,68 +56,106 @@ pub async fn plan(
     if is_reminder(event) {
         return plan_reminder(conn, rules, event).await;
     }
+    let incoming = Incoming::of(event)?;
     let mut planned = Planned::default();
     for rule in rules.matching(event) {
-        let withdrawers = rules.withdrawing(&rule.id);
+        let subject = subject_id(rule, event)?;
         // A deadline of a subject replaces the subject's earlier one of the
         // same rule (an appointment moved).
-        let replaces = rule.due_at.is_some() && rule.subject.is_some();
-        // A withdrawal and what it withdraws, planned one after the other
-        // even when their events arrive together.
-        let superseded = if rule.withdraws.is_empty() && withdrawers.is_empty() && !replaces {
-            false
-        } else {
-            let subject = subject_id(rule, event)?;
-            store::lock_subject(conn, subject).await?;
-            store::has_notification(conn, subject, &withdrawers).await?
+        let replaces = rule.due_at.is_some() && subject.is_some();
+        let withdrawable = replaces || !rules.withdrawing(&rule.id).is_empty();
+        let superseded = match subject {
+            Some(subject) if withdrawable || !rule.withdraws.is_empty() => {
+                superseded(conn, rules, &rule.id, subject).await?
+            }
+            _ => false,
         };
-        if plan_rule(conn, rule, event, superseded).await? {
-            planned.created += 1;
-            if !superseded {
-                schedule_reminder(conn, rule, event).await?;
+        let created = plan_rule(conn, rule, &incoming, subject, superseded).await?;
+        planned.count(created);
+        if created && !superseded {
+            schedule_reminder(conn, rule, &incoming, subject).await?;
+            if let Some(subject) = subject.filter(|_| replaces) {
+                let own = std::slice::from_ref(&rule.id);
+                store::withdraw(conn, subject, own, incoming.id).await?;
             }
-            if replaces && !superseded {
-                let subject = subject_id(rule, event)?;
-                let event_id: Uuid = field(event, "/message_id")?;
-                store::withdraw(conn, subject, std::slice::from_ref(&rule.id), event_id).await?;
-            }
-        } else {
-            planned.repeated += 1;
         }
-        if !rule.withdraws.is_empty() {
-            withdraw(conn, rule, event).await?;
+        if let Some(subject) = subject.filter(|_| !rule.withdraws.is_empty()) {
+            withdraw(conn, rule, &incoming, subject).await?;
         }
     }
     Ok(planned)
 }
 
-/// What `rule` withdraws about the event's subject: pending reminders are
+impl Planned {
+    fn count(&mut self, created: bool) {
+        if created {
+            self.created += 1;
+        } else {
+            self.repeated += 1;
+        }
+    }
+}
+
+/// What every rule reads of the event.
+struct Incoming<'a> {
+    event: &'a Value,
+    id: Uuid,
+    correlation_id: String,
+}
+
+impl<'a> Incoming<'a> {
+    fn of(event: &'a Value) -> Result<Self, PlanError> {
+        Ok(Incoming {
+            event,
+            id: field(event, "/message_id")?,
+            correlation_id: field(event, "/correlation_id")?,
+        })
+    }
+}
+
+/// Whether a rule withdrawing `rule_id`'s notifications already notified
+/// about `subject`. The subject is locked first, so that a withdrawal and
+/// what it withdraws are planned one after the other even when their events
+/// arrive together.
+async fn superseded(
+    conn: &mut PgConnection,
+    rules: &Rules,
+    rule_id: &str,
+    subject: Uuid,
+) -> Result<bool, PlanError> {
+    store::lock_subject(conn, subject).await?;
+    Ok(store::has_notification(conn, subject, &rules.withdrawing(rule_id)).await?)
+}
+
+/// What `rule` withdraws about the subject: pending reminders are
 /// cancelled, deadlines leave "Scadenze".
-async fn withdraw(conn: &mut PgConnection, rule: &Rule, event: &Value) -> Result<(), PlanError> {
-    let subject = subject_id(rule, event)?;
+async fn withdraw(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    incoming: &Incoming<'_>,
+    subject: Uuid,
+) -> Result<(), PlanError> {
     for withdrawn in &rule.withdraws {
-        let key = reminder_key(withdrawn, &subject.to_string());
+        let key = reminder_key(withdrawn, subject);
         if timers::cancel(conn, REMINDER_TIMER_KIND, &key).await? {
             tracing::info!(rule = %rule.id, %key, "reminder cancelled");
         }
     }
-    let event_id: Uuid = field(event, "/message_id")?;
-    store::withdraw(conn, subject, &rule.withdraws, event_id).await?;
+    store::withdraw(conn, subject, &rule.withdraws, incoming.id).await?;
     Ok(())
 }
 
-/// One rule's notification of `event`; false when it existed already. A
+/// One rule's notification of the event; false when it existed already. A
 /// `superseded` one (its subject withdrawn already) is recorded, not sent.
 async fn plan_rule(
     conn: &mut PgConnection,
     rule: &Rule,
-    event: &Value,
+    incoming: &Incoming<'_>,
+    subject: Option<Uuid>,
     superseded: bool,
 ) -> Result<bool, PlanError> {
-    let event_id: Uuid = field(event, "/message_id")?;
-    let correlation_id: String = field(event, "/correlation_id")?;
-    let notification_id = Uuid::now_v7();
-    let facts = subject_facts(conn, rule, event).await?;
+    let event = incoming.event;
+    let facts = subject_facts(conn, rule, subject).await?;
     let tax_code = match &rule.recipient {
         Some(pointer) => field::<String>(event, pointer)?,
         None => facts
@@ -157,17 +195,16 @@ async fn plan_rule(
             html_body: (*medium == Medium::Email).then(|| rendered.html.clone()),
         })
         .collect();
-    let subject = rule.subject.as_ref();
     let notification = NewNotification {
-        id: notification_id,
-        event_id,
+        id: Uuid::now_v7(),
+        event_id: incoming.id,
         rule: rule.id.clone(),
         tax_code,
         tab: rule.tab,
         title: rendered.title,
         body: rendered.text,
-        subject_kind: subject.map(|s| s.kind.clone()),
-        subject_id: subject.map(|s| field(event, &s.id)).transpose()?,
+        subject_kind: rule.subject.as_ref().map(|s| s.kind.clone()),
+        subject_id: subject,
         due_at: rule
             .due_at
             .as_ref()
@@ -189,13 +226,13 @@ async fn plan_rule(
                 .and_then(Value::as_str)
                 .map(str::to_owned),
         },
-        correlation_id: correlation_id.clone(),
+        correlation_id: incoming.correlation_id.clone(),
         created_at: Utc::now(),
     };
     let created = store::insert(conn, &notification, &deliveries).await?;
     if created {
         if let Some(reason) = &notification.unreachable {
-            tracing::warn!(rule = %rule.id, %event_id, %reason, "notification recorded; nobody to send it to");
+            tracing::warn!(rule = %rule.id, event_id = %incoming.id, %reason, "notification recorded; nobody to send it to");
         }
     }
     Ok(created)
@@ -206,18 +243,12 @@ fn is_reminder(event: &Value) -> bool {
         && event.pointer("/payload/kind").and_then(Value::as_str) == Some(REMINDER_TIMER_KIND)
 }
 
-fn subject_id(rule: &Rule, event: &Value) -> Result<Uuid, PlanError> {
-    let pointer = rule
-        .subject
+/// The id of the subject the rule is about, if it names one.
+fn subject_id(rule: &Rule, event: &Value) -> Result<Option<Uuid>, PlanError> {
+    rule.subject
         .as_ref()
-        .map(|s| s.id.as_str())
-        .ok_or_else(|| PlanError::Invalid(format!("rule {} has no subject", rule.id)))?;
-    field(event, pointer)
-}
-
-/// The subject's id as the timer key carries it.
-fn subject_key(rule: &Rule, event: &Value) -> Result<String, PlanError> {
-    Ok(subject_id(rule, event)?.to_string())
+        .map(|subject| field(event, &subject.id))
+        .transpose()
 }
 
 /// Schedules (or moves, for a new time) the reminder of `rule`'s
@@ -225,13 +256,16 @@ fn subject_key(rule: &Rule, event: &Value) -> Result<String, PlanError> {
 async fn schedule_reminder(
     conn: &mut PgConnection,
     rule: &Rule,
-    event: &Value,
+    incoming: &Incoming<'_>,
+    subject: Option<Uuid>,
 ) -> Result<(), PlanError> {
-    let (Some(reminder), Some(due_pointer)) = (&rule.reminder, &rule.due_at) else {
+    let (Some(reminder), Some(due_pointer), Some(subject)) =
+        (&rule.reminder, &rule.due_at, subject)
+    else {
         return Ok(());
     };
-    let due_at: DateTime<Utc> = field(event, due_pointer)?;
-    let key = reminder_key(&rule.id, &subject_key(rule, event)?);
+    let due_at: DateTime<Utc> = field(incoming.event, due_pointer)?;
+    let key = reminder_key(&rule.id, subject);
     let Some(fire_at) = reminder_time(due_at, reminder.hours_before, Utc::now()) else {
         // Moved (or booked) too close to remind: any pending reminder goes.
         timers::cancel(conn, REMINDER_TIMER_KIND, &key).await?;
@@ -242,8 +276,8 @@ async fn schedule_reminder(
         kind: REMINDER_TIMER_KIND.to_owned(),
         key,
         fire_at,
-        data: json!({"rule": rule.id, "event": event}),
-        correlation_id: field(event, "/correlation_id")?,
+        data: json!({"rule": rule.id, "event": incoming.event}),
+        correlation_id: incoming.correlation_id.clone(),
     };
     // A moved appointment moves its reminder, even one that already fired.
     timers::rearm(conn, &request).await?;
@@ -252,7 +286,7 @@ async fn schedule_reminder(
 
 /// A reminder's timer fired: the rule's reminder, planned on the event
 /// that scheduled it (unique like any notification, so a timer firing
-/// twice reminds once).
+/// twice reminds once), unless the subject was withdrawn meanwhile.
 async fn plan_reminder(
     conn: &mut PgConnection,
     rules: &Rules,
@@ -266,37 +300,27 @@ async fn plan_reminder(
     let rule = original
         .reminder_rule()
         .ok_or_else(|| PlanError::Invalid(format!("rule {rule_id:?} has no reminder any more")))?;
-    // Events are planned concurrently: a cancellation planned before the
-    // confirmation had armed its timer did not find it to cancel.
-    let cancellers = rules.withdrawing(&rule_id);
-    let subject_id = subject_id(original, &event)?;
-    if store::has_notification(conn, subject_id, &cancellers).await? {
-        tracing::info!(rule = %rule_id, %subject_id, "not reminding: cancelled");
-        return Ok(Planned::default());
+    let subject = subject_id(original, &event)?
+        .ok_or_else(|| PlanError::Invalid(format!("rule {rule_id:?} has no subject")))?;
+    let mut planned = Planned::default();
+    if superseded(conn, rules, &rule_id, subject).await? {
+        tracing::info!(rule = %rule_id, %subject, "not reminding: withdrawn");
+        return Ok(planned);
     }
-    Ok(if plan_rule(conn, &rule, &event, false).await? {
-        Planned {
-            created: 1,
-            repeated: 0,
-        }
-    } else {
-        Planned {
-            created: 0,
-            repeated: 1,
-        }
-    })
+    let incoming = Incoming::of(&event)?;
+    planned.count(plan_rule(conn, &rule, &incoming, Some(subject), false).await?);
+    Ok(planned)
 }
 
 async fn subject_facts(
     conn: &mut PgConnection,
     rule: &Rule,
-    event: &Value,
+    subject: Option<Uuid>,
 ) -> Result<Option<SubjectFacts>, PlanError> {
-    let Some(subject) = &rule.subject else {
+    let (Some(kind), Some(id)) = (rule.subject.as_ref().map(|s| s.kind.as_str()), subject) else {
         return Ok(None);
     };
-    let id: Uuid = field(event, &subject.id)?;
-    let facts = match subject.kind.as_str() {
+    let facts = match kind {
         "ticket" => store::ticket_facts(conn, id).await?,
         "case" => store::case_facts(conn, id).await?,
         // Its event says all there is (the rule names the recipient).
@@ -310,7 +334,7 @@ async fn subject_facts(
     };
     facts
         .map(Some)
-        .ok_or_else(|| PlanError::Invalid(format!("{} {id} not found", subject.kind)))
+        .ok_or_else(|| PlanError::Invalid(format!("{kind} {id} not found")))
 }
 
 /// The contact given with the event first, field by field; the subject's

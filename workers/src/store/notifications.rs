@@ -235,13 +235,13 @@ pub async fn insert(
     .bind(notification.created_at)
     .execute(&mut *conn)
     .await?;
-    // Wakes the senders when the transaction commits.
-    for medium in media.iter().collect::<std::collections::BTreeSet<_>>() {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(wake_channel(Medium::parse(medium).unwrap_or(Medium::Email)))
-            .execute(&mut *conn)
-            .await?;
-    }
+    // Wakes the senders when the transaction commits (PostgreSQL folds
+    // repeated notifications of one channel into one).
+    let channels: Vec<&str> = deliveries.iter().map(|d| wake_channel(d.medium)).collect();
+    sqlx::query("SELECT pg_notify(channel, '') FROM UNNEST($1::text[]) AS c(channel)")
+        .bind(&channels)
+        .execute(&mut *conn)
+        .await?;
     Ok(true)
 }
 

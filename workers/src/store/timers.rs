@@ -35,24 +35,7 @@ pub async fn schedule(
     conn: &mut PgConnection,
     request: &TimerRequest,
 ) -> Result<Uuid, sqlx::Error> {
-    let inserted: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO timers (id, kind, key, fire_at, payload, correlation_id)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (kind, key) DO UPDATE
-             SET state = 'scheduled', fire_at = EXCLUDED.fire_at, payload = EXCLUDED.payload,
-                 cancelled_at = NULL
-             WHERE timers.state = 'cancelled'
-         RETURNING id",
-    )
-    .bind(Uuid::now_v7())
-    .bind(&request.kind)
-    .bind(&request.key)
-    .bind(request.fire_at)
-    .bind(&request.data)
-    .bind(&request.correlation_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match inserted {
+    match upsert(&mut *conn, request, false).await? {
         Some(id) => Ok(id),
         // Already scheduled (or fired): the existing timer is the answer.
         None => {
@@ -69,12 +52,25 @@ pub async fn schedule(
 /// cancelled), it fires at the new instant with the new data. For timers
 /// that follow something that can move, like an appointment's reminder.
 pub async fn rearm(conn: &mut PgConnection, request: &TimerRequest) -> Result<Uuid, sqlx::Error> {
+    upsert(conn, request, true)
+        .await?
+        .ok_or_else(|| sqlx::Error::Protocol("re-arming a timer returned no row".into()))
+}
+
+/// Inserts the timer, or re-arms the existing one when it is cancelled (or
+/// in any state, with `any_state`); `None` when it was left as it was.
+async fn upsert(
+    conn: &mut PgConnection,
+    request: &TimerRequest,
+    any_state: bool,
+) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO timers (id, kind, key, fire_at, payload, correlation_id)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (kind, key) DO UPDATE
              SET state = 'scheduled', fire_at = EXCLUDED.fire_at, payload = EXCLUDED.payload,
                  correlation_id = EXCLUDED.correlation_id, fired_at = NULL, cancelled_at = NULL
+             WHERE $7 OR timers.state = 'cancelled'
          RETURNING id",
     )
     .bind(Uuid::now_v7())
@@ -83,7 +79,8 @@ pub async fn rearm(conn: &mut PgConnection, request: &TimerRequest) -> Result<Uu
     .bind(request.fire_at)
     .bind(&request.data)
     .bind(&request.correlation_id)
-    .fetch_one(conn)
+    .bind(any_state)
+    .fetch_optional(conn)
     .await
 }
 
