@@ -5,26 +5,22 @@
 
 use std::sync::Arc;
 
+use std::future::Future;
+
 use futures::future::BoxFuture;
-use futures::{StreamExt, TryStreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::names::NOTIFICATION_EVENTS_QUEUE;
-use crate::broker::publisher::Publisher;
-use crate::broker::topology::{self, Definitions};
-use crate::broker::{self, dead_letter};
 use crate::config::Settings;
 use crate::contract::schemas::catalogue;
 use crate::domain::notification::Rules;
 use crate::notifications::{self, templates, PlanError, Planned};
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
-use crate::workers::settle::{settle, Failure, Verdict};
+use crate::workers::settle::{consume_each, settle, Consuming, Failure, Handler, Verdict};
 
 pub struct NotifyWorker {
     settings: Arc<Settings>,
@@ -68,74 +64,51 @@ pub fn load_rules() -> Result<Rules, WorkerError> {
 
 impl NotifyWorker {
     async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let rules = load_rules()?;
-        let connection = broker::connect(&self.settings.amqp_url, &self.name()).await?;
-        let channel = connection.create_channel().await?;
-        topology::declare(&channel, &Definitions::embedded()?).await?;
         let concurrency = self.settings.notify_concurrency.max(1);
-        channel
-            .basic_qos(concurrency as u16 * 2, BasicQosOptions::default())
-            .await?;
-        let publisher = Publisher::open(&connection).await?;
-        let pool = store::connect_lazy(&self.settings.database_url, concurrency as u32)?;
-        let tag = format!("notify-{}", uuid::Uuid::new_v4());
-        let consumer = channel
-            .basic_consume(
-                NOTIFICATION_EVENTS_QUEUE.into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        tracing::info!(queue = NOTIFICATION_EVENTS_QUEUE, concurrency, "consuming");
-        // In-flight events finish (or are left unacked for redelivery) when
-        // shutdown stops the stream.
-        let result = consumer
-            .take_until(shutdown.cancelled())
-            .map_err(WorkerError::from)
-            .try_for_each_concurrent(concurrency, |delivery| {
-                let (this, pool, rules, publisher, shutdown) =
-                    (&self, &pool, &rules, &publisher, &shutdown);
-                async move {
-                    match this.handle(pool, rules, &delivery, shutdown).await? {
-                        Verdict::Ack => {}
-                        Verdict::DeadLetter(reason) => {
-                            tracing::warn!(%reason, "event dead-lettered");
-                            dead_letter::send(
-                                publisher,
-                                &delivery,
-                                NOTIFICATION_EVENTS_QUEUE,
-                                &reason,
-                            )
-                            .await?;
-                        }
-                    }
-                    delivery.acker.ack(BasicAckOptions::default()).await?;
-                    Ok(())
-                }
-            })
-            .await;
-        result?;
-        if !shutdown.is_cancelled() {
-            return Err(WorkerError::ConsumerCancelled);
-        }
-        channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await?;
-        pool.close().await;
-        connection.close(200, "shutdown".into()).await?;
-        Ok(())
+        let planning = Planning {
+            settings: &self.settings,
+            rules: load_rules()?,
+            pool: store::connect_lazy(&self.settings.database_url, concurrency as u32)?,
+        };
+        let consuming = Consuming {
+            amqp_url: &self.settings.amqp_url,
+            name: "notify",
+            queue: NOTIFICATION_EVENTS_QUEUE,
+            concurrency,
+            prefetch: u16::try_from(concurrency * 2).unwrap_or(u16::MAX),
+        };
+        let result = consume_each(consuming, &planning, &shutdown).await;
+        planning.pool.close().await;
+        result
     }
+}
 
+/// The notify handler: one event, one transaction.
+struct Planning<'a> {
+    settings: &'a Settings,
+    rules: Rules,
+    pool: PgPool,
+}
+
+impl Handler for Planning<'_> {
+    fn handle<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        shutdown: &'a CancellationToken,
+    ) -> impl Future<Output = Result<Verdict, WorkerError>> + Send + 'a {
+        self.settle_event(delivery, shutdown)
+    }
+}
+
+impl Planning<'_> {
     /// Retries while the database is away (the event stays unacked); gives
     /// up only on events that can never be planned.
-    async fn handle(
+    async fn settle_event(
         &self,
-        pool: &PgPool,
-        rules: &Rules,
         delivery: &Delivery,
         shutdown: &CancellationToken,
     ) -> Result<Verdict, WorkerError> {
+        let (pool, rules) = (&self.pool, &self.rules);
         let event = match catalogue().validate_bytes(&delivery.data) {
             Ok(event) => event,
             Err(error) => return Ok(Verdict::DeadLetter(format!("rejected: {error}"))),

@@ -5,26 +5,22 @@
 
 use std::sync::Arc;
 
+use std::future::Future;
+
 use futures::future::BoxFuture;
-use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::names::REGISTRATION_REQUESTS_QUEUE;
-use crate::broker::publisher::Publisher;
-use crate::broker::topology::{self, Definitions};
-use crate::broker::{self, dead_letter};
 use crate::config::Settings;
 use crate::contract::schemas::catalogue;
 use crate::contract::{DocumentsRegistrationRequested, Event};
 use crate::documents::{self, DocumentError, RegistrationOutcome};
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
-use crate::workers::settle::{settle, Failure, Verdict};
+use crate::workers::settle::{consume_each, settle, Consuming, Failure, Handler, Verdict};
 
 /// Requests in flight per consumer: each is its own short transaction.
 const PREFETCH: u16 = 20;
@@ -57,55 +53,48 @@ impl Worker for RegistrationWorker {
 
 impl RegistrationWorker {
     async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let connection = broker::connect(&self.settings.amqp_url, &self.name()).await?;
-        let channel = connection.create_channel().await?;
-        topology::declare(&channel, &Definitions::embedded()?).await?;
-        channel
-            .basic_qos(PREFETCH, BasicQosOptions::default())
-            .await?;
-        let publisher = Publisher::open(&connection).await?;
-        let pool = store::connect_lazy(&self.settings.database_url, 2)?;
-        let tag = format!("registration-{}", uuid::Uuid::new_v4());
-        let mut consumer = channel
-            .basic_consume(
-                REGISTRATION_REQUESTS_QUEUE.into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        tracing::info!(queue = REGISTRATION_REQUESTS_QUEUE, "consuming");
-        loop {
-            let delivery = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                next = consumer.next() => next.ok_or(WorkerError::ConsumerCancelled)??,
-            };
-            let verdict = self.handle(&pool, &delivery, &shutdown).await?;
-            if let Verdict::DeadLetter(reason) = verdict {
-                tracing::warn!(%reason, "registration request dead-lettered");
-                let copy =
-                    dead_letter::dead_letter_copy(&delivery, REGISTRATION_REQUESTS_QUEUE, &reason);
-                publisher.send(&copy).await?.wait().await?;
-            }
-            delivery.acker.ack(BasicAckOptions::default()).await?;
-        }
-        channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await?;
-        pool.close().await;
-        connection.close(200, "shutdown".into()).await?;
-        Ok(())
+        let registering = Registering {
+            settings: &self.settings,
+            pool: store::connect_lazy(&self.settings.database_url, 2)?,
+        };
+        let consuming = Consuming {
+            amqp_url: &self.settings.amqp_url,
+            name: "registration",
+            queue: REGISTRATION_REQUESTS_QUEUE,
+            concurrency: 1,
+            prefetch: PREFETCH,
+        };
+        let result = consume_each(consuming, &registering, &shutdown).await;
+        registering.pool.close().await;
+        result
     }
+}
 
+/// The registration handler: one request, one transaction.
+struct Registering<'a> {
+    settings: &'a Settings,
+    pool: PgPool,
+}
+
+impl Handler for Registering<'_> {
+    fn handle<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        shutdown: &'a CancellationToken,
+    ) -> impl Future<Output = Result<Verdict, WorkerError>> + Send + 'a {
+        self.settle_request(delivery, shutdown)
+    }
+}
+
+impl Registering<'_> {
     /// Retries while the database is away (the message stays unacked); gives
     /// up only on requests that can never succeed.
-    async fn handle(
+    async fn settle_request(
         &self,
-        pool: &PgPool,
         delivery: &Delivery,
         shutdown: &CancellationToken,
     ) -> Result<Verdict, WorkerError> {
+        let pool = &self.pool;
         let request = match parse(&delivery.data) {
             Ok(request) => request,
             Err(reason) => return Ok(Verdict::DeadLetter(reason)),

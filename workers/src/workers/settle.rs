@@ -1,16 +1,22 @@
-//! How the one-message-at-a-time consumers (registration, notify) settle a
-//! message: retried while the database is away (the message stays unacked),
+//! The consumers that handle one message per transaction (registration,
+//! notify): `consume_each` runs the queue, `settle` decides each message:
+//! retried while the database is away (the message stays unacked),
 //! dead-lettered at once when it can never succeed, and dead-lettered after
 //! `HANDLER_MAX_ATTEMPTS` crashes, counting earlier deliveries.
 
 use std::future::Future;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span};
 
-use crate::broker::dead_letter;
+use crate::broker::publisher::Publisher;
+use crate::broker::topology::{self, Definitions};
+use crate::broker::{self, dead_letter};
 use crate::runtime::WorkerError;
 
 /// What to do with one delivery after trying it.
@@ -78,4 +84,83 @@ where
         }
         backoff = (backoff * 2).min(LAST_BACKOFF);
     }
+}
+
+/// Handles one message of a queue consumed by `consume_each`.
+pub trait Handler: Sync {
+    fn handle<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        shutdown: &'a CancellationToken,
+    ) -> impl Future<Output = Result<Verdict, WorkerError>> + Send + 'a;
+}
+
+/// Where and how `consume_each` consumes.
+pub struct Consuming<'a> {
+    pub amqp_url: &'a str,
+    /// Names the connection and the consumer tag.
+    pub name: &'a str,
+    pub queue: &'a str,
+    /// Messages handled at once.
+    pub concurrency: usize,
+    /// Unacknowledged messages the broker sends ahead.
+    pub prefetch: u16,
+}
+
+/// Consumes `queue` until shutdown: each message is handled, dead-lettered
+/// with its reason when the handler says so (waiting for the broker's
+/// confirm), then acked. In-flight messages finish, or stay unacked for
+/// redelivery, when shutdown stops the stream.
+pub async fn consume_each(
+    consuming: Consuming<'_>,
+    handler: &impl Handler,
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
+    let Consuming {
+        amqp_url,
+        name,
+        queue,
+        concurrency,
+        prefetch,
+    } = consuming;
+    let connection = broker::connect(amqp_url, name).await?;
+    let channel = connection.create_channel().await?;
+    topology::declare(&channel, &Definitions::embedded()?).await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let publisher = Publisher::open(&connection).await?;
+    let tag = format!("{name}-{}", uuid::Uuid::new_v4());
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue, concurrency, "consuming");
+    consumer
+        .take_until(shutdown.cancelled())
+        .map_err(WorkerError::from)
+        .try_for_each_concurrent(concurrency.max(1), |delivery| {
+            let publisher = &publisher;
+            async move {
+                if let Verdict::DeadLetter(reason) = handler.handle(&delivery, shutdown).await? {
+                    tracing::warn!(%reason, "message dead-lettered");
+                    dead_letter::send(publisher, &delivery, queue, &reason).await?;
+                }
+                delivery.acker.ack(BasicAckOptions::default()).await?;
+                Ok(())
+            }
+        })
+        .await?;
+    if !shutdown.is_cancelled() {
+        return Err(WorkerError::ConsumerCancelled);
+    }
+    channel
+        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+        .await?;
+    connection.close(200, "shutdown".into()).await?;
+    Ok(())
 }
