@@ -21,6 +21,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn request(aoo: &str) -> RegistrationRequest {
     RegistrationRequest {
+        id: Uuid::now_v7(),
         request_id: Uuid::now_v7(),
         aoo: Aoo::parse(aoo).unwrap(),
         subject: "Documenti inviati in videochiamata".into(),

@@ -27,7 +27,7 @@ pub struct Settings {
 
     /// Intake consumers (channels on one connection) in this process; they
     /// compete with each other and with other processes' consumers.
-    #[arg(long, env = "INTAKE_CONSUMERS", default_value_t = 1)]
+    #[arg(long, env = "INTAKE_CONSUMERS", default_value_t = 2)]
     pub intake_consumers: usize,
 
     /// Most messages applied in one database transaction.

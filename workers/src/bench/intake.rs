@@ -28,8 +28,8 @@ pub struct IntakeBench {
     /// 2-core machine is noisy.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    /// Intake consumers in the measured pipeline.
-    #[arg(long, default_value_t = 1)]
+    /// Intake consumers in the measured pipeline (the worker's default).
+    #[arg(long, default_value_t = 2)]
     pub consumers: usize,
     /// Most messages per database transaction in the pipeline.
     #[arg(long, default_value_t = 500)]

@@ -265,6 +265,7 @@ async fn registrars(
 
 fn bench_registration(aoo: &Aoo, registrar: usize, i: usize) -> RegistrationRequest {
     RegistrationRequest {
+        id: Uuid::now_v7(),
         request_id: Uuid::now_v7(),
         aoo: aoo.clone(),
         subject: "Documenti inviati in videochiamata".into(),

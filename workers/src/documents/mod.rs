@@ -501,6 +501,7 @@ pub async fn complete_registration(
     let registration = register::register(
         tx,
         &[RegistrationRequest {
+            id: Uuid::now_v7(),
             request_id: request.message_id,
             aoo,
             subject: payload.subject.clone(),

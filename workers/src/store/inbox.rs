@@ -42,6 +42,7 @@ pub async fn record(
     .fetch_all(&mut *conn)
     .await?;
 
+    let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
     let mut outcomes = Vec::with_capacity(entries.len());
     let mut claimed = std::collections::HashSet::new();
     for entry in entries {

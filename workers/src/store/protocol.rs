@@ -1,6 +1,8 @@
 //! The protocol register in PostgreSQL: numbers, registrations, annulments,
 //! daily registers. Every function works inside the caller's transaction.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -12,6 +14,9 @@ use crate::timers::cron::TIME_ZONE;
 
 #[derive(Debug, Clone)]
 pub struct RegistrationRequest {
+    /// The id the registration gets if it is new: chosen by the caller, so
+    /// rows that point at it can be written before the number is taken.
+    pub id: Uuid,
     /// What asked for the registration; registering it again is a no-op.
     pub request_id: Uuid,
     pub aoo: Aoo,
@@ -45,43 +50,39 @@ pub enum RegisterError {
 }
 
 /// Registers each request (or returns its existing registration), taking
-/// consecutive numbers per AOO. Numbers are taken under the counter row's
-/// lock and the registration time is read after it, so number order and time
-/// order agree. Roll back on any error: the numbers return to the counter.
+/// consecutive numbers per AOO. Numbers are taken under the counter rows'
+/// locks, held until the transaction ends, and the registration time is read
+/// after them, so number order and time order agree. Callers take the numbers
+/// as late in their transaction as they can: the locks serialise everyone
+/// registering in the same AOO. Roll back on any error: the numbers return to
+/// the counter.
 pub async fn register(
     conn: &mut PgConnection,
     requests: &[RegistrationRequest],
 ) -> Result<Vec<Registration>, RegisterError> {
     let request_ids: Vec<Uuid> = requests.iter().map(|r| r.request_id).collect();
-    let mut existing = find_by_requests(conn, &request_ids).await?;
-    let mut new: Vec<&RegistrationRequest> = requests
-        .iter()
-        .filter(|r| !existing.iter().any(|e| e.request_id == r.request_id))
-        .collect();
-    new.dedup_by_key(|r| r.request_id);
+    let existing = find_by_requests(conn, &request_ids).await?;
+    let mut by_request: HashMap<Uuid, Registration> =
+        existing.into_iter().map(|r| (r.request_id, r)).collect();
+    let mut new: Vec<&RegistrationRequest> = Vec::new();
+    let mut seen = HashSet::new();
+    for request in requests {
+        if !by_request.contains_key(&request.request_id) && seen.insert(request.request_id) {
+            new.push(request);
+        }
+    }
     // One lock order for everyone: no deadlock between AOOs.
     new.sort_by(|a, b| a.aoo.as_str().cmp(b.aoo.as_str()));
 
+    let year = protocol::numbering_year(Utc::now());
     let mut registered = Vec::with_capacity(new.len());
-    for group in new.chunk_by(|a, b| a.aoo == b.aoo) {
-        let aoo = &group[0].aoo;
-        let year = protocol::numbering_year(Utc::now());
-        let row = sqlx::query(
-            "INSERT INTO protocol_counters (aoo, year, last_number) VALUES ($1, $2, $3)
-             ON CONFLICT (aoo, year)
-                 DO UPDATE SET last_number = protocol_counters.last_number + EXCLUDED.last_number
-             RETURNING last_number, clock_timestamp() AS now",
-        )
-        .bind(aoo.as_str())
-        .bind(year)
-        .bind(group.len() as i64)
-        .fetch_one(&mut *conn)
-        .await?;
-        let last: i64 = row.try_get("last_number")?;
-        let registered_at: DateTime<Utc> = row.try_get("now")?;
+    let groups: Vec<&[&RegistrationRequest]> = new.chunk_by(|a, b| a.aoo == b.aoo).collect();
+    let counters = take_numbers(conn, year, &groups).await?;
+    for (group, (last, registered_at)) in groups.iter().zip(counters) {
         if protocol::numbering_year(registered_at) != year {
             return Err(RegisterError::YearChanged);
         }
+        let aoo = &group[0].aoo;
         let date = protocol::registration_date(registered_at);
         let first = last - group.len() as i64 + 1;
         for (offset, request) in group.iter().enumerate() {
@@ -89,7 +90,7 @@ pub async fn register(
             registered.push((
                 *request,
                 Registration {
-                    id: Uuid::now_v7(),
+                    id: request.id,
                     request_id: request.request_id,
                     aoo: aoo.to_string(),
                     year,
@@ -103,10 +104,60 @@ pub async fn register(
         }
     }
     insert(conn, &registered).await?;
-    existing.extend(registered.into_iter().map(|(_, r)| r));
+    by_request.extend(registered.into_iter().map(|(_, r)| (r.request_id, r)));
     // In the callers' order.
-    existing.sort_by_key(|r| request_ids.iter().position(|id| *id == r.request_id));
-    Ok(existing)
+    request_ids
+        .iter()
+        .map(|id| {
+            by_request.get(id).cloned().ok_or_else(|| {
+                RegisterError::Database(sqlx::Error::Protocol(format!(
+                    "request {id} was neither registered nor found"
+                )))
+            })
+        })
+        .collect()
+}
+
+/// Advances the counter of each group's AOO by the group's size, in one
+/// statement that locks the rows in AOO order (the groups come sorted).
+/// Returns, per group, the last number taken and the time read after the lock.
+async fn take_numbers(
+    conn: &mut PgConnection,
+    year: i32,
+    groups: &[&[&RegistrationRequest]],
+) -> Result<Vec<(i64, DateTime<Utc>)>, sqlx::Error> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let aoos: Vec<&str> = groups.iter().map(|g| g[0].aoo.as_str()).collect();
+    let counts: Vec<i64> = groups.iter().map(|g| g.len() as i64).collect();
+    let rows = sqlx::query(
+        "INSERT INTO protocol_counters (aoo, year, last_number)
+         SELECT aoo, $2, taken FROM UNNEST($1::text[], $3::bigint[]) AS t(aoo, taken) ORDER BY aoo
+         ON CONFLICT (aoo, year)
+             DO UPDATE SET last_number = protocol_counters.last_number + EXCLUDED.last_number
+         RETURNING aoo, last_number, clock_timestamp() AS now",
+    )
+    .bind(&aoos)
+    .bind(year)
+    .bind(&counts)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut taken: HashMap<String, (i64, DateTime<Utc>)> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        taken.insert(
+            row.try_get("aoo")?,
+            (row.try_get("last_number")?, row.try_get("now")?),
+        );
+    }
+    aoos.iter()
+        .map(|aoo| {
+            taken
+                .get(*aoo)
+                .copied()
+                .ok_or_else(|| sqlx::Error::Protocol(format!("no counter returned for AOO {aoo}")))
+        })
+        .collect()
 }
 
 async fn insert(

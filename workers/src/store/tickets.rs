@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::domain::routing::{Ambito, RoutingRule, RoutingTable};
-use crate::domain::ticket::{Change, NewTicket, TicketRegistration, TicketState};
+use crate::domain::ticket::{Change, NewTicket, TicketState};
 
 /// The routing reference data, as it is now: a rule changed in the tables
 /// takes effect on the next batch.
@@ -103,11 +103,13 @@ pub async fn delegating_citizens(
     .await
 }
 
-/// Stores new tickets with their registration, their case (for attachments)
-/// and the `opened` history entry.
+/// Stores new tickets, each with the id of its registration, together with
+/// their case (for attachments) and the `opened` history entry, in one
+/// statement. The registration may be written later in the transaction: the
+/// reference is checked at commit.
 pub async fn insert(
     conn: &mut PgConnection,
-    tickets: &[(NewTicket, TicketRegistration)],
+    tickets: &[(&NewTicket, Uuid)],
 ) -> Result<(), sqlx::Error> {
     if tickets.is_empty() {
         return Ok(());
@@ -117,27 +119,44 @@ pub async fn insert(
     };
     let ids: Vec<Uuid> = tickets.iter().map(|(t, _)| t.id).collect();
     let requests: Vec<Uuid> = tickets.iter().map(|(t, _)| t.request_message_id).collect();
-    let registrations: Vec<Uuid> = tickets.iter().map(|(_, r)| r.id).collect();
+    let registrations: Vec<Uuid> = tickets.iter().map(|(_, r)| *r).collect();
     let opened: Vec<DateTime<Utc>> = tickets.iter().map(|(t, _)| t.opened_at).collect();
     let principals: Vec<serde_json::Value> = tickets
         .iter()
         .map(|(t, _)| serde_json::to_value(&t.submitted_by).unwrap_or_default())
         .collect();
+    // One case per ticket, same id: the documents module keeps attachments by case.
     sqlx::query(
-        "INSERT INTO tickets (id, request_message_id, channel, ambito, matricola, subject, body,
-                              subject_tax_code, submitted_by, contact_email, contact_phone,
-                              correlation_id, opened_at, updated_at, office_aoo, desk_kind,
-                              routed_by, routing_note, registration_id, province, municipality)
-         SELECT id, req, channel, ambito, matricola, subject, body, tax_code, principal,
-                email, phone, correlation, opened, opened, office, desk, routed_by, note,
-                registration, province, municipality
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::jsonb[], $10::text[], $11::text[], $12::text[],
-                     $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::text[],
-                     $18::uuid[], $19::text[], $20::text[])
-              AS t(id, req, channel, ambito, matricola, subject, body, tax_code, principal,
-                   email, phone, correlation, opened, office, desk, routed_by, note,
-                   registration, province, municipality)",
+        "WITH new_tickets AS (
+             INSERT INTO tickets (id, request_message_id, channel, ambito, matricola, subject,
+                                  body, subject_tax_code, submitted_by, contact_email,
+                                  contact_phone, correlation_id, opened_at, updated_at,
+                                  office_aoo, desk_kind, routed_by, routing_note,
+                                  registration_id, province, municipality)
+             SELECT id, req, channel, ambito, matricola, subject, body, tax_code, principal,
+                    email, phone, correlation, opened, opened, office, desk, routed_by, note,
+                    registration, province, municipality
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::text[],
+                         $11::text[], $12::text[], $13::timestamptz[], $14::text[],
+                         $15::text[], $16::text[], $17::text[], $18::uuid[], $19::text[],
+                         $20::text[])
+                  AS t(id, req, channel, ambito, matricola, subject, body, tax_code, principal,
+                       email, phone, correlation, opened, office, desk, routed_by, note,
+                       registration, province, municipality)
+             RETURNING id, subject_tax_code, matricola, office_aoo, subject, opened_at,
+                       submitted_by, correlation_id
+         ),
+         new_cases AS (
+             INSERT INTO cases (id, citizen_tax_code, matricola, office_aoo, subject, opened_at)
+             SELECT id, subject_tax_code, matricola, office_aoo, subject, opened_at
+             FROM new_tickets
+         )
+         INSERT INTO ticket_history (ticket_id, kind, from_state, to_state, visibility,
+                                     to_office, actor, at, correlation_id)
+         SELECT id, 'opened', NULL, 'aperta', 'public', office_aoo, submitted_by, opened_at,
+                correlation_id
+         FROM new_tickets",
     )
     .bind(&ids)
     .bind(&requests)
@@ -163,26 +182,6 @@ pub async fn insert(
     .bind(text(|t| {
         t.location.as_ref().and_then(|l| l.municipality.clone())
     }))
-    .execute(&mut *conn)
-    .await?;
-
-    // One case per ticket, same id: the documents module keeps attachments by case.
-    sqlx::query(
-        "INSERT INTO cases (id, citizen_tax_code, matricola, office_aoo, subject, opened_at)
-         SELECT id, subject_tax_code, matricola, office_aoo, subject, opened_at
-         FROM tickets WHERE id = ANY($1)",
-    )
-    .bind(&ids)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO ticket_history (ticket_id, kind, from_state, to_state, visibility, to_office,
-                                     actor, at, correlation_id)
-         SELECT id, 'opened', NULL, 'aperta', 'public', office_aoo, submitted_by, opened_at,
-                correlation_id
-         FROM tickets WHERE id = ANY($1)",
-    )
-    .bind(&ids)
     .execute(conn)
     .await?;
     Ok(())

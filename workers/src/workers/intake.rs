@@ -456,6 +456,7 @@ fn registration_request(
     attachments: &[StoredAttachment],
 ) -> Result<RegistrationRequest, ApplyFailure> {
     Ok(RegistrationRequest {
+        id: Uuid::now_v7(),
         request_id: ticket.request_message_id,
         aoo: Aoo::parse(&ticket.routing.office_aoo)
             .map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
@@ -476,7 +477,7 @@ fn registration_request(
 
 fn attachment_documents(
     ticket: &NewTicket,
-    registration: &TicketRegistration,
+    registration_id: Uuid,
     attachments: &[StoredAttachment],
 ) -> Vec<Document> {
     attachments
@@ -494,13 +495,20 @@ fn attachment_documents(
             conformity_asserted: false,
             uploaded_by: serde_json::to_value(&ticket.submitted_by).unwrap_or_default(),
             uploaded_at: ticket.opened_at,
-            registration_id: Some(registration.id),
+            registration_id: Some(registration_id),
         })
         .collect()
 }
 
-/// One transaction for the group: inbox, routing, registration, tickets,
-/// attachments, events.
+/// A ticket about to be opened, with what its registration will record.
+struct Opening<'a> {
+    ticket: NewTicket,
+    attachments: &'a [StoredAttachment],
+    registration: RegistrationRequest,
+}
+
+/// One transaction for the group: inbox, routing, tickets, attachments,
+/// registration, events.
 async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, ApplyFailure> {
     let mut tx = pool.begin().await.map_err(classify)?;
     let subjects = subjects(&mut tx, group).await?;
@@ -519,7 +527,7 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
 
     let routing = tickets::routing_table(&mut tx).await.map_err(classify)?;
     let now = Utc::now();
-    let mut opened = Vec::new();
+    let mut openings = Vec::new();
     for ((item, subject), outcome) in accepted.iter().zip(&recorded) {
         if *outcome != InboxOutcome::New {
             continue;
@@ -531,32 +539,55 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
             payload.position_location.as_ref(),
             payload.location.as_ref(),
         );
-        opened.push((
-            open_ticket(request, (*subject).clone(), decision, now),
-            item.attachments,
-        ));
+        let ticket = open_ticket(request, (*subject).clone(), decision, now);
+        let registration = registration_request(&ticket, item.attachments)?;
+        openings.push(Opening {
+            ticket,
+            attachments: item.attachments,
+            registration,
+        });
     }
-    let requests = opened
+
+    // Everything that only points at a registration goes first: taking the
+    // numbers locks the offices' counters until the commit, and every other
+    // registrar of those offices waits for it.
+    let rows: Vec<(&NewTicket, Uuid)> = openings
         .iter()
-        .map(|(ticket, attachments)| registration_request(ticket, attachments))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|o| (&o.ticket, o.registration.id))
+        .collect();
+    tickets::insert(&mut tx, &rows).await.map_err(classify)?;
+    let documents: Vec<Document> = openings
+        .iter()
+        .flat_map(|o| attachment_documents(&o.ticket, o.registration.id, o.attachments))
+        .collect();
+    documents::insert_documents(&mut tx, &documents)
+        .await
+        .map_err(classify)?;
+
+    let requests: Vec<RegistrationRequest> =
+        openings.iter().map(|o| o.registration.clone()).collect();
     let registrations = register::register(&mut tx, &requests)
         .await
         .map_err(|e| match e {
             RegisterError::Database(e) => classify(e),
             RegisterError::YearChanged => ApplyFailure::Transient(e.to_string()),
         })?;
-
-    let mut rows = Vec::with_capacity(opened.len());
-    let mut documents = Vec::new();
-    let mut events = Vec::with_capacity(opened.len());
-    for ((ticket, attachments), registration) in opened.into_iter().zip(registrations) {
+    let mut events = Vec::with_capacity(openings.len());
+    for (opening, registration) in openings.iter().zip(registrations) {
+        // A request registered before (it cannot be: its inbox row is new)
+        // would leave the ticket pointing at nothing.
+        if registration.id != opening.registration.id {
+            return Err(ApplyFailure::Crashed(format!(
+                "request {} was already registered as {}",
+                registration.request_id, registration.signature
+            )));
+        }
         let registration = TicketRegistration {
             id: registration.id,
             signature: registration.signature,
         };
-        documents.extend(attachment_documents(&ticket, &registration, attachments));
-        let event = opened_event(&ticket, &registration, attachments.len());
+        let ticket = &opening.ticket;
+        let event = opened_event(ticket, &registration, opening.attachments.len());
         events.push(
             OutboxMessage::event(&event, None).map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
         );
@@ -567,12 +598,7 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
             signature = %registration.signature,
             "ticket opened"
         );
-        rows.push((ticket, registration));
     }
-    tickets::insert(&mut tx, &rows).await.map_err(classify)?;
-    documents::insert_documents(&mut tx, &documents)
-        .await
-        .map_err(classify)?;
     outbox::enqueue(&mut tx, &events).await.map_err(classify)?;
     tx.commit().await.map_err(classify)?;
 
