@@ -260,3 +260,75 @@ async fn processing_resumes_after_the_database_drops_every_connection() {
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
 }
+
+#[actix_rt::test]
+async fn concurrent_consumers_number_each_office_without_gaps() {
+    // Small batches on three consumers: many transactions register in the
+    // same offices at once.
+    let env = TestEnv::new_with(|settings| {
+        settings.intake_consumers = 3;
+        settings.intake_batch_size = 15;
+        settings.intake_prefetch = 30;
+    })
+    .await;
+    let workers = env.start(&[WorkerKind::Intake]);
+    let locations = [
+        json!({"province": "CR", "municipality": "Crema"}),
+        json!({"province": "LO", "municipality": "Lodi"}),
+        json!({"province": "GE", "municipality": "Genova"}),
+        json!({"province": "MI", "municipality": "Milano", "postal_code": "20125"}),
+        json!({"province": "ZZ", "municipality": "Altrove"}),
+    ];
+    let connection = sportello::broker::connect(&env.channel_url("cassetto"), "test-load")
+        .await
+        .unwrap();
+    let publisher = sportello::broker::publisher::Publisher::open(&connection)
+        .await
+        .unwrap();
+    const REQUESTS: usize = 300;
+    for i in 0..REQUESTS {
+        let request = request_v2(
+            citizen_json("RSSMRA85T10A562S"),
+            &format!("load-{i}"),
+            "versamenti",
+            "4901234567",
+            "F24 non abbinato",
+            locations[i % locations.len()].clone(),
+        );
+        publish_on(&publisher, "cassetto.request.submitted", &bytes(&request))
+            .await
+            .unwrap();
+    }
+    let _ = connection.close(200, "done".into()).await;
+    assert!(
+        eventually(WAIT, || async {
+            env.ticket_count().await == REQUESTS as i64
+        })
+        .await,
+        "every request became a ticket"
+    );
+
+    // Every ticket points at the registration of its own request, in its office.
+    let (matching,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM tickets t JOIN registrations r
+           ON r.id = t.registration_id AND r.request_id = t.request_message_id
+          AND r.aoo = t.office_aoo",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(matching, REQUESTS as i64);
+    // Each office's numbers are 1..n: none skipped, none taken twice.
+    let per_office: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT aoo, count(*), min(number), max(number) FROM registrations GROUP BY aoo",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(per_office.len(), locations.len());
+    for (aoo, count, first, last) in per_office {
+        assert_eq!((first, last), (1, count), "office {aoo}");
+    }
+    assert!(workers.shutdown(WAIT).await);
+    env.cleanup().await;
+}
