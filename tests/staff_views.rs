@@ -125,14 +125,31 @@ impl Staff<'_> {
         self.keys.issue(who, chrono::Duration::minutes(30)).unwrap()
     }
 
-    fn cookie(&self, who: &Principal) -> String {
-        format!("sportello_sessione={}", self.token(who))
+    /// The session cookie an operator gets by signing in with their token.
+    /// Anyone else cannot sign in: they get a cookie holding their raw token,
+    /// which is what they could forge.
+    async fn cookie(&self, who: &Principal) -> String {
+        let token = self.token(who);
+        let response = self
+            .http
+            .post(format!("{}/ufficio/accesso", self.base))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|c| c.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned);
+        cookie.unwrap_or_else(|| format!("sportello_sessione={token}"))
     }
 
     async fn get(&self, who: Option<&Principal>, path: &str) -> (StatusCode, String) {
         let mut request = self.http.get(format!("{}{path}", self.base));
         if let Some(who) = who {
-            request = request.header("cookie", self.cookie(who));
+            request = request.header("cookie", self.cookie(who).await);
         }
         let response = request.send().await.unwrap();
         let status = response.status();
@@ -142,7 +159,7 @@ impl Staff<'_> {
     async fn post(&self, who: &Principal, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie(who))
+            .header("cookie", self.cookie(who).await)
             .form(form)
             .send()
             .await
@@ -388,18 +405,66 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
         .await
         .unwrap()
         .contains("Accesso riservato agli operatori di sede"));
+    // A cookie is a session key, not a token: a token put there by hand
+    // (here a citizen's) is no session.
     for path in ["/ufficio".to_owned(), format!("/ufficio/quesiti/{ticket}")] {
-        let (status, page) = staff.get(Some(&a_citizen), &path).await;
+        let response = staff
+            .http
+            .get(format!("{base}{path}"))
+            .header("cookie", staff.cookie(&a_citizen).await)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
-            status,
-            StatusCode::FORBIDDEN,
-            "{path} with a citizen's cookie"
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "{path} with a citizen's token as cookie"
         );
-        assert!(
-            page.contains("Accesso riservato agli operatori di sede"),
-            "{page}"
-        );
+        assert_eq!(response.headers()["location"], "/ufficio/accesso");
     }
+    let operator_token = staff.token(&crema);
+    let response = staff
+        .http
+        .get(format!("{base}/ufficio"))
+        .header("cookie", format!("sportello_sessione={operator_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "an operator's token as cookie"
+    );
+
+    // Signing out ends the session: the same cookie, replayed, is refused.
+    let session = staff.cookie(&crema).await;
+    let queue = |cookie: String| {
+        staff
+            .http
+            .get(format!("{base}/ufficio"))
+            .header("cookie", cookie)
+            .send()
+    };
+    assert_eq!(
+        queue(session.clone()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let response = staff
+        .http
+        .post(format!("{base}/ufficio/uscita"))
+        .header("cookie", session.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/ufficio/accesso");
+    let replayed = queue(session).await.unwrap();
+    assert_eq!(
+        replayed.status(),
+        StatusCode::SEE_OTHER,
+        "a session signed out of"
+    );
+    assert_eq!(replayed.headers()["location"], "/ufficio/accesso");
     let response = staff
         .http
         .post(format!("{base}/ufficio/accesso"))
@@ -433,7 +498,7 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
     let response = staff
         .http
         .post(format!("{base}/ufficio/quesiti/{ticket}/presa-in-carico"))
-        .header("cookie", staff.cookie(&crema))
+        .header("cookie", staff.cookie(&crema).await)
         .header("origin", "https://evil.example")
         .form(&[("comment", "x")])
         .send()
@@ -691,7 +756,7 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
         let response = staff
             .http
             .post(format!("{base}/ufficio/quesiti/{other}/commento"))
-            .header("cookie", staff.cookie(&crema))
+            .header("cookie", staff.cookie(&crema).await)
             .header("x-correlation-id", "corr-staff-double")
             .form(&[
                 ("action_key", "form-abc"),
@@ -720,7 +785,7 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
     let response = staff
         .http
         .get(format!("{base}/ufficio/documenti/{attachment}"))
-        .header("cookie", staff.cookie(&crema))
+        .header("cookie", staff.cookie(&crema).await)
         .send()
         .await
         .unwrap();

@@ -9,10 +9,15 @@ use serde::{Deserialize, Serialize};
 use crate::contract::{Authentication, CodiceFiscale, Principal};
 use crate::domain::protocol::Aoo;
 
-/// Who the token is about and until when.
+/// The audience our tokens must name: a token the identity provider signed
+/// for another service of the institute (same key, same issuer) is refused.
+pub const AUDIENCE: &str = "sportello";
+
+/// Who the token is about, for whom and until when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
+    pub aud: String,
     pub sub: String,
     pub iat: i64,
     pub exp: i64,
@@ -46,6 +51,7 @@ impl TokenKeys {
         let now = Utc::now();
         let claims = Claims {
             iss: self.issuer.clone(),
+            aud: AUDIENCE.to_owned(),
             sub: principal.actor_key(),
             iat: now.timestamp(),
             exp: (now + valid_for).timestamp(),
@@ -58,13 +64,18 @@ impl TokenKeys {
         )?)
     }
 
-    /// The principal of a valid, unexpired token of our issuer.
+    /// The principal of a valid, unexpired token of our issuer, for us.
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        Ok(self.verify_claims(token)?.principal)
+    }
+
+    /// The claims of a valid, unexpired token of our issuer, for us.
+    pub fn verify_claims(&self, token: &str) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)?;
-        Ok(data.claims.principal)
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)?.claims)
     }
 }
 
@@ -132,5 +143,28 @@ mod tests {
             .unwrap();
         assert!(keys.verify(&foreign).is_err());
         assert!(keys.verify("not.a.token").is_err());
+    }
+
+    #[test]
+    fn a_token_for_another_audience_or_none_is_refused() {
+        let keys = TokenKeys::new("secret", "idp");
+        let now = Utc::now().timestamp();
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"secret"),
+            )
+            .unwrap()
+        };
+        let mut claims = serde_json::json!({
+            "iss": "idp", "aud": "another-service", "sub": "citizen:RSSMRA85T10A562S",
+            "iat": now, "exp": now + 300, "principal": citizen(),
+        });
+        assert!(keys.verify(&sign(claims.clone())).is_err());
+        claims.as_object_mut().unwrap().remove("aud");
+        assert!(keys.verify(&sign(claims.clone())).is_err());
+        claims["aud"] = serde_json::json!(AUDIENCE);
+        assert_eq!(keys.verify(&sign(claims)).unwrap(), citizen());
     }
 }

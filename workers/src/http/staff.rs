@@ -3,10 +3,12 @@
 //! attachments, and the forms that take it in charge, comment, close or
 //! reassign it.
 //!
-//! The operator signs in by pasting the token their identity provider signed;
-//! it is kept in an HttpOnly, SameSite=Strict cookie scoped to `/ufficio`, and
-//! verified again on every request (it carries its own expiry). Besides the
-//! SameSite cookie, a POST whose `Origin` names another site is refused.
+//! The operator signs in by pasting the token their identity provider signed.
+//! That opens a server-side session (`store::staff_sessions`) lasting as long
+//! as the token, at most `MAX_SESSION`; the browser gets only the session's
+//! random key, in an HttpOnly, SameSite=Strict cookie scoped to `/ufficio`.
+//! Signing out ends the session for good. Besides the SameSite cookie, a POST
+//! whose `Origin` names another site is refused.
 //!
 //! Handlers only translate between HTTP and `tickets`: the lifecycle rules
 //! live in `domain::ticket`, access checks and transactions in `tickets`.
@@ -29,6 +31,7 @@ use crate::documents::{self, DocumentError};
 use crate::domain::ticket::{
     ChangeKind, LifecycleError, Outcome, TicketAction, TicketState, Visibility, MAX_COMMENT_CHARS,
 };
+use crate::store::staff_sessions;
 use crate::tickets::{self, SearchQuery, TicketDetail, TicketError};
 use crate::timers::cron::TIME_ZONE;
 
@@ -37,6 +40,9 @@ const SCOPE: &str = "/ufficio";
 const LOGIN: &str = "/ufficio/accesso";
 const NOT_AN_OPERATOR: &str = "Accesso riservato agli operatori di sede.";
 const UNAVAILABLE: &str = "Il servizio non ha potuto completare la richiesta; riprova più tardi.";
+/// However long the identity provider's token lasts, a staff session ends
+/// after a working day.
+const MAX_SESSION: chrono::Duration = chrono::Duration::hours(10);
 
 /// Our pages need nothing but their own inline style and their own forms;
 /// they are never framed (no clickjacking of the action buttons).
@@ -167,10 +173,12 @@ struct Session {
 
 /// Why a request has no operator's session.
 enum Refusal {
-    /// No cookie, or a token that is not valid (any more): sign in.
+    /// No cookie, or a session that is not open (any more): sign in.
     SignIn,
     /// A valid token, but not an operator's.
     NotAnOperator,
+    /// The sessions could not be read.
+    Unavailable,
 }
 
 impl Refusal {
@@ -178,15 +186,20 @@ impl Refusal {
         match self {
             Refusal::SignIn => redirect(LOGIN),
             Refusal::NotAnOperator => error_page(StatusCode::FORBIDDEN, None, NOT_AN_OPERATOR),
+            Refusal::Unavailable => error_page(StatusCode::SERVICE_UNAVAILABLE, None, UNAVAILABLE),
         }
     }
 }
 
-/// The operator of the session cookie.
-fn session(state: &ApiState, request: &HttpRequest) -> Result<Session, Refusal> {
-    let principal = request
-        .cookie(SESSION_COOKIE)
-        .and_then(|cookie| state.keys.verify(cookie.value()).ok())
+/// The operator of the session cookie's open session.
+async fn session(state: &ApiState, request: &HttpRequest) -> Result<Session, Refusal> {
+    let key = request.cookie(SESSION_COOKIE).ok_or(Refusal::SignIn)?;
+    let principal = staff_sessions::principal(&state.pool, key.value())
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "staff sessions unavailable");
+            Refusal::Unavailable
+        })?
         .ok_or(Refusal::SignIn)?;
     let operator = match &principal {
         Principal::Operator {
@@ -324,7 +337,7 @@ fn italian(error: &TicketError, attempted: Option<FormAction>) -> String {
 
 async fn login_page(state: web::Data<ApiState>, request: HttpRequest) -> HttpResponse {
     // Already signed in: straight to the queue.
-    if session(&state, &request).is_ok() {
+    if session(&state, &request).await.is_ok() {
         return redirect(SCOPE);
     }
     render(StatusCode::OK, "accesso.html", context! {})
@@ -360,39 +373,54 @@ async fn login(
     if cross_origin(&request) {
         return cross_origin_refused();
     }
-    let token = form.token.trim();
-    match state.keys.verify(token) {
-        Ok(Principal::Operator { .. }) => {
-            let cookie = Cookie::build(SESSION_COOKIE, token.to_owned())
-                .path(SCOPE)
-                .http_only(true)
-                .same_site(SameSite::Strict)
-                .secure(needs_secure_cookie(&request))
-                .finish();
-            secured(HttpResponse::SeeOther())
-                .cookie(cookie)
-                .insert_header((header::LOCATION, SCOPE))
-                .finish()
-        }
-        Ok(_) => render(
-            StatusCode::FORBIDDEN,
-            "accesso.html",
-            context! { error => NOT_AN_OPERATOR },
-        ),
+    let claims = match state.keys.verify_claims(form.token.trim()) {
+        Ok(claims) => claims,
         Err(error) => {
             tracing::info!(%error, "staff sign-in refused");
-            render(
+            return render(
                 StatusCode::UNAUTHORIZED,
                 "accesso.html",
                 context! { error => "Token non valido o scaduto: richiedine uno nuovo." },
-            )
+            );
         }
+    };
+    if !matches!(claims.principal, Principal::Operator { .. }) {
+        return render(
+            StatusCode::FORBIDDEN,
+            "accesso.html",
+            context! { error => NOT_AN_OPERATOR },
+        );
     }
+    let token_expiry = DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
+    let expires_at = token_expiry.min(Utc::now() + MAX_SESSION);
+    let key = match staff_sessions::open(&state.pool, &claims.principal, expires_at).await {
+        Ok(key) => key,
+        Err(error) => {
+            tracing::error!(%error, "could not open a staff session");
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, None, UNAVAILABLE);
+        }
+    };
+    let cookie = Cookie::build(SESSION_COOKIE, key)
+        .path(SCOPE)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(needs_secure_cookie(&request))
+        .finish();
+    secured(HttpResponse::SeeOther())
+        .cookie(cookie)
+        .insert_header((header::LOCATION, SCOPE))
+        .finish()
 }
 
-async fn logout(request: HttpRequest) -> HttpResponse {
+async fn logout(state: web::Data<ApiState>, request: HttpRequest) -> HttpResponse {
     if cross_origin(&request) {
         return cross_origin_refused();
+    }
+    if let Some(key) = request.cookie(SESSION_COOKIE) {
+        if let Err(error) = staff_sessions::end(&state.pool, key.value()).await {
+            tracing::error!(%error, "could not end a staff session");
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, None, UNAVAILABLE);
+        }
     }
     let mut cookie = Cookie::build(SESSION_COOKIE, "").path(SCOPE).finish();
     cookie.make_removal();
@@ -443,7 +471,7 @@ async fn queue(state: web::Data<ApiState>, request: HttpRequest) -> HttpResponse
     let Session {
         principal,
         operator,
-    } = match session(&state, &request) {
+    } = match session(&state, &request).await {
         Ok(session) => session,
         Err(refusal) => return refusal.response(),
     };
@@ -684,7 +712,7 @@ async fn detail(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    let session = match session(&state, &request) {
+    let session = match session(&state, &request).await {
         Ok(session) => session,
         Err(refusal) => return refusal.response(),
     };
@@ -752,7 +780,7 @@ async fn act(
     if cross_origin(&request) {
         return cross_origin_refused();
     }
-    let session = match session(&state, &request) {
+    let session = match session(&state, &request).await {
         Ok(session) => session,
         Err(refusal) => return refusal.response(),
     };
@@ -802,7 +830,7 @@ async fn download(
     let Session {
         principal,
         operator,
-    } = match session(&state, &request) {
+    } = match session(&state, &request).await {
         Ok(session) => session,
         Err(refusal) => return refusal.response(),
     };

@@ -5,6 +5,7 @@ pub mod inbox;
 pub mod notifications;
 pub mod outbox;
 pub mod protocol;
+pub mod staff_sessions;
 pub mod tickets;
 pub mod timers;
 

@@ -1,0 +1,70 @@
+//! Staff sessions (`/ufficio`): opened by a sign-in with the identity
+//! provider's token, ended by signing out or by their expiry.
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::contract::Principal;
+
+/// Expired sessions are kept this long (who was signed in when), then purged.
+const KEEP_EXPIRED_DAYS: i32 = 7;
+
+fn digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Opens a session for `principal` until `expires_at` and returns its key,
+/// the only copy of which goes to the browser.
+pub async fn open(
+    pool: &PgPool,
+    principal: &Principal,
+    expires_at: DateTime<Utc>,
+) -> Result<String, sqlx::Error> {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let principal =
+        serde_json::to_value(principal).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // Sign-ins are rare enough to carry the housekeeping.
+    sqlx::query("DELETE FROM staff_sessions WHERE expires_at < now() - make_interval(days => $1)")
+        .bind(KEEP_EXPIRED_DAYS)
+        .execute(pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO staff_sessions (key_sha256, principal, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(digest(&key))
+    .bind(principal)
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(key)
+}
+
+/// Who holds the session `key`, if it is open and unexpired.
+pub async fn principal(pool: &PgPool, key: &str) -> Result<Option<Principal>, sqlx::Error> {
+    let principal: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT principal FROM staff_sessions
+         WHERE key_sha256 = $1 AND ended_at IS NULL AND now() < expires_at",
+    )
+    .bind(digest(key))
+    .fetch_optional(pool)
+    .await?;
+    principal
+        .map(|p| serde_json::from_value(p).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .transpose()
+}
+
+/// Ends the session `key` (signing out); ending it again changes nothing.
+pub async fn end(pool: &PgPool, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE staff_sessions SET ended_at = now() WHERE key_sha256 = $1 AND ended_at IS NULL",
+    )
+    .bind(digest(key))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
