@@ -357,12 +357,35 @@ async fn each_principal_sees_only_what_it_may_and_every_other_access_is_refused(
     .await
     .unwrap();
     assert_eq!(api.ids("", &intermediary()).await, vec![mine_s.clone()]);
-    assert_eq!(
-        api.get(&format!("/tickets/{mine}"), &intermediary())
-            .await
-            .0,
-        StatusCode::OK
+    let (status, seen) = api.get(&format!("/tickets/{mine}"), &intermediary()).await;
+    assert_eq!(status, StatusCode::OK);
+    // The citizen's contact stays with the citizen and the office; internal
+    // routing and tracing stay with the office.
+    for hidden in [
+        "contact_email",
+        "contact_phone",
+        "correlation_id",
+        "routed_by",
+    ] {
+        assert!(
+            seen[hidden].is_null(),
+            "{hidden} shown to an intermediary: {seen}"
+        );
+    }
+    let (_, own) = api
+        .get(&format!("/tickets/{mine}"), &citizen(CITIZEN))
+        .await;
+    assert_eq!(own["contact_email"], "mario.rossi@example.it");
+    assert!(
+        own["correlation_id"].is_null() && own["routed_by"].is_null(),
+        "{own}"
     );
+    let (_, staff) = api
+        .get(&format!("/tickets/{mine}"), &operator("1901"))
+        .await;
+    assert_eq!(staff["contact_email"], "mario.rossi@example.it");
+    assert_eq!(staff["routed_by"], "rule");
+    assert_eq!(staff["correlation_id"], "corr-a1");
     assert_eq!(
         api.get(&format!("/tickets/{theirs}"), &intermediary())
             .await

@@ -464,11 +464,18 @@ pub struct TicketRecord {
     pub subject_tax_code: String,
     pub desk_kind: Option<String>,
     pub desk_name: Option<String>,
-    pub routed_by: String,
+    /// Office side only (internal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routed_by: Option<String>,
     pub routing_note: Option<String>,
     pub contact_email: Option<String>,
     pub contact_phone: Option<String>,
-    pub correlation_id: String,
+    /// Office side only (internal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// Who submitted the request: decides who else sees its contact.
+    #[serde(skip)]
+    pub submitted_by: serde_json::Value,
 }
 
 pub async fn record(
@@ -478,7 +485,7 @@ pub async fn record(
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}, t.body, t.channel, t.subject_tax_code, t.desk_kind,
                 d.name AS desk_name, t.routed_by, t.routing_note, t.contact_email,
-                t.contact_phone, t.correlation_id
+                t.contact_phone, t.correlation_id, t.submitted_by
          {SUMMARY_FROM}
          LEFT JOIN desks d ON d.office_aoo = t.office_aoo AND d.kind = t.desk_kind
          WHERE t.id = $1"
@@ -497,6 +504,7 @@ pub async fn record(
             contact_email: row.try_get("contact_email")?,
             contact_phone: row.try_get("contact_phone")?,
             correlation_id: row.try_get("correlation_id")?,
+            submitted_by: row.try_get("submitted_by")?,
         })
     })
     .transpose()

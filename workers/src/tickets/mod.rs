@@ -274,9 +274,21 @@ pub async fn detail(
     let mut history = store::history(&mut conn, id, staff).await?;
     if !staff {
         // Citizens see what happened and what the office wrote, not the
-        // internal routing notes or which employee did it.
+        // internal routing or tracing, nor which employee did it.
         ticket.routing_note = None;
+        ticket.routed_by = None;
+        ticket.correlation_id = None;
         ticket.summary.assigned_operator = None;
+        // The request's contact is its submitter's: the citizen of an
+        // intermediary's request, or another intermediary of the position,
+        // does not get it.
+        let submitter = serde_json::from_value::<Principal>(ticket.submitted_by.clone())
+            .map(|p| p.actor_key())
+            .ok();
+        if submitter.as_deref() != Some(principal.actor_key().as_str()) {
+            ticket.contact_email = None;
+            ticket.contact_phone = None;
+        }
         for entry in &mut history {
             let kind = entry.actor.get("kind").cloned().unwrap_or_default();
             entry.actor = serde_json::json!({ "kind": kind });
