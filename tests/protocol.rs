@@ -416,7 +416,7 @@ async fn the_daily_register_cron_job_produces_yesterdays_register() {
     tx.commit().await.unwrap();
 
     // The system's job, its occurrence come due (as if it were 00:30 now).
-    let job = cron_jobs()
+    let job = cron_jobs(&env.settings)
         .into_iter()
         .find(|job| job.name == DAILY_REGISTER_JOB)
         .expect("the daily register job is registered");

@@ -206,3 +206,57 @@ async fn a_cron_task_that_fails_is_retried_later_without_stalling_other_timers()
     drop(conn);
     env.cleanup().await;
 }
+
+#[actix_rt::test]
+async fn the_inbox_retention_job_forgets_only_messages_older_than_the_retention() {
+    let env = TestEnv::new_with(|settings| settings.inbox_retention_days = 30).await;
+    for (key, days_ago) in [("old-1", 45), ("old-2", 31), ("recent", 29), ("today", 0)] {
+        sqlx::query(
+            "INSERT INTO inbox (message_id, message_type, idempotency_scope, idempotency_key,
+                                payload_sha256, received_at)
+             VALUES ($1, 'request.submitted', 'citizen:RSSMRA85T10A562S', $2, 'x',
+                     now() - make_interval(days => $3))",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(key)
+        .bind(days_ago)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    }
+    // The system's job, with an occurrence come due.
+    let job = sportello::workers::cron_jobs(&env.settings)
+        .into_iter()
+        .find(|job| job.name == sportello::workers::INBOX_RETENTION_JOB)
+        .expect("the retention job is registered");
+    let due = Utc::now() - chrono::Duration::seconds(1);
+    let mut conn = env.pool.acquire().await.unwrap();
+    timers::schedule(
+        &mut conn,
+        &TimerRequest {
+            kind: format!("{CRON_KIND_PREFIX}{}", job.name),
+            key: job.occurrence_key(due),
+            fire_at: due,
+            data: serde_json::json!({ "job": job.name }),
+            correlation_id: "cron-inbox-retention".into(),
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let keys = || async {
+        sqlx::query_scalar::<_, String>("SELECT idempotency_key FROM inbox ORDER BY 1")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap()
+    };
+    let running = env.start(&[WorkerKind::Timers]);
+    assert!(
+        eventually(WAIT, || async { keys().await.len() == 2 }).await,
+        "left: {:?}",
+        keys().await
+    );
+    assert!(running.shutdown(WAIT).await);
+    assert_eq!(keys().await, ["recent", "today"]);
+    env.cleanup().await;
+}

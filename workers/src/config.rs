@@ -44,6 +44,12 @@ pub struct Settings {
     #[arg(long, env = "HANDLER_MAX_ATTEMPTS", default_value_t = 5)]
     pub handler_max_attempts: u64,
 
+    /// How long an applied intake message is remembered (its inbox row): a
+    /// redelivery or a resend with the same key within this many days
+    /// changes nothing; after it, the row is purged (hourly cron job).
+    #[arg(long, env = "INBOX_RETENTION_DAYS", default_value_t = 90)]
+    pub inbox_retention_days: u32,
+
     /// Address the HTTP API listens on.
     #[arg(long, env = "HTTP_ADDRESS", default_value = "127.0.0.1:8080")]
     pub http_address: String,

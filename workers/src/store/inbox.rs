@@ -16,6 +16,26 @@ pub enum InboxOutcome {
     KeyReused,
 }
 
+/// Forgets up to `limit` applied messages received before `before`, oldest
+/// first: after that, a redelivery or a resend of one of them would be
+/// applied again. Returns how many were forgotten.
+pub async fn purge(
+    conn: &mut PgConnection,
+    before: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "DELETE FROM inbox WHERE message_id IN (
+             SELECT message_id FROM inbox WHERE received_at < $1
+             ORDER BY received_at LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
 /// Records a batch of messages and says, for each, whether to apply it.
 pub async fn record(
     conn: &mut PgConnection,

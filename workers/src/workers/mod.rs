@@ -56,7 +56,10 @@ impl WorkerKind {
         match self {
             WorkerKind::Intake => Arc::new(intake::IntakeWorker::new(settings.clone())),
             WorkerKind::OutboxRelay => Arc::new(outbox_relay::OutboxRelay::new(settings.clone())),
-            WorkerKind::Timers => Arc::new(timers::TimerWorker::new(settings.clone(), cron_jobs())),
+            WorkerKind::Timers => Arc::new(timers::TimerWorker::new(
+                settings.clone(),
+                cron_jobs(settings),
+            )),
             WorkerKind::Registration => {
                 Arc::new(registration::RegistrationWorker::new(settings.clone()))
             }
@@ -77,11 +80,22 @@ impl WorkerKind {
 /// previous day's daily protocol register (and any missing before it).
 pub const DAILY_REGISTER_JOB: &str = "daily-protocol-register";
 
+/// Every hour at :15, the inbox forgets messages older than
+/// `INBOX_RETENTION_DAYS`.
+pub const INBOX_RETENTION_JOB: &str = "inbox-retention";
+
 /// Cron jobs of the system; each fires `timer.fired.cron.<name>`, and runs
 /// its task (if any) in the transaction that fires it.
-pub fn cron_jobs() -> Vec<crate::timers::cron::CronJob> {
+pub fn cron_jobs(settings: &Settings) -> Vec<crate::timers::cron::CronJob> {
     use crate::timers::cron::{CronJob, CronTask};
-    vec![CronJob::new(DAILY_REGISTER_JOB, "30 0 * * *")
-        .expect("the daily register's cron expression is valid")
-        .with_task(CronTask::ProduceDailyRegisters)]
+    vec![
+        CronJob::new(DAILY_REGISTER_JOB, "30 0 * * *")
+            .expect("the daily register's cron expression is valid")
+            .with_task(CronTask::ProduceDailyRegisters),
+        CronJob::new(INBOX_RETENTION_JOB, "15 * * * *")
+            .expect("the inbox retention's cron expression is valid")
+            .with_task(CronTask::PurgeInbox {
+                keep_days: settings.inbox_retention_days,
+            }),
+    ]
 }

@@ -28,6 +28,10 @@ const BATCH: i64 = 500;
 const TASK_RETRY: chrono::Duration = chrono::Duration::minutes(1);
 /// Longest sleep between looks at the table, whatever the next timer says.
 const MAX_SLEEP: Duration = Duration::from_secs(5);
+/// Most inbox rows one retention occurrence forgets: hourly, this keeps up
+/// with well over four million messages a day, and no occurrence holds its
+/// transaction for long.
+const INBOX_PURGE_LIMIT: i64 = 200_000;
 pub const CRON_KIND_PREFIX: &str = "cron.";
 
 pub struct TimerWorker {
@@ -172,6 +176,11 @@ async fn perform(
             let yesterday = protocol::registration_date(timer.fired_at) - chrono::Duration::days(1);
             let produced = store::protocol::produce_daily_registers(conn, yesterday).await?;
             tracing::info!(until = %yesterday, produced = ?produced, "daily registers produced");
+        }
+        CronTask::PurgeInbox { keep_days } => {
+            let before = timer.fired_at - chrono::Duration::days(i64::from(keep_days));
+            let purged = store::inbox::purge(conn, before, INBOX_PURGE_LIMIT).await?;
+            tracing::info!(%before, purged, "inbox purged");
         }
     }
     Ok(())
