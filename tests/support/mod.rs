@@ -54,7 +54,7 @@ impl TestEnv {
     /// A fresh environment whose settings `adjust` changes first.
     pub async fn new_with(adjust: impl FnOnce(&mut Settings)) -> TestEnv {
         sportello::telemetry::init_for_tests();
-        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let id = test_id();
         let vhost = format!("test-{id}");
         let database = format!("test_{id}");
         let management = Management::new(&env_or(
@@ -73,6 +73,9 @@ impl TestEnv {
             "TEST_DATABASE_URL",
             "postgres://sportello:sportello@127.0.0.1:5432/postgres",
         );
+        SWEPT
+            .get_or_init(|| sweep_stale(&management, &admin_database_url))
+            .await;
         let database_url = format!(
             "{}/{database}",
             admin_database_url.rsplit_once('/').unwrap().0
@@ -216,6 +219,66 @@ impl TestEnv {
             ))
             .execute(&admin)
             .await;
+        }
+    }
+}
+
+/// A test's id: when it was made (seconds since the epoch, hex) and 8
+/// random hex digits. Its database is `test_<id>`, its vhost `test-<id>`, its
+/// users `<id>-<user>`.
+fn test_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    format!("{now:010x}{}", &Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Whether `id` is a test id made more than two hours ago: no test runs
+/// that long, so its owner panicked before cleaning up.
+fn is_stale(id: &str) -> bool {
+    let made = id
+        .get(..10)
+        .filter(|_| id.len() == 18 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    made.is_some_and(|made| made + 2 * 3600 < now)
+}
+
+/// Once per test binary: what earlier runs left behind.
+static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Drops the databases, vhosts and users of tests that panicked before their
+/// cleanup (best effort: a failure here fails no test).
+async fn sweep_stale(management: &Management, admin_database_url: &str) {
+    if let Ok(admin) = store::connect(admin_database_url, 1).await {
+        let databases: Vec<String> =
+            sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")
+                .fetch_all(&admin)
+                .await
+                .unwrap_or_default();
+        for database in databases {
+            if database.strip_prefix("test_").is_some_and(is_stale) {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                ))
+                .execute(&admin)
+                .await;
+            }
+        }
+        admin.close().await;
+    }
+    for vhost in management.vhost_names().await.unwrap_or_default() {
+        if vhost.strip_prefix("test-").is_some_and(is_stale) {
+            let _ = management.delete_vhost(&vhost).await;
+        }
+    }
+    for user in management.user_names().await.unwrap_or_default() {
+        if user.split_once('-').is_some_and(|(id, _)| is_stale(id)) {
+            let _ = management.delete_user(&user).await;
         }
     }
 }

@@ -30,6 +30,7 @@ pub struct Management {
 }
 
 #[derive(Debug, Deserialize)]
+/// Anything the management API lists by name.
 struct ConnectionInfo {
     name: String,
 }
@@ -161,6 +162,25 @@ impl Management {
         )
         .await?;
         Ok(())
+    }
+
+    /// The names of every vhost.
+    pub async fn vhost_names(&self) -> Result<Vec<String>, ManagementError> {
+        self.names("vhosts").await
+    }
+
+    /// The names of every user.
+    pub async fn user_names(&self) -> Result<Vec<String>, ManagementError> {
+        self.names("users").await
+    }
+
+    async fn names(&self, collection: &str) -> Result<Vec<String>, ManagementError> {
+        let items: Vec<ConnectionInfo> = self
+            .send(reqwest::Method::GET, collection, None)
+            .await?
+            .json()
+            .await?;
+        Ok(items.into_iter().map(|item| item.name).collect())
     }
 
     /// Forcibly closes every client connection to `vhost`; returns how many.
