@@ -93,7 +93,13 @@ pub async fn run(
         migrate(&settings).await?.close().await;
         declare_topology(&settings).await?;
     }
-    let workers = RunningWorkers::start(build_workers(&settings, kinds));
+    let mut workers = build_workers(&settings, kinds);
+    if !settings.metrics_address.is_empty() {
+        workers.push(Arc::new(crate::metrics::MetricsWorker::new(
+            settings.clone(),
+        )));
+    }
+    let workers = RunningWorkers::start(workers);
     runtime::termination_signal().await;
     tracing::info!("shutting down: draining in-flight work");
     if workers.shutdown(settings.shutdown_grace()).await {

@@ -50,6 +50,11 @@ pub struct Settings {
     #[arg(long, env = "INBOX_RETENTION_DAYS", default_value_t = 90)]
     pub inbox_retention_days: u32,
 
+    /// Address this process serves its Prometheus metrics on (`GET
+    /// /metrics`); empty: none. Each process of a host needs its own.
+    #[arg(long, env = "METRICS_ADDRESS", default_value = "127.0.0.1:9464")]
+    pub metrics_address: String,
+
     /// Address the HTTP API listens on.
     #[arg(long, env = "HTTP_ADDRESS", default_value = "127.0.0.1:8080")]
     pub http_address: String,

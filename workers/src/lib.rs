@@ -9,6 +9,7 @@ pub mod contract;
 pub mod documents;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod notifications;
 pub mod publish;
 pub mod runtime;

@@ -133,12 +133,37 @@ pub fn serve(state: ApiState, listener: TcpListener) -> std::io::Result<Server> 
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .wrap(tracing_actix())
+            .wrap(actix_web::middleware::from_fn(count_request))
             .configure(routes)
     })
     .listen(listener)?
     .shutdown_timeout(10)
     .run();
     Ok(server)
+}
+
+/// Counts and times every request by its route's pattern and status.
+async fn count_request(
+    request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.call(request).await?;
+    let metrics = crate::metrics::metrics();
+    metrics
+        .http_request_seconds
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    Ok(response)
 }
 
 fn tracing_actix() -> actix_web::middleware::Logger {

@@ -76,6 +76,13 @@ impl Transport {
             Transport::Sms(provider) => provider.send(delivery).await,
         }
     }
+
+    fn medium(&self) -> &'static str {
+        match self {
+            Transport::Email(_) => "email",
+            Transport::Sms(_) => "sms",
+        }
+    }
 }
 
 impl DeliveryWorker {
@@ -192,6 +199,18 @@ async fn attempt(
         }
         NextStep::Failed(reason) => tracing::warn!(parent: &span, %reason, "delivery failed"),
     }
+    let counted = match &step {
+        NextStep::Sent { .. } => "sent",
+        NextStep::RetryIn(_) => "retry",
+        NextStep::Failed(_) => "failed",
+    };
+    crate::metrics::metrics()
+        .delivery_attempts
+        .get_or_create(&crate::metrics::DeliveryLabels {
+            medium: transport.medium(),
+            outcome: counted,
+        })
+        .inc();
     let detail = match &step {
         NextStep::Failed(reason) => Some(reason.clone()),
         _ => detail,

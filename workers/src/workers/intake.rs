@@ -229,6 +229,21 @@ impl IntakeWorker {
         for (index, verdict) in self.settle(pool, items, shutdown).await? {
             verdicts[index] = verdict;
         }
+        let metrics = crate::metrics::metrics();
+        metrics
+            .intake_batch_seconds
+            .observe(applying.elapsed().as_secs_f64());
+        for verdict in &verdicts {
+            let outcome = match verdict {
+                Verdict::Ack => continue,
+                Verdict::DeadLetter(_) => "dead_lettered",
+                Verdict::Requeue => "requeued",
+            };
+            metrics
+                .intake_messages
+                .get_or_create(&crate::metrics::OutcomeLabel { outcome })
+                .inc();
+        }
 
         let mut confirms = Vec::new();
         for (delivery, verdict) in batch.iter().zip(&verdicts) {
@@ -309,6 +324,7 @@ impl IntakeWorker {
                 let attempt = AssertUnwindSafe(apply(pool, &group)).catch_unwind().await;
                 let failure = match attempt {
                     Ok(Ok(outcomes)) => {
+                        count_applied(&outcomes);
                         for (item, outcome) in group.iter().zip(outcomes) {
                             verdicts.push((item.index, verdict_for(item, outcome)));
                         }
@@ -360,6 +376,23 @@ impl IntakeWorker {
             }
         }
         Ok(verdicts)
+    }
+}
+
+/// Counts the messages a committed group applied or found already applied.
+fn count_applied(outcomes: &[ItemOutcome]) {
+    let metrics = crate::metrics::metrics();
+    for outcome in outcomes {
+        let outcome = match outcome {
+            ItemOutcome::Inbox(InboxOutcome::New) => "applied",
+            ItemOutcome::Inbox(InboxOutcome::Duplicate) => "duplicate",
+            // Dead-lettered: counted with the batch's verdicts.
+            ItemOutcome::Inbox(InboxOutcome::KeyReused) | ItemOutcome::Refused(_) => continue,
+        };
+        metrics
+            .intake_messages
+            .get_or_create(&crate::metrics::OutcomeLabel { outcome })
+            .inc();
     }
 }
 

@@ -92,6 +92,9 @@ pub async fn relay_batch(pool: &PgPool, publisher: &Publisher) -> Result<usize, 
     let messages: Vec<OutgoingMessage> = pending.into_iter().map(to_outgoing).collect();
     publisher.publish_all(&messages).await?;
     tx.commit().await?;
+    crate::metrics::metrics()
+        .events_relayed
+        .inc_by(messages.len() as u64);
     tracing::debug!(count = messages.len(), "events relayed");
     Ok(messages.len())
 }

@@ -131,6 +131,9 @@ impl TimerWorker {
         }
         outbox::enqueue(&mut tx, &events).await?;
         tx.commit().await?;
+        crate::metrics::metrics()
+            .timers_fired
+            .inc_by(due.len() as u64);
         Ok(due.len())
     }
 }

@@ -1,0 +1,175 @@
+//! Prometheus metrics of this process, served as text on `METRICS_ADDRESS`
+//! (`GET /metrics`) by a worker of its own, whatever other workers the process
+//! runs: every process of a scaled-out deployment is scraped separately.
+//!
+//! Counters only go up; dashboards take rates. Labels are small fixed sets
+//! (never ids or tax codes): one time series per outcome, medium or route.
+
+use std::net::TcpListener;
+use std::sync::{Arc, LazyLock};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use futures::future::BoxFuture;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::Settings;
+use crate::runtime::{Worker, WorkerError};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub medium: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route's pattern (`/tickets/{ticket_id}`), not the path.
+    pub route: String,
+    pub status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Intake messages by fate: `applied`, `duplicate`, `dead_lettered`, `requeued`.
+    pub intake_messages: Family<OutcomeLabel, Counter>,
+    /// Time to apply one intake batch (one transaction), in seconds.
+    pub intake_batch_seconds: Histogram,
+    pub events_relayed: Counter,
+    pub timers_fired: Counter,
+    /// Delivery attempts by medium and result: `sent`, `retry`, `failed`.
+    pub delivery_attempts: Family<DeliveryLabels, Counter>,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_request_seconds: Histogram,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("sportello");
+        let metrics = Self {
+            registry: Registry::default(),
+            intake_messages: Family::default(),
+            intake_batch_seconds: Histogram::new(exponential_buckets(0.002, 2.0, 12)),
+            events_relayed: Counter::default(),
+            timers_fired: Counter::default(),
+            delivery_attempts: Family::default(),
+            http_requests: Family::default(),
+            http_request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+        };
+        registry.register(
+            "intake_messages",
+            "Intake messages by outcome",
+            metrics.intake_messages.clone(),
+        );
+        registry.register(
+            "intake_batch_seconds",
+            "Time to apply one intake batch",
+            metrics.intake_batch_seconds.clone(),
+        );
+        registry.register(
+            "events_relayed",
+            "Events relayed from the outbox to the broker",
+            metrics.events_relayed.clone(),
+        );
+        registry.register(
+            "timers_fired",
+            "Durable timers fired",
+            metrics.timers_fired.clone(),
+        );
+        registry.register(
+            "delivery_attempts",
+            "Email/SMS delivery attempts by medium and outcome",
+            metrics.delivery_attempts.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            metrics.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "HTTP request duration",
+            metrics.http_request_seconds.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// This process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+/// Serves `GET /metrics` on `METRICS_ADDRESS`; a worker like the others, so
+/// it is supervised and stops with the process.
+pub struct MetricsWorker {
+    settings: Arc<Settings>,
+}
+
+impl MetricsWorker {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self { settings }
+    }
+}
+
+async fn exposition() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics().encode())
+}
+
+impl Worker for MetricsWorker {
+    fn name(&self) -> String {
+        "metrics".into()
+    }
+
+    fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), WorkerError>> {
+        let address = self.settings.metrics_address.clone();
+        Box::pin(
+            async move {
+                let listener = TcpListener::bind(&address)
+                    .map_err(|e| WorkerError::Other(format!("cannot listen on {address}: {e}")))?;
+                tracing::info!(%address, "metrics listening");
+                let server =
+                    HttpServer::new(|| App::new().route("/metrics", web::get().to(exposition)))
+                        .workers(1)
+                        .listen(listener)
+                        .map_err(|e| WorkerError::Other(e.to_string()))?
+                        .disable_signals()
+                        .run();
+                let handle = server.handle();
+                let running = actix_rt::spawn(server);
+                shutdown.cancelled().await;
+                handle.stop(true).await;
+                let _ = running.await;
+                Ok(())
+            }
+            .instrument(tracing::info_span!("metrics")),
+        )
+    }
+}
