@@ -478,6 +478,27 @@ async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refu
             ("registered", "system")
         ]
     );
+    // The citizen side sees who by kind only; the office sees the employee.
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["actor"].as_object().is_some_and(|actor| actor.len() == 1)),
+        "{history}"
+    );
+    let (_, office_history) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/documents/{}/history", ids[0]),
+            &office,
+            None,
+        )
+        .await;
+    assert!(
+        office_history[1]["actor"]["operator_id"].is_string(),
+        "{office_history}"
+    );
 
     // The receipt: the citizen and the office may download it, nobody else.
     let registration = event["payload"]["registration_id"]

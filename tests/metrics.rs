@@ -65,8 +65,14 @@ async fn a_process_counts_intake_outcomes_events_and_http_requests() {
     };
     let expected = [
         ("sportello_intake_messages_total{outcome=\"applied\"}", 1.0),
-        ("sportello_intake_messages_total{outcome=\"duplicate\"}", 1.0),
-        ("sportello_intake_messages_total{outcome=\"dead_lettered\"}", 1.0),
+        (
+            "sportello_intake_messages_total{outcome=\"duplicate\"}",
+            1.0,
+        ),
+        (
+            "sportello_intake_messages_total{outcome=\"dead_lettered\"}",
+            1.0,
+        ),
         ("sportello_events_relayed_total", 1.0),
         (
             "sportello_http_requests_total{route=\"/tickets\",status=\"200\"}",
@@ -81,7 +87,10 @@ async fn a_process_counts_intake_outcomes_events_and_http_requests() {
     };
     assert!(eventually(WAIT, all_counted).await, "{}", scrape().await);
     let text = scrape().await;
-    assert!(text.contains("# TYPE sportello_intake_batch_seconds histogram"), "{text}");
+    assert!(
+        text.contains("# TYPE sportello_intake_batch_seconds histogram"),
+        "{text}"
+    );
     // No ids or tax codes in any label.
     assert!(!text.contains("RSSMRA85T10A562S"), "{text}");
 

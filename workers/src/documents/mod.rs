@@ -267,13 +267,14 @@ pub fn redact_uploaders(documents: &mut [Document], side: Side) {
         return;
     }
     for document in documents {
-        let kind = document
-            .uploaded_by
-            .get("kind")
-            .cloned()
-            .unwrap_or_default();
-        document.uploaded_by = serde_json::json!({ "kind": kind });
+        document.uploaded_by = kind_only(&document.uploaded_by);
     }
+}
+
+/// An actor as the citizen side sees it: what kind (citizen, operator,
+/// system...), not which employee or which intermediary.
+pub(crate) fn kind_only(actor: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "kind": actor.get("kind").cloned().unwrap_or_default() })
 }
 
 /// The document, if the principal may see its case.
@@ -310,8 +311,14 @@ pub async fn history(
     document_id: Uuid,
 ) -> Result<Vec<RecordedTransition>, DocumentError> {
     let mut conn = pool.acquire().await?;
-    visible_document(&mut conn, principal, document_id).await?;
-    Ok(store::history(&mut conn, document_id).await?)
+    let (_, side) = visible_document(&mut conn, principal, document_id).await?;
+    let mut history = store::history(&mut conn, document_id).await?;
+    if side != Side::Office {
+        for transition in &mut history {
+            transition.actor = kind_only(&transition.actor);
+        }
+    }
+    Ok(history)
 }
 
 /// One action applied to some documents, and its context.

@@ -290,8 +290,7 @@ pub async fn detail(
             ticket.contact_phone = None;
         }
         for entry in &mut history {
-            let kind = entry.actor.get("kind").cloned().unwrap_or_default();
-            entry.actor = serde_json::json!({ "kind": kind });
+            entry.actor = crate::documents::kind_only(&entry.actor);
         }
     }
     let mut attachments = documents_store::documents_of_case(&mut conn, id).await?;
