@@ -507,14 +507,22 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
     assert_eq!(response.status(), StatusCode::FORBIDDEN, "cross-site form");
     assert_eq!(staff.ticket_row(ticket).await.1, "aperta");
 
-    // Invalid filters: the queue with the reason, 400.
-    for query in ["opened_from=ieri", "state=persa", "page=abc"] {
+    // Invalid filters: the queue with the reason (in Italian), 400.
+    for (query, reason) in [
+        (
+            "opened_from=ieri",
+            "«Aperti dal»: «ieri» non è una data valida",
+        ),
+        ("state=persa", "Stato «persa» sconosciuto"),
+        ("page=abc", ""),
+    ] {
         let (status, page) = staff.get(Some(&crema), &format!("/ufficio?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         assert!(
             page.contains("id=\"errore\"") && page.contains("id=\"filtri\""),
             "{page}"
         );
+        assert!(page.contains(reason), "{query}: {page}");
     }
 
     // The triage office sees why the ticket came to it.

@@ -33,7 +33,7 @@ impl ApiError {
             ApiError::Tickets(e) => match e {
                 TicketError::NotFound => "not_found",
                 TicketError::Forbidden(_) => "forbidden",
-                TicketError::Invalid(_) => "invalid",
+                TicketError::Invalid(_) | TicketError::Filter(_) => "invalid",
                 TicketError::Lifecycle(LifecycleError::IllegalTransition { .. }) => {
                     "illegal_transition"
                 }
@@ -72,7 +72,7 @@ impl ResponseError for ApiError {
             ApiError::Tickets(e) => match e {
                 TicketError::NotFound => StatusCode::NOT_FOUND,
                 TicketError::Forbidden(_) => StatusCode::FORBIDDEN,
-                TicketError::Invalid(_) => StatusCode::BAD_REQUEST,
+                TicketError::Invalid(_) | TicketError::Filter(_) => StatusCode::BAD_REQUEST,
                 TicketError::Lifecycle(LifecycleError::IllegalTransition { .. }) => {
                     StatusCode::CONFLICT
                 }

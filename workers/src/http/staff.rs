@@ -32,7 +32,7 @@ use crate::domain::ticket::{
     ChangeKind, LifecycleError, Outcome, TicketAction, TicketState, Visibility, MAX_COMMENT_CHARS,
 };
 use crate::store::staff_sessions;
-use crate::tickets::{self, SearchQuery, TicketDetail, TicketError};
+use crate::tickets::{self, FilterError, SearchQuery, TicketDetail, TicketError};
 use crate::timers::cron::TIME_ZONE;
 
 const SESSION_COOKIE: &str = "sportello_sessione";
@@ -299,6 +299,41 @@ impl Failure {
     }
 }
 
+/// A search filter the queue cannot use, said with the form's own labels.
+fn italian_filter(error: &FilterError) -> String {
+    let label = |field: &str| match field {
+        "matricola" => "Matricola",
+        "q" => "Oggetto",
+        "opened_from" => "Aperti dal",
+        "opened_to" => "Aperti al",
+        "updated_from" => "Aggiornati dal",
+        "updated_to" => "Aggiornati al",
+        _ => "Filtro",
+    };
+    match error {
+        FilterError::State(raw) => {
+            format!("Stato «{raw}» sconosciuto: scegli aperta, in carico o chiusa.")
+        }
+        FilterError::TooLong { field } => format!(
+            "«{}»: al massimo {} caratteri.",
+            label(field),
+            tickets::MAX_SEARCH_TEXT
+        ),
+        FilterError::Date { field, raw } => format!(
+            "«{}»: «{raw}» non è una data valida (AAAA-MM-GG).",
+            label(field)
+        ),
+        FilterError::OutOfRange { field } | FilterError::NoSuchLocalTime { field } => {
+            format!("«{}»: data fuori dall'intervallo consentito.", label(field))
+        }
+        FilterError::Page => format!("Pagina fuori intervallo (da 1 a {}).", tickets::MAX_PAGE),
+        FilterError::PerPage => format!(
+            "Quesiti per pagina fuori intervallo (da 1 a {}).",
+            tickets::MAX_PAGE_SIZE
+        ),
+    }
+}
+
 fn italian(error: &TicketError, attempted: Option<FormAction>) -> String {
     match error {
         TicketError::NotFound => "Quesito non trovato.".into(),
@@ -309,6 +344,7 @@ fn italian(error: &TicketError, attempted: Option<FormAction>) -> String {
                 .into()
         }
         TicketError::Invalid(detail) => format!("Dati non validi: {detail}."),
+        TicketError::Filter(filter) => italian_filter(filter),
         TicketError::Lifecycle(LifecycleError::IllegalTransition { state, .. }) => {
             match attempted {
                 Some(action) => format!(

@@ -34,6 +34,8 @@ pub enum TicketError {
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Filter(#[from] FilterError),
     #[error("{0}")]
     Lifecycle(LifecycleError),
     #[error("no office with AOO `{0}`")]
@@ -53,11 +55,32 @@ impl From<LifecycleError> for TicketError {
     }
 }
 
+/// A search parameter that cannot be used. The message is for integrators
+/// (parameter names as in the query string); the staff pages say it in
+/// Italian from the same variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("state must be aperta, in_carico or chiusa, not `{0}`")]
+    State(String),
+    #[error("{field} is at most {MAX_SEARCH_TEXT} characters")]
+    TooLong { field: &'static str },
+    #[error("{field} must be a date (YYYY-MM-DD) or an RFC 3339 time, not `{raw}`")]
+    Date { field: &'static str, raw: String },
+    #[error("{field} is out of range")]
+    OutOfRange { field: &'static str },
+    #[error("{field} does not exist in Europe/Rome")]
+    NoSuchLocalTime { field: &'static str },
+    #[error("page must be between 1 and {MAX_PAGE}")]
+    Page,
+    #[error("per_page must be between 1 and {MAX_PAGE_SIZE}")]
+    PerPage,
+}
+
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 /// Longest `q` or `matricola`: a subject's words, not a document.
-const MAX_SEARCH_TEXT: usize = 200;
+pub const MAX_SEARCH_TEXT: usize = 200;
 pub const MAX_PAGE_SIZE: u32 = 100;
-const MAX_PAGE: u32 = 10_000;
+pub const MAX_PAGE: u32 = 10_000;
 
 /// Search parameters as they arrive in a query string (API or staff form).
 /// Dates are `YYYY-MM-DD` (whole days, Europe/Rome, both ends included) or
@@ -78,7 +101,7 @@ pub struct SearchQuery {
 
 impl SearchQuery {
     /// Validates the parameters; empty strings (an untouched form field) are absent.
-    pub fn filter(&self) -> Result<(TicketFilter, u32, u32), TicketError> {
+    pub fn filter(&self) -> Result<(TicketFilter, u32, u32), FilterError> {
         let present = |v: &Option<String>| {
             v.as_deref()
                 .map(str::trim)
@@ -87,20 +110,14 @@ impl SearchQuery {
         };
         let state = match present(&self.state) {
             None => None,
-            Some(raw) => Some(TicketState::parse(&raw).ok_or_else(|| {
-                TicketError::Invalid(format!(
-                    "state must be aperta, in_carico or chiusa, not `{raw}`"
-                ))
-            })?),
+            Some(raw) => Some(TicketState::parse(&raw).ok_or(FilterError::State(raw))?),
         };
         for (name, value) in [("matricola", &self.matricola), ("q", &self.q)] {
             if value
                 .as_ref()
                 .is_some_and(|v| v.chars().count() > MAX_SEARCH_TEXT)
             {
-                return Err(TicketError::Invalid(format!(
-                    "{name} is at most {MAX_SEARCH_TEXT} characters"
-                )));
+                return Err(FilterError::TooLong { field: name });
             }
         }
         let filter = TicketFilter {
@@ -114,15 +131,11 @@ impl SearchQuery {
         };
         let page = self.page.unwrap_or(1);
         if !(1..=MAX_PAGE).contains(&page) {
-            return Err(TicketError::Invalid(format!(
-                "page must be between 1 and {MAX_PAGE}"
-            )));
+            return Err(FilterError::Page);
         }
         let per_page = self.per_page.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&per_page) {
-            return Err(TicketError::Invalid(format!(
-                "per_page must be between 1 and {MAX_PAGE_SIZE}"
-            )));
+            return Err(FilterError::PerPage);
         }
         Ok((filter, page, per_page))
     }
@@ -137,14 +150,13 @@ enum Bound {
 
 fn instant(
     raw: Option<String>,
-    name: &str,
+    field: &'static str,
     bound: Bound,
-) -> Result<Option<DateTime<Utc>>, TicketError> {
+) -> Result<Option<DateTime<Utc>>, FilterError> {
     let Some(raw) = raw else { return Ok(None) };
-    let invalid = || {
-        TicketError::Invalid(format!(
-            "{name} must be a date (YYYY-MM-DD) or an RFC 3339 time, not `{raw}`"
-        ))
+    let invalid = || FilterError::Date {
+        field,
+        raw: raw.clone(),
     };
     // Years PostgreSQL and people mean; chrono also reads `-5000` or `+99999`.
     let plausible = |year: i32| (1900..=9999).contains(&year);
@@ -162,15 +174,13 @@ fn instant(
         .ok_or_else(invalid)?;
     let day = match bound {
         Bound::Start => date,
-        Bound::End => date
-            .succ_opt()
-            .ok_or_else(|| TicketError::Invalid(format!("{name} is out of range")))?,
+        Bound::End => date.succ_opt().ok_or(FilterError::OutOfRange { field })?,
     };
     let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
     let local = TIME_ZONE
         .from_local_datetime(&midnight)
         .earliest()
-        .ok_or_else(|| TicketError::Invalid(format!("{name} does not exist in Europe/Rome")))?;
+        .ok_or(FilterError::NoSuchLocalTime { field })?;
     Ok(Some(local.with_timezone(&Utc)))
 }
 
@@ -461,10 +471,7 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            assert!(
-                matches!(bad.filter(), Err(TicketError::Invalid(_))),
-                "{bad:?}"
-            );
+            assert!(bad.filter().is_err(), "{bad:?}");
         }
     }
 }
