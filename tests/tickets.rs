@@ -254,6 +254,35 @@ async fn an_intermediary_opens_a_request_only_under_an_active_delegation() {
         subject, OTHER_CITIZEN,
         "the ticket is the delegating citizen's"
     );
+
+    // Revoked afterwards: a redelivery of the applied message is a duplicate
+    // (acknowledged, nothing dead-lettered), a new request is refused.
+    sqlx::query("UPDATE delegations SET revoked_at = now() WHERE intermediary_tax_code = $1")
+        .bind(INTERMEDIARY)
+        .execute(&api.env.pool)
+        .await
+        .unwrap();
+    api.env
+        .publish("cassetto", "cassetto.request.submitted", &bytes(&request))
+        .await
+        .unwrap();
+    let principal = json!({"kind": "intermediary", "tax_code": INTERMEDIARY, "authentication": {"method": "CNS"}});
+    let after = request_v2(principal, "i2", "uniemens", "4907654321", "Dopo", crema());
+    api.env
+        .publish("cassetto", "cassetto.request.submitted", &bytes(&after))
+        .await
+        .unwrap();
+    let letter = dead
+        .next(WAIT)
+        .await
+        .expect("the new request is dead-lettered");
+    let body: serde_json::Value = serde_json::from_slice(&letter.data).unwrap();
+    assert_eq!(
+        body["idempotency_key"], after["idempotency_key"],
+        "only the new request"
+    );
+    assert!(dead.next(Duration::from_millis(500)).await.is_none());
+    assert_eq!(api.env.ticket_count().await, 1);
     api.stop().await;
 }
 

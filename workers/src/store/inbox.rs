@@ -36,6 +36,22 @@ pub async fn purge(
     Ok(deleted.rows_affected())
 }
 
+/// Which of these messages were applied before.
+pub async fn applied(
+    conn: &mut PgConnection,
+    message_ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
+    if message_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let found: Vec<Uuid> =
+        sqlx::query_scalar("SELECT message_id FROM inbox WHERE message_id = ANY($1)")
+            .bind(message_ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(found.into_iter().collect())
+}
+
 /// Records a batch of messages and says, for each, whether to apply it.
 pub async fn record(
     conn: &mut PgConnection,

@@ -545,6 +545,16 @@ struct Opening<'a> {
 async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, ApplyFailure> {
     let mut tx = pool.begin().await.map_err(classify)?;
     let subjects = subjects(&mut tx, group).await?;
+    // Refused on what the database knows now, but applied before (a
+    // redelivery after the intermediary's delegation was revoked): that is a
+    // duplicate to acknowledge, not a refusal to dead-letter.
+    let refused: Vec<Uuid> = group
+        .iter()
+        .zip(&subjects)
+        .filter(|(_, subject)| subject.is_err())
+        .map(|(item, _)| item.admitted.idempotency.message_id)
+        .collect();
+    let applied_before = inbox::applied(&mut tx, &refused).await.map_err(classify)?;
     let accepted: Vec<(&Item, &CodiceFiscale)> = group
         .iter()
         .zip(&subjects)
@@ -636,13 +646,17 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
     tx.commit().await.map_err(classify)?;
 
     let mut recorded = recorded.into_iter();
-    subjects
-        .into_iter()
-        .map(|subject| match subject {
+    group
+        .iter()
+        .zip(subjects)
+        .map(|(item, subject)| match subject {
             Ok(_) => recorded
                 .next()
                 .map(ItemOutcome::Inbox)
                 .ok_or_else(|| ApplyFailure::Crashed("inbox returned fewer outcomes".into())),
+            Err(_) if applied_before.contains(&item.admitted.idempotency.message_id) => {
+                Ok(ItemOutcome::Inbox(InboxOutcome::Duplicate))
+            }
             Err(reason) => Ok(ItemOutcome::Refused(reason)),
         })
         .collect()
