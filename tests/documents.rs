@@ -258,6 +258,19 @@ async fn both_sides_of_the_case_see_the_documents_and_nobody_else() {
         .upload(&intermediary(), &[("delega.pdf", PDF)], Some("true"))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The citizen removes it: the answer says an intermediary uploaded it,
+    // not which one.
+    let uploaded = body[0]["id"].as_str().unwrap().to_owned();
+    let (status, deleted) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/documents/{uploaded}"),
+            &citizen(CITIZEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["uploaded_by"], json!({"kind": "intermediary"}));
     sqlx::query("UPDATE delegations SET revoked_at = now() WHERE id = $1")
         .bind(id)
         .execute(&api.env.pool)

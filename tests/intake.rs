@@ -332,3 +332,41 @@ async fn concurrent_consumers_number_each_office_without_gaps() {
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
 }
+
+#[actix_rt::test]
+async fn a_request_redelivered_after_its_inbox_row_was_purged_is_still_a_duplicate() {
+    let env = TestEnv::new().await;
+    let mut dead = env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+    let workers = env.start(&[WorkerKind::Intake]);
+    let message = request("web", "purged-0001");
+    env.publish("web", "web.request.submitted", &bytes(&message))
+        .await
+        .unwrap();
+    assert!(eventually(WAIT, || async { env.ticket_count().await == 1 }).await);
+    // The retention job forgot it; then the broker redelivers it.
+    sqlx::query("DELETE FROM inbox")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    env.publish("web", "web.request.submitted", &bytes(&message))
+        .await
+        .unwrap();
+    assert!(
+        eventually(WAIT, || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap()
+                == 1
+        })
+        .await,
+        "the redelivery was handled"
+    );
+    assert!(
+        dead.next(Duration::from_millis(500)).await.is_none(),
+        "not dead-lettered"
+    );
+    assert_eq!(env.ticket_count().await, 1);
+    assert!(workers.shutdown(WAIT).await);
+    env.cleanup().await;
+}

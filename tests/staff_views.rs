@@ -465,6 +465,23 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
         "a session signed out of"
     );
     assert_eq!(replayed.headers()["location"], "/ufficio/accesso");
+    // Signing in again from the same browser ends the session it held.
+    let first = staff.cookie(&crema).await;
+    let token = staff.token(&crema);
+    let response = staff
+        .http
+        .post(format!("{base}/ufficio/accesso"))
+        .header("cookie", first.clone())
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        queue(first).await.unwrap().status(),
+        StatusCode::SEE_OTHER,
+        "the session before the new sign-in"
+    );
     let response = staff
         .http
         .post(format!("{base}/ufficio/accesso"))

@@ -256,7 +256,12 @@ static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 async fn sweep_stale(management: &Management, admin_database_url: &str) {
     if let Ok(admin) = store::connect(admin_database_url, 1).await {
         let databases: Vec<String> =
-            sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")
+            // Only databases nobody is connected to: a test suspended for
+            // hours (a debugger) keeps its own.
+            sqlx::query_scalar(
+                "SELECT datname FROM pg_stat_database
+                 WHERE datname LIKE 'test\\_%' AND numbackends = 0",
+            )
                 .fetch_all(&admin)
                 .await
                 .unwrap_or_default();

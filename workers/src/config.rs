@@ -46,8 +46,9 @@ pub struct Settings {
 
     /// How long an applied intake message is remembered (its inbox row): a
     /// redelivery or a resend with the same key within this many days
-    /// changes nothing; after it, the row is purged (hourly cron job).
-    #[arg(long, env = "INBOX_RETENTION_DAYS", default_value_t = 90)]
+    /// changes nothing; after it, the row is purged (cron job every five minutes).
+    #[arg(long, env = "INBOX_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub inbox_retention_days: u32,
 
     /// Address this process serves its Prometheus metrics on (`GET

@@ -152,12 +152,21 @@ impl Worker for MetricsWorker {
         let address = self.settings.metrics_address.clone();
         Box::pin(
             async move {
-                let listener = TcpListener::bind(&address)
-                    .map_err(|e| WorkerError::Other(format!("cannot listen on {address}: {e}")))?;
+                let listener = match TcpListener::bind(&address) {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        // Another process of this host has the port: metrics
+                        // are not worth restarting over; the other workers run.
+                        tracing::warn!(%address, %error, "metrics not served (set METRICS_ADDRESS per process)");
+                        shutdown.cancelled().await;
+                        return Ok(());
+                    }
+                };
                 tracing::info!(%address, "metrics listening");
                 let server =
                     HttpServer::new(|| App::new().route("/metrics", web::get().to(exposition)))
                         .workers(1)
+                        .shutdown_timeout(2)
                         .listen(listener)
                         .map_err(|e| WorkerError::Other(e.to_string()))?
                         .disable_signals()

@@ -60,6 +60,9 @@ impl From<RegisterError> for DocumentError {
         match error {
             RegisterError::Database(e) => DocumentError::Database(e),
             RegisterError::YearChanged => DocumentError::YearChanged,
+            RegisterError::Inconsistent(reason) => {
+                DocumentError::Database(sqlx::Error::Decode(reason.into()))
+            }
         }
     }
 }
@@ -392,10 +395,11 @@ pub async fn delete(
     };
     let events = apply_transition(&mut tx, &documents, change).await?;
     outbox::enqueue(&mut tx, &events).await?;
-    let deleted = store::document(&mut tx, document_id)
+    let mut deleted = store::document(&mut tx, document_id)
         .await?
         .ok_or(DocumentError::NotFound("document"))?;
     tx.commit().await?;
+    redact_uploaders(std::slice::from_mut(&mut deleted), side);
     Ok(deleted)
 }
 

@@ -427,6 +427,14 @@ async fn login(
             context! { error => NOT_AN_OPERATOR },
         );
     }
+    // Signing in again (another operator at the same desk) ends the session
+    // the browser held.
+    if let Some(previous) = request.cookie(SESSION_COOKIE) {
+        if let Err(error) = staff_sessions::end(&state.pool, previous.value()).await {
+            tracing::error!(%error, "could not end the previous staff session");
+            return error_page(StatusCode::SERVICE_UNAVAILABLE, None, UNAVAILABLE);
+        }
+    }
     let token_expiry = DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
     let expires_at = token_expiry.min(Utc::now() + MAX_SESSION);
     let key = match staff_sessions::open(&state.pool, &claims.principal, expires_at).await {

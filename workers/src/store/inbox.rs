@@ -16,9 +16,10 @@ pub enum InboxOutcome {
     KeyReused,
 }
 
-/// Forgets up to `limit` applied messages received before `before`, oldest
-/// first: after that, a redelivery or a resend of one of them would be
-/// applied again. Returns how many were forgotten.
+/// Forgets up to `limit` applied messages received before `before` (any of
+/// them: no sort over a large backlog). After that, a resend of one of them
+/// with a new message id would be applied again; a redelivery is still
+/// recognised by its registration. Returns how many were forgotten.
 pub async fn purge(
     conn: &mut PgConnection,
     before: chrono::DateTime<chrono::Utc>,
@@ -26,8 +27,7 @@ pub async fn purge(
 ) -> Result<u64, sqlx::Error> {
     let deleted = sqlx::query(
         "DELETE FROM inbox WHERE message_id IN (
-             SELECT message_id FROM inbox WHERE received_at < $1
-             ORDER BY received_at LIMIT $2)",
+             SELECT message_id FROM inbox WHERE received_at < $1 LIMIT $2)",
     )
     .bind(before)
     .bind(limit)

@@ -47,6 +47,10 @@ pub enum RegisterError {
     /// transaction must be rolled back and retried in the new year.
     #[error("the year changed while registering; retry")]
     YearChanged,
+    /// The database answered something that cannot be (a bug, not an outage:
+    /// retrying will not help).
+    #[error("inconsistent register: {0}")]
+    Inconsistent(String),
 }
 
 /// Registers each request (or returns its existing registration), taking
@@ -110,12 +114,28 @@ pub async fn register(
         .iter()
         .map(|id| {
             by_request.get(id).cloned().ok_or_else(|| {
-                RegisterError::Database(sqlx::Error::Protocol(format!(
+                RegisterError::Inconsistent(format!(
                     "request {id} was neither registered nor found"
-                )))
+                ))
             })
         })
         .collect()
+}
+
+/// Which of these requests are registered already.
+pub async fn registered_requests(
+    conn: &mut PgConnection,
+    request_ids: &[Uuid],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    if request_ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let found: Vec<Uuid> =
+        sqlx::query_scalar("SELECT request_id FROM registrations WHERE request_id = ANY($1)")
+            .bind(request_ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(found.into_iter().collect())
 }
 
 /// Advances the counter of each group's AOO by the group's size, in one
@@ -125,7 +145,7 @@ async fn take_numbers(
     conn: &mut PgConnection,
     year: i32,
     groups: &[&[&RegistrationRequest]],
-) -> Result<Vec<(i64, DateTime<Utc>)>, sqlx::Error> {
+) -> Result<Vec<(i64, DateTime<Utc>)>, RegisterError> {
     if groups.is_empty() {
         return Ok(Vec::new());
     }
@@ -152,10 +172,9 @@ async fn take_numbers(
     }
     aoos.iter()
         .map(|aoo| {
-            taken
-                .get(*aoo)
-                .copied()
-                .ok_or_else(|| sqlx::Error::Protocol(format!("no counter returned for AOO {aoo}")))
+            taken.get(*aoo).copied().ok_or_else(|| {
+                RegisterError::Inconsistent(format!("no counter returned for AOO {aoo}"))
+            })
         })
         .collect()
 }

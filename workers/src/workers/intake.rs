@@ -564,9 +564,25 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
         .iter()
         .map(|(item, _)| &item.admitted.idempotency)
         .collect();
-    let recorded = inbox::record(&mut tx, &identities)
+    let mut recorded = inbox::record(&mut tx, &identities)
         .await
         .map_err(classify)?;
+    // Applied longer ago than the inbox remembers (its rows are purged after
+    // INBOX_RETENTION_DAYS): the request's registration still tells.
+    let new_requests: Vec<Uuid> = accepted
+        .iter()
+        .zip(&recorded)
+        .filter(|(_, outcome)| **outcome == InboxOutcome::New)
+        .map(|((item, _), _)| item.admitted.idempotency.message_id)
+        .collect();
+    let registered_before = register::registered_requests(&mut tx, &new_requests)
+        .await
+        .map_err(classify)?;
+    for ((item, _), outcome) in accepted.iter().zip(recorded.iter_mut()) {
+        if registered_before.contains(&item.admitted.idempotency.message_id) {
+            *outcome = InboxOutcome::Duplicate;
+        }
+    }
 
     let routing = tickets::routing_table(&mut tx).await.map_err(classify)?;
     let now = Utc::now();
@@ -614,11 +630,12 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
         .map_err(|e| match e {
             RegisterError::Database(e) => classify(e),
             RegisterError::YearChanged => ApplyFailure::Transient(e.to_string()),
+            RegisterError::Inconsistent(_) => ApplyFailure::Crashed(e.to_string()),
         })?;
     let mut events = Vec::with_capacity(openings.len());
     for (opening, registration) in openings.iter().zip(registrations) {
-        // A request registered before (it cannot be: its inbox row is new)
-        // would leave the ticket pointing at nothing.
+        // A request registered before was found above; one registered since
+        // by a concurrent transaction would leave the ticket pointing at nothing.
         if registration.id != opening.registration.id {
             return Err(ApplyFailure::Crashed(format!(
                 "request {} was already registered as {}",

@@ -80,8 +80,8 @@ impl WorkerKind {
 /// previous day's daily protocol register (and any missing before it).
 pub const DAILY_REGISTER_JOB: &str = "daily-protocol-register";
 
-/// Every hour at :15, the inbox forgets messages older than
-/// `INBOX_RETENTION_DAYS`.
+/// Every five minutes, the inbox forgets (a bounded number of) messages
+/// older than `INBOX_RETENTION_DAYS`.
 pub const INBOX_RETENTION_JOB: &str = "inbox-retention";
 
 /// Cron jobs of the system; each fires `timer.fired.cron.<name>`, and runs
@@ -92,7 +92,7 @@ pub fn cron_jobs(settings: &Settings) -> Vec<crate::timers::cron::CronJob> {
         CronJob::new(DAILY_REGISTER_JOB, "30 0 * * *")
             .expect("the daily register's cron expression is valid")
             .with_task(CronTask::ProduceDailyRegisters),
-        CronJob::new(INBOX_RETENTION_JOB, "15 * * * *")
+        CronJob::new(INBOX_RETENTION_JOB, "*/5 * * * *")
             .expect("the inbox retention's cron expression is valid")
             .with_task(CronTask::PurgeInbox {
                 keep_days: settings.inbox_retention_days,
