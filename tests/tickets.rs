@@ -836,3 +836,165 @@ async fn history_search_filters_and_pages() {
     }
     api.stop().await;
 }
+
+/// A `request.message_added` by `principal` (JSON) on `ticket`.
+fn message_added(principal: Value, key: &str, ticket: Uuid, text: &str) -> Value {
+    json!({
+        "message_id": Uuid::now_v7(),
+        "type": "request.message_added",
+        "schema_version": 1,
+        "channel": "cassetto",
+        "occurred_at": chrono::Utc::now(),
+        "correlation_id": format!("corr-{key}"),
+        "idempotency_key": format!("idempotency-{key}"),
+        "principal": principal,
+        "payload": {"ticket_id": ticket, "text": text}
+    })
+}
+
+#[actix_rt::test]
+async fn the_citizens_side_writes_on_open_tickets_and_every_other_writer_is_refused() {
+    let api = Api::start().await;
+    let mut added = api.env.probe(EVENTS_EXCHANGE, "ticket.message_added").await;
+    let mut dead = api.env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+    let ticket = api
+        .submit(&request_v2(
+            citizen_json(CITIZEN),
+            "w1",
+            "uniemens",
+            "4901234567",
+            "Denuncia di aprile",
+            crema(),
+        ))
+        .await;
+    let publish = |message: Value| {
+        let env = &api.env;
+        async move {
+            env.publish(
+                "cassetto",
+                "cassetto.request.message_added",
+                &bytes(&message),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let history = |who: Principal| {
+        let api = &api;
+        async move {
+            let (status, detail) = api.get(&format!("/tickets/{ticket}"), &who).await;
+            assert_eq!(status, StatusCode::OK, "{detail}");
+            detail["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|entry| entry["kind"] == "citizen_message")
+                .map(|entry| entry["comment"].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // The citizen writes; a redelivery changes nothing.
+    let reply = message_added(
+        citizen_json(CITIZEN),
+        "m1",
+        ticket,
+        "Allego la quietanza 0012345678.",
+    );
+    publish(reply.clone()).await;
+    let event = added.next_json(WAIT).await.expect("ticket.message_added");
+    sportello::contract::schemas::catalogue()
+        .validate(&event)
+        .unwrap();
+    assert_eq!(event["payload"]["ticket_id"], ticket.to_string());
+    assert_eq!(event["payload"]["author"], "citizen");
+    assert_eq!(event["payload"]["office_aoo"], "1901");
+    assert!(
+        event["payload"].get("text").is_none(),
+        "the text stays in the ticket"
+    );
+    publish(reply).await;
+
+    // Refused, each with its reason: another citizen, an intermediary without
+    // a delegation, a ticket that does not exist; an agent's channel at admission.
+    let refusals = [
+        (
+            message_added(citizen_json(OTHER_CITIZEN), "x1", ticket, "Non mio"),
+            "not yours",
+        ),
+        (
+            message_added(
+                json!({"kind": "intermediary", "tax_code": INTERMEDIARY, "authentication": {"method": "CNS"}}),
+                "x2",
+                ticket,
+                "Senza delega",
+            ),
+            "no active delegation",
+        ),
+        (
+            message_added(
+                citizen_json(CITIZEN),
+                "x3",
+                Uuid::now_v7(),
+                "Quale quesito?",
+            ),
+            "not found",
+        ),
+    ];
+    for (message, reason) in &refusals {
+        publish(message.clone()).await;
+        let letter = dead.next(WAIT).await.expect("dead letter");
+        let why = header(&letter, "x-sportello-reason").unwrap_or_default();
+        assert!(why.contains(reason), "{why}");
+    }
+    let mut agent_message = message_added(
+        json!({"kind": "contact_center_agent", "agent_id": "CC-0042", "on_behalf_of": CITIZEN}),
+        "x4",
+        ticket,
+        "Dal contact center",
+    );
+    agent_message["channel"] = json!("contact_center");
+    api.env
+        .publish(
+            "contact_center",
+            "contact_center.request.message_added",
+            &bytes(&agent_message),
+        )
+        .await
+        .unwrap();
+    let letter = dead.next(WAIT).await.expect("dead letter");
+    let why = header(&letter, "x-sportello-reason").unwrap_or_default();
+    assert!(
+        why.contains("may not publish request.message_added"),
+        "{why}"
+    );
+
+    // Both sides read the conversation; once, despite the redelivery.
+    assert_eq!(
+        history(citizen(CITIZEN)).await,
+        ["Allego la quietanza 0012345678."]
+    );
+    assert_eq!(
+        history(operator("1901")).await,
+        ["Allego la quietanza 0012345678."]
+    );
+
+    // A closed ticket takes no more messages.
+    let op = operator("1901");
+    api.post(&format!("/tickets/{ticket}/take-in-charge"), &op, json!({}))
+        .await;
+    let (status, body) = api
+        .post(
+            &format!("/tickets/{ticket}/close"),
+            &op,
+            json!({"outcome": "evasa", "comment": "Abbinato"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    publish(message_added(citizen_json(CITIZEN), "m2", ticket, "Grazie")).await;
+    let letter = dead.next(WAIT).await.expect("dead letter");
+    let why = header(&letter, "x-sportello-reason").unwrap_or_default();
+    assert!(why.contains("closed"), "{why}");
+    assert_eq!(history(citizen(CITIZEN)).await.len(), 1);
+    api.stop().await;
+}

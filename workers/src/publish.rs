@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::broker::names::INTAKE_EXCHANGE;
 use crate::broker::publisher::{OutgoingMessage, PublishError, Publisher};
 use crate::broker::{self};
-use crate::domain::intake::{admit, IntakeMessage, Rejection};
+use crate::domain::intake::{admit, Rejection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishCommandError {
@@ -40,15 +40,14 @@ pub fn routing_key_of(raw: &[u8]) -> Option<String> {
 pub async fn publish(amqp_url: &str, raw: &[u8]) -> Result<Published, PublishCommandError> {
     let routing_key = routing_key_of(raw).unwrap_or_default();
     let admitted = admit(&routing_key, raw)?;
-    let IntakeMessage::RequestSubmitted(envelope) = &admitted.message;
     let connection = broker::connect(amqp_url, "sportello-publish").await?;
     let publisher = Publisher::open(&connection).await?;
     let message = OutgoingMessage {
         exchange: INTAKE_EXCHANGE.into(),
         routing_key: routing_key.clone(),
-        message_id: envelope.message_id,
-        message_type: envelope.message_type.clone(),
-        correlation_id: envelope.correlation_id.clone(),
+        message_id: admitted.idempotency.message_id,
+        message_type: admitted.idempotency.message_type.to_owned(),
+        correlation_id: admitted.message.correlation_id().to_owned(),
         body: raw.to_vec(),
         headers: FieldTable::default(),
         mandatory: true,
@@ -56,7 +55,7 @@ pub async fn publish(amqp_url: &str, raw: &[u8]) -> Result<Published, PublishCom
     publisher.send(&message).await?.wait().await?;
     connection.close(200, "published".into()).await?;
     Ok(Published {
-        message_id: envelope.message_id,
+        message_id: admitted.idempotency.message_id,
         routing_key,
     })
 }

@@ -32,6 +32,14 @@ pub struct RequestSubmitted {
     pub attachments: Vec<InlineAttachment>,
 }
 
+/// `request.message_added` v1: the citizen's side writes again on an open
+/// ticket (a reply, or something the request left out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageAdded {
+    pub ticket_id: Uuid,
+    pub text: String,
+}
+
 /// A file carried inside a message, base64-encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InlineAttachment {
@@ -96,6 +104,19 @@ pub struct TicketChanged {
     pub comment: Option<String>,
     pub outcome: Option<Outcome>,
     pub operator_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// `ticket.message_added` v1: a message of the citizen's side was kept on a
+/// ticket. The text stays in the ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketMessageAdded {
+    pub ticket_id: Uuid,
+    pub subject_tax_code: CodiceFiscale,
+    pub state: String,
+    pub office_aoo: String,
+    /// `citizen` or `intermediary`.
+    pub author: String,
     pub at: DateTime<Utc>,
 }
 

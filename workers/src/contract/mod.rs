@@ -9,5 +9,6 @@ pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError};
 pub use envelope::{Authentication, Channel, Envelope, PinKind, Principal};
 pub use messages::{
     Contact, DocumentStateChanged, DocumentsRegistered, DocumentsRegistrationRequested, Event,
-    InlineAttachment, RequestSubmitted, TicketChanged, TicketOpened, TimerFired,
+    InlineAttachment, MessageAdded, RequestSubmitted, TicketChanged, TicketMessageAdded,
+    TicketOpened, TimerFired,
 };

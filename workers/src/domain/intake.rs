@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use super::document::{detect_kind, sanitize_file_name};
 use crate::contract::schemas::{catalogue, ContractViolation};
-use crate::contract::{Authentication, Channel, Envelope, PinKind, Principal, RequestSubmitted};
+use crate::contract::{
+    Authentication, Channel, Envelope, MessageAdded, PinKind, Principal, RequestSubmitted,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
@@ -102,12 +104,26 @@ pub fn check_attachments(
 }
 
 /// An intake message that passed admission, typed.
+// One per delivery in a batch, short-lived: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum IntakeMessage {
     RequestSubmitted(Envelope<RequestSubmitted>),
+    /// Applied to a ticket the principal may see from the citizen's side
+    /// (checked against the database when applied).
+    MessageAdded(Envelope<MessageAdded>),
 }
 
 /// The identity of a message for exactly-once processing (the inbox row).
+impl IntakeMessage {
+    pub fn correlation_id(&self) -> &str {
+        match self {
+            IntakeMessage::RequestSubmitted(envelope) => &envelope.correlation_id,
+            IntakeMessage::MessageAdded(envelope) => &envelope.correlation_id,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Idempotency {
     pub message_id: Uuid,
@@ -145,7 +161,37 @@ pub fn admit(routing_key: &str, body: &[u8]) -> Result<Admitted, Rejection> {
                 message: IntakeMessage::RequestSubmitted(envelope),
             })
         }
+        "request.message_added" => {
+            let envelope: Envelope<MessageAdded> =
+                serde_json::from_value(value).map_err(|e| Rejection::Decode(e.to_string()))?;
+            check_routing_key(routing_key, envelope.channel, &envelope.message_type)?;
+            check_message_principal(&envelope)?;
+            let idempotency = idempotency_of(&envelope, "request.message_added")?;
+            Ok(Admitted {
+                idempotency,
+                message: IntakeMessage::MessageAdded(envelope),
+            })
+        }
         _ => Err(Rejection::NotAnIntakeMessage(message_type)),
+    }
+}
+
+/// The ticket's citizen, or an intermediary, writing through the citizens'
+/// channels: the conversation of a ticket is theirs and the office's
+/// (operators write through the ticket API).
+fn check_message_principal(envelope: &Envelope<MessageAdded>) -> Result<(), Rejection> {
+    const TYPE: &str = "request.message_added";
+    match (&envelope.channel, &envelope.principal) {
+        (
+            Channel::Web | Channel::App | Channel::Cassetto,
+            Principal::Citizen { authentication, .. }
+            | Principal::Intermediary { authentication, .. },
+        ) => check_authentication(authentication, TYPE),
+        (channel, principal) => Err(Rejection::PrincipalNotAllowed {
+            principal: principal.kind(),
+            channel: channel.as_str(),
+            message_type: TYPE,
+        }),
     }
 }
 

@@ -136,6 +136,8 @@ pub enum ChangeKind {
     Commented,
     Reassigned,
     Closed,
+    /// The citizen's side wrote on the ticket (`request.message_added`).
+    CitizenMessage,
 }
 
 impl ChangeKind {
@@ -146,6 +148,7 @@ impl ChangeKind {
             ChangeKind::Commented => "commented",
             ChangeKind::Reassigned => "reassigned",
             ChangeKind::Closed => "closed",
+            ChangeKind::CitizenMessage => "citizen_message",
         }
     }
 
@@ -156,6 +159,7 @@ impl ChangeKind {
             ChangeKind::Commented,
             ChangeKind::Reassigned,
             ChangeKind::Closed,
+            ChangeKind::CitizenMessage,
         ]
         .into_iter()
         .find(|k| k.as_str() == raw)
@@ -172,6 +176,13 @@ impl TicketAction {
             TicketAction::Reassign { .. } => ChangeKind::Reassigned,
         }
     }
+}
+
+/// Why the citizen's side may not write on a ticket now, if it may not: a
+/// closed ticket's conversation is over (a new request opens a new one).
+pub fn refuse_citizen_message(state: TicketState) -> Option<&'static str> {
+    (state == TicketState::Chiusa)
+        .then_some("the ticket is closed: a new request opens a new ticket")
 }
 
 /// What a decision needs to know about the ticket as it is now.

@@ -220,6 +220,38 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockedTick
     .transpose()
 }
 
+/// Keeps a message of the citizen's side on a locked ticket, in its state
+/// `state`: a public history entry, and the ticket counts as updated.
+pub async fn add_citizen_message(
+    conn: &mut PgConnection,
+    ticket_id: Uuid,
+    state: TicketState,
+    actor: &serde_json::Value,
+    text: &str,
+    at: DateTime<Utc>,
+    correlation_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
+        .bind(ticket_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO ticket_history (ticket_id, kind, from_state, to_state, visibility, comment,
+                                     actor, at, correlation_id)
+         VALUES ($1, 'citizen_message', $2, $2, 'public', $3, $4, $5, $6)",
+    )
+    .bind(ticket_id)
+    .bind(state)
+    .bind(text)
+    .bind(actor)
+    .bind(at)
+    .bind(correlation_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Whether the action with this key was already applied to the ticket.
 /// The action applied to the ticket with this key, if any: its kind and
 /// who did it.

@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::contract::{CodiceFiscale, Principal};
+use crate::contract::{
+    CodiceFiscale, Envelope, Event, MessageAdded, Principal, TicketMessageAdded,
+};
 use crate::domain::access::side_on_case;
 use crate::domain::document::Side;
 use crate::domain::ticket::{
-    changed_event, decide, LifecycleError, Operator, TicketAction, TicketFacts, TicketState,
+    changed_event, decide, refuse_citizen_message, LifecycleError, Operator, TicketAction,
+    TicketFacts, TicketState,
 };
 use crate::store::documents::{self as documents_store, Document};
 use crate::store::outbox::{self, OutboxMessage};
@@ -311,6 +314,59 @@ pub async fn detail(
         attachments,
         viewer: if staff { "office" } else { "citizen" },
     })
+}
+
+/// A message of the citizen's side (`request.message_added`), kept on its
+/// ticket in the caller's transaction; returns its `ticket.message_added`
+/// event for the outbox. Who may write is who sees the ticket from the
+/// citizen's side; a closed ticket takes no more messages.
+pub async fn add_citizen_message(
+    conn: &mut sqlx::PgConnection,
+    request: &Envelope<MessageAdded>,
+) -> Result<OutboxMessage, TicketError> {
+    let ticket_id = request.payload.ticket_id;
+    if side_on_ticket(conn, &request.principal, ticket_id).await? != Side::Citizen {
+        return Err(TicketError::Forbidden(
+            "operators write on tickets through the ticket API".into(),
+        ));
+    }
+    let ticket = store::lock(conn, ticket_id)
+        .await?
+        .ok_or(TicketError::NotFound)?;
+    if let Some(reason) = refuse_citizen_message(ticket.state) {
+        return Err(TicketError::Invalid(reason.into()));
+    }
+    let at = Utc::now();
+    let actor = serde_json::to_value(&request.principal)?;
+    store::add_citizen_message(
+        conn,
+        ticket_id,
+        ticket.state,
+        &actor,
+        &request.payload.text,
+        at,
+        &request.correlation_id,
+    )
+    .await?;
+    let subject_tax_code = CodiceFiscale::parse(&ticket.subject_tax_code)
+        .map_err(|e| TicketError::Invalid(format!("stored ticket: {e}")))?;
+    let event = Event {
+        message_id: Uuid::now_v7(),
+        message_type: "ticket.message_added".into(),
+        schema_version: 1,
+        occurred_at: at,
+        correlation_id: request.correlation_id.clone(),
+        causation_id: Some(request.message_id),
+        payload: TicketMessageAdded {
+            ticket_id,
+            subject_tax_code,
+            state: ticket.state.as_str().into(),
+            office_aoo: ticket.office_aoo,
+            author: request.principal.kind().into(),
+            at,
+        },
+    };
+    Ok(OutboxMessage::event(&event, None)?)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -17,7 +17,7 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -26,7 +26,7 @@ use crate::broker::publisher::Publisher;
 use crate::broker::topology::{self, Definitions};
 use crate::broker::{self, dead_letter};
 use crate::config::Settings;
-use crate::contract::{CodiceFiscale, Principal};
+use crate::contract::{CodiceFiscale, Envelope, Principal, RequestSubmitted};
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::domain::document::{Direction, DocumentState};
 use crate::domain::intake::{
@@ -40,6 +40,7 @@ use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::protocol::{self as register, RegisterError, RegistrationRequest};
 use crate::store::{self, tickets};
+use crate::tickets::TicketError;
 use uuid::Uuid;
 
 /// How long a batch waits for more messages after its first one.
@@ -190,9 +191,12 @@ impl IntakeWorker {
         for (index, delivery) in batch.iter().enumerate() {
             let admission =
                 admit(delivery.routing_key.as_str(), &delivery.data).and_then(|message| {
-                    let IntakeMessage::RequestSubmitted(request) = &message.message;
-                    let attachments =
-                        check_attachments(&request.payload, self.settings.document_max_bytes)?;
+                    let attachments = match &message.message {
+                        IntakeMessage::RequestSubmitted(request) => {
+                            check_attachments(&request.payload, self.settings.document_max_bytes)?
+                        }
+                        IntakeMessage::MessageAdded(_) => Vec::new(),
+                    };
                     Ok((message, attachments))
                 });
             match admission {
@@ -441,13 +445,14 @@ enum ItemOutcome {
 /// the position.
 async fn subjects(
     conn: &mut sqlx::PgConnection,
-    group: &[Item<'_>],
+    group: &[&Item<'_>],
 ) -> Result<Vec<Result<CodiceFiscale, String>>, ApplyFailure> {
-    let requests = group.iter().map(|item| match &item.admitted.message {
-        IntakeMessage::RequestSubmitted(request) => request,
-    });
+    let requests = group
+        .iter()
+        .map(|item| request_of(item))
+        .collect::<Result<Vec<_>, _>>()?;
     let positions: Vec<(String, String)> = requests
-        .clone()
+        .iter()
         .filter_map(
             |request| match (&request.principal, &request.payload.matricola) {
                 (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
@@ -461,6 +466,7 @@ async fn subjects(
         .await
         .map_err(classify)?;
     requests
+        .iter()
         .map(
             |request| match (&request.principal, &request.payload.matricola) {
                 (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
@@ -482,6 +488,16 @@ async fn subjects(
             },
         )
         .collect()
+}
+
+/// The request of an item that is one (the group was split by kind).
+fn request_of<'i>(item: &'i Item<'_>) -> Result<&'i Envelope<RequestSubmitted>, ApplyFailure> {
+    match &item.admitted.message {
+        IntakeMessage::RequestSubmitted(request) => Ok(request),
+        IntakeMessage::MessageAdded(_) => {
+            Err(ApplyFailure::Crashed("a message among the requests".into()))
+        }
+    }
 }
 
 fn registration_request(
@@ -540,11 +556,106 @@ struct Opening<'a> {
     registration: RegistrationRequest,
 }
 
-/// One transaction for the group: inbox, routing, tickets, attachments,
-/// registration, events.
+/// One transaction for the group: new requests open tickets, messages are
+/// added to theirs.
 async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, ApplyFailure> {
     let mut tx = pool.begin().await.map_err(classify)?;
-    let subjects = subjects(&mut tx, group).await?;
+    let (requests, messages): (Positioned, Positioned) = group
+        .iter()
+        .enumerate()
+        .partition(|(_, item)| matches!(item.admitted.message, IntakeMessage::RequestSubmitted(_)));
+    let request_items: Vec<&Item> = requests.iter().map(|(_, item)| *item).collect();
+    let message_items: Vec<&Item> = messages.iter().map(|(_, item)| *item).collect();
+    let opened = open_tickets(&mut tx, &request_items).await?;
+    let added = add_messages(&mut tx, &message_items).await?;
+    tx.commit().await.map_err(classify)?;
+
+    let mut outcomes: Vec<Option<ItemOutcome>> = group.iter().map(|_| None).collect();
+    let placed = requests
+        .iter()
+        .zip(opened)
+        .chain(messages.iter().zip(added));
+    for ((position, _), outcome) in placed {
+        outcomes[*position] = Some(outcome);
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.ok_or_else(|| ApplyFailure::Crashed("an item without outcome".into()))
+        })
+        .collect()
+}
+
+/// Items of a group with their position in it.
+type Positioned<'g, 'a> = Vec<(usize, &'g Item<'a>)>;
+
+/// Messages of the citizen's side on their tickets, in ticket order (two
+/// consumers lock shared tickets in the same order). Each is tried in a
+/// savepoint: a refused one leaves no inbox row, so a corrected resend works.
+async fn add_messages(
+    tx: &mut sqlx::PgConnection,
+    group: &[&Item<'_>],
+) -> Result<Vec<ItemOutcome>, ApplyFailure> {
+    let mut order = Vec::with_capacity(group.len());
+    for (position, item) in group.iter().enumerate() {
+        match &item.admitted.message {
+            IntakeMessage::MessageAdded(message) => order.push((position, message)),
+            IntakeMessage::RequestSubmitted(_) => {
+                return Err(ApplyFailure::Crashed("a request among the messages".into()))
+            }
+        }
+    }
+    order.sort_by_key(|(_, message)| message.payload.ticket_id);
+    let mut outcomes: Vec<Option<ItemOutcome>> = group.iter().map(|_| None).collect();
+    let mut events = Vec::new();
+    for (position, message) in order {
+        let mut savepoint = tx.begin().await.map_err(classify)?;
+        let identity = &group[position].admitted.idempotency;
+        let recorded = inbox::record(&mut savepoint, &[identity])
+            .await
+            .map_err(classify)?
+            .pop()
+            .ok_or_else(|| ApplyFailure::Crashed("inbox returned no outcome".into()))?;
+        if recorded != InboxOutcome::New {
+            savepoint.commit().await.map_err(classify)?;
+            outcomes[position] = Some(ItemOutcome::Inbox(recorded));
+            continue;
+        }
+        match crate::tickets::add_citizen_message(&mut savepoint, message).await {
+            Ok(event) => {
+                savepoint.commit().await.map_err(classify)?;
+                events.push(event);
+                outcomes[position] = Some(ItemOutcome::Inbox(InboxOutcome::New));
+            }
+            Err(TicketError::Database(error)) => return Err(classify(error)),
+            Err(TicketError::Encoding(error)) => {
+                return Err(ApplyFailure::Crashed(error.to_string()))
+            }
+            Err(refusal) => {
+                savepoint.rollback().await.map_err(classify)?;
+                outcomes[position] = Some(ItemOutcome::Refused(refusal.to_string()));
+            }
+        }
+    }
+    outbox::enqueue(tx, &events).await.map_err(classify)?;
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.ok_or_else(|| ApplyFailure::Crashed("a message without outcome".into()))
+        })
+        .collect()
+}
+
+/// New requests: delegation check (intermediaries), inbox, routing, tickets,
+/// attachments, registration, events.
+async fn open_tickets(
+    tx: &mut sqlx::PgConnection,
+    group: &[&Item<'_>],
+) -> Result<Vec<ItemOutcome>, ApplyFailure> {
+    if group.is_empty() {
+        return Ok(Vec::new());
+    }
+    let subjects = subjects(&mut *tx, group).await?;
     // Refused on what the database knows now, but applied before (a
     // redelivery after the intermediary's delegation was revoked): that is a
     // duplicate to acknowledge, not a refusal to dead-letter.
@@ -554,9 +665,10 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
         .filter(|(_, subject)| subject.is_err())
         .map(|(item, _)| item.admitted.idempotency.message_id)
         .collect();
-    let applied_before = inbox::applied(&mut tx, &refused).await.map_err(classify)?;
+    let applied_before = inbox::applied(&mut *tx, &refused).await.map_err(classify)?;
     let accepted: Vec<(&Item, &CodiceFiscale)> = group
         .iter()
+        .copied()
         .zip(&subjects)
         .filter_map(|(item, subject)| subject.as_ref().ok().map(|s| (item, s)))
         .collect();
@@ -564,7 +676,7 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
         .iter()
         .map(|(item, _)| &item.admitted.idempotency)
         .collect();
-    let mut recorded = inbox::record(&mut tx, &identities)
+    let mut recorded = inbox::record(&mut *tx, &identities)
         .await
         .map_err(classify)?;
     // Applied longer ago than the inbox remembers (its rows are purged after
@@ -575,7 +687,7 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
         .filter(|(_, outcome)| **outcome == InboxOutcome::New)
         .map(|((item, _), _)| item.admitted.idempotency.message_id)
         .collect();
-    let registered_before = register::registered_requests(&mut tx, &new_requests)
+    let registered_before = register::registered_requests(&mut *tx, &new_requests)
         .await
         .map_err(classify)?;
     for ((item, _), outcome) in accepted.iter().zip(recorded.iter_mut()) {
@@ -584,14 +696,14 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
         }
     }
 
-    let routing = tickets::routing_table(&mut tx).await.map_err(classify)?;
+    let routing = tickets::routing_table(&mut *tx).await.map_err(classify)?;
     let now = Utc::now();
     let mut openings = Vec::new();
     for ((item, subject), outcome) in accepted.iter().zip(&recorded) {
         if *outcome != InboxOutcome::New {
             continue;
         }
-        let IntakeMessage::RequestSubmitted(request) = &item.admitted.message;
+        let request = request_of(item)?;
         let payload = &request.payload;
         let decision = routing.route(
             &payload.ambito,
@@ -614,18 +726,18 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
         .iter()
         .map(|o| (&o.ticket, o.registration.id))
         .collect();
-    tickets::insert(&mut tx, &rows).await.map_err(classify)?;
+    tickets::insert(&mut *tx, &rows).await.map_err(classify)?;
     let documents: Vec<Document> = openings
         .iter()
         .flat_map(|o| attachment_documents(&o.ticket, o.registration.id, o.attachments))
         .collect();
-    documents::insert_documents(&mut tx, &documents)
+    documents::insert_documents(&mut *tx, &documents)
         .await
         .map_err(classify)?;
 
     let requests: Vec<RegistrationRequest> =
         openings.iter().map(|o| o.registration.clone()).collect();
-    let registrations = register::register(&mut tx, &requests)
+    let registrations = register::register(&mut *tx, &requests)
         .await
         .map_err(|e| match e {
             RegisterError::Database(e) => classify(e),
@@ -659,8 +771,7 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
             "ticket opened"
         );
     }
-    outbox::enqueue(&mut tx, &events).await.map_err(classify)?;
-    tx.commit().await.map_err(classify)?;
+    outbox::enqueue(&mut *tx, &events).await.map_err(classify)?;
 
     let mut recorded = recorded.into_iter();
     group
