@@ -979,6 +979,65 @@ async fn the_citizens_side_writes_on_open_tickets_and_every_other_writer_is_refu
         ["Allego la quietanza 0012345678."]
     );
 
+    // An intermediary with a delegation for the position writes, with a file:
+    // a document of the ticket, uploaded, for the office to register.
+    let now = chrono::Utc::now();
+    documents_store::insert_delegation(
+        &mut api.env.pool.acquire().await.unwrap(),
+        INTERMEDIARY,
+        &Delegation {
+            citizen_tax_code: CITIZEN.into(),
+            matricola: Some("4901234567".into()),
+            valid_from: now - chrono::Duration::days(1),
+            valid_to: now + chrono::Duration::days(30),
+            revoked_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    let mut with_file = message_added(
+        json!({"kind": "intermediary", "tax_code": INTERMEDIARY, "authentication": {"method": "CNS"}}),
+        "m3",
+        ticket,
+        "Trasmetto la ricevuta.",
+    );
+    with_file["payload"]["attachments"] = json!([{
+        "file_name": "ricevuta.pdf",
+        "content_base64": base64::engine::general_purpose::STANDARD.encode(PDF)
+    }]);
+    publish(with_file.clone()).await;
+    let event = added.next_json(WAIT).await.expect("ticket.message_added");
+    assert_eq!(
+        (
+            &event["payload"]["author"],
+            &event["payload"]["attachments"]
+        ),
+        (&json!("intermediary"), &json!(1))
+    );
+    let (status, documents) = api
+        .get(&format!("/cases/{ticket}/documents"), &citizen(CITIZEN))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{documents}");
+    let file = documents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["file_name"] == "ricevuta.pdf")
+        .expect("the message's file");
+    assert_eq!(file["state"], "uploaded");
+
+    // Redelivered after the inbox forgot it: still kept once.
+    sqlx::query("DELETE FROM inbox")
+        .execute(&api.env.pool)
+        .await
+        .unwrap();
+    publish(with_file).await;
+    assert!(
+        added.next(Duration::from_millis(1500)).await.is_none(),
+        "kept once"
+    );
+    assert_eq!(history(operator("1901")).await.len(), 2);
+
     // A closed ticket takes no more messages.
     let op = operator("1901");
     api.post(&format!("/tickets/{ticket}/take-in-charge"), &op, json!({}))
@@ -995,6 +1054,6 @@ async fn the_citizens_side_writes_on_open_tickets_and_every_other_writer_is_refu
     let letter = dead.next(WAIT).await.expect("dead letter");
     let why = header(&letter, "x-sportello-reason").unwrap_or_default();
     assert!(why.contains("closed"), "{why}");
-    assert_eq!(history(citizen(CITIZEN)).await.len(), 1);
+    assert_eq!(history(citizen(CITIZEN)).await.len(), 2);
     api.stop().await;
 }

@@ -38,6 +38,9 @@ pub struct RequestSubmitted {
 pub struct MessageAdded {
     pub ticket_id: Uuid,
     pub text: String,
+    /// At most three, checked like a request's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<InlineAttachment>,
 }
 
 /// A file carried inside a message, base64-encoded.
@@ -117,6 +120,8 @@ pub struct TicketMessageAdded {
     pub office_aoo: String,
     /// `citizen` or `intermediary`.
     pub author: String,
+    /// Files the message brought (documents of the ticket, *uploaded*).
+    pub attachments: usize,
     pub at: DateTime<Utc>,
 }
 

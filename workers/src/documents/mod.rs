@@ -221,33 +221,85 @@ pub async fn upload(
         });
     }
     let mut tx = pool.begin().await?;
-    store::insert_documents(&mut tx, &documents).await?;
-    let mut transitions = Vec::new();
-    let mut events = Vec::new();
-    for d in &documents {
+    let events = record_uploads(&mut tx, &documents, &actor, now, correlation_id).await?;
+    outbox::enqueue(&mut tx, &events).await?;
+    tx.commit().await?;
+    tracing::info!(%case_id, count = documents.len(), correlation_id, "documents uploaded");
+    Ok(documents)
+}
+
+/// A file already checked (kind by content, size, name) and in the blob store.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub file_name: String,
+    pub media_type: &'static str,
+    pub sha256: String,
+    pub size: usize,
+}
+
+/// Files a citizen's message brought to the case, uploaded in the caller's
+/// transaction like any upload (their registration is the office's call).
+pub(crate) async fn attach_to_case(
+    tx: &mut PgConnection,
+    case_id: Uuid,
+    files: &[StoredFile],
+    actor: &serde_json::Value,
+    at: DateTime<Utc>,
+    correlation_id: &str,
+) -> Result<Vec<OutboxMessage>, DocumentError> {
+    let documents: Vec<Document> = files
+        .iter()
+        .map(|file| Document {
+            id: Uuid::now_v7(),
+            case_id,
+            direction: Direction::FromCitizen,
+            file_name: file.file_name.clone(),
+            media_type: file.media_type.to_owned(),
+            size_bytes: file.size as i64,
+            sha256: file.sha256.clone(),
+            state: DocumentState::Uploaded,
+            conformity_asserted: false,
+            uploaded_by: actor.clone(),
+            uploaded_at: at,
+            registration_id: None,
+        })
+        .collect();
+    record_uploads(tx, &documents, actor, at, correlation_id).await
+}
+
+/// Stores new documents in state *uploaded* with their first transition;
+/// returns their `document.state_changed` events.
+async fn record_uploads(
+    tx: &mut PgConnection,
+    documents: &[Document],
+    actor: &serde_json::Value,
+    at: DateTime<Utc>,
+    correlation_id: &str,
+) -> Result<Vec<OutboxMessage>, DocumentError> {
+    store::insert_documents(tx, documents).await?;
+    let mut transitions = Vec::with_capacity(documents.len());
+    let mut events = Vec::with_capacity(documents.len());
+    for d in documents {
         transitions.push(Transition {
             document_id: d.id,
             from: None,
             to: DocumentState::Uploaded,
             actor: actor.clone(),
-            at: now,
+            at,
             correlation_id: correlation_id.into(),
         });
         events.push(state_changed(
             d,
             None,
             DocumentState::Uploaded,
-            &actor,
-            now,
+            actor,
+            at,
             correlation_id,
             None,
         )?);
     }
-    store::record_transitions(&mut tx, &transitions, None).await?;
-    outbox::enqueue(&mut tx, &events).await?;
-    tx.commit().await?;
-    tracing::info!(%case_id, count = documents.len(), correlation_id, "documents uploaded");
-    Ok(documents)
+    store::record_transitions(tx, &transitions, None).await?;
+    Ok(events)
 }
 
 /// Both sides of a case see every document of it, with its state.

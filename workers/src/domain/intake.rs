@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::document::{detect_kind, sanitize_file_name};
 use crate::contract::schemas::{catalogue, ContractViolation};
 use crate::contract::{
-    Authentication, Channel, Envelope, MessageAdded, PinKind, Principal, RequestSubmitted,
+    Authentication, Channel, Envelope, InlineAttachment, MessageAdded, PinKind, Principal,
+    RequestSubmitted,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -67,12 +68,11 @@ pub struct CheckedAttachment {
 /// `max_bytes` each, a PDF, P7M, JPEG or PNG by content, a name that is
 /// not a path. The schema already limits them to three.
 pub fn check_attachments(
-    request: &RequestSubmitted,
+    attachments: &[InlineAttachment],
     max_bytes: usize,
 ) -> Result<Vec<CheckedAttachment>, Rejection> {
     use base64::Engine;
-    request
-        .attachments
+    attachments
         .iter()
         .enumerate()
         .map(|(index, attachment)| {
@@ -298,6 +298,32 @@ mod tests {
     }
 
     #[test]
+    fn a_message_on_a_ticket_is_admitted_unless_blank_or_from_an_agent() {
+        let example = SCHEMA_FILES
+            .iter()
+            .find(|file| file.schema.contains("request.message_added/v1.json"))
+            .unwrap()
+            .example;
+        let mut message: Value = serde_json::from_str(example).unwrap();
+        let admitted = admit_value("cassetto.request.message_added", &message).unwrap();
+        assert!(matches!(admitted.message, IntakeMessage::MessageAdded(_)));
+        for blank in ["   ", "\n\t", "a\u{0}b"] {
+            message["payload"]["text"] = json!(blank);
+            assert!(
+                admit_value("cassetto.request.message_added", &message).is_err(),
+                "{blank:?}"
+            );
+        }
+        message["payload"]["text"] = json!("Grazie");
+        message["principal"] = json!({"kind": "contact_center_agent", "agent_id": "CC-1", "on_behalf_of": "RSSMRA85T10A562S"});
+        message["channel"] = json!("contact_center");
+        assert!(matches!(
+            admit_value("contact_center.request.message_added", &message),
+            Err(Rejection::PrincipalNotAllowed { .. })
+        ));
+    }
+
+    #[test]
     fn admits_the_example() {
         let admitted = admit_value("cassetto.request.submitted", &example()).unwrap();
         assert_eq!(
@@ -388,27 +414,30 @@ mod tests {
     #[test]
     fn attachments_are_checked_by_content_size_and_name() {
         let pdf = b"%PDF-1.7\n%\xe2\xe3\n1 0 obj\n".to_vec();
-        let ok = check_attachments(&with_attachment("quietanza.pdf", &pdf), 1024).unwrap();
+        let ok =
+            check_attachments(&with_attachment("quietanza.pdf", &pdf).attachments, 1024).unwrap();
         assert_eq!(
             (ok[0].file_name.as_str(), ok[0].media_type),
             ("quietanza.pdf", "application/pdf")
         );
-        let disguised =
-            check_attachments(&with_attachment("foto.pdf", b"MZ\x90\x00 not a pdf"), 1024);
+        let disguised = check_attachments(
+            &with_attachment("foto.pdf", b"MZ\x90\x00 not a pdf").attachments,
+            1024,
+        );
         assert!(
             matches!(disguised, Err(Rejection::Attachment { index: 1, .. })),
             "{disguised:?}"
         );
-        let big = check_attachments(&with_attachment("big.pdf", &pdf), 4);
+        let big = check_attachments(&with_attachment("big.pdf", &pdf).attachments, 4);
         assert!(big
             .unwrap_err()
             .to_string()
             .contains("more than the 4 allowed"));
-        let path = check_attachments(&with_attachment("../../etc/passwd", &pdf), 1024);
+        let path = check_attachments(&with_attachment("../../etc/passwd", &pdf).attachments, 1024);
         assert!(path.unwrap_err().to_string().contains("path"));
         let mut bad = with_attachment("x.pdf", &pdf);
         bad.attachments[0].content_base64 = "not base64!".into();
-        assert!(check_attachments(&bad, 1024)
+        assert!(check_attachments(&bad.attachments, 1024)
             .unwrap_err()
             .to_string()
             .contains("base64"));

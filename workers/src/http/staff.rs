@@ -612,7 +612,7 @@ fn change_label(kind: &str) -> String {
         Some(ChangeKind::Commented) => "commento".into(),
         Some(ChangeKind::Reassigned) => "riassegnazione".into(),
         Some(ChangeKind::Closed) => "chiusura".into(),
-        Some(ChangeKind::CitizenMessage) => "messaggio del cittadino".into(),
+        Some(ChangeKind::CitizenMessage) => "messaggio (lato cittadino)".into(),
         None => kind.to_owned(),
     }
 }

@@ -221,25 +221,25 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<LockedTick
 }
 
 /// Keeps a message of the citizen's side on a locked ticket, in its state
-/// `state`: a public history entry, and the ticket counts as updated.
+/// `state`: a public history entry keyed by the message (`intake:<id>`), and
+/// the ticket counts as updated. Returns false, changing nothing, when the
+/// message was kept before.
+#[allow(clippy::too_many_arguments)]
 pub async fn add_citizen_message(
     conn: &mut PgConnection,
     ticket_id: Uuid,
+    message_id: Uuid,
     state: TicketState,
     actor: &serde_json::Value,
     text: &str,
     at: DateTime<Utc>,
     correlation_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
-        .bind(ticket_id)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let kept = sqlx::query(
         "INSERT INTO ticket_history (ticket_id, kind, from_state, to_state, visibility, comment,
-                                     actor, at, correlation_id)
-         VALUES ($1, 'citizen_message', $2, $2, 'public', $3, $4, $5, $6)",
+                                     actor, at, correlation_id, action_key)
+         VALUES ($1, 'citizen_message', $2, $2, 'public', $3, $4, $5, $6, 'intake:' || $7)
+         ON CONFLICT (ticket_id, action_key) WHERE action_key IS NOT NULL DO NOTHING",
     )
     .bind(ticket_id)
     .bind(state)
@@ -247,9 +247,19 @@ pub async fn add_citizen_message(
     .bind(actor)
     .bind(at)
     .bind(correlation_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .bind(message_id.to_string())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if kept {
+        sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
+            .bind(ticket_id)
+            .bind(at)
+            .execute(conn)
+            .await?;
+    }
+    Ok(kept)
 }
 
 /// Whether the action with this key was already applied to the ticket.

@@ -317,13 +317,17 @@ pub async fn detail(
 }
 
 /// A message of the citizen's side (`request.message_added`), kept on its
-/// ticket in the caller's transaction; returns its `ticket.message_added`
-/// event for the outbox. Who may write is who sees the ticket from the
-/// citizen's side; a closed ticket takes no more messages.
+/// ticket in the caller's transaction with the files it brought (documents
+/// of the ticket's case, *uploaded*); returns the events for the outbox
+/// (`ticket.message_added`, the documents' `document.state_changed`), or
+/// `None` when the message was kept before (nothing written). Who may write
+/// is who sees the ticket from the citizen's side; a closed ticket takes no
+/// more messages.
 pub async fn add_citizen_message(
     conn: &mut sqlx::PgConnection,
     request: &Envelope<MessageAdded>,
-) -> Result<OutboxMessage, TicketError> {
+    files: &[crate::documents::StoredFile],
+) -> Result<Option<Vec<OutboxMessage>>, TicketError> {
     let ticket_id = request.payload.ticket_id;
     if side_on_ticket(conn, &request.principal, ticket_id).await? != Side::Citizen {
         return Err(TicketError::Forbidden(
@@ -338,9 +342,10 @@ pub async fn add_citizen_message(
     }
     let at = Utc::now();
     let actor = serde_json::to_value(&request.principal)?;
-    store::add_citizen_message(
+    let kept = store::add_citizen_message(
         conn,
         ticket_id,
+        request.message_id,
         ticket.state,
         &actor,
         &request.payload.text,
@@ -348,6 +353,23 @@ pub async fn add_citizen_message(
         &request.correlation_id,
     )
     .await?;
+    if !kept {
+        return Ok(None);
+    }
+    // The ticket's case has the ticket's id.
+    let mut events = crate::documents::attach_to_case(
+        conn,
+        ticket_id,
+        files,
+        &actor,
+        at,
+        &request.correlation_id,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::documents::DocumentError::Database(e) => TicketError::Database(e),
+        other => TicketError::Invalid(other.to_string()),
+    })?;
     let subject_tax_code = CodiceFiscale::parse(&ticket.subject_tax_code)
         .map_err(|e| TicketError::Invalid(format!("stored ticket: {e}")))?;
     let event = Event {
@@ -363,10 +385,12 @@ pub async fn add_citizen_message(
             state: ticket.state.as_str().into(),
             office_aoo: ticket.office_aoo,
             author: request.principal.kind().into(),
+            attachments: files.len(),
             at,
         },
     };
-    Ok(OutboxMessage::event(&event, None)?)
+    events.push(OutboxMessage::event(&event, None)?);
+    Ok(Some(events))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

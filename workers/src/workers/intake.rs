@@ -28,6 +28,7 @@ use crate::broker::{self, dead_letter};
 use crate::config::Settings;
 use crate::contract::{CodiceFiscale, Envelope, Principal, RequestSubmitted};
 use crate::documents::storage::{BlobStore, LocalBlobStore};
+use crate::documents::StoredFile;
 use crate::domain::document::{Direction, DocumentState};
 use crate::domain::intake::{
     admit, check_attachments, Admitted, CheckedAttachment, IntakeMessage, Rejection,
@@ -94,7 +95,7 @@ enum ApplyFailure {
 struct Item<'a> {
     index: usize,
     admitted: &'a Admitted,
-    attachments: &'a [StoredAttachment],
+    attachments: &'a [StoredFile],
     previous_deliveries: u64,
 }
 
@@ -192,10 +193,14 @@ impl IntakeWorker {
             let admission =
                 admit(delivery.routing_key.as_str(), &delivery.data).and_then(|message| {
                     let attachments = match &message.message {
-                        IntakeMessage::RequestSubmitted(request) => {
-                            check_attachments(&request.payload, self.settings.document_max_bytes)?
-                        }
-                        IntakeMessage::MessageAdded(_) => Vec::new(),
+                        IntakeMessage::RequestSubmitted(request) => check_attachments(
+                            &request.payload.attachments,
+                            self.settings.document_max_bytes,
+                        )?,
+                        IntakeMessage::MessageAdded(message) => check_attachments(
+                            &message.payload.attachments,
+                            self.settings.document_max_bytes,
+                        )?,
                     };
                     Ok((message, attachments))
                 });
@@ -295,12 +300,12 @@ impl IntakeWorker {
     async fn store_attachments(
         &self,
         attachments: Vec<CheckedAttachment>,
-    ) -> std::io::Result<Vec<StoredAttachment>> {
+    ) -> std::io::Result<Vec<StoredFile>> {
         let mut stored = Vec::with_capacity(attachments.len());
         for attachment in attachments {
             let size = attachment.bytes.len();
             let sha256 = self.blobs.put(attachment.bytes).await?;
-            stored.push(StoredAttachment {
+            stored.push(StoredFile {
                 file_name: attachment.file_name,
                 media_type: attachment.media_type,
                 sha256,
@@ -423,15 +428,6 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-/// An attachment whose bytes are already in the blob store.
-#[derive(Debug, Clone)]
-struct StoredAttachment {
-    file_name: String,
-    media_type: &'static str,
-    sha256: String,
-    size: usize,
-}
-
 /// What became of one message of a group.
 enum ItemOutcome {
     Inbox(InboxOutcome),
@@ -502,7 +498,7 @@ fn request_of<'i>(item: &'i Item<'_>) -> Result<&'i Envelope<RequestSubmitted>, 
 
 fn registration_request(
     ticket: &NewTicket,
-    attachments: &[StoredAttachment],
+    attachments: &[StoredFile],
 ) -> Result<RegistrationRequest, ApplyFailure> {
     Ok(RegistrationRequest {
         id: Uuid::now_v7(),
@@ -527,7 +523,7 @@ fn registration_request(
 fn attachment_documents(
     ticket: &NewTicket,
     registration_id: Uuid,
-    attachments: &[StoredAttachment],
+    attachments: &[StoredFile],
 ) -> Vec<Document> {
     attachments
         .iter()
@@ -552,7 +548,7 @@ fn attachment_documents(
 /// A ticket about to be opened, with what its registration will record.
 struct Opening<'a> {
     ticket: NewTicket,
-    attachments: &'a [StoredAttachment],
+    attachments: &'a [StoredFile],
     registration: RegistrationRequest,
 }
 
@@ -566,8 +562,11 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
         .partition(|(_, item)| matches!(item.admitted.message, IntakeMessage::RequestSubmitted(_)));
     let request_items: Vec<&Item> = requests.iter().map(|(_, item)| *item).collect();
     let message_items: Vec<&Item> = messages.iter().map(|(_, item)| *item).collect();
-    let opened = open_tickets(&mut tx, &request_items).await?;
+    // Messages first: opening tickets ends by taking the offices' counter
+    // locks, held to the commit. (A message cannot be about a ticket of this
+    // batch: ticket ids are made here and known only after the commit.)
     let added = add_messages(&mut tx, &message_items).await?;
+    let opened = open_tickets(&mut tx, &request_items).await?;
     tx.commit().await.map_err(classify)?;
 
     let mut outcomes: Vec<Option<ItemOutcome>> = group.iter().map(|_| None).collect();
@@ -621,11 +620,17 @@ async fn add_messages(
             outcomes[position] = Some(ItemOutcome::Inbox(recorded));
             continue;
         }
-        match crate::tickets::add_citizen_message(&mut savepoint, message).await {
-            Ok(event) => {
+        let files = group[position].attachments;
+        match crate::tickets::add_citizen_message(&mut savepoint, message, files).await {
+            Ok(Some(written)) => {
                 savepoint.commit().await.map_err(classify)?;
-                events.push(event);
+                events.extend(written);
                 outcomes[position] = Some(ItemOutcome::Inbox(InboxOutcome::New));
+            }
+            // Kept before, and its inbox row purged since.
+            Ok(None) => {
+                savepoint.commit().await.map_err(classify)?;
+                outcomes[position] = Some(ItemOutcome::Inbox(InboxOutcome::Duplicate));
             }
             Err(TicketError::Database(error)) => return Err(classify(error)),
             Err(TicketError::Encoding(error)) => {
