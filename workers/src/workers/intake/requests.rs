@@ -1,0 +1,280 @@
+//! New requests (`request.submitted`): who they are about (delegations for
+//! intermediaries), the inbox, routing, the ticket with its case, history and
+//! attachment documents, then the protocol numbers (last: the offices'
+//! counter locks are held to the commit), then `ticket.opened`.
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{classify, ApplyFailure, Item, ItemOutcome};
+use crate::contract::{CodiceFiscale, Envelope, Principal, RequestSubmitted};
+use crate::documents::StoredFile;
+use crate::domain::document::{Direction, DocumentState};
+use crate::domain::intake::{IntakeMessage, Rejection};
+use crate::domain::protocol::{Aoo, RegisteredFile};
+use crate::domain::ticket::{open_ticket, opened_event, NewTicket, TicketRegistration};
+use crate::store::documents::{self, Document};
+use crate::store::inbox::{self, InboxOutcome};
+use crate::store::outbox::{self, OutboxMessage};
+use crate::store::protocol::{self as register, RegisterError, RegistrationRequest};
+use crate::store::tickets;
+
+/// Who a request is about: the citizen, the one an agent or operator acts
+/// for, or for an intermediary the citizen whose active delegation covers
+/// the position.
+async fn subjects(
+    conn: &mut sqlx::PgConnection,
+    group: &[&Item<'_>],
+) -> Result<Vec<Result<CodiceFiscale, String>>, ApplyFailure> {
+    let requests = group
+        .iter()
+        .map(|item| request_of(item))
+        .collect::<Result<Vec<_>, _>>()?;
+    let positions: Vec<(String, String)> = requests
+        .iter()
+        .filter_map(
+            |request| match (&request.principal, &request.payload.matricola) {
+                (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
+                    Some((tax_code.to_string(), matricola.clone()))
+                }
+                _ => None,
+            },
+        )
+        .collect();
+    let delegations = tickets::delegating_citizens(conn, &positions)
+        .await
+        .map_err(classify)?;
+    requests
+        .iter()
+        .map(
+            |request| match (&request.principal, &request.payload.matricola) {
+                (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
+                    let citizen = delegations
+                        .iter()
+                        .find(|(i, m, _)| i == tax_code.as_str() && m == matricola)
+                        .map(|(_, _, citizen)| citizen);
+                    match citizen {
+                        Some(citizen) => CodiceFiscale::parse(citizen)
+                            .map(Ok)
+                            .map_err(|e| ApplyFailure::Crashed(format!("stored delegation: {e}"))),
+                        None => Ok(Err(Rejection::NoDelegation(matricola.clone()).to_string())),
+                    }
+                }
+                (principal, _) => Ok(principal
+                    .subject_tax_code()
+                    .cloned()
+                    .ok_or_else(|| Rejection::MissingSubject("request.submitted").to_string())),
+            },
+        )
+        .collect()
+}
+
+/// The request of an item that is one (the group was split by kind).
+fn request_of<'i>(item: &'i Item<'_>) -> Result<&'i Envelope<RequestSubmitted>, ApplyFailure> {
+    match &item.admitted.message {
+        IntakeMessage::RequestSubmitted(request) => Ok(request),
+        IntakeMessage::MessageAdded(_) => {
+            Err(ApplyFailure::Crashed("a message among the requests".into()))
+        }
+    }
+}
+
+fn registration_request(
+    ticket: &NewTicket,
+    attachments: &[StoredFile],
+) -> Result<RegistrationRequest, ApplyFailure> {
+    Ok(RegistrationRequest {
+        id: Uuid::now_v7(),
+        request_id: ticket.request_message_id,
+        aoo: Aoo::parse(&ticket.routing.office_aoo)
+            .map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
+        subject: ticket.subject.clone(),
+        registered_by: serde_json::to_value(&ticket.submitted_by)
+            .map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
+        files: attachments
+            .iter()
+            .map(|a| RegisteredFile {
+                name: a.file_name.clone(),
+                sha256: a.sha256.clone(),
+                size: a.size as u64,
+            })
+            .collect(),
+        correlation_id: ticket.correlation_id.clone(),
+    })
+}
+
+fn attachment_documents(
+    ticket: &NewTicket,
+    registration_id: Uuid,
+    attachments: &[StoredFile],
+) -> Vec<Document> {
+    attachments
+        .iter()
+        .map(|a| Document {
+            id: Uuid::now_v7(),
+            case_id: ticket.id,
+            direction: Direction::FromCitizen,
+            file_name: a.file_name.clone(),
+            media_type: a.media_type.to_owned(),
+            size_bytes: a.size as i64,
+            sha256: a.sha256.clone(),
+            // Registered with the request, under its number.
+            state: DocumentState::Registered,
+            conformity_asserted: false,
+            uploaded_by: serde_json::to_value(&ticket.submitted_by).unwrap_or_default(),
+            uploaded_at: ticket.opened_at,
+            registration_id: Some(registration_id),
+        })
+        .collect()
+}
+
+/// A ticket about to be opened, with what its registration will record.
+struct Opening<'a> {
+    ticket: NewTicket,
+    attachments: &'a [StoredFile],
+    registration: RegistrationRequest,
+}
+
+/// New requests: delegation check (intermediaries), inbox, routing, tickets,
+/// attachments, registration, events.
+pub(super) async fn open_tickets(
+    tx: &mut sqlx::PgConnection,
+    group: &[&Item<'_>],
+) -> Result<Vec<ItemOutcome>, ApplyFailure> {
+    if group.is_empty() {
+        return Ok(Vec::new());
+    }
+    let subjects = subjects(&mut *tx, group).await?;
+    // Refused on what the database knows now, but applied before (a
+    // redelivery after the intermediary's delegation was revoked): that is a
+    // duplicate to acknowledge, not a refusal to dead-letter.
+    let refused: Vec<Uuid> = group
+        .iter()
+        .zip(&subjects)
+        .filter(|(_, subject)| subject.is_err())
+        .map(|(item, _)| item.admitted.idempotency.message_id)
+        .collect();
+    let applied_before = inbox::applied(&mut *tx, &refused).await.map_err(classify)?;
+    let accepted: Vec<(&Item, &CodiceFiscale)> = group
+        .iter()
+        .copied()
+        .zip(&subjects)
+        .filter_map(|(item, subject)| subject.as_ref().ok().map(|s| (item, s)))
+        .collect();
+    let identities: Vec<_> = accepted
+        .iter()
+        .map(|(item, _)| &item.admitted.idempotency)
+        .collect();
+    let mut recorded = inbox::record(&mut *tx, &identities)
+        .await
+        .map_err(classify)?;
+    // Applied longer ago than the inbox remembers (its rows are purged after
+    // INBOX_RETENTION_DAYS): the request's registration still tells.
+    let new_requests: Vec<Uuid> = accepted
+        .iter()
+        .zip(&recorded)
+        .filter(|(_, outcome)| **outcome == InboxOutcome::New)
+        .map(|((item, _), _)| item.admitted.idempotency.message_id)
+        .collect();
+    let registered_before = register::registered_requests(&mut *tx, &new_requests)
+        .await
+        .map_err(classify)?;
+    for ((item, _), outcome) in accepted.iter().zip(recorded.iter_mut()) {
+        if registered_before.contains(&item.admitted.idempotency.message_id) {
+            *outcome = InboxOutcome::Duplicate;
+        }
+    }
+
+    let routing = tickets::routing_table(&mut *tx).await.map_err(classify)?;
+    let now = Utc::now();
+    let mut openings = Vec::new();
+    for ((item, subject), outcome) in accepted.iter().zip(&recorded) {
+        if *outcome != InboxOutcome::New {
+            continue;
+        }
+        let request = request_of(item)?;
+        let payload = &request.payload;
+        let decision = routing.route(
+            &payload.ambito,
+            payload.position_location.as_ref(),
+            payload.location.as_ref(),
+        );
+        let ticket = open_ticket(request, (*subject).clone(), decision, now);
+        let registration = registration_request(&ticket, item.attachments)?;
+        openings.push(Opening {
+            ticket,
+            attachments: item.attachments,
+            registration,
+        });
+    }
+
+    // Everything that only points at a registration goes first: taking the
+    // numbers locks the offices' counters until the commit, and every other
+    // registrar of those offices waits for it.
+    let rows: Vec<(&NewTicket, Uuid)> = openings
+        .iter()
+        .map(|o| (&o.ticket, o.registration.id))
+        .collect();
+    tickets::insert(&mut *tx, &rows).await.map_err(classify)?;
+    let documents: Vec<Document> = openings
+        .iter()
+        .flat_map(|o| attachment_documents(&o.ticket, o.registration.id, o.attachments))
+        .collect();
+    documents::insert_documents(&mut *tx, &documents)
+        .await
+        .map_err(classify)?;
+
+    let requests: Vec<RegistrationRequest> =
+        openings.iter().map(|o| o.registration.clone()).collect();
+    let registrations = register::register(&mut *tx, &requests)
+        .await
+        .map_err(|e| match e {
+            RegisterError::Database(e) => classify(e),
+            RegisterError::YearChanged => ApplyFailure::Transient(e.to_string()),
+            RegisterError::Inconsistent(_) => ApplyFailure::Crashed(e.to_string()),
+        })?;
+    let mut events = Vec::with_capacity(openings.len());
+    for (opening, registration) in openings.iter().zip(registrations) {
+        // A request registered before was found above; one registered since
+        // by a concurrent transaction would leave the ticket pointing at nothing.
+        if registration.id != opening.registration.id {
+            return Err(ApplyFailure::Crashed(format!(
+                "request {} was already registered as {}",
+                registration.request_id, registration.signature
+            )));
+        }
+        let registration = TicketRegistration {
+            id: registration.id,
+            signature: registration.signature,
+        };
+        let ticket = &opening.ticket;
+        let event = opened_event(ticket, &registration, opening.attachments.len());
+        events.push(
+            OutboxMessage::event(&event, None).map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
+        );
+        tracing::debug!(
+            correlation_id = %ticket.correlation_id,
+            ticket_id = %ticket.id,
+            office = %ticket.routing.office_aoo,
+            signature = %registration.signature,
+            "ticket opened"
+        );
+    }
+    outbox::enqueue(&mut *tx, &events).await.map_err(classify)?;
+
+    let mut recorded = recorded.into_iter();
+    group
+        .iter()
+        .zip(subjects)
+        .map(|(item, subject)| match subject {
+            Ok(_) => recorded
+                .next()
+                .map(ItemOutcome::Inbox)
+                .ok_or_else(|| ApplyFailure::Crashed("inbox returned fewer outcomes".into())),
+            Err(_) if applied_before.contains(&item.admitted.idempotency.message_id) => {
+                Ok(ItemOutcome::Inbox(InboxOutcome::Duplicate))
+            }
+            Err(reason) => Ok(ItemOutcome::Refused(reason)),
+        })
+        .collect()
+}
