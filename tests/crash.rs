@@ -72,9 +72,9 @@ async fn killing_the_worker_before_it_acks_leads_to_redelivery_and_still_one_tic
             .unwrap();
     assert_eq!((tickets, distinct), (MESSAGES, MESSAGES));
     // The broker did redeliver what the killed worker held unacknowledged
-    // (management statistics lag a few seconds behind).
+    // (management statistics lag behind, more so on a loaded machine).
     assert!(
-        eventually(Duration::from_secs(20), || async {
+        eventually(Duration::from_secs(60), || async {
             redeliveries(&env).await > 0
         })
         .await,
