@@ -5,13 +5,10 @@
 
 use std::sync::Arc;
 
-use std::future::Future;
-
 use futures::future::BoxFuture;
-use lapin::message::Delivery;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::broker::names::NOTIFICATION_EVENTS_QUEUE;
 use crate::config::Settings;
@@ -20,7 +17,7 @@ use crate::domain::notification::Rules;
 use crate::notifications::{self, templates, PlanError, Planned};
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
-use crate::workers::settle::{consume_each, settle, Consuming, Failure, Handler, Verdict};
+use crate::workers::settle::{consume_each, Consuming, Failure, Handler};
 
 pub struct NotifyWorker {
     settings: Arc<Settings>,
@@ -66,7 +63,6 @@ impl NotifyWorker {
     async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let concurrency = self.settings.notify_concurrency.max(1);
         let planning = Planning {
-            settings: &self.settings,
             rules: load_rules()?,
             pool: store::connect_lazy(&self.settings.database_url, concurrency as u32)?,
         };
@@ -76,6 +72,7 @@ impl NotifyWorker {
             queue: NOTIFICATION_EVENTS_QUEUE,
             concurrency,
             prefetch: u16::try_from(concurrency * 2).unwrap_or(u16::MAX),
+            max_attempts: self.settings.handler_max_attempts,
         };
         let result = consume_each(consuming, &planning, &shutdown).await;
         planning.pool.close().await;
@@ -84,63 +81,41 @@ impl NotifyWorker {
 }
 
 /// The notify handler: one event, one transaction.
-struct Planning<'a> {
-    settings: &'a Settings,
+struct Planning {
     rules: Rules,
     pool: PgPool,
 }
 
-impl Handler for Planning<'_> {
-    fn handle<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        shutdown: &'a CancellationToken,
-    ) -> impl Future<Output = Result<Verdict, WorkerError>> + Send + 'a {
-        self.settle_event(delivery, shutdown)
-    }
-}
+impl Handler for Planning {
+    type Message = serde_json::Value;
 
-impl Planning<'_> {
-    /// Retries while the database is away (the event stays unacked); gives
-    /// up only on events that can never be planned.
-    async fn settle_event(
-        &self,
-        delivery: &Delivery,
-        shutdown: &CancellationToken,
-    ) -> Result<Verdict, WorkerError> {
-        let (pool, rules) = (&self.pool, &self.rules);
-        let event = match catalogue().validate_bytes(&delivery.data) {
-            Ok(event) => event,
-            Err(error) => return Ok(Verdict::DeadLetter(format!("rejected: {error}"))),
-        };
+    fn read(&self, body: &[u8]) -> Result<(serde_json::Value, Span), String> {
+        let event = catalogue()
+            .validate_bytes(body)
+            .map_err(|error| format!("rejected: {error}"))?;
         let span = tracing::info_span!(
             "plan",
             event_id = %event["message_id"],
             event_type = %event["type"],
             correlation_id = %event["correlation_id"],
         );
-        settle(
-            delivery,
-            self.settings.handler_max_attempts,
-            shutdown,
-            &span,
-            || async {
-                match plan(pool, rules, &event).await {
-                    Ok(planned) => {
-                        tracing::debug!(?planned, "event planned");
-                        Ok(())
-                    }
-                    Err(PlanError::Database(error)) if store::is_transient(&error) => {
-                        Err(Failure::Transient(error.to_string()))
-                    }
-                    Err(error @ (PlanError::Invalid(_) | PlanError::Render(_))) => {
-                        Err(Failure::Refused(format!("cannot notify: {error}")))
-                    }
-                    Err(error) => Err(Failure::Crashed(error.to_string())),
-                }
-            },
-        )
-        .await
+        Ok((event, span))
+    }
+
+    async fn attempt(&self, event: &serde_json::Value) -> Result<(), Failure> {
+        match plan(&self.pool, &self.rules, event).await {
+            Ok(planned) => {
+                tracing::debug!(?planned, "event planned");
+                Ok(())
+            }
+            Err(PlanError::Database(error)) if store::is_transient(&error) => {
+                Err(Failure::Transient(error.to_string()))
+            }
+            Err(error @ (PlanError::Invalid(_) | PlanError::Render(_))) => {
+                Err(Failure::Refused(format!("cannot notify: {error}")))
+            }
+            Err(error) => Err(Failure::Crashed(error.to_string())),
+        }
     }
 }
 

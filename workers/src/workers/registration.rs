@@ -5,13 +5,10 @@
 
 use std::sync::Arc;
 
-use std::future::Future;
-
 use futures::future::BoxFuture;
-use lapin::message::Delivery;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::broker::names::REGISTRATION_REQUESTS_QUEUE;
 use crate::config::Settings;
@@ -20,7 +17,7 @@ use crate::contract::{DocumentsRegistrationRequested, Event};
 use crate::documents::{self, DocumentError, RegistrationOutcome};
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
-use crate::workers::settle::{consume_each, settle, Consuming, Failure, Handler, Verdict};
+use crate::workers::settle::{consume_each, Consuming, Failure, Handler};
 
 /// Requests in flight per consumer: each is its own short transaction.
 const PREFETCH: u16 = 20;
@@ -54,7 +51,6 @@ impl Worker for RegistrationWorker {
 impl RegistrationWorker {
     async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let registering = Registering {
-            settings: &self.settings,
             pool: store::connect_lazy(&self.settings.database_url, 2)?,
         };
         let consuming = Consuming {
@@ -63,6 +59,7 @@ impl RegistrationWorker {
             queue: REGISTRATION_REQUESTS_QUEUE,
             concurrency: 1,
             prefetch: PREFETCH,
+            max_attempts: self.settings.handler_max_attempts,
         };
         let result = consume_each(consuming, &registering, &shutdown).await;
         registering.pool.close().await;
@@ -71,57 +68,38 @@ impl RegistrationWorker {
 }
 
 /// The registration handler: one request, one transaction.
-struct Registering<'a> {
-    settings: &'a Settings,
+struct Registering {
     pool: PgPool,
 }
 
-impl Handler for Registering<'_> {
-    fn handle<'a>(
-        &'a self,
-        delivery: &'a Delivery,
-        shutdown: &'a CancellationToken,
-    ) -> impl Future<Output = Result<Verdict, WorkerError>> + Send + 'a {
-        self.settle_request(delivery, shutdown)
-    }
-}
+impl Handler for Registering {
+    type Message = Event<DocumentsRegistrationRequested>;
 
-impl Registering<'_> {
-    /// Retries while the database is away (the message stays unacked); gives
-    /// up only on requests that can never succeed.
-    async fn settle_request(
-        &self,
-        delivery: &Delivery,
-        shutdown: &CancellationToken,
-    ) -> Result<Verdict, WorkerError> {
-        let pool = &self.pool;
-        let request = match parse(&delivery.data) {
-            Ok(request) => request,
-            Err(reason) => return Ok(Verdict::DeadLetter(reason)),
-        };
+    fn read(&self, body: &[u8]) -> Result<(Self::Message, Span), String> {
+        let request = parse(body)?;
         let span = tracing::info_span!("register", message_id = %request.message_id, correlation_id = %request.correlation_id);
-        let max_attempts = self.settings.handler_max_attempts;
-        settle(delivery, max_attempts, shutdown, &span, || async {
-            match register(pool, &request).await {
-                Ok(outcome) => {
-                    tracing::info!(?outcome, "registration request settled");
-                    Ok(())
-                }
-                Err(DocumentError::Database(error)) if store::is_transient(&error) => {
-                    Err(Failure::Transient(error.to_string()))
-                }
-                Err(DocumentError::YearChanged) => Err(Failure::Again),
-                Err(
-                    error @ (DocumentError::Refused(_)
-                    | DocumentError::NotFound(_)
-                    | DocumentError::IllegalTransition(_)
-                    | DocumentError::Forbidden(_)
-                    | DocumentError::Gone),
-                ) => Err(Failure::Refused(format!("refused: {error}"))),
-                Err(error) => Err(Failure::Crashed(error.to_string())),
+        Ok((request, span))
+    }
+
+    async fn attempt(&self, request: &Self::Message) -> Result<(), Failure> {
+        match register(&self.pool, request).await {
+            Ok(outcome) => {
+                tracing::info!(?outcome, "registration request settled");
+                Ok(())
             }
-        })
-        .await
+            Err(DocumentError::Database(error)) if store::is_transient(&error) => {
+                Err(Failure::Transient(error.to_string()))
+            }
+            Err(DocumentError::YearChanged) => Err(Failure::Again),
+            Err(
+                error @ (DocumentError::Refused(_)
+                | DocumentError::NotFound(_)
+                | DocumentError::IllegalTransition(_)
+                | DocumentError::Forbidden(_)
+                | DocumentError::Gone),
+            ) => Err(Failure::Refused(format!("refused: {error}"))),
+            Err(error) => Err(Failure::Crashed(error.to_string())),
+        }
     }
 }
 

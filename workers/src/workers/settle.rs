@@ -1,5 +1,6 @@
 //! The consumers that handle one message per transaction (registration,
-//! notify): `consume_each` runs the queue, `settle` decides each message:
+//! notify): `consume_each` runs the queue and settles each message with its
+//! `Handler`: read (or dead-lettered at once), then attempted until settled:
 //! retried while the database is away (the message stays unacked),
 //! dead-lettered at once when it can never succeed, and dead-lettered after
 //! `HANDLER_MAX_ATTEMPTS` crashes, counting earlier deliveries.
@@ -21,7 +22,7 @@ use crate::runtime::WorkerError;
 
 /// What to do with one delivery after trying it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+enum Verdict {
     Ack,
     DeadLetter(String),
 }
@@ -42,27 +43,26 @@ pub enum Failure {
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const LAST_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Calls `attempt` until the message is settled.
-pub async fn settle<F, Fut>(
+/// Reads the delivery with `handler`, then attempts it until it is settled.
+async fn settle<H: Handler>(
+    handler: &H,
     delivery: &Delivery,
     max_attempts: u64,
     shutdown: &CancellationToken,
-    span: &Span,
-    mut attempt: F,
-) -> Result<Verdict, WorkerError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), Failure>>,
-{
+) -> Result<Verdict, WorkerError> {
+    let (message, span) = match handler.read(&delivery.data) {
+        Ok(read) => read,
+        Err(reason) => return Ok(Verdict::DeadLetter(reason)),
+    };
     let mut backoff = FIRST_BACKOFF;
     let mut crashes = dead_letter::previous_deliveries(delivery);
     loop {
-        match attempt().instrument(span.clone()).await {
+        match handler.attempt(&message).instrument(span.clone()).await {
             Ok(()) => return Ok(Verdict::Ack),
             Err(Failure::Again) => continue,
             Err(Failure::Refused(reason)) => return Ok(Verdict::DeadLetter(reason)),
             Err(Failure::Transient(error)) => {
-                tracing::warn!(parent: span, %error, retry_in = ?backoff, "database unavailable; holding the message");
+                tracing::warn!(parent: &span, %error, retry_in = ?backoff, "database unavailable; holding the message");
             }
             Err(Failure::Crashed(error)) => {
                 crashes += 1;
@@ -71,7 +71,7 @@ where
                         "failed {crashes} times, last: {error}"
                     )));
                 }
-                tracing::warn!(parent: span, %error, "handling failed; retrying");
+                tracing::warn!(parent: &span, %error, "handling failed; retrying");
             }
         }
         tokio::select! {
@@ -86,13 +86,19 @@ where
     }
 }
 
-/// Handles one message of a queue consumed by `consume_each`.
+/// What a queue consumed by `consume_each` does with one message.
 pub trait Handler: Sync {
-    fn handle<'a>(
+    type Message: Sync;
+
+    /// The message in a delivery's body, with the span its attempts run in;
+    /// `Err(reason)` dead-letters it at once.
+    fn read(&self, body: &[u8]) -> Result<(Self::Message, Span), String>;
+
+    /// One attempt to apply the message (one transaction).
+    fn attempt<'a>(
         &'a self,
-        delivery: &'a Delivery,
-        shutdown: &'a CancellationToken,
-    ) -> impl Future<Output = Result<Verdict, WorkerError>> + Send + 'a;
+        message: &'a Self::Message,
+    ) -> impl Future<Output = Result<(), Failure>> + Send + 'a;
 }
 
 /// Where and how `consume_each` consumes.
@@ -105,6 +111,8 @@ pub struct Consuming<'a> {
     pub concurrency: usize,
     /// Unacknowledged messages the broker sends ahead.
     pub prefetch: u16,
+    /// Crashes of one message before it is dead-lettered.
+    pub max_attempts: u64,
 }
 
 /// Consumes `queue` until shutdown: each message is handled, dead-lettered
@@ -122,6 +130,7 @@ pub async fn consume_each(
         queue,
         concurrency,
         prefetch,
+        max_attempts,
     } = consuming;
     let connection = broker::connect(amqp_url, name).await?;
     let channel = connection.create_channel().await?;
@@ -146,7 +155,8 @@ pub async fn consume_each(
         .try_for_each_concurrent(concurrency.max(1), |delivery| {
             let publisher = &publisher;
             async move {
-                if let Verdict::DeadLetter(reason) = handler.handle(&delivery, shutdown).await? {
+                let verdict = settle(handler, &delivery, max_attempts, shutdown).await?;
+                if let Verdict::DeadLetter(reason) = verdict {
                     tracing::warn!(%reason, "message dead-lettered");
                     dead_letter::send(publisher, &delivery, queue, &reason).await?;
                 }
