@@ -11,9 +11,28 @@ pub mod timers;
 
 use std::sync::Arc;
 
+use crate::broker::publisher::Publisher;
+use crate::broker::topology::{self, Definitions};
 use crate::config::Settings;
 use crate::domain::notification::Medium;
-use crate::runtime::Worker;
+use crate::runtime::{Worker, WorkerError};
+
+/// What a worker that talks to the broker starts with: its own connection
+/// (named for the management UI), the topology declared (idempotent, so a
+/// worker never waits for `up` to have run), and a confirmed publisher.
+pub(crate) async fn connect_declared(
+    amqp_url: &str,
+    name: &str,
+) -> Result<(lapin::Connection, Publisher), WorkerError> {
+    let connection = crate::broker::connect(amqp_url, name).await?;
+    topology::declare(
+        &connection.create_channel().await?,
+        &Definitions::embedded()?,
+    )
+    .await?;
+    let publisher = Publisher::open(&connection).await?;
+    Ok((connection, publisher))
+}
 
 /// Kinds that `sportello worker NAME` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -11,9 +11,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::broker;
 use crate::broker::publisher::{OutgoingMessage, Publisher};
-use crate::broker::topology::{self, Definitions};
 use crate::config::Settings;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
@@ -52,13 +50,8 @@ impl Worker for OutboxRelay {
 
 impl OutboxRelay {
     async fn relay(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let connection = broker::connect(&self.settings.amqp_url, &self.name()).await?;
-        topology::declare(
-            &connection.create_channel().await?,
-            &Definitions::embedded()?,
-        )
-        .await?;
-        let publisher = Publisher::open(&connection).await?;
+        let (connection, publisher) =
+            super::connect_declared(&self.settings.amqp_url, &self.name()).await?;
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(&self.settings.database_url, 2)?;
         let mut listener = PgListener::connect_with(&pool).await?;

@@ -15,9 +15,7 @@ use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span};
 
-use crate::broker::publisher::Publisher;
-use crate::broker::topology::{self, Definitions};
-use crate::broker::{self, dead_letter};
+use crate::broker::dead_letter;
 use crate::runtime::WorkerError;
 
 /// What to do with one delivery after trying it.
@@ -132,13 +130,11 @@ pub async fn consume_each(
         prefetch,
         max_attempts,
     } = consuming;
-    let connection = broker::connect(amqp_url, name).await?;
+    let (connection, publisher) = super::connect_declared(amqp_url, name).await?;
     let channel = connection.create_channel().await?;
-    topology::declare(&channel, &Definitions::embedded()?).await?;
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await?;
-    let publisher = Publisher::open(&connection).await?;
     let tag = format!("{name}-{}", uuid::Uuid::new_v4());
     let consumer = channel
         .basic_consume(

@@ -20,10 +20,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::broker::dead_letter;
 use crate::broker::names::INTAKE_REQUESTS_QUEUE;
 use crate::broker::publisher::Publisher;
-use crate::broker::topology::{self, Definitions};
-use crate::broker::{self, dead_letter};
 use crate::config::Settings;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::documents::StoredFile;
@@ -94,13 +93,8 @@ impl IntakeWorker {
     /// One connection, `intake_consumers` channels consuming side by side.
     /// Channels on one connection share its I/O thread; acks stay per channel.
     async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let connection = broker::connect(&self.settings.amqp_url, &self.name()).await?;
-        topology::declare(
-            &connection.create_channel().await?,
-            &Definitions::embedded()?,
-        )
-        .await?;
-        let publisher = Publisher::open(&connection).await?;
+        let (connection, publisher) =
+            super::connect_declared(&self.settings.amqp_url, &self.name()).await?;
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(
             &self.settings.database_url,
