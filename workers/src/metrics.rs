@@ -56,54 +56,47 @@ pub struct Metrics {
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::with_prefix("sportello");
-        let metrics = Self {
-            registry: Registry::default(),
-            intake_messages: Family::default(),
-            intake_batch_seconds: Histogram::new(exponential_buckets(0.002, 2.0, 12)),
-            events_relayed: Counter::default(),
-            timers_fired: Counter::default(),
-            delivery_attempts: Family::default(),
-            http_requests: Family::default(),
-            http_request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-        };
-        registry.register(
-            "intake_messages",
-            "Intake messages by outcome",
-            metrics.intake_messages.clone(),
-        );
-        registry.register(
-            "intake_batch_seconds",
-            "Time to apply one intake batch",
-            metrics.intake_batch_seconds.clone(),
-        );
-        registry.register(
-            "events_relayed",
-            "Events relayed from the outbox to the broker",
-            metrics.events_relayed.clone(),
-        );
-        registry.register(
-            "timers_fired",
-            "Durable timers fired",
-            metrics.timers_fired.clone(),
-        );
-        registry.register(
-            "delivery_attempts",
-            "Email/SMS delivery attempts by medium and outcome",
-            metrics.delivery_attempts.clone(),
-        );
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            metrics.http_requests.clone(),
-        );
-        registry.register(
-            "http_request_seconds",
-            "HTTP request duration",
-            metrics.http_request_seconds.clone(),
-        );
+        // Each metric is registered under its name as it is made.
+        macro_rules! registered {
+            ($name:literal, $help:literal, $metric:expr) => {{
+                let metric = $metric;
+                registry.register($name, $help, metric.clone());
+                metric
+            }};
+        }
         Self {
+            intake_messages: registered!(
+                "intake_messages",
+                "Intake messages by outcome",
+                Family::default()
+            ),
+            intake_batch_seconds: registered!(
+                "intake_batch_seconds",
+                "Time to apply one intake batch",
+                Histogram::new(exponential_buckets(0.002, 2.0, 12))
+            ),
+            events_relayed: registered!(
+                "events_relayed",
+                "Events relayed from the outbox to the broker",
+                Counter::default()
+            ),
+            timers_fired: registered!("timers_fired", "Durable timers fired", Counter::default()),
+            delivery_attempts: registered!(
+                "delivery_attempts",
+                "Email/SMS delivery attempts by medium and outcome",
+                Family::default()
+            ),
+            http_requests: registered!(
+                "http_requests",
+                "HTTP requests by route and status",
+                Family::default()
+            ),
+            http_request_seconds: registered!(
+                "http_request_seconds",
+                "HTTP request duration",
+                Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            ),
             registry,
-            ..metrics
         }
     }
 
@@ -171,11 +164,7 @@ impl Worker for MetricsWorker {
                         .map_err(|e| WorkerError::Other(e.to_string()))?
                         .disable_signals()
                         .run();
-                let handle = server.handle();
-                let running = actix_rt::spawn(server);
-                shutdown.cancelled().await;
-                handle.stop(true).await;
-                let _ = running.await;
+                crate::http::serve_until(server, &shutdown).await;
                 Ok(())
             }
             .instrument(tracing::info_span!("metrics")),
