@@ -66,10 +66,25 @@ impl Worker for IntakeWorker {
 /// What happens to one delivery once its batch is settled.
 #[derive(Debug, Clone, PartialEq)]
 enum Verdict {
-    Ack,
+    /// Applied now: ack.
+    Applied,
+    /// Applied before (redelivery, resend): ack.
+    Duplicate,
     DeadLetter(String),
     /// Handler failed in a way a retry might fix; the broker redelivers it.
     Requeue,
+}
+
+impl Verdict {
+    /// The `outcome` label of `sportello_intake_messages_total`.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Verdict::Applied => "applied",
+            Verdict::Duplicate => "duplicate",
+            Verdict::DeadLetter(_) => "dead_lettered",
+            Verdict::Requeue => "requeued",
+        }
+    }
 }
 
 /// Why applying a group of messages failed.
@@ -172,7 +187,9 @@ impl IntakeWorker {
         shutdown: &CancellationToken,
     ) -> Result<(), WorkerError> {
         let admitting = std::time::Instant::now();
-        let mut verdicts = vec![Verdict::Ack; batch.len()];
+        // Each delivery's verdict is set below: refused at admission, not
+        // stored, or settled with its group.
+        let mut verdicts = vec![Verdict::Requeue; batch.len()];
         let mut admitted = Vec::with_capacity(batch.len());
         for (index, delivery) in batch.iter().enumerate() {
             let admission =
@@ -228,14 +245,11 @@ impl IntakeWorker {
             .intake_batch_seconds
             .observe(applying.elapsed().as_secs_f64());
         for verdict in &verdicts {
-            let outcome = match verdict {
-                Verdict::Ack => continue,
-                Verdict::DeadLetter(_) => "dead_lettered",
-                Verdict::Requeue => "requeued",
-            };
             metrics
                 .intake_messages
-                .get_or_create(&crate::metrics::OutcomeLabel { outcome })
+                .get_or_create(&crate::metrics::OutcomeLabel {
+                    outcome: verdict.outcome(),
+                })
                 .inc();
         }
 
@@ -318,7 +332,6 @@ impl IntakeWorker {
                 let attempt = AssertUnwindSafe(apply(pool, &group)).catch_unwind().await;
                 let failure = match attempt {
                     Ok(Ok(outcomes)) => {
-                        count_applied(&outcomes);
                         for (item, outcome) in group.iter().zip(outcomes) {
                             verdicts.push((item.index, verdict_for(item, outcome)));
                         }
@@ -373,26 +386,10 @@ impl IntakeWorker {
     }
 }
 
-/// Counts the messages a committed group applied or found already applied.
-fn count_applied(outcomes: &[ItemOutcome]) {
-    let metrics = crate::metrics::metrics();
-    for outcome in outcomes {
-        let outcome = match outcome {
-            ItemOutcome::Inbox(InboxOutcome::New) => "applied",
-            ItemOutcome::Inbox(InboxOutcome::Duplicate) => "duplicate",
-            // Dead-lettered: counted with the batch's verdicts.
-            ItemOutcome::Inbox(InboxOutcome::KeyReused) | ItemOutcome::Refused(_) => continue,
-        };
-        metrics
-            .intake_messages
-            .get_or_create(&crate::metrics::OutcomeLabel { outcome })
-            .inc();
-    }
-}
-
 fn verdict_for(item: &Item, outcome: ItemOutcome) -> Verdict {
     match outcome {
-        ItemOutcome::Inbox(InboxOutcome::New | InboxOutcome::Duplicate) => Verdict::Ack,
+        ItemOutcome::Inbox(InboxOutcome::New) => Verdict::Applied,
+        ItemOutcome::Inbox(InboxOutcome::Duplicate) => Verdict::Duplicate,
         ItemOutcome::Refused(reason) => Verdict::DeadLetter(format!("rejected: {reason}")),
         ItemOutcome::Inbox(InboxOutcome::KeyReused) => Verdict::DeadLetter(format!(
             "idempotency key `{}` was already used by this principal for a different {}",

@@ -128,11 +128,12 @@ fn attachment_documents(
         .collect()
 }
 
-/// A ticket about to be opened, with what its registration will record.
+/// A ticket about to be opened.
 struct Opening<'a> {
     ticket: NewTicket,
     attachments: &'a [StoredFile],
-    registration: RegistrationRequest,
+    /// The id its registration gets (the request itself goes to `register`).
+    registration_id: Uuid,
 }
 
 /// New requests: delegation check (intermediaries), inbox, routing, tickets,
@@ -188,6 +189,8 @@ pub(super) async fn open_tickets(
     let routing = tickets::routing_table(&mut *tx).await.map_err(classify)?;
     let now = Utc::now();
     let mut openings = Vec::new();
+    // Index-aligned with `openings`.
+    let mut requests: Vec<RegistrationRequest> = Vec::new();
     for ((item, subject), outcome) in accepted.iter().zip(&recorded) {
         if *outcome != InboxOutcome::New {
             continue;
@@ -201,10 +204,12 @@ pub(super) async fn open_tickets(
         );
         let ticket = open_ticket(request, (*subject).clone(), decision, now);
         let registration = registration_request(&ticket, item.attachments)?;
+        let registration_id = registration.id;
+        requests.push(registration);
         openings.push(Opening {
             ticket,
             attachments: item.attachments,
-            registration,
+            registration_id,
         });
     }
 
@@ -213,19 +218,17 @@ pub(super) async fn open_tickets(
     // registrar of those offices waits for it.
     let rows: Vec<(&NewTicket, Uuid)> = openings
         .iter()
-        .map(|o| (&o.ticket, o.registration.id))
+        .map(|o| (&o.ticket, o.registration_id))
         .collect();
     tickets::insert(&mut *tx, &rows).await.map_err(classify)?;
     let documents: Vec<Document> = openings
         .iter()
-        .flat_map(|o| attachment_documents(&o.ticket, o.registration.id, o.attachments))
+        .flat_map(|o| attachment_documents(&o.ticket, o.registration_id, o.attachments))
         .collect();
     documents::insert_documents(&mut *tx, &documents)
         .await
         .map_err(classify)?;
 
-    let requests: Vec<RegistrationRequest> =
-        openings.iter().map(|o| o.registration.clone()).collect();
     let registrations = register::register(&mut *tx, &requests)
         .await
         .map_err(|e| match e {
@@ -237,7 +240,7 @@ pub(super) async fn open_tickets(
     for (opening, registration) in openings.iter().zip(registrations) {
         // A request registered before was found above; one registered since
         // by a concurrent transaction would leave the ticket pointing at nothing.
-        if registration.id != opening.registration.id {
+        if registration.id != opening.registration_id {
             return Err(ApplyFailure::Crashed(format!(
                 "request {} was already registered as {}",
                 registration.request_id, registration.signature
