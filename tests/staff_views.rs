@@ -130,13 +130,7 @@ impl Staff<'_> {
     /// which is what they could forge.
     async fn cookie(&self, who: &Principal) -> String {
         let token = self.token(who);
-        let response = self
-            .http
-            .post(format!("{}/ufficio/accesso", self.base))
-            .form(&[("token", token.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let response = self.sign_in(&token, None).await;
         let cookie = response
             .headers()
             .get("set-cookie")
@@ -144,6 +138,25 @@ impl Staff<'_> {
             .and_then(|c| c.split(';').next())
             .map(str::to_owned);
         cookie.unwrap_or_else(|| format!("sportello_sessione={token}"))
+    }
+
+    /// Posts the sign-in form with `token`, from a browser holding `cookie`.
+    async fn sign_in(&self, token: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}/ufficio/accesso", self.base));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.form(&[("token", token)]).send().await.unwrap()
+    }
+
+    /// GET `path` with exactly this cookie header.
+    async fn get_with_cookie(&self, path: &str, cookie: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn get(&self, who: Option<&Principal>, path: &str) -> (StatusCode, String) {
@@ -386,14 +399,7 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
         tax_code: CodiceFiscale::parse(CITIZEN).unwrap(),
         authentication: Authentication::Spid { level: 2 },
     };
-    let citizen_token = staff.token(&a_citizen);
-    let response = staff
-        .http
-        .post(format!("{base}/ufficio/accesso"))
-        .form(&[("token", citizen_token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = staff.sign_in(&staff.token(&a_citizen), None).await;
     assert_eq!(
         response.status(),
         StatusCode::FORBIDDEN,
@@ -409,12 +415,8 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
     // (here a citizen's) is no session.
     for path in ["/ufficio".to_owned(), format!("/ufficio/quesiti/{ticket}")] {
         let response = staff
-            .http
-            .get(format!("{base}{path}"))
-            .header("cookie", staff.cookie(&a_citizen).await)
-            .send()
-            .await
-            .unwrap();
+            .get_with_cookie(&path, &staff.cookie(&a_citizen).await)
+            .await;
         assert_eq!(
             response.status(),
             StatusCode::SEE_OTHER,
@@ -424,12 +426,8 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
     }
     let operator_token = staff.token(&crema);
     let response = staff
-        .http
-        .get(format!("{base}/ufficio"))
-        .header("cookie", format!("sportello_sessione={operator_token}"))
-        .send()
-        .await
-        .unwrap();
+        .get_with_cookie("/ufficio", &format!("sportello_sessione={operator_token}"))
+        .await;
     assert_eq!(
         response.status(),
         StatusCode::SEE_OTHER,
@@ -438,17 +436,8 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
 
     // Signing out ends the session: the same cookie, replayed, is refused.
     let session = staff.cookie(&crema).await;
-    let queue = |cookie: String| {
-        staff
-            .http
-            .get(format!("{base}/ufficio"))
-            .header("cookie", cookie)
-            .send()
-    };
-    assert_eq!(
-        queue(session.clone()).await.unwrap().status(),
-        StatusCode::OK
-    );
+    let queue = |cookie: String| async move { staff.get_with_cookie("/ufficio", &cookie).await };
+    assert_eq!(queue(session.clone()).await.status(), StatusCode::OK);
     let response = staff
         .http
         .post(format!("{base}/ufficio/uscita"))
@@ -458,7 +447,7 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()["location"], "/ufficio/accesso");
-    let replayed = queue(session).await.unwrap();
+    let replayed = queue(session).await;
     assert_eq!(
         replayed.status(),
         StatusCode::SEE_OTHER,
@@ -467,28 +456,14 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
     assert_eq!(replayed.headers()["location"], "/ufficio/accesso");
     // Signing in again from the same browser ends the session it held.
     let first = staff.cookie(&crema).await;
-    let token = staff.token(&crema);
-    let response = staff
-        .http
-        .post(format!("{base}/ufficio/accesso"))
-        .header("cookie", first.clone())
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = staff.sign_in(&staff.token(&crema), Some(&first)).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
-        queue(first).await.unwrap().status(),
+        queue(first).await.status(),
         StatusCode::SEE_OTHER,
         "the session before the new sign-in"
     );
-    let response = staff
-        .http
-        .post(format!("{base}/ufficio/accesso"))
-        .form(&[("token", "forged.token.value")])
-        .send()
-        .await
-        .unwrap();
+    let response = staff.sign_in("forged.token.value", None).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // Another office: a 403 page on the ticket and its attachment, an empty queue.
