@@ -199,25 +199,20 @@ pub async fn upload(
         })?;
         checked.push((name, kind, file.bytes));
     }
+    let direction = match side {
+        Side::Office | Side::System => Direction::ToCitizen,
+        Side::Citizen => Direction::FromCitizen,
+    };
     for (name, kind, bytes) in checked {
-        let size = bytes.len() as i64;
-        let sha256 = blobs.put(bytes).await?;
-        documents.push(Document {
-            id: Uuid::now_v7(),
-            case_id,
-            direction: match side {
-                Side::Office | Side::System => Direction::ToCitizen,
-                Side::Citizen => Direction::FromCitizen,
-            },
+        let file = StoredFile {
             file_name: name,
-            media_type: kind.media_type().into(),
-            size_bytes: size,
-            sha256,
-            state: DocumentState::Uploaded,
+            media_type: kind.media_type(),
+            size: bytes.len(),
+            sha256: blobs.put(bytes).await?,
+        };
+        documents.push(Document {
             conformity_asserted: upload.conformity_asserted,
-            uploaded_by: actor.clone(),
-            uploaded_at: now,
-            registration_id: None,
+            ..file.new_document(case_id, direction, &actor, now)
         });
     }
     let mut tx = pool.begin().await?;
@@ -237,6 +232,33 @@ pub struct StoredFile {
     pub size: usize,
 }
 
+impl StoredFile {
+    /// The file as a new document of `case_id`, *uploaded* by `uploaded_by`,
+    /// not registered, conformity not declared.
+    pub fn new_document(
+        &self,
+        case_id: Uuid,
+        direction: Direction,
+        uploaded_by: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Document {
+        Document {
+            id: Uuid::now_v7(),
+            case_id,
+            direction,
+            file_name: self.file_name.clone(),
+            media_type: self.media_type.to_owned(),
+            size_bytes: self.size as i64,
+            sha256: self.sha256.clone(),
+            state: DocumentState::Uploaded,
+            conformity_asserted: false,
+            uploaded_by: uploaded_by.clone(),
+            uploaded_at: at,
+            registration_id: None,
+        }
+    }
+}
+
 /// Files a citizen's message brought to the case, uploaded in the caller's
 /// transaction like any upload (their registration is the office's call).
 pub(crate) async fn attach_to_case(
@@ -249,20 +271,7 @@ pub(crate) async fn attach_to_case(
 ) -> Result<Vec<OutboxMessage>, DocumentError> {
     let documents: Vec<Document> = files
         .iter()
-        .map(|file| Document {
-            id: Uuid::now_v7(),
-            case_id,
-            direction: Direction::FromCitizen,
-            file_name: file.file_name.clone(),
-            media_type: file.media_type.to_owned(),
-            size_bytes: file.size as i64,
-            sha256: file.sha256.clone(),
-            state: DocumentState::Uploaded,
-            conformity_asserted: false,
-            uploaded_by: actor.clone(),
-            uploaded_at: at,
-            registration_id: None,
-        })
+        .map(|file| file.new_document(case_id, Direction::FromCitizen, actor, at))
         .collect();
     record_uploads(tx, &documents, actor, at, correlation_id).await
 }

@@ -108,22 +108,19 @@ fn attachment_documents(
     registration_id: Uuid,
     attachments: &[StoredFile],
 ) -> Vec<Document> {
+    let submitted_by = serde_json::to_value(&ticket.submitted_by).unwrap_or_default();
     attachments
         .iter()
-        .map(|a| Document {
-            id: Uuid::now_v7(),
-            case_id: ticket.id,
-            direction: Direction::FromCitizen,
-            file_name: a.file_name.clone(),
-            media_type: a.media_type.to_owned(),
-            size_bytes: a.size as i64,
-            sha256: a.sha256.clone(),
+        .map(|file| Document {
             // Registered with the request, under its number.
             state: DocumentState::Registered,
-            conformity_asserted: false,
-            uploaded_by: serde_json::to_value(&ticket.submitted_by).unwrap_or_default(),
-            uploaded_at: ticket.opened_at,
             registration_id: Some(registration_id),
+            ..file.new_document(
+                ticket.id,
+                Direction::FromCitizen,
+                &submitted_by,
+                ticket.opened_at,
+            )
         })
         .collect()
 }
