@@ -208,7 +208,7 @@ async fn a_cron_task_that_fails_is_retried_later_without_stalling_other_timers()
 }
 
 #[actix_rt::test]
-async fn the_inbox_retention_job_forgets_only_messages_older_than_the_retention() {
+async fn the_retention_job_forgets_only_messages_older_than_the_retention_and_old_sessions() {
     let env = TestEnv::new_with(|settings| settings.inbox_retention_days = 30).await;
     for (key, days_ago) in [("old-1", 45), ("old-2", 31), ("recent", 29), ("today", 0)] {
         sqlx::query(
@@ -224,10 +224,23 @@ async fn the_inbox_retention_job_forgets_only_messages_older_than_the_retention(
         .await
         .unwrap();
     }
+    // Staff sessions: one expired a month ago, one still open.
+    for (key, expires) in [
+        ("old-session", "now() - interval '30 days'"),
+        ("live", "now() + interval '1 hour'"),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO staff_sessions (key_sha256, principal, expires_at) VALUES ($1, '{{}}', {expires})"
+        ))
+        .bind(key)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    }
     // The system's job, with an occurrence come due.
     let job = sportello::workers::cron_jobs(&env.settings)
         .into_iter()
-        .find(|job| job.name == sportello::workers::INBOX_RETENTION_JOB)
+        .find(|job| job.name == sportello::workers::RETENTION_JOB)
         .expect("the retention job is registered");
     let due = Utc::now() - chrono::Duration::seconds(1);
     let mut conn = env.pool.acquire().await.unwrap();
@@ -238,7 +251,7 @@ async fn the_inbox_retention_job_forgets_only_messages_older_than_the_retention(
             key: job.occurrence_key(due),
             fire_at: due,
             data: serde_json::json!({ "job": job.name }),
-            correlation_id: "cron-inbox-retention".into(),
+            correlation_id: "cron-retention".into(),
         },
     )
     .await
@@ -258,5 +271,10 @@ async fn the_inbox_retention_job_forgets_only_messages_older_than_the_retention(
     );
     assert!(running.shutdown(WAIT).await);
     assert_eq!(keys().await, ["recent", "today"]);
+    let sessions: Vec<String> = sqlx::query_scalar("SELECT key_sha256 FROM staff_sessions")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, ["live"]);
     env.cleanup().await;
 }

@@ -28,11 +28,6 @@ pub async fn open(
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let principal =
         serde_json::to_value(principal).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    // Sign-ins are rare enough to carry the housekeeping.
-    sqlx::query("DELETE FROM staff_sessions WHERE expires_at < now() - make_interval(days => $1)")
-        .bind(KEEP_EXPIRED_DAYS)
-        .execute(pool)
-        .await?;
     sqlx::query(
         "INSERT INTO staff_sessions (key_sha256, principal, expires_at) VALUES ($1, $2, $3)",
     )
@@ -56,6 +51,18 @@ pub async fn principal(pool: &PgPool, key: &str) -> Result<Option<Principal>, sq
     principal
         .map(|p| serde_json::from_value(p).map_err(|e| sqlx::Error::Decode(Box::new(e))))
         .transpose()
+}
+
+/// Forgets sessions expired more than `KEEP_EXPIRED_DAYS` ago (cron job
+/// `retention`); returns how many.
+pub async fn purge_expired(conn: &mut sqlx::PgConnection) -> Result<u64, sqlx::Error> {
+    let purged = sqlx::query(
+        "DELETE FROM staff_sessions WHERE expires_at < now() - make_interval(days => $1)",
+    )
+    .bind(KEEP_EXPIRED_DAYS)
+    .execute(conn)
+    .await?;
+    Ok(purged.rows_affected())
 }
 
 /// Ends the session `key` (signing out); ending it again changes nothing.

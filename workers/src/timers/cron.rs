@@ -29,10 +29,10 @@ pub enum CronTask {
     /// *Registro giornaliero*: produce every missing daily register of the
     /// protocol up to the day before the occurrence fires (Europe/Rome).
     ProduceDailyRegisters,
-    /// Forget applied intake messages older than `keep_days` (a bounded
-    /// number per occurrence, oldest first), so the inbox does not grow
-    /// without end.
-    PurgeInbox { keep_days: u32 },
+    /// Housekeeping, so no table grows without end: forget applied intake
+    /// messages older than `inbox_keep_days` (a bounded number per
+    /// occurrence) and staff sessions expired long ago.
+    Retention { inbox_keep_days: u32 },
 }
 
 #[derive(Debug, thiserror::Error)]

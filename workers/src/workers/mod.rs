@@ -99,9 +99,9 @@ impl WorkerKind {
 /// previous day's daily protocol register (and any missing before it).
 pub const DAILY_REGISTER_JOB: &str = "daily-protocol-register";
 
-/// Every five minutes, the inbox forgets (a bounded number of) messages
-/// older than `INBOX_RETENTION_DAYS`.
-pub const INBOX_RETENTION_JOB: &str = "inbox-retention";
+/// Every five minutes, housekeeping: the inbox forgets (a bounded number of)
+/// messages older than `INBOX_RETENTION_DAYS`; long-expired staff sessions go.
+pub const RETENTION_JOB: &str = "retention";
 
 /// Cron jobs of the system; each fires `timer.fired.cron.<name>`, and runs
 /// its task (if any) in the transaction that fires it.
@@ -111,10 +111,10 @@ pub fn cron_jobs(settings: &Settings) -> Vec<crate::timers::cron::CronJob> {
         CronJob::new(DAILY_REGISTER_JOB, "30 0 * * *")
             .expect("the daily register's cron expression is valid")
             .with_task(CronTask::ProduceDailyRegisters),
-        CronJob::new(INBOX_RETENTION_JOB, "*/5 * * * *")
-            .expect("the inbox retention's cron expression is valid")
-            .with_task(CronTask::PurgeInbox {
-                keep_days: settings.inbox_retention_days,
+        CronJob::new(RETENTION_JOB, "*/5 * * * *")
+            .expect("the retention's cron expression is valid")
+            .with_task(CronTask::Retention {
+                inbox_keep_days: settings.inbox_retention_days,
             }),
     ]
 }

@@ -180,10 +180,11 @@ async fn perform(
             let produced = store::protocol::produce_daily_registers(conn, yesterday).await?;
             tracing::info!(until = %yesterday, produced = ?produced, "daily registers produced");
         }
-        CronTask::PurgeInbox { keep_days } => {
-            let before = timer.fired_at - chrono::Duration::days(i64::from(keep_days));
+        CronTask::Retention { inbox_keep_days } => {
+            let before = timer.fired_at - chrono::Duration::days(i64::from(inbox_keep_days));
             let purged = store::inbox::purge(conn, before, INBOX_PURGE_LIMIT).await?;
-            tracing::info!(%before, purged, "inbox purged");
+            let sessions = store::staff_sessions::purge_expired(conn).await?;
+            tracing::info!(%before, purged, sessions, "inbox and staff sessions purged");
         }
     }
     Ok(())
