@@ -18,6 +18,8 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(90);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("{0}")]
+    Refused(#[from] crate::production::Refused),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migrations: {0}")]
@@ -88,7 +90,11 @@ pub async fn run(
     kinds: &[WorkerKind],
     prepare: bool,
 ) -> Result<(), StartupError> {
+    crate::production::check(&settings)?;
     let settings = Arc::new(settings);
+    if settings.is_production() {
+        tracing::info!("production mode: settings checked");
+    }
     if prepare {
         migrate(&settings).await?.close().await;
         declare_topology(&settings).await?;

@@ -1,23 +1,37 @@
 //! Configuration: every setting is a flag and an environment variable with a
 //! local default, so `sportello up` works on a developer machine unchanged.
+//! Secret settings also read `<NAME>_FILE` (see `secrets`), never show their
+//! values in `--help`, and `SPORTELLO_ENV=production` refuses the
+//! development defaults (see `production`).
 
 use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// RabbitMQ URL; its vhost is where the topology is declared.
+    /// `development` (the defaults below work on a developer machine) or
+    /// `production` (refuses to start with any development secret).
+    #[arg(long = "env", env = "SPORTELLO_ENV", value_enum, default_value_t = Environment::Development)]
+    pub environment: Environment,
+
+    /// RabbitMQ URL; its vhost is where the topology is declared. Secret
+    /// (also AMQP_URL_FILE). Default: the local development broker.
     #[arg(
         long,
         env = "AMQP_URL",
-        default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello"
+        default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello",
+        hide_default_value = true,
+        hide_env_values = true
     )]
     pub amqp_url: String,
 
-    /// PostgreSQL URL.
+    /// PostgreSQL URL. Secret (also DATABASE_URL_FILE). Default: the local
+    /// development database.
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://sportello:sportello@127.0.0.1:5432/sportello"
+        default_value = "postgres://sportello:sportello@127.0.0.1:5432/sportello",
+        hide_default_value = true,
+        hide_env_values = true
     )]
     pub database_url: String,
 
@@ -60,15 +74,27 @@ pub struct Settings {
     #[arg(long, env = "HTTP_ADDRESS", default_value = "127.0.0.1:8080")]
     pub http_address: String,
 
-    /// Shared key the identity provider signs tokens (JWT, HS256) with.
-    /// The default is for development only.
+    /// Shared key of development tokens (JWT, HS256), accepted only in
+    /// development. Secret (also JWT_SECRET_FILE). Default: the development key.
     #[arg(
         long,
         env = "JWT_SECRET",
-        default_value = "sportello-dev-secret-change-me",
+        default_value = crate::auth::DEVELOPMENT_SECRET,
+        hide_default_value = true,
         hide_env_values = true
     )]
     pub jwt_secret: String,
+
+    /// The identity provider's published keys (JWKS): RS256 and ES256 tokens
+    /// are verified with the key their `kid` names. Required in production.
+    #[arg(long, env = "JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+
+    /// The https:// address operators reach the staff pages at (behind the
+    /// TLS proxy): with it the session cookie is always `Secure`. Required
+    /// in production.
+    #[arg(long, env = "PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
 
     /// Issuer (`iss`) the tokens must carry.
     #[arg(long, env = "JWT_ISSUER", default_value = "sportello-dev-idp")]
@@ -85,6 +111,7 @@ pub struct Settings {
     /// SMTP server for notification emails, as lettre reads it:
     /// `smtp://host:port` (plain, local sink), `smtp://user:pass@host:587?tls=required`
     /// (STARTTLS) or `smtps://user:pass@host:465`.
+    /// Secret (also SMTP_URL_FILE).
     #[arg(
         long,
         env = "SMTP_URL",
@@ -92,6 +119,11 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub smtp_url: String,
+
+    /// Production accepts a plain-text SMTP_URL only with this set (a relay
+    /// on the same host or a trusted network).
+    #[arg(long, env = "SMTP_ALLOW_PLAINTEXT")]
+    pub smtp_allow_plaintext: bool,
 
     /// SMTP connections kept open (and emails sent at once) per email sender.
     #[arg(long, env = "SMTP_POOL_SIZE", default_value_t = 32)]
@@ -110,12 +142,14 @@ pub struct Settings {
     pub email_rate_per_second: u32,
 
     /// SMS provider endpoint; without it SMS deliveries wait, queued.
-    #[arg(long, env = "SMS_PROVIDER_URL")]
+    /// Secret (also SMS_PROVIDER_URL_FILE).
+    #[arg(long, env = "SMS_PROVIDER_URL", hide_env_values = true)]
     pub sms_provider_url: Option<String>,
 
     #[arg(long, env = "SMS_PROVIDER_USER", default_value = "sportello")]
     pub sms_provider_user: String,
 
+    /// Secret (also SMS_PROVIDER_PASSWORD_FILE).
     #[arg(
         long,
         env = "SMS_PROVIDER_PASSWORD",
@@ -148,6 +182,14 @@ pub struct Settings {
     #[arg(long, env = "NOTIFY_MAX_ATTEMPTS", default_value_t = 8)]
     pub notify_max_attempts: u32,
 
+    /// How long a delivery may stay `sending` before its attempt is in
+    /// doubt (its sender died mid-send): then the attempt is logged as lost
+    /// and the delivery resent with the same Message-ID or SMS reference.
+    /// Longer than the slowest send (about a minute).
+    #[arg(long, env = "NOTIFY_IN_DOUBT_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub notify_in_doubt_seconds: u64,
+
     /// Events one notify worker plans at once (each in its own transaction).
     #[arg(long, env = "NOTIFY_CONCURRENCY", default_value_t = 16)]
     pub notify_concurrency: usize,
@@ -157,7 +199,33 @@ pub struct Settings {
     pub shutdown_grace_seconds: u64,
 }
 
+/// Which defaults the process accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
 impl Settings {
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// The lease of a claimed delivery (`NOTIFY_IN_DOUBT_SECONDS`).
+    pub fn notify_in_doubt(&self) -> Duration {
+        Duration::from_secs(self.notify_in_doubt_seconds)
+    }
+
+    /// Whether the staff session cookie is `Secure` whatever the request
+    /// looks like: in production, or behind an https PUBLIC_BASE_URL.
+    pub fn always_secure_cookie(&self) -> bool {
+        self.is_production()
+            || self
+                .public_base_url
+                .as_deref()
+                .is_some_and(crate::production::is_https)
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_seconds)
     }

@@ -49,7 +49,7 @@ enum Command {
         file: String,
         /// The channel's own broker credentials, e.g.
         /// amqp://channel-web:channel-web-dev@127.0.0.1:5672/sportello
-        #[arg(long, env = "AMQP_URL")]
+        #[arg(long, env = "AMQP_URL", hide_env_values = true)]
         amqp_url: String,
     },
     /// Print dead-lettered messages with their reasons, leaving them queued.
@@ -59,26 +59,9 @@ enum Command {
         #[arg(
             long,
             env = "AMQP_URL",
-            default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello"
-        )]
-        amqp_url: String,
-    },
-    /// Print the events Sportello emits as they flow (one line each:
-    /// routing key, then the event). Leaves nothing behind.
-    Events {
-        /// Topic pattern of the events to show, e.g. `ticket.*`.
-        #[arg(long, default_value = "#")]
-        binding: String,
-        /// Stop after this many events (fail if fewer arrive in time).
-        #[arg(long)]
-        count: Option<usize>,
-        /// Stop after this many seconds.
-        #[arg(long)]
-        timeout_seconds: Option<u64>,
-        #[arg(
-            long,
-            env = "AMQP_URL",
-            default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello"
+            default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello",
+            hide_default_value = true,
+            hide_env_values = true
         )]
         amqp_url: String,
     },
@@ -102,7 +85,8 @@ enum Command {
         #[arg(
             long,
             env = "JWT_SECRET",
-            default_value = "sportello-dev-secret-change-me",
+            default_value = sportello::auth::DEVELOPMENT_SECRET,
+            hide_default_value = true,
             hide_env_values = true
         )]
         jwt_secret: String,
@@ -127,6 +111,11 @@ enum RegisterCommand {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: secrets given as <NAME>_FILE become <NAME>.
+    if let Err(error) = sportello::secrets::load_into_environment() {
+        eprintln!("sportello: {error}");
+        return ExitCode::FAILURE;
+    }
     telemetry::init();
     let cli = Cli::parse();
     let system = actix::System::new();
@@ -150,20 +139,6 @@ fn main() -> ExitCode {
                 for line in sportello::broker::dead_letter::peek(&amqp_url, limit).await? {
                     println!("{line}");
                 }
-            }
-            Command::Events {
-                binding,
-                count,
-                timeout_seconds,
-                amqp_url,
-            } => {
-                sportello::broker::watch::watch(sportello::broker::watch::Watch {
-                    amqp_url: &amqp_url,
-                    binding: &binding,
-                    count,
-                    within: timeout_seconds.map(std::time::Duration::from_secs),
-                })
-                .await?
             }
             Command::Register {
                 which: RegisterCommand::Verify { settings },

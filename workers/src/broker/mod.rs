@@ -5,7 +5,6 @@ pub mod management;
 pub mod names;
 pub mod publisher;
 pub mod topology;
-pub mod watch;
 
 use lapin::{Connection, ConnectionProperties};
 

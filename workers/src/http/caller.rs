@@ -1,8 +1,7 @@
 //! The authenticated caller: the principal of a valid bearer token.
 
-use std::future::{ready, Ready};
-
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use futures::future::LocalBoxFuture;
 
 use super::{ApiError, ApiState};
 use crate::contract::Principal;
@@ -17,14 +16,15 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request))
+        let request = request.clone();
+        Box::pin(async move { authenticate(&request).await })
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
+async fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
     let state = request
         .app_data::<web::Data<ApiState>>()
         .ok_or_else(|| ApiError::Internal("API state missing".into()))?;
@@ -39,6 +39,7 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
     let principal = state
         .keys
         .verify(token.trim())
+        .await
         .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
     Ok(Caller {
         principal,

@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::auth::TokenKeys;
+use crate::auth::Verifier;
 use crate::config::Settings;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::runtime::{Worker, WorkerError};
@@ -31,8 +31,10 @@ pub use error::ApiError;
 pub struct ApiState {
     pub pool: PgPool,
     pub blobs: Arc<dyn BlobStore>,
-    pub keys: TokenKeys,
+    pub keys: Verifier,
     pub max_document_bytes: usize,
+    /// The staff session cookie is `Secure` whatever the request looks like.
+    pub always_secure_cookie: bool,
 }
 
 impl ApiState {
@@ -40,8 +42,9 @@ impl ApiState {
         Self {
             pool,
             blobs: Arc::new(LocalBlobStore::new(&settings.document_store_dir)),
-            keys: TokenKeys::new(&settings.jwt_secret, &settings.jwt_issuer),
+            keys: Verifier::from_settings(settings),
             max_document_bytes: settings.document_max_bytes,
+            always_secure_cookie: settings.always_secure_cookie(),
         }
     }
 }

@@ -409,7 +409,7 @@ async fn login(
     if cross_origin(&request) {
         return cross_origin_refused();
     }
-    let claims = match state.keys.verify_claims(form.token.trim()) {
+    let claims = match state.keys.verify_claims(form.token.trim()).await {
         Ok(claims) => claims,
         Err(error) => {
             tracing::info!(%error, "staff sign-in refused");
@@ -448,7 +448,7 @@ async fn login(
         .path(SCOPE)
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(needs_secure_cookie(&request))
+        .secure(state.always_secure_cookie || needs_secure_cookie(&request))
         .finish();
     secured(HttpResponse::SeeOther())
         .cookie(cookie)

@@ -1,17 +1,28 @@
-//! Signed tokens (JWT, HS256) from the identity provider: they carry the
-//! principal of the message envelope. `sportello token` issues one locally for
-//! development; in production the identity provider signs with the shared key.
+//! Signed tokens (JWT) from the identity provider: they carry the principal
+//! of the message envelope. In production the identity provider signs them
+//! (RS256 or ES256) with keys it publishes as a JWKS (`jwks.rs`); in
+//! development `sportello token` signs them locally with a shared key (HS256),
+//! which only development accepts. `Verifier` picks by the token's algorithm.
+
+mod jwks;
 
 use chrono::{Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::config::Settings;
 use crate::contract::{Authentication, CodiceFiscale, Principal};
 use crate::domain::protocol::Aoo;
+
+pub use jwks::{JwksError, PublishedKeys};
 
 /// The audience our tokens must name: a token the identity provider signed
 /// for another service of the institute (same key, same issuer) is refused.
 pub const AUDIENCE: &str = "sportello";
+
+/// The shared key of development tokens: public in this repository, so
+/// production never accepts it (see `production`).
+pub const DEVELOPMENT_SECRET: &str = "sportello-dev-secret-change-me";
 
 /// Who the token is about, for whom and until when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +39,89 @@ pub struct Claims {
 pub enum TokenError {
     #[error("the token is invalid: {0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("the token is signed with {0:?}, which is not accepted here")]
+    Algorithm(Algorithm),
+    #[error("the token names no key (`kid`)")]
+    NoKeyId,
+    #[error("the token's key `{0}` is not among the identity provider's keys")]
+    UnknownKey(String),
+    #[error("the identity provider's keys are unavailable: {0}")]
+    KeysUnavailable(#[from] JwksError),
+}
+
+/// The checks every token passes whoever signed it: our issuer, our
+/// audience, not expired.
+fn validation(algorithm: Algorithm, issuer: &str) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation
+}
+
+/// Verifies tokens: RS256/ES256 with the identity provider's published keys
+/// when `JWT_JWKS_URL` is set; HS256 with the shared key in development only.
+#[derive(Clone)]
+pub struct Verifier {
+    shared: Option<TokenKeys>,
+    published: Option<std::sync::Arc<PublishedKeys>>,
+}
+
+impl Verifier {
+    pub fn from_settings(settings: &Settings) -> Self {
+        let published = settings
+            .jwt_jwks_url
+            .as_deref()
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                std::sync::Arc::new(PublishedKeys::new(
+                    url,
+                    &settings.jwt_issuer,
+                    jwks::MIN_REFRESH_INTERVAL,
+                ))
+            });
+        let shared = (!settings.is_production())
+            .then(|| TokenKeys::new(&settings.jwt_secret, &settings.jwt_issuer));
+        Self { shared, published }
+    }
+
+    /// Tokens of the identity provider publishing its keys at `jwks_url`
+    /// only, refreshed at most once per `min_refresh`.
+    pub fn published(jwks_url: &str, issuer: &str, min_refresh: std::time::Duration) -> Self {
+        Self {
+            shared: None,
+            published: Some(std::sync::Arc::new(PublishedKeys::new(
+                jwks_url,
+                issuer,
+                min_refresh,
+            ))),
+        }
+    }
+
+    /// Shared-key (HS256) tokens only: development and tests.
+    pub fn shared(keys: TokenKeys) -> Self {
+        Self {
+            shared: Some(keys),
+            published: None,
+        }
+    }
+
+    /// The principal of a valid, unexpired token of our issuer, for us.
+    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        Ok(self.verify_claims(token).await?.principal)
+    }
+
+    /// The claims of a valid, unexpired token of our issuer, for us.
+    pub async fn verify_claims(&self, token: &str) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token)?;
+        match (header.alg, &self.shared, &self.published) {
+            (Algorithm::HS256, Some(shared), _) => shared.verify_claims(token),
+            (Algorithm::RS256 | Algorithm::ES256, _, Some(published)) => {
+                published.verify_claims(token, &header).await
+            }
+            (other, _, _) => Err(TokenError::Algorithm(other)),
+        }
+    }
 }
 
 /// Signs and checks tokens with one shared secret and issuer.
@@ -71,10 +165,7 @@ impl TokenKeys {
 
     /// The claims of a valid, unexpired token of our issuer, for us.
     pub fn verify_claims(&self, token: &str) -> Result<Claims, TokenError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let validation = validation(Algorithm::HS256, &self.issuer);
         Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)?.claims)
     }
 }
@@ -166,5 +257,35 @@ mod tests {
         assert!(keys.verify(&sign(claims.clone())).is_err());
         claims["aud"] = serde_json::json!(AUDIENCE);
         assert_eq!(keys.verify(&sign(claims)).unwrap(), citizen());
+    }
+
+    #[actix_rt::test]
+    async fn production_refuses_shared_key_tokens_development_accepts_them() {
+        let development = Settings::local_defaults();
+        let keys = TokenKeys::new(&development.jwt_secret, &development.jwt_issuer);
+        let token = keys.issue(&citizen(), Duration::minutes(5)).unwrap();
+        let verifier = Verifier::from_settings(&development);
+        assert_eq!(verifier.verify(&token).await.unwrap(), citizen());
+        let production = Settings {
+            environment: crate::config::Environment::Production,
+            ..Settings::local_defaults()
+        };
+        let verifier = Verifier::from_settings(&production);
+        assert!(matches!(
+            verifier.verify(&token).await,
+            Err(TokenError::Algorithm(Algorithm::HS256))
+        ));
+        // No published keys configured: RS256 tokens have nothing to match.
+        let rs256 = format!(
+            "{}.e30.sig",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                br#"{"alg":"RS256","kid":"k1"}"#
+            )
+        );
+        assert!(matches!(
+            Verifier::from_settings(&development).verify(&rs256).await,
+            Err(TokenError::Algorithm(Algorithm::RS256))
+        ));
     }
 }

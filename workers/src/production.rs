@@ -1,0 +1,361 @@
+//! Production mode (`SPORTELLO_ENV=production`): the process refuses to
+//! start while any development secret or insecure default is in its
+//! settings, naming every problem at once. Development needs none of this.
+//!
+//! A pure function over the settings, so each refusal is a unit test.
+
+use crate::config::Settings;
+
+/// Something production must not run with. The messages name the setting,
+/// never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error(
+        "tokens would be verified with JWT_SECRET, the development key published in the \
+         repository (anyone could sign an operator's token): set JWT_JWKS_URL to the identity \
+         provider's published keys"
+    )]
+    DevelopmentJwtKey,
+    #[error(
+        "JWT_JWKS_URL is not set: in production tokens are verified with the identity \
+         provider's published keys (RS256/ES256); shared-key HS256 tokens are for development"
+    )]
+    NoIdentityProviderKeys,
+    #[error("JWT_JWKS_URL must be https:// (keys fetched in clear could be replaced on the way)")]
+    PlainJwksUrl,
+    #[error(
+        "{setting} carries a password from the repository (user `{user}`): give the service a \
+         password of its own"
+    )]
+    RepositoryPassword { setting: &'static str, user: String },
+    #[error("{setting} is not a valid URL")]
+    InvalidUrl { setting: &'static str },
+    #[error(
+        "SMTP_URL sends mail in plain text: use smtps:// or ?tls=required, or set \
+         SMTP_ALLOW_PLAINTEXT=true for a relay on a trusted network"
+    )]
+    PlainTextSmtp,
+    #[error(
+        "the staff session cookie would not be Secure: set PUBLIC_BASE_URL to the https:// \
+         address operators use"
+    )]
+    InsecureCookie,
+    #[error(
+        "SMS_PROVIDER_URL must be https:// (the provider's credentials would travel in clear)"
+    )]
+    PlainSmsProvider,
+}
+
+/// Why the process refuses to start: every problem, one per line.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("refusing to start in production:{}", list(.0))]
+pub struct Refused(pub Vec<Problem>);
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("\n  - {p}")).collect()
+}
+
+/// The problems of `settings` in production; none in development.
+pub fn problems(settings: &Settings) -> Vec<Problem> {
+    if !settings.is_production() {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    match settings.jwt_jwks_url.as_deref() {
+        None | Some("") if settings.jwt_secret == crate::auth::DEVELOPMENT_SECRET => {
+            found.push(Problem::DevelopmentJwtKey)
+        }
+        None | Some("") => found.push(Problem::NoIdentityProviderKeys),
+        Some(url) if !is_https(url) && !is_loopback_http(url) => found.push(Problem::PlainJwksUrl),
+        Some(_) => {}
+    }
+    for (setting, url) in [
+        ("AMQP_URL", &settings.amqp_url),
+        ("DATABASE_URL", &settings.database_url),
+    ] {
+        match url::Url::parse(url) {
+            Err(_) => found.push(Problem::InvalidUrl { setting }),
+            Ok(parsed) => {
+                if parsed.password().is_some_and(is_repository_password) {
+                    found.push(Problem::RepositoryPassword {
+                        setting,
+                        user: parsed.username().to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    if !settings.smtp_allow_plaintext && !smtp_is_encrypted(&settings.smtp_url) {
+        found.push(Problem::PlainTextSmtp);
+    }
+    if !settings.public_base_url.as_deref().is_some_and(is_https) {
+        found.push(Problem::InsecureCookie);
+    }
+    if let Some(url) = &settings.sms_provider_url {
+        if !is_https(url) && !is_loopback_http(url) {
+            found.push(Problem::PlainSmsProvider);
+        }
+    }
+    found
+}
+
+/// `Err` naming every problem when production settings are unsafe.
+pub fn check(settings: &Settings) -> Result<(), Refused> {
+    let found = problems(settings);
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(Refused(found))
+    }
+}
+
+pub fn is_https(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host().is_some())
+}
+
+/// Plain HTTP to this very host (a sidecar): nothing travels on a network.
+fn is_loopback_http(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    parsed.scheme() == "http"
+        && match parsed.host() {
+            Some(url::Host::Domain(name)) => name == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+}
+
+/// `smtps://`, or `smtp://` with STARTTLS required (opportunistic STARTTLS
+/// can be stripped by anyone on the way).
+fn smtp_is_encrypted(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    match parsed.scheme() {
+        "smtps" => true,
+        "smtp" => parsed
+            .query_pairs()
+            .any(|(key, value)| key == "tls" && value == "required"),
+        _ => false,
+    }
+}
+
+/// Passwords anyone can read in this repository: the broker users'
+/// `<user>-dev` (broker-config/definitions.json), RabbitMQ's `guest`, the
+/// compose file's `admin` and the development database's `sportello`.
+fn is_repository_password(password: &str) -> bool {
+    let password = percent_decoded(password);
+    if ["guest", "admin", "sportello"].contains(&password.as_str()) {
+        return true;
+    }
+    let users = crate::broker::topology::Definitions::embedded()
+        .map(|d| d.users)
+        .unwrap_or_default();
+    users
+        .iter()
+        .filter_map(|user| user["name"].as_str())
+        .any(|name| password == format!("{name}-dev"))
+}
+
+fn percent_decoded(raw: &str) -> String {
+    url::form_urlencoded::parse(format!("p={}", raw.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| raw.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    /// Settings a production deployment would have: nothing to refuse.
+    fn proper() -> Settings {
+        Settings {
+            environment: Environment::Production,
+            amqp_url: "amqps://sportello-app:Zq8v%2Bp@broker.internal:5671/sportello".into(),
+            database_url: "postgres://sportello:n0t-in-the-repo@db.internal/sportello".into(),
+            jwt_secret: crate::auth::DEVELOPMENT_SECRET.into(),
+            jwt_jwks_url: Some("https://idp.inps.example/.well-known/jwks.json".into()),
+            public_base_url: Some("https://sportello.inps.example".into()),
+            smtp_url: "smtps://notifiche:pw@smtp.inps.example:465".into(),
+            sms_provider_url: Some("https://sms.example/v1/messages".into()),
+            ..Settings::local_defaults()
+        }
+    }
+
+    #[test]
+    fn development_accepts_every_default() {
+        let settings = Settings {
+            environment: Environment::Development,
+            ..Settings::local_defaults()
+        };
+        assert_eq!(problems(&settings), []);
+        assert!(check(&settings).is_ok());
+    }
+
+    #[test]
+    fn proper_production_settings_start() {
+        assert_eq!(problems(&proper()), []);
+        // STARTTLS required, or an explicit opt-out, are fine too; a JWKS
+        // served on this very host may be plain HTTP.
+        let starttls = Settings {
+            smtp_url: "smtp://notifiche:pw@smtp.inps.example:587?tls=required".into(),
+            jwt_jwks_url: Some("http://127.0.0.1:8181/jwks.json".into()),
+            ..proper()
+        };
+        assert_eq!(problems(&starttls), []);
+        let relay = Settings {
+            smtp_url: "smtp://127.0.0.1:25".into(),
+            smtp_allow_plaintext: true,
+            ..proper()
+        };
+        assert_eq!(problems(&relay), []);
+    }
+
+    #[test]
+    fn production_defaults_are_refused_naming_each_problem() {
+        let settings = Settings {
+            environment: Environment::Production,
+            ..Settings::local_defaults()
+        };
+        let refused = check(&settings).unwrap_err();
+        assert_eq!(
+            refused.0,
+            [
+                Problem::DevelopmentJwtKey,
+                Problem::RepositoryPassword {
+                    setting: "AMQP_URL",
+                    user: "sportello-app".into()
+                },
+                Problem::RepositoryPassword {
+                    setting: "DATABASE_URL",
+                    user: "sportello".into()
+                },
+                Problem::PlainTextSmtp,
+                Problem::InsecureCookie,
+            ]
+        );
+        let message = refused.to_string();
+        assert!(message.contains("JWT_SECRET") && message.contains("PUBLIC_BASE_URL"));
+        assert!(!message.contains("sportello-app-dev") && !message.contains(":sportello@"));
+    }
+
+    #[test]
+    fn the_development_jwt_key_or_any_shared_key_is_refused() {
+        let shared_dev = Settings {
+            jwt_jwks_url: None,
+            ..proper()
+        };
+        assert_eq!(problems(&shared_dev), [Problem::DevelopmentJwtKey]);
+        let shared = Settings {
+            jwt_secret: "a-long-random-key".into(),
+            ..shared_dev
+        };
+        assert_eq!(problems(&shared), [Problem::NoIdentityProviderKeys]);
+        let plain = Settings {
+            jwt_jwks_url: Some("http://idp.inps.example/jwks.json".into()),
+            ..proper()
+        };
+        assert_eq!(problems(&plain), [Problem::PlainJwksUrl]);
+    }
+
+    #[test]
+    fn every_repository_password_is_refused_in_broker_and_database_urls() {
+        for (amqp, user) in [
+            ("amqp://guest:guest@broker/sportello", "guest"),
+            (
+                "amqp://channel-web:channel-web-dev@broker/sportello",
+                "channel-web",
+            ),
+            ("amqp://admin:admin@broker/sportello", "admin"),
+            // Percent-encoded, still the same password.
+            (
+                "amqp://sportello-app:sportello%2Dapp-dev@broker/sportello",
+                "sportello-app",
+            ),
+        ] {
+            let settings = Settings {
+                amqp_url: amqp.into(),
+                ..proper()
+            };
+            assert_eq!(
+                problems(&settings),
+                [Problem::RepositoryPassword {
+                    setting: "AMQP_URL",
+                    user: user.into()
+                }],
+                "{amqp}"
+            );
+        }
+        let database = Settings {
+            database_url: "postgres://sportello:sportello@db/sportello".into(),
+            ..proper()
+        };
+        assert_eq!(
+            problems(&database),
+            [Problem::RepositoryPassword {
+                setting: "DATABASE_URL",
+                user: "sportello".into()
+            }]
+        );
+        let garbled = Settings {
+            database_url: "db.internal/sportello".into(),
+            ..proper()
+        };
+        assert_eq!(
+            problems(&garbled),
+            [Problem::InvalidUrl {
+                setting: "DATABASE_URL"
+            }]
+        );
+    }
+
+    #[test]
+    fn plain_text_smtp_is_refused_without_the_opt_out() {
+        for smtp in [
+            "smtp://smtp.inps.example:25",
+            "smtp://u:p@smtp.inps.example:587?tls=opportunistic",
+        ] {
+            let settings = Settings {
+                smtp_url: smtp.into(),
+                ..proper()
+            };
+            assert_eq!(problems(&settings), [Problem::PlainTextSmtp], "{smtp}");
+        }
+    }
+
+    #[test]
+    fn a_cookie_that_would_not_be_secure_is_refused() {
+        for base in [
+            None,
+            Some("http://sportello.inps.example"),
+            Some("sportello"),
+        ] {
+            let settings = Settings {
+                public_base_url: base.map(str::to_owned),
+                ..proper()
+            };
+            assert_eq!(problems(&settings), [Problem::InsecureCookie], "{base:?}");
+        }
+        assert!(proper().always_secure_cookie());
+        let development = Settings {
+            public_base_url: Some("https://sportello.test".into()),
+            environment: Environment::Development,
+            ..proper()
+        };
+        assert!(development.always_secure_cookie());
+        assert!(!Settings::local_defaults().always_secure_cookie());
+    }
+
+    #[test]
+    fn a_plain_http_sms_provider_is_refused() {
+        let settings = Settings {
+            sms_provider_url: Some("http://sms.example/v1".into()),
+            ..proper()
+        };
+        assert_eq!(problems(&settings), [Problem::PlainSmsProvider]);
+    }
+}
