@@ -10,6 +10,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sportello-target}"
 export DATABASE_URL="${DATABASE_URL:-postgres://sportello:sportello@127.0.0.1:5432/sportello}"
 export AMQP_URL="${AMQP_URL:-amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello}"
 
+# Local state stays under var/ (ignored by git), whoever runs this.
+export DOCUMENT_STORE_DIR="${DOCUMENT_STORE_DIR:-var/documents}"
+
 # Without a mail server of your own, mail goes to a local SMTP sink and is
 # kept as files under var/mail/<recipient>/.
 if [ -z "${SMTP_URL:-}" ]; then

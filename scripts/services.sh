@@ -21,8 +21,15 @@ ensure_packages() {
   /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} from Debian's packages"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    local log
+    log="$(mktemp)"
+    if ! { as_root apt-get update -qq &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >"$log" 2>&1; then
+      cat "$log" >&2
+      rm -f "$log"
+      return 1
+    fi
+    rm -f "$log"
   fi
 }
 
@@ -36,12 +43,13 @@ ensure_postgres() {
   fi
   # A role of our own with a password works under Debian's default (scram)
   # authentication as well as under trust.
-  as_root runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -c "
+  # From `/`: the `postgres` user may not be allowed into the current folder.
+  (cd / && as_root runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -c "
     DO \$\$ BEGIN
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sportello') THEN
         CREATE ROLE sportello LOGIN CREATEDB PASSWORD 'sportello';
       END IF;
-    END \$\$;" >/dev/null
+    END \$\$;" >/dev/null)
 }
 
 ensure_rabbitmq() {
@@ -58,8 +66,21 @@ ensure_rabbitmq() {
       sleep 1
     done
   fi
-  # Vhost `sportello`, channel users, permissions, topology.
-  as_root rabbitmqctl -q import_definitions "$repo_root/broker-config/definitions.json" >/dev/null
+  # Vhost `sportello`, channel users, permissions, topology. rabbitmqctl runs
+  # as the `rabbitmq` user, who may not be able to read this checkout (a
+  # clone in root's home or in any private folder): the definitions go in on
+  # standard input, opened by us.
+  as_root rabbitmqctl -q import_definitions --format json \
+    <"$repo_root/broker-config/definitions.json" >/dev/null
+  # The import finishes in the background: wait until the app user may use
+  # the vhost, so whatever runs next can connect.
+  for _ in $(seq 1 60); do
+    as_root rabbitmqctl -q list_user_permissions sportello-app 2>/dev/null \
+      | grep -q '^sportello[[:space:]]' && return 0
+    sleep 1
+  done
+  echo "the broker definitions were not imported" >&2
+  return 1
 }
 
 ensure_packages

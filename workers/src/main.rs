@@ -65,6 +65,25 @@ enum Command {
         )]
         amqp_url: String,
     },
+    /// Print the events Sportello emits as they flow (one line each:
+    /// routing key, then the event). Leaves nothing behind.
+    Events {
+        /// Topic pattern of the events to show, e.g. `ticket.*`.
+        #[arg(long, default_value = "#")]
+        binding: String,
+        /// Stop after this many events (fail if fewer arrive in time).
+        #[arg(long)]
+        count: Option<usize>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        timeout_seconds: Option<u64>,
+        #[arg(
+            long,
+            env = "AMQP_URL",
+            default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello"
+        )]
+        amqp_url: String,
+    },
     /// The protocol register (*protocollo*).
     Register {
         #[command(subcommand)]
@@ -139,6 +158,20 @@ fn main() -> ExitCode {
                 for line in sportello::broker::dead_letter::peek(&amqp_url, limit).await? {
                     println!("{line}");
                 }
+            }
+            Command::Events {
+                binding,
+                count,
+                timeout_seconds,
+                amqp_url,
+            } => {
+                sportello::broker::watch::watch(sportello::broker::watch::Watch {
+                    amqp_url: &amqp_url,
+                    binding: &binding,
+                    count,
+                    within: timeout_seconds.map(std::time::Duration::from_secs),
+                })
+                .await?
             }
             Command::Register {
                 which: RegisterCommand::Verify { settings },

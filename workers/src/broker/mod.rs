@@ -5,6 +5,7 @@ pub mod management;
 pub mod names;
 pub mod publisher;
 pub mod topology;
+pub mod watch;
 
 use lapin::{Connection, ConnectionProperties};
 
