@@ -195,7 +195,7 @@ fn check_message_principal(envelope: &Envelope<MessageAdded>) -> Result<(), Reje
     }
 }
 
-fn check_routing_key(
+pub(crate) fn check_routing_key(
     routing_key: &str,
     channel: Channel,
     message_type: &str,
@@ -249,7 +249,7 @@ fn check_request_principal(envelope: &Envelope<RequestSubmitted>) -> Result<(), 
 
 /// SPID below level 2 and the simplified half-PIN are not enough to open a
 /// request; the simplified PIN is reserved to a listed set of applications.
-fn check_authentication(
+pub(crate) fn check_authentication(
     authentication: &Authentication,
     message_type: &'static str,
 ) -> Result<(), Rejection> {
@@ -268,7 +268,7 @@ fn check_authentication(
     }
 }
 
-fn idempotency_of<P: serde::Serialize>(
+pub(crate) fn idempotency_of<P: serde::Serialize>(
     envelope: &Envelope<P>,
     message_type: &'static str,
 ) -> Result<Idempotency, Rejection> {
