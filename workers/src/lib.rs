@@ -1,5 +1,6 @@
 //! Sportello: citizen-services workflow workers. See ARCHITECTURE.md for the map.
 
+pub mod agent;
 pub mod app;
 pub mod auth;
 pub mod bench;

@@ -65,6 +65,34 @@ enum Command {
         )]
         amqp_url: String,
     },
+    /// A contact-centre agent's terminal: take phone call-backs of one
+    /// office's desk one at a time and record each outcome.
+    Agent {
+        /// The office (AOO), e.g. 1901.
+        #[arg(long)]
+        office: String,
+        /// The desk's kind, e.g. conto_assicurativo.
+        #[arg(long)]
+        desk: String,
+        /// The agent's id, as the contact centre knows it.
+        #[arg(long, default_value = "CC-0001")]
+        agent_id: String,
+        /// Minutes to answer before the call goes back to the queue.
+        #[arg(long, default_value_t = 15)]
+        answer_within_minutes: u64,
+        /// Stop after this many calls.
+        #[arg(long)]
+        calls: Option<usize>,
+        /// The contact centre's broker user.
+        #[arg(
+            long,
+            env = "AGENT_AMQP_URL",
+            default_value = "amqp://channel-contact_center:channel-contact_center-dev@127.0.0.1:5672/sportello",
+            hide_default_value = true,
+            hide_env_values = true
+        )]
+        amqp_url: String,
+    },
     /// Print the events Sportello emits as they flow (one line each:
     /// routing key, then the event). Leaves nothing behind.
     Events {
@@ -158,6 +186,27 @@ fn main() -> ExitCode {
                 for line in sportello::broker::dead_letter::peek(&amqp_url, limit).await? {
                     println!("{line}");
                 }
+            }
+            Command::Agent {
+                office,
+                desk,
+                agent_id,
+                answer_within_minutes,
+                calls,
+                amqp_url,
+            } => {
+                let session = sportello::agent::AgentSession {
+                    amqp_url: &amqp_url,
+                    office: &office,
+                    desk: &desk,
+                    agent_id: &agent_id,
+                    answer_within: std::time::Duration::from_secs(answer_within_minutes * 60),
+                    calls,
+                };
+                let mut input = tokio::io::BufReader::new(tokio::io::stdin());
+                let mut output = tokio::io::stdout();
+                let handled = sportello::agent::work(session, &mut input, &mut output).await?;
+                eprintln!("{handled} call(s) handled");
             }
             Command::Events {
                 binding,

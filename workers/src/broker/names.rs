@@ -14,6 +14,19 @@ pub const REGISTRATION_REQUESTS_QUEUE: &str = "sportello.registration.requests";
 /// The events notifications are planned from (bindings: one per rule).
 pub const NOTIFICATION_EVENTS_QUEUE: &str = "sportello.notifications.events";
 pub const DEAD_LETTER_QUEUE: &str = "sportello.dead-letter";
+/// Booking commands (hold, confirm, cancel, call-back outcome) from every channel.
+pub const APPOINTMENT_COMMANDS_QUEUE: &str = "sportello.appointments.commands";
+/// Availability queries (request/reply) from every channel.
+pub const APPOINTMENT_QUERIES_QUEUE: &str = "sportello.appointments.queries";
+/// Phone call-backs due, routed by `<aoo>.<desk kind>` to one queue per
+/// office and desk; its alternate exchange keeps what no queue takes.
+pub const CALLBACKS_EXCHANGE: &str = "sportello.callbacks";
+pub const UNROUTED_CALLBACKS_QUEUE: &str = "sportello.callbacks.unrouted";
+
+/// The call-back queue of an office's desk, which its agents consume.
+pub fn callback_queue(office_aoo: &str, desk_kind: &str) -> String {
+    format!("{CALLBACKS_EXCHANGE}.{office_aoo}.{desk_kind}")
+}
 
 /// Header carrying why a message was dead-lettered.
 pub const REASON_HEADER: &str = "x-sportello-reason";
