@@ -18,7 +18,7 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(90);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("{0}")]
+    #[error(transparent)]
     Refused(#[from] crate::production::Refused),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),

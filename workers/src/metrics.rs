@@ -33,6 +33,11 @@ pub struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MediumLabel {
+    pub medium: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     /// The route's pattern (`/tickets/{ticket_id}`), not the path.
     pub route: String,
@@ -49,6 +54,9 @@ pub struct Metrics {
     pub timers_fired: Counter,
     /// Delivery attempts by medium and result: `sent`, `retry`, `failed`.
     pub delivery_attempts: Family<DeliveryLabels, Counter>,
+    /// Deliveries found `sending` past NOTIFY_IN_DOUBT_SECONDS (their sender
+    /// stopped mid-send; the message may have left): resent, so possibly twice.
+    pub deliveries_in_doubt: Family<MediumLabel, Counter>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_request_seconds: Histogram,
 }
@@ -84,6 +92,11 @@ impl Metrics {
             delivery_attempts: registered!(
                 "delivery_attempts",
                 "Email/SMS delivery attempts by medium and outcome",
+                Family::default()
+            ),
+            deliveries_in_doubt: registered!(
+                "deliveries_in_doubt",
+                "Deliveries whose attempt was in doubt (sender stopped mid-send), by medium",
                 Family::default()
             ),
             http_requests: registered!(

@@ -5,6 +5,7 @@
 mod caller;
 mod documents;
 mod error;
+mod health;
 mod notifications;
 mod staff;
 mod tickets;
@@ -35,6 +36,7 @@ pub struct ApiState {
     pub max_document_bytes: usize,
     /// The staff session cookie is `Secure` whatever the request looks like.
     pub always_secure_cookie: bool,
+    pub readiness: health::Readiness,
 }
 
 impl ApiState {
@@ -45,6 +47,7 @@ impl ApiState {
             keys: Verifier::from_settings(settings),
             max_document_bytes: settings.document_max_bytes,
             always_secure_cookie: settings.always_secure_cookie(),
+            readiness: health::Readiness::new(&settings.amqp_url),
         }
     }
 }
@@ -54,6 +57,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/health",
         web::get().to(|| async { HttpResponse::Ok().body("ok") }),
     )
+    .route("/health/live", web::get().to(health::live))
+    .route("/health/ready", web::get().to(health::ready))
     .service(
         web::resource("/cases/{case_id}/documents")
             .route(web::get().to(documents::list))

@@ -333,7 +333,8 @@ pub async fn has_notification(
 /// Claims up to `limit` due deliveries of `medium` for `lease` (committed at
 /// once, so other senders skip them).
 ///
-/// A claim that expired means its sender stopped mid-attempt: that attempt is
+/// A claim that expired (its lease is `NOTIFY_IN_DOUBT_SECONDS`) means its
+/// sender stopped mid-attempt: whether the message left is in doubt. That attempt is
 /// logged as lost and the delivery is queued again, or failed once it has had
 /// `max_attempts`, so a delivery that kills its sender cannot loop forever.
 /// The resend carries the same SMS `reference` (the provider drops the
@@ -346,7 +347,27 @@ pub async fn claim_due(
     lease: Duration,
     max_attempts: u32,
 ) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
-    sqlx::query(
+    Ok(claim_due_counting(conn, medium, limit, lease, max_attempts)
+        .await?
+        .deliveries)
+}
+
+/// What one claim found.
+pub struct Claimed {
+    pub deliveries: Vec<ClaimedDelivery>,
+    /// Claims found expired (their attempts in doubt, now logged as lost).
+    pub in_doubt: u64,
+}
+
+/// `claim_due`, also counting the attempts found in doubt.
+pub async fn claim_due_counting(
+    conn: &mut PgConnection,
+    medium: Medium,
+    limit: i64,
+    lease: Duration,
+    max_attempts: u32,
+) -> Result<Claimed, sqlx::Error> {
+    let in_doubt: i64 = sqlx::query_scalar(
         "WITH expired AS (
             UPDATE deliveries d
                SET state = CASE WHEN d.attempts >= $2 THEN 'failed' ELSE 'queued' END,
@@ -356,16 +377,18 @@ pub async fn claim_due(
                              WHERE medium = $1 AND state = 'sending' AND due_at <= now()
                              FOR UPDATE SKIP LOCKED)
          RETURNING d.id, d.attempts, d.state
-         )
+         ), logged AS (
          INSERT INTO delivery_attempts (delivery_id, attempt, outcome, detail, at)
          SELECT id, attempts, CASE WHEN state = 'failed' THEN 'failed' ELSE 'retry' END,
                 'lost: the sender stopped before recording the outcome', now()
            FROM expired
-         ON CONFLICT (delivery_id, attempt) DO NOTHING",
+         ON CONFLICT (delivery_id, attempt) DO NOTHING
+         )
+         SELECT count(*) FROM expired",
     )
     .bind(medium.as_str())
     .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     let rows = sqlx::query(
         "UPDATE deliveries d
@@ -385,7 +408,8 @@ pub async fn claim_due(
     .bind(lease.as_secs_f64())
     .fetch_all(conn)
     .await?;
-    rows.iter()
+    let deliveries = rows
+        .iter()
         .map(|row| {
             Ok(ClaimedDelivery {
                 id: row.try_get("id")?,
@@ -397,7 +421,11 @@ pub async fn claim_due(
                 correlation_id: row.try_get("correlation_id")?,
             })
         })
-        .collect()
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Claimed {
+        deliveries,
+        in_doubt: u64::try_from(in_doubt).unwrap_or(0),
+    })
 }
 
 /// How one attempt ended: the next step and, for failures, the reason.

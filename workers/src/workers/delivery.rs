@@ -31,10 +31,9 @@ use crate::store::notifications::{self as deliveries, AttemptResult, ClaimedDeli
 /// Deliveries claimed at once, per send slot: few, so that a claim is sent
 /// and recorded well within its lease even when every send times out.
 const CLAIM_PER_SLOT: usize = 2;
-/// How long a claim lasts: longer than two sends in a row can take (each
-/// SMTP command times out at 30 s, an SMS request at 15 s), so only a dead
-/// sender's claims expire.
-const LEASE: Duration = Duration::from_secs(300);
+// How long a claim lasts is NOTIFY_IN_DOUBT_SECONDS: longer than two sends
+// in a row can take (each SMTP command times out at 30 s, an SMS request at
+// 15 s), so only a dead sender's claims expire.
 /// Retries that became due are found at least this often.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -143,11 +142,31 @@ impl DeliveryWorker {
         let policy = self.settings.retry_policy();
         tracing::info!(rate, concurrency, "sending");
         while !shutdown.is_cancelled() {
+            let lease = self.settings.notify_in_doubt();
             let claimed = {
                 let mut conn = pool.acquire().await?;
                 let limit = (concurrency.max(1) * CLAIM_PER_SLOT) as i64;
-                deliveries::claim_due(&mut conn, self.medium, limit, LEASE, policy.max_attempts)
-                    .await?
+                let claimed = deliveries::claim_due_counting(
+                    &mut conn,
+                    self.medium,
+                    limit,
+                    lease,
+                    policy.max_attempts,
+                )
+                .await?;
+                if claimed.in_doubt > 0 {
+                    tracing::warn!(
+                        in_doubt = claimed.in_doubt,
+                        "attempts of a stopped sender are in doubt: resending them"
+                    );
+                    crate::metrics::metrics()
+                        .deliveries_in_doubt
+                        .get_or_create(&crate::metrics::MediumLabel {
+                            medium: transport.medium(),
+                        })
+                        .inc_by(claimed.in_doubt);
+                }
+                claimed.deliveries
             };
             if claimed.is_empty() {
                 tokio::select! {
@@ -166,7 +185,7 @@ impl DeliveryWorker {
                 .buffer_unordered(concurrency.max(1))
                 .ready_chunks(concurrency.max(1));
             while let Some(done) = results.next().await {
-                record(&pool, &done).await?;
+                record(&pool, &done, lease).await?;
             }
         }
         // The listener holds one of the pool's connections: close waits for it.
@@ -224,7 +243,11 @@ async fn attempt(
 
 /// Records outcomes, holding on while the database is away: a sent email
 /// must not be sent again because its outcome was lost.
-async fn record(pool: &PgPool, results: &[AttemptResult]) -> Result<(), WorkerError> {
+async fn record(
+    pool: &PgPool,
+    results: &[AttemptResult],
+    lease: Duration,
+) -> Result<(), WorkerError> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let outcome = async {
@@ -234,7 +257,7 @@ async fn record(pool: &PgPool, results: &[AttemptResult]) -> Result<(), WorkerEr
         .await;
         match outcome {
             Ok(()) => return Ok(()),
-            Err(error) if store::is_transient(&error) && backoff < LEASE / 4 => {
+            Err(error) if store::is_transient(&error) && backoff < lease / 4 => {
                 tracing::warn!(%error, retry_in = ?backoff, "cannot record delivery outcomes yet");
             }
             Err(error) => return Err(error.into()),
