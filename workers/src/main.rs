@@ -108,7 +108,9 @@ enum Command {
         #[arg(
             long,
             env = "AMQP_URL",
-            default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello"
+            default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello",
+            hide_default_value = true,
+            hide_env_values = true
         )]
         amqp_url: String,
     },

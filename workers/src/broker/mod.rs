@@ -1,5 +1,6 @@
 //! RabbitMQ: connection, topology, confirmed publishing, dead-lettering.
 
+pub mod callbacks;
 pub mod dead_letter;
 pub mod management;
 pub mod names;
