@@ -100,6 +100,21 @@ pub struct Settings {
     #[arg(long, env = "JWT_ISSUER", default_value = "sportello-dev-idp")]
     pub jwt_issuer: String,
 
+    /// How long an appointment hold (*Prenota*) lives unconfirmed before it
+    /// expires and its slot is free again.
+    #[arg(long, env = "APPOINTMENT_HOLD_MINUTES", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub appointment_hold_minutes: u32,
+
+    /// Base address of the video gateway: a video appointment's room is
+    /// `<VIDEO_BASE_URL>/rooms/<appointment id>`.
+    #[arg(
+        long,
+        env = "VIDEO_BASE_URL",
+        default_value = "https://video.sportello.example"
+    )]
+    pub video_base_url: String,
+
     /// Directory of the content-addressed document store.
     #[arg(long, env = "DOCUMENT_STORE_DIR", default_value = "./data/documents")]
     pub document_store_dir: String,

@@ -174,3 +174,38 @@ pub struct DocumentsRegistered {
     /// Path of the PDF receipt on the documents API.
     pub receipt_path: String,
 }
+
+/// `appointment.confirmed` v1: an appointment was confirmed (*Conferma*).
+/// Notifications put it in the citizen's "Scadenze" and remind the day before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentConfirmed {
+    pub appointment_id: Uuid,
+    pub subject_tax_code: CodiceFiscale,
+    pub office_aoo: String,
+    pub office_name: String,
+    /// The desk's name, as the citizen reads it.
+    pub desk: String,
+    /// `in_person`, `phone` or `video`.
+    pub mode: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// The video room (video appointments only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_link: Option<String>,
+    pub contact: Contact,
+}
+
+/// `appointment.cancelled` v1: a confirmed appointment was cancelled
+/// (*Cancella prenotazione*) by the citizen's side or the office.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentCancelled {
+    pub appointment_id: Uuid,
+    pub subject_tax_code: CodiceFiscale,
+    pub office_aoo: String,
+    pub office_name: String,
+    pub starts_at: DateTime<Utc>,
+    /// `citizen` or `office`.
+    pub cancelled_by: String,
+    pub reason: Option<String>,
+    pub contact: Contact,
+}

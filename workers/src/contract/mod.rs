@@ -9,7 +9,7 @@ pub mod schemas;
 pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError};
 pub use envelope::{Authentication, Channel, Envelope, PinKind, Principal};
 pub use messages::{
-    Contact, DocumentStateChanged, DocumentsRegistered, DocumentsRegistrationRequested, Event,
-    InlineAttachment, MessageAdded, RequestSubmitted, TicketChanged, TicketMessageAdded,
-    TicketOpened, TimerFired,
+    AppointmentCancelled, AppointmentConfirmed, Contact, DocumentStateChanged, DocumentsRegistered,
+    DocumentsRegistrationRequested, Event, InlineAttachment, MessageAdded, RequestSubmitted,
+    TicketChanged, TicketMessageAdded, TicketOpened, TimerFired,
 };

@@ -44,8 +44,15 @@ pub fn receipt_lines(registration: &Registration, annulment: Option<&str>) -> Ve
 }
 
 pub fn receipt_pdf(registration: &Registration, annulment: Option<&str>) -> Vec<u8> {
-    let title = "INPS - Ricevuta di protocollazione";
-    let lines = receipt_lines(registration, annulment);
+    lines_pdf(
+        "INPS - Ricevuta di protocollazione",
+        &receipt_lines(registration, annulment),
+    )
+}
+
+/// An A4 PDF with `title` in bold and `lines` below it, paginated. Also
+/// used for appointment receipts.
+pub fn lines_pdf(title: &str, lines: &[String]) -> Vec<u8> {
     let pages = lines
         .chunks(LINES_PER_PAGE)
         .enumerate()

@@ -3,7 +3,9 @@
 use actix_web::{http::StatusCode, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;
+use crate::domain::appointment::StateRefusal;
 use crate::domain::ticket::LifecycleError;
 use crate::notifications::centre::CentreError;
 use crate::tickets::TicketError;
@@ -20,6 +22,8 @@ pub enum ApiError {
     Tickets(#[from] TicketError),
     #[error(transparent)]
     Notifications(#[from] CentreError),
+    #[error(transparent)]
+    Appointments(#[from] AppointmentError),
     #[error("{0}")]
     Internal(String),
 }
@@ -40,6 +44,21 @@ impl ApiError {
                 TicketError::Lifecycle(_) => "invalid",
                 TicketError::UnknownOffice(_) => "unknown_office",
                 TicketError::Database(_) | TicketError::Encoding(_) => "internal",
+            },
+            ApiError::Appointments(e) => match e {
+                AppointmentError::NotFound => "not_found",
+                AppointmentError::UnknownOffice(_) => "unknown_office",
+                AppointmentError::UnknownDesk { .. } => "unknown_desk",
+                AppointmentError::Forbidden(_) => "forbidden",
+                AppointmentError::Invalid(_) => "invalid",
+                AppointmentError::Slot(_) => "slot_unavailable",
+                AppointmentError::SlotTaken { .. } => "slot_taken",
+                AppointmentError::State(StateRefusal::HoldExpired) => "hold_expired",
+                AppointmentError::State(_) => "illegal_transition",
+                AppointmentError::NotYetEligible(_) => "not_yet_eligible",
+                AppointmentError::KeyReused => "idempotency_key_reused",
+                AppointmentError::NotConfirmed => "not_confirmed",
+                AppointmentError::Database(_) | AppointmentError::Encoding(_) => "internal",
             },
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => "not_found",
@@ -86,6 +105,28 @@ impl ResponseError for ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },
+            ApiError::Appointments(e) => match e {
+                AppointmentError::NotFound
+                | AppointmentError::UnknownOffice(_)
+                | AppointmentError::UnknownDesk { .. } => StatusCode::NOT_FOUND,
+                AppointmentError::Forbidden(_) => StatusCode::FORBIDDEN,
+                AppointmentError::Invalid(_)
+                | AppointmentError::Slot(_)
+                | AppointmentError::NotYetEligible(_)
+                | AppointmentError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+                AppointmentError::SlotTaken { .. }
+                | AppointmentError::NotConfirmed
+                | AppointmentError::State(_) => match e {
+                    AppointmentError::State(StateRefusal::HoldExpired) => StatusCode::GONE,
+                    _ => StatusCode::CONFLICT,
+                },
+                AppointmentError::Database(e) if crate::store::is_transient(e) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                AppointmentError::Database(_) | AppointmentError::Encoding(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => StatusCode::NOT_FOUND,
                 CentreError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -122,7 +163,18 @@ impl ResponseError for ApiError {
         } else {
             self.to_string()
         };
-        HttpResponse::build(status).json(json!({ "error": self.code(), "message": message }))
+        let mut body = json!({ "error": self.code(), "message": message });
+        // What the caller can do next: other slots, or the day booking opens.
+        match self {
+            ApiError::Appointments(AppointmentError::SlotTaken { alternatives }) => {
+                body["alternatives"] = json!(alternatives);
+            }
+            ApiError::Appointments(AppointmentError::NotYetEligible(not_yet)) => {
+                body["possible_from"] = json!(not_yet.possible_from);
+            }
+            _ => {}
+        }
+        HttpResponse::build(status).json(body)
     }
 }
 

@@ -2,6 +2,7 @@
 //! receipts, tickets; and the staff pages. Handlers are thin: they authenticate the caller, read the
 //! request, call `documents`, and map its errors to statuses.
 
+mod appointments;
 mod caller;
 mod documents;
 mod error;
@@ -31,6 +32,8 @@ pub use error::ApiError;
 /// What every handler can reach.
 pub struct ApiState {
     pub pool: PgPool,
+    /// Hold duration and video links of appointment bookings.
+    pub booking: crate::appointments::BookingSettings,
     pub blobs: Arc<dyn BlobStore>,
     pub keys: Verifier,
     pub max_document_bytes: usize,
@@ -43,6 +46,7 @@ impl ApiState {
     pub fn new(settings: &Settings, pool: PgPool) -> Self {
         Self {
             pool,
+            booking: crate::appointments::BookingSettings::from_settings(settings),
             blobs: Arc::new(LocalBlobStore::new(&settings.document_store_dir)),
             keys: Verifier::from_settings(settings),
             max_document_bytes: settings.document_max_bytes,
@@ -123,6 +127,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(notifications::contacts))
             .route(web::put().to(notifications::save_contacts)),
     )
+    .configure(appointments::routes)
     .configure(staff::routes);
 }
 

@@ -1,5 +1,6 @@
 //! PostgreSQL: connection pool, migrations, and one module per table family.
 
+pub mod appointments;
 pub mod documents;
 pub mod inbox;
 pub mod notifications;

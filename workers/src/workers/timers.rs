@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::contract::{Event, TimerFired};
+use crate::domain::appointment::HOLD_TIMER_KIND;
 use crate::domain::protocol;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
@@ -115,7 +116,12 @@ impl TimerWorker {
                 .kind
                 .strip_prefix(CRON_KIND_PREFIX)
                 .and_then(|name| self.cron_jobs.iter().find(|j| j.name == name));
-            if let Some(task) = job.and_then(|job| job.task) {
+            let task = match job {
+                Some(job) => job.task.map(Task::Cron),
+                None if timer.kind == HOLD_TIMER_KIND => Some(Task::ExpireHold),
+                None => None,
+            };
+            if let Some(task) = task {
                 if !run_task(&mut tx, task, timer).await? {
                     continue;
                 }
@@ -138,15 +144,25 @@ impl TimerWorker {
     }
 }
 
-/// Runs a cron job's action in a savepoint of the transaction that fires its
-/// occurrence: the action commits exactly with the occurrence. A transient
+/// What runs in the transaction that fires a timer.
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    /// A cron job's action.
+    Cron(CronTask),
+    /// An appointment hold's timer: expire it if still unconfirmed.
+    ExpireHold,
+}
+
+/// Runs a timer's action (a cron job's, an appointment hold's expiry) in a
+/// savepoint of the transaction that fires it: the action commits exactly
+/// with the firing. A transient
 /// failure (database gone) fails the whole batch, which the supervisor
 /// retries; any other failure is rolled back alone and the occurrence is put
 /// back, due again after `TASK_RETRY`, so a failing action cannot stall the
 /// other timers. Returns whether the action was done.
 async fn run_task(
     tx: &mut PgConnection,
-    task: CronTask,
+    task: Task,
     timer: &DueTimer,
 ) -> Result<bool, WorkerError> {
     let mut savepoint = tx.begin().await?;
@@ -167,20 +183,24 @@ async fn run_task(
     }
 }
 
-async fn perform(
-    conn: &mut PgConnection,
-    task: CronTask,
-    timer: &DueTimer,
-) -> Result<(), sqlx::Error> {
+async fn perform(conn: &mut PgConnection, task: Task, timer: &DueTimer) -> Result<(), sqlx::Error> {
     match task {
-        CronTask::ProduceDailyRegisters => {
+        Task::ExpireHold => match timer.key.parse::<Uuid>() {
+            Ok(id) => {
+                crate::appointments::expire_hold(conn, id).await?;
+            }
+            Err(_) => {
+                tracing::error!(timer_id = %timer.id, key = %timer.key, "hold timer without an appointment id");
+            }
+        },
+        Task::Cron(CronTask::ProduceDailyRegisters) => {
             // Up to the day before the firing, not the occurrence: after
             // downtime this catches up to the last complete day.
             let yesterday = protocol::registration_date(timer.fired_at) - chrono::Duration::days(1);
             let produced = store::protocol::produce_daily_registers(conn, yesterday).await?;
             tracing::info!(until = %yesterday, produced = ?produced, "daily registers produced");
         }
-        CronTask::Retention { inbox_keep_days } => {
+        Task::Cron(CronTask::Retention { inbox_keep_days }) => {
             let before = timer.fired_at - chrono::Duration::days(i64::from(inbox_keep_days));
             let purged = store::inbox::purge(conn, before, INBOX_PURGE_LIMIT).await?;
             let sessions = store::staff_sessions::purge_expired(conn).await?;
