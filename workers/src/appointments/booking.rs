@@ -320,6 +320,7 @@ pub async fn confirm_in(
     correlation_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Answer, AppointmentError> {
+    store::lock_hold_timer(conn, id).await?;
     let appointment = store::lock(conn, id)
         .await?
         .ok_or(AppointmentError::NotFound)?;
@@ -423,6 +424,7 @@ pub async fn cancel_in(
     if reason.is_some_and(|r| r.chars().count() > 1000) {
         return Err(invalid("a reason is at most 1000 characters"));
     }
+    store::lock_hold_timer(conn, id).await?;
     let appointment = store::lock(conn, id)
         .await?
         .ok_or(AppointmentError::NotFound)?;

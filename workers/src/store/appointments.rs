@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::domain::appointment::{
-    AppointmentState, CalendarRule, CancelledBy, Closure, Conversation, Mode,
+    AppointmentState, CalendarRule, CancelledBy, Closure, Conversation, Mode, HOLD_TIMER_KIND,
 };
 
 /// One slot of one desk and mode: the key of its capacity row.
@@ -183,6 +183,8 @@ pub async fn release_seat(conn: &mut PgConnection, slot: &SlotKey) -> Result<(),
 
 /// Expires the slot's holds that lapsed before their timer fired and gives
 /// their seats back; returns how many. Their timers later find them expired.
+/// Holds a firing timer has locked are skipped (it releases them): the
+/// caller holds the slot's row, which the timer needs next.
 pub async fn expire_lapsed_holds(
     conn: &mut PgConnection,
     slot: &SlotKey,
@@ -190,8 +192,10 @@ pub async fn expire_lapsed_holds(
     sqlx::query_scalar(
         "WITH lapsed AS (
              UPDATE appointments SET state = 'expired', updated_at = now()
-             WHERE office_aoo = $1 AND desk_kind = $2 AND mode = $3 AND starts_at = $4
-               AND state = 'held' AND hold_expires_at <= now()
+             WHERE id IN (SELECT id FROM appointments
+                          WHERE office_aoo = $1 AND desk_kind = $2 AND mode = $3
+                            AND starts_at = $4 AND state = 'held' AND hold_expires_at <= now()
+                          FOR UPDATE SKIP LOCKED)
              RETURNING id),
          released AS (
              UPDATE appointment_slots SET taken = taken - (SELECT count(*) FROM lapsed)
@@ -362,6 +366,18 @@ pub async fn get(
     let sql = format!("SELECT {COLUMNS} WHERE a.id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
     row.as_ref().map(decode).transpose()
+}
+
+/// Locks the hold timer of an appointment, if it has one. Confirm and cancel
+/// take it before the appointment, in the order the timer worker does, so
+/// a hold expiring while it is confirmed or cancelled waits, never deadlocks.
+pub async fn lock_hold_timer(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM timers WHERE kind = $1 AND key = $2 FOR UPDATE")
+        .bind(HOLD_TIMER_KIND)
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    Ok(())
 }
 
 /// The appointment, locked until the end of the transaction.

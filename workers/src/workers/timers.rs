@@ -1,7 +1,7 @@
 //! Timer worker: fires due durable timers as `timer.fired` events (through the
 //! outbox, in the transaction that marks them fired), runs the in-process
-//! action of a cron job in that same transaction, and keeps every cron job
-//! scheduled one occurrence ahead.
+//! action of a cron job (or expires an unconfirmed appointment hold) in that
+//! same transaction, and keeps every cron job scheduled one occurrence ahead.
 
 use std::sync::Arc;
 use std::time::Duration;
