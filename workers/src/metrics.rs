@@ -177,7 +177,7 @@ impl Worker for MetricsWorker {
                         .map_err(|e| WorkerError::Other(e.to_string()))?
                         .disable_signals()
                         .run();
-                crate::http::serve_until(server, &shutdown).await;
+                crate::runtime::http_server::serve_until(server, &shutdown).await;
                 Ok(())
             }
             .instrument(tracing::info_span!("metrics")),

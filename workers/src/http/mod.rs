@@ -183,16 +183,6 @@ fn tracing_actix() -> actix_web::middleware::Logger {
     actix_web::middleware::Logger::new("%r %s %Dms correlation=%{x-correlation-id}i")
 }
 
-/// Runs `server` until `shutdown`, then stops it gracefully: requests in
-/// flight finish, no new ones are accepted.
-pub(crate) async fn serve_until(server: Server, shutdown: &CancellationToken) {
-    let handle = server.handle();
-    let running = actix_rt::spawn(server);
-    shutdown.cancelled().await;
-    handle.stop(true).await;
-    let _ = running.await;
-}
-
 /// The API as a supervised worker of `sportello up` / `sportello worker api`.
 pub struct ApiWorker {
     settings: Arc<Settings>,
@@ -228,7 +218,7 @@ impl Worker for ApiWorker {
                 tracing::info!(address = %self.settings.http_address, "HTTP API listening");
                 let server = serve(ApiState::new(&self.settings, pool), listener)
                     .map_err(|e| WorkerError::Other(e.to_string()))?;
-                serve_until(server, &shutdown).await;
+                crate::runtime::http_server::serve_until(server, &shutdown).await;
                 Ok(())
             }
             .instrument(tracing::info_span!("api")),

@@ -1,6 +1,7 @@
 //! Process runtime: starts the chosen workers, each supervised in its own
 //! arbiter (thread), and shuts them down gracefully.
 
+pub mod http_server;
 pub mod supervisor;
 
 use std::sync::Arc;

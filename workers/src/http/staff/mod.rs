@@ -1,0 +1,57 @@
+//! Staff pages (*quesiti di sede*), server-rendered in Italian: the office's
+//! queue with the search filters, a ticket's detail with its history and
+//! attachments, and the forms that take it in charge, comment, close or
+//! reassign it.
+//!
+//! The operator signs in by pasting the token their identity provider signed.
+//! That opens a server-side session (`store::staff_sessions`) lasting as long
+//! as the token, at most `MAX_SESSION`; the browser gets only the session's
+//! random key, in an HttpOnly, SameSite=Strict cookie scoped to `/ufficio`.
+//! Signing out ends the session for good. Besides the SameSite cookie, a POST
+//! whose `Origin` names another site is refused.
+//!
+//! Handlers only translate between HTTP and `tickets`: the lifecycle rules
+//! live in `domain::ticket`, access checks and transactions in `tickets`.
+//! Statuses follow the JSON API's mapping (`http::error`); messages are
+//! rewritten in Italian here, since the service's are for integrators.
+//!
+//! Layout: `session.rs` (who is signed in, cross-site refusal), `sign_in.rs`,
+//! `queue.rs`, `ticket.rs` (detail page), `actions.rs` (its forms),
+//! `documents.rs` (attachment download); `render.rs` and `errors.rs` are
+//! shared by every page. A new page is a new file here plus its routes below.
+
+mod actions;
+mod documents;
+mod errors;
+mod queue;
+mod render;
+mod session;
+mod sign_in;
+mod ticket;
+
+use actix_web::web;
+
+use super::ApiState;
+
+const SESSION_COOKIE: &str = "sportello_sessione";
+const SCOPE: &str = "/ufficio";
+const LOGIN: &str = "/ufficio/accesso";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(LOGIN, web::get().to(sign_in::login_page))
+        .route(LOGIN, web::post().to(sign_in::login))
+        .route("/ufficio/uscita", web::post().to(sign_in::logout))
+        .route(SCOPE, web::get().to(queue::queue))
+        .route(
+            "/ufficio/quesiti/{ticket_id}",
+            web::get().to(ticket::detail),
+        )
+        .route(
+            "/ufficio/quesiti/{ticket_id}/{action}",
+            web::post().to(actions::act),
+        )
+        .route(
+            "/ufficio/documenti/{document_id}",
+            web::get().to(documents::download),
+        );
+}
