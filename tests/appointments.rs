@@ -733,3 +733,35 @@ async fn two_hundred_concurrent_holds_on_two_instances_never_double_book() {
     handle.stop(true).await;
     api.stop().await;
 }
+
+#[actix_rt::test]
+async fn prenota_pressed_again_and_again_under_one_key_holds_one_slot() {
+    let api = Api::start_with(TestEnv::new().await, &[]);
+    let friday = open_day(&api, "3400", 5).await;
+    let body = booking("3400", "pensioni", "in_person", at(friday, 10, 0));
+    let me = citizen(CITIZEN);
+    let presses = (0..20).map(|_| post_with_key(&api, &me, "f5", body.clone()));
+    let answers = futures::future::join_all(presses).await;
+    let mut ids: Vec<String> = answers
+        .iter()
+        .map(|(status, answer)| {
+            assert!(status.is_success(), "{status}: {answer}");
+            answer["appointment_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let created = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    ids.dedup();
+    assert_eq!((ids.len(), created), (1, 1), "one hold, announced once");
+    let (holds, taken): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM appointments),
+                (SELECT coalesce(sum(taken), 0) FROM appointment_slots)",
+    )
+    .fetch_one(&api.env.pool)
+    .await
+    .unwrap();
+    assert_eq!((holds, taken), (1, 1));
+    api.stop().await;
+}

@@ -113,3 +113,69 @@ pub async fn receipt(
     }
     Ok(Receipt::of(settings, &appointment))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn appointment(mode: Mode) -> AppointmentRecord {
+        // Thursday 3 December 2026, 09:20 in Rome.
+        let starts_at = Utc.with_ymd_and_hms(2026, 12, 3, 8, 20, 0).unwrap();
+        AppointmentRecord {
+            id: Uuid::now_v7(),
+            subject_tax_code: "RSSMRA85T10A562S".into(),
+            matricola: None,
+            channel: "web".into(),
+            office_aoo: "1900".into(),
+            office_name: "Direzione Provinciale Cremona".into(),
+            desk_kind: "ammortizzatori".into(),
+            desk_name: "indennità e ammortizzatori sociali".into(),
+            mode,
+            starts_at,
+            ends_at: starts_at + Duration::minutes(20),
+            state: AppointmentState::Confirmed,
+            hold_expires_at: starts_at - Duration::days(1),
+            phone: "+393331234567".into(),
+            notes: "NASpI".into(),
+            ticket_id: None,
+            cancelled_by: None,
+            cancel_reason: None,
+            created_at: starts_at - Duration::days(2),
+            updated_at: starts_at - Duration::days(2),
+            confirmed_at: Some(starts_at - Duration::days(2)),
+            cancelled_at: None,
+            booked_by: serde_json::json!({"kind": "citizen"}),
+            booked_by_key: "citizen:RSSMRA85T10A562S".into(),
+            request_sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_receipt_names_mode_office_desk_and_rome_time_and_the_room_of_a_video_call() {
+        let settings = BookingSettings {
+            hold: Duration::minutes(10),
+            video_base_url: "https://video.example/".into(),
+        };
+        let video = appointment(Mode::Video);
+        let receipt = Receipt::of(&settings, &video);
+        assert_eq!(
+            receipt.video_link.as_deref(),
+            Some(format!("https://video.example/rooms/{}", video.id).as_str())
+        );
+        let lines = receipt.lines();
+        assert!(lines.contains(&"Modalità: Videochiamata".to_owned()));
+        assert!(lines.contains(&"Sportello: indennità e ammortizzatori sociali".to_owned()));
+        assert!(lines
+            .contains(&"Data e ora: 03/12/2026 dalle 09:20 alle 09:40, ora di Roma".to_owned()));
+        assert!(receipt.pdf().starts_with(b"%PDF-"));
+
+        let in_person = Receipt::of(&settings, &appointment(Mode::InPerson));
+        assert_eq!(in_person.video_link, None);
+        assert_eq!(in_person.mode_label, "In presenza");
+        assert!(!in_person
+            .lines()
+            .iter()
+            .any(|l| l.contains("Videochiamata")));
+    }
+}
