@@ -343,6 +343,7 @@ pub async fn confirm_in(
             timers::cancel(conn, HOLD_TIMER_KIND, &id.to_string()).await?;
             let event = confirmed_event(settings, &appointment, correlation_id, now)?;
             outbox::enqueue(conn, &[OutboxMessage::event(&event, None)?]).await?;
+            super::callbacks::on_confirmed(conn, &appointment, correlation_id).await?;
             tracing::info!(appointment_id = %id, %correlation_id, "appointment confirmed");
             Outcome::Confirmed
         }

@@ -7,6 +7,8 @@
 //! of a refused command may be kept); the others begin and commit their own.
 
 mod booking;
+pub mod callbacks;
+pub mod commands;
 pub mod receipt;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};

@@ -5,6 +5,7 @@ pub mod dead_letter;
 pub mod management;
 pub mod names;
 pub mod publisher;
+pub mod replies;
 pub mod topology;
 pub mod watch;
 

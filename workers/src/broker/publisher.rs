@@ -29,6 +29,8 @@ pub enum PublishError {
     Nacked(Uuid),
     #[error("broker could not route message {0}")]
     Unroutable(Uuid),
+    #[error("message could not be encoded: {0}")]
+    Encode(String),
 }
 
 /// A channel in confirm mode.

@@ -1,6 +1,7 @@
 //! PostgreSQL: connection pool, migrations, and one module per table family.
 
 pub mod appointments;
+pub mod booking_commands;
 pub mod documents;
 pub mod inbox;
 pub mod notifications;

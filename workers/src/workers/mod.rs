@@ -1,6 +1,7 @@
 //! The worker kinds. Each is a thin loop around domain functions and stores,
 //! run under supervision by `runtime`.
 
+pub mod appointments;
 pub mod delivery;
 pub mod intake;
 pub mod notify;
@@ -55,10 +56,13 @@ pub enum WorkerKind {
     SmsSender,
     /// The HTTP API (documents, registrations); run several behind a balancer.
     Api,
+    /// Booking over the broker: commands, availability queries, call-back
+    /// queues (competing consumers; scale out freely).
+    Appointments,
 }
 
 impl WorkerKind {
-    pub const ALL: [WorkerKind; 8] = [
+    pub const ALL: [WorkerKind; 9] = [
         WorkerKind::Intake,
         WorkerKind::OutboxRelay,
         WorkerKind::Timers,
@@ -67,6 +71,7 @@ impl WorkerKind {
         WorkerKind::EmailSender,
         WorkerKind::SmsSender,
         WorkerKind::Api,
+        WorkerKind::Appointments,
     ];
 
     /// The workers of this kind one process runs. Each opens its own
@@ -91,6 +96,9 @@ impl WorkerKind {
                 Arc::new(delivery::DeliveryWorker::new(settings.clone(), Medium::Sms))
             }
             WorkerKind::Api => Arc::new(crate::http::ApiWorker::new(settings.clone())),
+            WorkerKind::Appointments => {
+                Arc::new(appointments::AppointmentsWorker::new(settings.clone()))
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use lapin::message::Delivery;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span};
@@ -89,9 +90,9 @@ struct Planning {
 impl Handler for Planning {
     type Message = serde_json::Value;
 
-    fn read(&self, body: &[u8]) -> Result<(serde_json::Value, Span), String> {
+    fn read(&self, delivery: &Delivery) -> Result<(serde_json::Value, Span), String> {
         let event = catalogue()
-            .validate_bytes(body)
+            .validate_bytes(&delivery.data)
             .map_err(|error| format!("rejected: {error}"))?;
         let span = tracing::info_span!(
             "plan",

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use lapin::message::Delivery;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span};
@@ -75,8 +76,8 @@ struct Registering {
 impl Handler for Registering {
     type Message = Event<DocumentsRegistrationRequested>;
 
-    fn read(&self, body: &[u8]) -> Result<(Self::Message, Span), String> {
-        let request = parse(body)?;
+    fn read(&self, delivery: &Delivery) -> Result<(Self::Message, Span), String> {
+        let request = parse(&delivery.data)?;
         let span = tracing::info_span!("register", message_id = %request.message_id, correlation_id = %request.correlation_id);
         Ok((request, span))
     }

@@ -48,7 +48,7 @@ async fn settle<H: Handler>(
     max_attempts: u64,
     shutdown: &CancellationToken,
 ) -> Result<Verdict, WorkerError> {
-    let (message, span) = match handler.read(&delivery.data) {
+    let (message, span) = match handler.read(delivery) {
         Ok(read) => read,
         Err(reason) => return Ok(Verdict::DeadLetter(reason)),
     };
@@ -88,9 +88,10 @@ async fn settle<H: Handler>(
 pub trait Handler: Sync {
     type Message: Sync;
 
-    /// The message in a delivery's body, with the span its attempts run in;
-    /// `Err(reason)` dead-letters it at once.
-    fn read(&self, body: &[u8]) -> Result<(Self::Message, Span), String>;
+    /// The message in a delivery (its body, and for commands its routing key
+    /// and reply-to), with the span its attempts run in; `Err(reason)`
+    /// dead-letters it at once.
+    fn read(&self, delivery: &Delivery) -> Result<(Self::Message, Span), String>;
 
     /// One attempt to apply the message (one transaction).
     fn attempt<'a>(

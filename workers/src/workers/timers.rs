@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::contract::{Event, TimerFired};
+use crate::appointments::callbacks::CALLBACK_TIMER_KIND;
 use crate::domain::appointment::HOLD_TIMER_KIND;
 use crate::domain::protocol;
 use crate::runtime::{Worker, WorkerError};
@@ -119,6 +120,7 @@ impl TimerWorker {
             let task = match job {
                 Some(job) => job.task.map(Task::Cron),
                 None if timer.kind == HOLD_TIMER_KIND => Some(Task::ExpireHold),
+                None if timer.kind == CALLBACK_TIMER_KIND => Some(Task::QueueCall),
                 None => None,
             };
             if let Some(task) = task {
@@ -151,6 +153,8 @@ enum Task {
     Cron(CronTask),
     /// An appointment hold's timer: expire it if still unconfirmed.
     ExpireHold,
+    /// A phone appointment's call is due: put it on its desk's queue.
+    QueueCall,
 }
 
 /// Runs a timer's action (a cron job's, an appointment hold's expiry) in a
@@ -185,6 +189,15 @@ async fn run_task(
 
 async fn perform(conn: &mut PgConnection, task: Task, timer: &DueTimer) -> Result<(), sqlx::Error> {
     match task {
+        Task::QueueCall => {
+            crate::appointments::callbacks::queue_call(
+                conn,
+                &timer.data,
+                &timer.correlation_id,
+                timer.fired_at,
+            )
+            .await?;
+        }
         Task::ExpireHold => match timer.key.parse::<Uuid>() {
             Ok(id) => {
                 crate::appointments::expire_hold(conn, id).await?;

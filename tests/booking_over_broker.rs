@@ -1,0 +1,394 @@
+//! Booking over the broker, as a channel sees it: queries and commands
+//! published with `reply_to` (RabbitMQ's direct reply-to) and answered with
+//! their correlation id; a repeated command answers the same; refusals say
+//! why (and are dead-lettered when nobody waits for them); a confirmed phone
+//! appointment becomes a call for the office's agents at its time, and the
+//! agent's outcome decides what follows.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Utc};
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, Consumer};
+use serde_json::{json, Value};
+use sportello::agent::{self, AgentSession};
+use sportello::broker::{self, names};
+use sportello::workers::WorkerKind;
+use support::*;
+use uuid::Uuid;
+
+const CITIZEN: &str = "RSSMRA85T10A562S";
+const OTHER_CITIZEN: &str = "BNCGVN70A41F205O";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A channel's connection that asks and waits for answers on direct reply-to.
+struct Requester {
+    _connection: Connection,
+    channel: Channel,
+    replies: Consumer,
+}
+
+impl Requester {
+    async fn open(env: &TestEnv, channel_name: &str) -> Requester {
+        let connection = broker::connect(&env.channel_url(channel_name), "test-requester")
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let replies = channel
+            .basic_consume(
+                "amq.rabbitmq.reply-to".into(),
+                "requester".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        Requester {
+            _connection: connection,
+            channel,
+            replies,
+        }
+    }
+
+    /// Publishes `message` (its routing key from its channel and type),
+    /// asking for an answer when `reply` is set.
+    async fn publish(&self, message: &Value, reply: Option<&str>) {
+        let routing_key = format!(
+            "{}.{}",
+            message["channel"].as_str().unwrap(),
+            message["type"].as_str().unwrap()
+        );
+        let mut properties = BasicProperties::default().with_delivery_mode(2);
+        if let Some(correlation_id) = reply {
+            properties = properties
+                .with_reply_to("amq.rabbitmq.reply-to".into())
+                .with_correlation_id(correlation_id.into());
+        }
+        self.channel
+            .basic_publish(
+                names::INTAKE_EXCHANGE.into(),
+                routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                &bytes(message),
+                properties,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Sends `message` and waits for the answer carrying its correlation id.
+    async fn ask(&mut self, message: &Value) -> Value {
+        let correlation_id = Uuid::new_v4().to_string();
+        self.publish(message, Some(&correlation_id)).await;
+        loop {
+            let delivery = tokio::time::timeout(WAIT, self.replies.next())
+                .await
+                .expect("an answer in time")
+                .unwrap()
+                .unwrap();
+            let matches = delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .is_some_and(|id| id.as_str() == correlation_id);
+            if matches {
+                return serde_json::from_slice(&delivery.data).unwrap();
+            }
+        }
+    }
+}
+
+fn envelope(
+    channel: &str,
+    principal: Value,
+    message_type: &str,
+    key: &str,
+    payload: Value,
+) -> Value {
+    json!({
+        "message_id": Uuid::now_v7(),
+        "type": message_type,
+        "schema_version": 1,
+        "channel": channel,
+        "occurred_at": Utc::now(),
+        "correlation_id": format!("corr-{key}"),
+        "idempotency_key": format!("key-{key}"),
+        "principal": principal,
+        "payload": payload
+    })
+}
+
+fn agent_for(citizen: &str) -> Value {
+    json!({"kind": "contact_center_agent", "agent_id": "CC-0042", "on_behalf_of": citizen})
+}
+
+/// The first weekday at least two days ahead with a phone calendar at
+/// Crema's pension desk (Monday to Friday, 14:00 to 16:00 in the calendar).
+fn bookable_day() -> chrono::NaiveDate {
+    let mut day = Utc::now().date_naive() + chrono::Duration::days(2);
+    while day.weekday().number_from_monday() > 5 {
+        day += chrono::Duration::days(1);
+    }
+    day
+}
+
+async fn first_free_phone_slot(requester: &mut Requester, key: &str) -> (Value, DateTime<Utc>) {
+    let day = bookable_day();
+    let answer = requester
+        .ask(&envelope(
+            "contact_center",
+            agent_for(CITIZEN),
+            "appointment.availability_requested",
+            key,
+            json!({"office_aoo": "1901", "desk": "conto_assicurativo", "mode": "phone",
+                   "from": day, "to": day + chrono::Duration::days(7)}),
+        ))
+        .await;
+    let first = answer["payload"]["slots"][0].clone();
+    assert!(first.is_object(), "no free phone slot: {answer}");
+    let starts_at = first["starts_at"].as_str().unwrap().parse().unwrap();
+    (answer, starts_at)
+}
+
+fn hold(principal: Value, key: &str, starts_at: DateTime<Utc>) -> Value {
+    envelope(
+        "contact_center",
+        principal,
+        "appointment.hold_requested",
+        key,
+        json!({"office_aoo": "1901", "desk": "conto_assicurativo", "mode": "phone",
+               "starts_at": starts_at, "phone": "+393331234567",
+               "notes": "Pensione: chiarimenti sul ricalcolo."}),
+    )
+}
+
+#[actix_rt::test]
+async fn a_channel_books_over_the_broker_and_every_answer_is_the_same_when_repeated() {
+    let env = TestEnv::new().await;
+    let _workers = env.start(&[WorkerKind::Appointments, WorkerKind::OutboxRelay]);
+    let mut requester = Requester::open(&env, "contact_center").await;
+
+    let (availability, starts_at) = first_free_phone_slot(&mut requester, "avail-1").await;
+    assert_eq!(availability["type"], "appointment.availability");
+    assert_eq!(availability["payload"]["error"], Value::Null);
+
+    // Prenota, then the very same message again, then a resend (new id,
+    // same key): one appointment, the same answer three times.
+    let first = hold(agent_for(CITIZEN), "hold-1", starts_at);
+    let held = requester.ask(&first).await;
+    assert_eq!(held["type"], "appointment.command_outcome");
+    assert_eq!(held["payload"]["outcome"], "held", "{held}");
+    let appointment_id = held["payload"]["appointment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(held["payload"]["hold_expires_at"].is_string());
+    assert_eq!(requester.ask(&first).await["payload"], held["payload"]);
+    let mut resend = first.clone();
+    resend["message_id"] = json!(Uuid::now_v7());
+    assert_eq!(requester.ask(&resend).await["payload"], held["payload"]);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM appointments")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+
+    // The slot (capacity 1) is taken now: another citizen is told so, with
+    // the next free slots.
+    let taken = requester
+        .ask(&hold(agent_for(OTHER_CITIZEN), "hold-2", starts_at))
+        .await;
+    assert_eq!(taken["payload"]["outcome"], "refused");
+    assert_eq!(taken["payload"]["refusal"]["code"], "slot_taken");
+    assert!(taken["payload"]["refusal"]["alternatives"][0]["starts_at"].is_string());
+
+    // Another citizen's agent cannot confirm or cancel it.
+    let confirm_other = envelope(
+        "contact_center",
+        agent_for(OTHER_CITIZEN),
+        "appointment.confirm_requested",
+        "confirm-other",
+        json!({"appointment_id": appointment_id}),
+    );
+    let refused = requester.ask(&confirm_other).await;
+    assert_eq!(
+        refused["payload"]["refusal"]["code"], "forbidden",
+        "{refused}"
+    );
+
+    // Conferma: the receipt, and appointment.confirmed for notifications.
+    let mut announced = env
+        .probe(names::EVENTS_EXCHANGE, "appointment.confirmed")
+        .await;
+    let confirm = envelope(
+        "contact_center",
+        agent_for(CITIZEN),
+        "appointment.confirm_requested",
+        "confirm-1",
+        json!({"appointment_id": appointment_id}),
+    );
+    let confirmed = requester.ask(&confirm).await;
+    assert_eq!(confirmed["payload"]["outcome"], "confirmed", "{confirmed}");
+    assert_eq!(confirmed["payload"]["state"], "confirmed");
+    assert_eq!(
+        confirmed["payload"]["receipt"]["mode"], "phone",
+        "{confirmed}"
+    );
+    let event = announced
+        .next_json(WAIT)
+        .await
+        .expect("appointment.confirmed");
+    assert_eq!(event["payload"]["appointment_id"], appointment_id.as_str());
+    assert_eq!(event["payload"]["mode"], "phone");
+    // Confirming again answers the same and announces nothing more.
+    let again = requester.ask(&confirm).await;
+    assert_eq!(again["payload"], confirmed["payload"]);
+    assert!(announced.next(Duration::from_millis(500)).await.is_none());
+
+    // A refused command nobody waits for is dead-lettered with its reason.
+    let mut dead_letters = env.probe(names::DEAD_LETTER_EXCHANGE, "#").await;
+    requester
+        .publish(
+            &envelope(
+                "contact_center",
+                agent_for(OTHER_CITIZEN),
+                "appointment.cancel_requested",
+                "cancel-other",
+                json!({"appointment_id": appointment_id}),
+            ),
+            None,
+        )
+        .await;
+    let dead = dead_letters.next(WAIT).await.expect("dead-lettered");
+    let reason = header(&dead, names::REASON_HEADER).unwrap();
+    assert!(reason.contains("forbidden"), "{reason}");
+    assert_eq!(
+        sqlx::query_scalar::<_, String>("SELECT state FROM appointments WHERE id = $1::uuid")
+            .bind(&appointment_id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap(),
+        "confirmed"
+    );
+
+    // An unknown desk: the query's answer says so.
+    let unknown = requester
+        .ask(&envelope(
+            "contact_center",
+            agent_for(CITIZEN),
+            "appointment.availability_requested",
+            "avail-unknown",
+            json!({"office_aoo": "1901", "desk": "nessuno", "mode": "phone",
+                   "from": bookable_day(), "to": bookable_day()}),
+        ))
+        .await;
+    assert_eq!(unknown["payload"]["error"]["code"], "unknown_desk");
+    env.cleanup().await;
+}
+
+/// Makes the pending call-back timers due now (time passing, in a test).
+async fn calls_due_now(env: &TestEnv) {
+    sqlx::query(
+        "UPDATE timers SET fire_at = now() WHERE kind = 'appointment.callback' AND state = 'scheduled'",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+}
+
+async fn agent_answers(env: &TestEnv, script: &str) -> usize {
+    let url = env.channel_url("contact_center");
+    let session = AgentSession {
+        amqp_url: &url,
+        office: "1901",
+        desk: "conto_assicurativo",
+        agent_id: "CC-0042",
+        answer_within: Duration::from_secs(20),
+        calls: Some(1),
+    };
+    let mut input = tokio::io::BufReader::new(script.as_bytes());
+    let mut output = Vec::new();
+    tokio::time::timeout(WAIT, agent::work(session, &mut input, &mut output))
+        .await
+        .expect("a call reached the agent")
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn a_phone_appointment_becomes_a_call_at_its_time_and_no_answer_calls_again() {
+    let env = TestEnv::new().await;
+    let _workers = env.start(&[
+        WorkerKind::Appointments,
+        WorkerKind::OutboxRelay,
+        WorkerKind::Timers,
+    ]);
+    let mut requester = Requester::open(&env, "contact_center").await;
+    let (_, starts_at) = first_free_phone_slot(&mut requester, "avail-call").await;
+    let held = requester
+        .ask(&hold(agent_for(CITIZEN), "hold-call", starts_at))
+        .await;
+    let appointment_id = held["payload"]["appointment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let confirmed = requester
+        .ask(&envelope(
+            "contact_center",
+            agent_for(CITIZEN),
+            "appointment.confirm_requested",
+            "confirm-call",
+            json!({"appointment_id": appointment_id}),
+        ))
+        .await;
+    assert_eq!(confirmed["payload"]["outcome"], "confirmed");
+
+    // Its time comes: the call is on the desk's queue; nobody answers.
+    calls_due_now(&env).await;
+    assert_eq!(agent_answers(&env, "n\nSquilla a vuoto.\n").await, 1);
+    let retried = eventually(WAIT, || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM timers WHERE kind = 'appointment.callback'
+             AND key = $1 AND state = 'scheduled'",
+        )
+        .bind(format!("{appointment_id}:2"))
+        .fetch_one(&env.pool)
+        .await
+        .is_ok_and(|n| n == 1)
+    })
+    .await;
+    assert!(retried, "no second call scheduled after no answer");
+    let (outcome, agent_id): (String, String) = sqlx::query_as(
+        "SELECT outcome, agent FROM appointment_calls WHERE appointment_id = $1::uuid AND attempt = 1",
+    )
+    .bind(&appointment_id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (outcome.as_str(), agent_id.as_str()),
+        ("no_answer", "CC-0042")
+    );
+
+    // The second call is answered: the appointment took place.
+    calls_due_now(&env).await;
+    assert_eq!(agent_answers(&env, "f\n\n").await, 1);
+    let done = eventually(WAIT, || async {
+        sqlx::query_scalar::<_, String>("SELECT state FROM appointments WHERE id = $1::uuid")
+            .bind(&appointment_id)
+            .fetch_one(&env.pool)
+            .await
+            .is_ok_and(|state| state == "done")
+    })
+    .await;
+    assert!(done, "the answered call did not close the appointment");
+    env.cleanup().await;
+}

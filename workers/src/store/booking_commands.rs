@@ -1,0 +1,170 @@
+//! What booking over the broker keeps: the outcome of every applied booking
+//! command (so a repeat answers the same), and the phone call-backs handed
+//! to agents with their outcomes.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::contract::appointments::{CallbackResult, CommandOutcome};
+use crate::domain::intake::Idempotency;
+
+/// Keeps the outcome of the command `idempotency` names.
+pub async fn record_outcome(
+    conn: &mut PgConnection,
+    idempotency: &Idempotency,
+    outcome: &CommandOutcome,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO appointment_command_outcomes
+             (message_id, idempotency_scope, idempotency_key, outcome)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(idempotency.message_id)
+    .bind(&idempotency.scope)
+    .bind(&idempotency.key)
+    .bind(sqlx::types::Json(outcome))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The outcome kept for this message, or for the actor's earlier message
+/// under the same idempotency key.
+pub async fn stored_outcome(
+    conn: &mut PgConnection,
+    idempotency: &Idempotency,
+) -> Result<Option<CommandOutcome>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT outcome FROM appointment_command_outcomes
+         WHERE message_id = $1 OR (idempotency_scope = $2 AND idempotency_key = $3)
+         LIMIT 1",
+    )
+    .bind(idempotency.message_id)
+    .bind(&idempotency.scope)
+    .bind(&idempotency.key)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|row| {
+        row.try_get::<sqlx::types::Json<CommandOutcome>, _>(0)
+            .map(|json| json.0)
+    })
+    .transpose()
+}
+
+/// A call put on an office desk's queue.
+pub async fn insert_call(
+    conn: &mut PgConnection,
+    call_id: Uuid,
+    appointment_id: Uuid,
+    attempt: i32,
+    queued_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO appointment_calls (call_id, appointment_id, attempt, queued_at)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (appointment_id, attempt) DO NOTHING",
+    )
+    .bind(call_id)
+    .bind(appointment_id)
+    .bind(attempt)
+    .bind(queued_at)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// A call and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub call_id: Uuid,
+    pub appointment_id: Uuid,
+    pub attempt: i32,
+    pub queued_at: DateTime<Utc>,
+    pub outcome: Option<String>,
+    pub agent: Option<String>,
+    pub note: Option<String>,
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+fn call_from(row: &sqlx::postgres::PgRow) -> Result<Call, sqlx::Error> {
+    Ok(Call {
+        call_id: row.try_get("call_id")?,
+        appointment_id: row.try_get("appointment_id")?,
+        attempt: row.try_get("attempt")?,
+        queued_at: row.try_get("queued_at")?,
+        outcome: row.try_get("outcome")?,
+        agent: row.try_get("agent")?,
+        note: row.try_get("note")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+const CALL_COLUMNS: &str =
+    "call_id, appointment_id, attempt, queued_at, outcome, agent, note, recorded_at";
+
+/// The call, locked until the end of the transaction.
+pub async fn lock_call(
+    conn: &mut PgConnection,
+    call_id: Uuid,
+) -> Result<Option<Call>, sqlx::Error> {
+    let sql = format!("SELECT {CALL_COLUMNS} FROM appointment_calls WHERE call_id = $1 FOR UPDATE");
+    let row = sqlx::query(&sql).bind(call_id).fetch_optional(conn).await?;
+    row.as_ref().map(call_from).transpose()
+}
+
+/// Every call of an appointment, first attempt first.
+pub async fn calls_of(
+    conn: &mut PgConnection,
+    appointment_id: Uuid,
+) -> Result<Vec<Call>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {CALL_COLUMNS} FROM appointment_calls WHERE appointment_id = $1 ORDER BY attempt"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(appointment_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(call_from).collect()
+}
+
+/// Records what came of a call (once: only while none is recorded).
+pub async fn record_call_outcome(
+    conn: &mut PgConnection,
+    call_id: Uuid,
+    outcome: CallbackResult,
+    agent: &str,
+    note: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let outcome = match outcome {
+        CallbackResult::Done => "done",
+        CallbackResult::NoAnswer => "no_answer",
+        CallbackResult::Rescheduled => "rescheduled",
+    };
+    let updated = sqlx::query(
+        "UPDATE appointment_calls SET outcome = $2, agent = $3, note = $4, recorded_at = $5
+         WHERE call_id = $1 AND outcome IS NULL",
+    )
+    .bind(call_id)
+    .bind(outcome)
+    .bind(agent)
+    .bind(note)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// The office desks that take phone call-backs (have a phone calendar).
+pub async fn phone_desks(conn: &mut PgConnection) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT office_aoo, desk_kind FROM calendars WHERE mode = 'phone'
+         ORDER BY office_aoo, desk_kind",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
+}

@@ -1,0 +1,352 @@
+//! Appointments worker: booking over the broker. It consumes the booking
+//! commands (one transaction each: inbox ▸ operation ▸ outcome kept) and
+//! the availability queries (read only), answers each on its `reply_to`,
+//! and keeps a call-back queue declared for every desk with a phone
+//! calendar.
+//!
+//! A command's answer is sent after its transaction committed and before
+//! the ack: a crash in between redelivers the command, which finds its
+//! outcome kept and answers it again. A refused command with nobody to
+//! answer is dead-lettered with the reason, so no refusal is silent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use lapin::message::Delivery;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
+
+use crate::appointments::{self, commands, AppointmentError, BookingSettings};
+use crate::broker::names::{APPOINTMENT_COMMANDS_QUEUE, APPOINTMENT_QUERIES_QUEUE};
+use crate::broker::publisher::Publisher;
+use crate::broker::replies::{self, ReplyTo};
+use crate::config::Settings;
+use crate::contract::appointments::{
+    Availability, AvailabilityRequested, CommandOutcome, CommandResult, FreeSlot, Refusal,
+};
+use crate::contract::Envelope;
+use crate::domain::appointment::Mode;
+use crate::domain::booking::{admit_command, admit_query, AdmittedCommand};
+use crate::runtime::{Worker, WorkerError};
+use crate::store::{self, booking_commands, inbox};
+use crate::workers::settle::{consume_each, Consuming, Failure, Handler};
+
+/// Booking commands applied at once by one worker.
+const CONCURRENCY: usize = 8;
+/// How often the call-back queues are declared again (a desk may have got
+/// a phone calendar since).
+const DECLARE_EVERY: Duration = Duration::from_secs(60);
+
+pub struct AppointmentsWorker {
+    settings: Arc<Settings>,
+}
+
+impl AppointmentsWorker {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self { settings }
+    }
+}
+
+impl Worker for AppointmentsWorker {
+    fn name(&self) -> String {
+        "appointments".into()
+    }
+
+    fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, Result<(), WorkerError>> {
+        Box::pin(
+            self.serve(shutdown)
+                .instrument(tracing::info_span!("appointments")),
+        )
+    }
+}
+
+impl AppointmentsWorker {
+    async fn serve(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let settings = &self.settings;
+        let pool = store::connect_lazy(&settings.database_url, CONCURRENCY as u32 + 2)?;
+        let (connection, replies) =
+            super::connect_declared(&settings.amqp_url, "sportello-appointments-replies").await?;
+        let booking = BookingSettings::from_settings(settings);
+        let commands = Commands {
+            pool: pool.clone(),
+            booking,
+            replies: &replies,
+        };
+        let queries = Queries {
+            pool: pool.clone(),
+            replies: &replies,
+        };
+        let consuming = |name, queue, concurrency: usize| Consuming {
+            amqp_url: &settings.amqp_url,
+            name,
+            queue,
+            concurrency,
+            prefetch: u16::try_from(concurrency * 2).unwrap_or(u16::MAX),
+            max_attempts: settings.handler_max_attempts,
+        };
+        let result = tokio::try_join!(
+            consume_each(
+                consuming(
+                    "appointments-commands",
+                    APPOINTMENT_COMMANDS_QUEUE,
+                    CONCURRENCY
+                ),
+                &commands,
+                &shutdown,
+            ),
+            consume_each(
+                consuming(
+                    "appointments-queries",
+                    APPOINTMENT_QUERIES_QUEUE,
+                    CONCURRENCY
+                ),
+                &queries,
+                &shutdown,
+            ),
+            keep_call_queues_declared(&pool, &connection, &shutdown),
+        );
+        let _ = connection.close(200, "shutdown".into()).await;
+        pool.close().await;
+        result.map(|_| ())
+    }
+}
+
+/// Declares the call-back queue of every desk with a phone calendar, now
+/// and every `DECLARE_EVERY`, until shutdown.
+async fn keep_call_queues_declared(
+    pool: &PgPool,
+    connection: &lapin::Connection,
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
+    let channel = connection.create_channel().await?;
+    loop {
+        let desks = {
+            let mut conn = pool.acquire().await?;
+            booking_commands::phone_desks(&mut conn).await?
+        };
+        for (office, desk) in &desks {
+            crate::broker::callbacks::declare_queue(&channel, office, desk).await?;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(DECLARE_EVERY) => {}
+        }
+    }
+}
+
+fn failure(error: AppointmentError) -> Failure {
+    match error {
+        AppointmentError::Database(error) if store::is_transient(&error) => {
+            Failure::Transient(error.to_string())
+        }
+        error => Failure::Crashed(error.to_string()),
+    }
+}
+
+fn database_failure(error: sqlx::Error) -> Failure {
+    failure(AppointmentError::Database(error))
+}
+
+/// A booking command and where to answer it.
+struct Command {
+    admitted: AdmittedCommand,
+    reply_to: Option<ReplyTo>,
+}
+
+struct Commands<'a> {
+    pool: PgPool,
+    booking: BookingSettings,
+    replies: &'a Publisher,
+}
+
+impl Handler for Commands<'_> {
+    type Message = Command;
+
+    fn read(&self, delivery: &Delivery) -> Result<(Command, Span), String> {
+        let admitted = admit_command(delivery.routing_key.as_str(), &delivery.data)
+            .map_err(|rejection| format!("rejected: {rejection}"))?;
+        let span = tracing::info_span!(
+            "booking_command",
+            message_id = %admitted.idempotency.message_id,
+            command = admitted.command.message_type(),
+            correlation_id = %admitted.command.correlation_id(),
+        );
+        let reply_to = ReplyTo::of(delivery);
+        Ok((Command { admitted, reply_to }, span))
+    }
+
+    async fn attempt(&self, command: &Command) -> Result<(), Failure> {
+        let outcome = self.apply(&command.admitted).await?;
+        if let Some(reply_to) = &command.reply_to {
+            replies::send(
+                self.replies,
+                reply_to,
+                "appointment.command_outcome",
+                command.admitted.command.correlation_id(),
+                Some(command.admitted.idempotency.message_id),
+                &outcome,
+            )
+            .await
+            .map_err(|e| Failure::Transient(format!("answering: {e}")))?;
+        }
+        match (&outcome.refusal, &command.reply_to) {
+            (Some(refusal), None) => Err(Failure::Refused(format!(
+                "refused ({}): {}",
+                refusal.code, refusal.message
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Commands<'_> {
+    /// One transaction: the inbox decides whether this is new; a new command
+    /// is applied and its outcome kept; a repeat gets the kept outcome.
+    async fn apply(&self, admitted: &AdmittedCommand) -> Result<CommandOutcome, Failure> {
+        let mut tx = self.pool.begin().await.map_err(database_failure)?;
+        let seen = inbox::record(&mut tx, &[&admitted.idempotency])
+            .await
+            .map_err(database_failure)?;
+        let command_type = admitted.command.message_type();
+        let outcome = match seen.first() {
+            Some(inbox::InboxOutcome::New) => {
+                let outcome =
+                    commands::apply_in(&mut tx, &self.booking, &admitted.command, Utc::now())
+                        .await
+                        .map_err(failure)?;
+                booking_commands::record_outcome(&mut tx, &admitted.idempotency, &outcome)
+                    .await
+                    .map_err(database_failure)?;
+                outcome
+            }
+            Some(inbox::InboxOutcome::Duplicate) => {
+                booking_commands::stored_outcome(&mut tx, &admitted.idempotency)
+                    .await
+                    .map_err(database_failure)?
+                    // Applied before this table existed or purged: say so.
+                    .unwrap_or_else(|| already_applied(command_type))
+            }
+            Some(inbox::InboxOutcome::KeyReused) | None => {
+                commands::refused(command_type, &AppointmentError::KeyReused)
+            }
+        };
+        tx.commit().await.map_err(database_failure)?;
+        tracing::info!(outcome = ?outcome.outcome, appointment_id = ?outcome.appointment_id,
+            refusal = ?outcome.refusal.as_ref().map(|r| &r.code), "booking command settled");
+        Ok(outcome)
+    }
+}
+
+fn already_applied(command_type: &str) -> CommandOutcome {
+    CommandOutcome {
+        command_type: command_type.to_owned(),
+        outcome: CommandResult::Refused,
+        appointment_id: None,
+        state: None,
+        hold_expires_at: None,
+        receipt: None,
+        refusal: Some(Refusal {
+            code: "already_applied".into(),
+            message: "this command was applied before; its outcome is no longer kept".into(),
+            alternatives: Vec::new(),
+        }),
+    }
+}
+
+/// An availability query and where to answer it.
+struct Query {
+    envelope: Envelope<AvailabilityRequested>,
+    reply_to: ReplyTo,
+}
+
+struct Queries<'a> {
+    pool: PgPool,
+    replies: &'a Publisher,
+}
+
+impl Handler for Queries<'_> {
+    type Message = Query;
+
+    fn read(&self, delivery: &Delivery) -> Result<(Query, Span), String> {
+        let envelope = admit_query(delivery.routing_key.as_str(), &delivery.data)
+            .map_err(|rejection| format!("rejected: {rejection}"))?;
+        let reply_to = ReplyTo::of(delivery)
+            .ok_or("an availability query needs reply_to: there is nobody to answer")?;
+        let span = tracing::info_span!(
+            "availability_query",
+            message_id = %envelope.message_id,
+            correlation_id = %envelope.correlation_id,
+        );
+        Ok((Query { envelope, reply_to }, span))
+    }
+
+    async fn attempt(&self, query: &Query) -> Result<(), Failure> {
+        let asked = &query.envelope.payload;
+        let answer = match self.availability(asked).await {
+            Ok(slots) => Availability {
+                office_aoo: asked.office_aoo.clone(),
+                desk: asked.desk.clone(),
+                mode: asked.mode.clone(),
+                slots,
+                error: None,
+            },
+            Err(error) if error.is_refusal() => Availability {
+                office_aoo: asked.office_aoo.clone(),
+                desk: asked.desk.clone(),
+                mode: asked.mode.clone(),
+                slots: Vec::new(),
+                error: Some(Refusal {
+                    code: error.code().into(),
+                    message: error.to_string(),
+                    alternatives: Vec::new(),
+                }),
+            },
+            Err(error) => return Err(failure(error)),
+        };
+        replies::send(
+            self.replies,
+            &query.reply_to,
+            "appointment.availability",
+            &query.envelope.correlation_id,
+            Some(query.envelope.message_id),
+            &answer,
+        )
+        .await
+        .map_err(|e| Failure::Transient(format!("answering: {e}")))
+    }
+}
+
+impl Queries<'_> {
+    async fn availability(
+        &self,
+        asked: &AvailabilityRequested,
+    ) -> Result<Vec<FreeSlot>, AppointmentError> {
+        let mode = Mode::parse(&asked.mode).map_err(|e| AppointmentError::Invalid(e.0))?;
+        let mut conn = self.pool.acquire().await?;
+        let availability = appointments::availability(
+            &mut conn,
+            &asked.office_aoo,
+            &asked.desk,
+            mode,
+            asked.from,
+            asked.to,
+            Utc::now(),
+        )
+        .await?;
+        Ok(availability
+            .slots
+            .into_iter()
+            .map(|slot| FreeSlot {
+                starts_at: slot.starts_at,
+                ends_at: slot.ends_at,
+                free: slot.free,
+            })
+            .collect())
+    }
+}
