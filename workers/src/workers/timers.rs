@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::appointments::callbacks::CALLBACK_TIMER_KIND;
 use crate::config::Settings;
 use crate::contract::{Event, TimerFired};
-use crate::appointments::callbacks::CALLBACK_TIMER_KIND;
 use crate::domain::appointment::HOLD_TIMER_KIND;
 use crate::domain::protocol;
 use crate::runtime::{Worker, WorkerError};
