@@ -45,21 +45,8 @@ impl ApiError {
                 TicketError::UnknownOffice(_) => "unknown_office",
                 TicketError::Database(_) | TicketError::Encoding(_) => "internal",
             },
-            ApiError::Appointments(e) => match e {
-                AppointmentError::NotFound => "not_found",
-                AppointmentError::UnknownOffice(_) => "unknown_office",
-                AppointmentError::UnknownDesk { .. } => "unknown_desk",
-                AppointmentError::Forbidden(_) => "forbidden",
-                AppointmentError::Invalid(_) => "invalid",
-                AppointmentError::Slot(_) => "slot_unavailable",
-                AppointmentError::SlotTaken { .. } => "slot_taken",
-                AppointmentError::State(StateRefusal::HoldExpired) => "hold_expired",
-                AppointmentError::State(_) => "illegal_transition",
-                AppointmentError::NotYetEligible(_) => "not_yet_eligible",
-                AppointmentError::KeyReused => "idempotency_key_reused",
-                AppointmentError::NotConfirmed => "not_confirmed",
-                AppointmentError::Database(_) | AppointmentError::Encoding(_) => "internal",
-            },
+            // One code for HTTP and the broker's refusals.
+            ApiError::Appointments(e) => e.code(),
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => "not_found",
                 CentreError::Forbidden(_) => "forbidden",
