@@ -74,6 +74,12 @@ pub struct Settings {
     #[arg(long, env = "HTTP_ADDRESS", default_value = "127.0.0.1:8080")]
     pub http_address: String,
 
+    /// Longest time a request body may take to arrive, in seconds (each
+    /// piece within 15 s); a stalled body is answered 408.
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_body_timeout_seconds: u64,
+
     /// Shared key of development tokens (JWT, HS256), accepted only in
     /// development. Secret (also JWT_SECRET_FILE). Default: the development key.
     #[arg(

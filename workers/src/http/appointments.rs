@@ -14,20 +14,20 @@ use crate::appointments::{self, receipt, AppointmentError, HoldRequest};
 use crate::domain::appointment::{calendar, DeskKind, Mode};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/offices/{aoo}/desks/{kind}/availability",
-        web::get().to(availability),
+    cfg.service(
+        web::resource("/offices/{aoo}/desks/{kind}/availability")
+            .route(web::get().to(availability)),
     )
     .service(
         web::resource("/appointments")
             .route(web::get().to(list))
             .route(web::post().to(hold)),
     )
-    .route("/appointments/{id}", web::get().to(detail))
-    .route("/appointments/{id}/confirm", web::post().to(confirm))
-    .route("/appointments/{id}/cancel", web::post().to(cancel))
-    .route("/appointments/{id}/receipt", web::get().to(receipt_json))
-    .route("/appointments/{id}/receipt.pdf", web::get().to(receipt_pdf));
+    .service(web::resource("/appointments/{id}").route(web::get().to(detail)))
+    .service(web::resource("/appointments/{id}/confirm").route(web::post().to(confirm)))
+    .service(web::resource("/appointments/{id}/cancel").route(web::post().to(cancel)))
+    .service(web::resource("/appointments/{id}/receipt").route(web::get().to(receipt_json)))
+    .service(web::resource("/appointments/{id}/receipt.pdf").route(web::get().to(receipt_pdf)));
 }
 
 #[derive(Deserialize)]

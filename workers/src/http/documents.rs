@@ -85,7 +85,9 @@ async fn read_upload(mut multipart: Multipart, max_bytes: usize) -> Result<Uploa
                         ));
                     }
                 }
-                upload.conformity_asserted = matches!(value.trim_ascii(), b"true" | b"1" | b"on");
+                upload.conformity_asserted = parse_boolean(&value).ok_or_else(|| {
+                    ApiError::BadRequest("field `conformity` must be `true` or `false`".into())
+                })?;
             }
             other => {
                 return Err(ApiError::BadRequest(format!(
@@ -95,6 +97,19 @@ async fn read_upload(mut multipart: Multipart, max_bytes: usize) -> Result<Uploa
         }
     }
     Ok(upload)
+}
+
+/// The one boolean rule of form fields: `true` or `false`, in any case;
+/// nothing else (no `1`, `on` or `yes`).
+pub(super) fn parse_boolean(raw: &[u8]) -> Option<bool> {
+    let raw = raw.trim_ascii();
+    if raw.eq_ignore_ascii_case(b"true") {
+        Some(true)
+    } else if raw.eq_ignore_ascii_case(b"false") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 pub async fn upload(
@@ -246,5 +261,23 @@ pub async fn annul(
             Err(DocumentError::Refused("the registration is already annulled".into()).into())
         }
         AnnulOutcome::NotFound => Err(DocumentError::NotFound("registration").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_boolean;
+
+    #[test]
+    fn one_boolean_rule() {
+        for yes in ["true", "TRUE", " True "] {
+            assert_eq!(parse_boolean(yes.as_bytes()), Some(true), "{yes}");
+        }
+        for no in ["false", "FALSE"] {
+            assert_eq!(parse_boolean(no.as_bytes()), Some(false), "{no}");
+        }
+        for neither in ["1", "0", "on", "yes", "", "truee"] {
+            assert_eq!(parse_boolean(neither.as_bytes()), None, "{neither}");
+        }
     }
 }

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;
 use crate::domain::appointment::StateRefusal;
+use crate::domain::document::IllegalTransition;
 use crate::domain::ticket::LifecycleError;
 use crate::notifications::centre::CentreError;
 use crate::tickets::TicketError;
@@ -58,6 +59,7 @@ impl ApiError {
                 DocumentError::Forbidden(_) => "forbidden",
                 DocumentError::Refused(_) => "refused",
                 DocumentError::TooLarge { .. } => "too_large",
+                DocumentError::IllegalTransition(refusal) if is_not_yours(refusal) => "forbidden",
                 DocumentError::IllegalTransition(_) => "illegal_transition",
                 DocumentError::Gone => "gone",
                 DocumentError::YearChanged => "retry",
@@ -128,6 +130,9 @@ impl ResponseError for ApiError {
                 DocumentError::Forbidden(_) => StatusCode::FORBIDDEN,
                 DocumentError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 DocumentError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                DocumentError::IllegalTransition(refusal) if is_not_yours(refusal) => {
+                    StatusCode::FORBIDDEN
+                }
                 DocumentError::IllegalTransition(_) => StatusCode::CONFLICT,
                 DocumentError::Gone => StatusCode::GONE,
                 DocumentError::YearChanged => StatusCode::SERVICE_UNAVAILABLE,
@@ -165,8 +170,32 @@ impl ResponseError for ApiError {
     }
 }
 
+/// A transition refused because of who asks (not the document's state): a
+/// matter of rights, 403, not a conflict.
+fn is_not_yours(refusal: &IllegalTransition) -> bool {
+    matches!(
+        refusal,
+        IllegalTransition::NotTheSender
+            | IllegalTransition::NotAnOperator
+            | IllegalTransition::NotTheRegister
+    )
+}
+
 pub fn json_error(error: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::BadRequest(format!("invalid JSON body: {error}")).into()
+    use actix_web::error::JsonPayloadError;
+    match error {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            actix_web::error::InternalError::from_response(
+                "",
+                HttpResponse::PayloadTooLarge().json(json!({
+                    "error": "too_large",
+                    "message": format!("{error}"),
+                })),
+            )
+            .into()
+        }
+        _ => ApiError::BadRequest(format!("invalid JSON body: {error}")).into(),
+    }
 }
 
 pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {

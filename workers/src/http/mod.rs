@@ -5,6 +5,7 @@
 mod appointments;
 mod caller;
 mod documents;
+pub mod edge;
 mod error;
 mod health;
 mod notifications;
@@ -40,6 +41,10 @@ pub struct ApiState {
     /// The staff session cookie is `Secure` whatever the request looks like.
     pub always_secure_cookie: bool,
     pub readiness: health::Readiness,
+    /// Call-backs taken on the staff page "Richiamate", held per session.
+    pub(crate) held_calls: Arc<staff::HeldCalls>,
+    /// How long a request body may take (`HTTP_BODY_TIMEOUT_SECONDS`).
+    pub body_timeout: edge::BodyTimeout,
 }
 
 impl ApiState {
@@ -52,71 +57,68 @@ impl ApiState {
             max_document_bytes: settings.document_max_bytes,
             always_secure_cookie: settings.always_secure_cookie(),
             readiness: health::Readiness::new(&settings.amqp_url),
+            held_calls: Arc::new(staff::HeldCalls::new(
+                &settings.amqp_url,
+                std::time::Duration::from_secs(settings.staff_call_answer_seconds),
+            )),
+            body_timeout: edge::BodyTimeout(std::time::Duration::from_secs(
+                settings.http_body_timeout_seconds,
+            )),
         }
     }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/health",
-        web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+    cfg.service(
+        web::resource("/health").route(web::get().to(|| async { HttpResponse::Ok().body("ok") })),
     )
-    .route("/health/live", web::get().to(health::live))
-    .route("/health/ready", web::get().to(health::ready))
+    .service(web::resource("/health/live").route(web::get().to(health::live)))
+    .service(web::resource("/health/ready").route(web::get().to(health::ready)))
     .service(
         web::resource("/cases/{case_id}/documents")
             .route(web::get().to(documents::list))
             .route(web::post().to(documents::upload)),
     )
-    .route(
-        "/cases/{case_id}/registrations",
-        web::post().to(documents::send_for_registration),
+    .service(
+        web::resource("/cases/{case_id}/registrations")
+            .route(web::post().to(documents::send_for_registration)),
     )
-    .route(
-        "/documents/{document_id}/content",
-        web::get().to(documents::download),
+    .service(
+        web::resource("/documents/{document_id}/content").route(web::get().to(documents::download)),
     )
-    .route(
-        "/documents/{document_id}/history",
-        web::get().to(documents::history),
+    .service(
+        web::resource("/documents/{document_id}/history").route(web::get().to(documents::history)),
     )
-    .route(
-        "/documents/{document_id}",
-        web::delete().to(documents::delete),
+    .service(web::resource("/documents/{document_id}").route(web::delete().to(documents::delete)))
+    .service(
+        web::resource("/registrations/{registration_id}/receipt.pdf")
+            .route(web::get().to(documents::receipt)),
     )
-    .route(
-        "/registrations/{registration_id}/receipt.pdf",
-        web::get().to(documents::receipt),
+    .service(
+        web::resource("/registrations/{registration_id}/annulment")
+            .route(web::post().to(documents::annul)),
     )
-    .route(
-        "/registrations/{registration_id}/annulment",
-        web::post().to(documents::annul),
+    .service(web::resource("/tickets").route(web::get().to(tickets::search)))
+    .service(web::resource("/tickets/{ticket_id}").route(web::get().to(tickets::detail)))
+    .service(
+        web::resource("/tickets/{ticket_id}/take-in-charge")
+            .route(web::post().to(tickets::take_in_charge)),
     )
-    .route("/tickets", web::get().to(tickets::search))
-    .route("/tickets/{ticket_id}", web::get().to(tickets::detail))
-    .route(
-        "/tickets/{ticket_id}/take-in-charge",
-        web::post().to(tickets::take_in_charge),
+    .service(web::resource("/tickets/{ticket_id}/comments").route(web::post().to(tickets::comment)))
+    .service(web::resource("/tickets/{ticket_id}/close").route(web::post().to(tickets::close)))
+    .service(
+        web::resource("/tickets/{ticket_id}/reassign").route(web::post().to(tickets::reassign)),
     )
-    .route(
-        "/tickets/{ticket_id}/comments",
-        web::post().to(tickets::comment),
+    .service(
+        web::resource("/tickets/{ticket_id}/notifications")
+            .route(web::get().to(notifications::ticket_log)),
     )
-    .route("/tickets/{ticket_id}/close", web::post().to(tickets::close))
-    .route(
-        "/tickets/{ticket_id}/reassign",
-        web::post().to(tickets::reassign),
+    .service(
+        web::resource("/appointments/{appointment_id}/notifications")
+            .route(web::get().to(notifications::appointment_log)),
     )
-    .route(
-        "/tickets/{ticket_id}/notifications",
-        web::get().to(notifications::ticket_log),
-    )
-    .route(
-        "/appointments/{appointment_id}/notifications",
-        web::get().to(notifications::appointment_log),
-    )
-    .route("/offices", web::get().to(tickets::offices))
-    .route("/notifications", web::get().to(notifications::centre))
+    .service(web::resource("/offices").route(web::get().to(tickets::offices)))
+    .service(web::resource("/notifications").route(web::get().to(notifications::centre)))
     .service(
         web::resource("/notifications/{notification_id}/read")
             .route(web::put().to(notifications::mark_read))
@@ -140,11 +142,13 @@ pub fn serve(state: ApiState, listener: TcpListener) -> std::io::Result<Server> 
             .app_data(state.clone())
             .app_data(
                 web::JsonConfig::default()
-                    .limit(64 * 1024)
+                    .limit(edge::TEXT_BODY_LIMIT)
                     .error_handler(error::json_error),
             )
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .default_service(web::to(edge::not_found))
+            .wrap(actix_web::middleware::from_fn(edge::guard))
             .wrap(tracing_actix())
             .wrap(actix_web::middleware::from_fn(count_request))
             .configure(routes)
@@ -179,8 +183,11 @@ async fn count_request(
     Ok(response)
 }
 
+/// The access log: method, path (ids only, never the query string, which
+/// carries tax codes, positions and search words), status, time.
 fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%r %s %Dms correlation=%{x-correlation-id}i")
+    actix_web::middleware::Logger::new("%{method}xi %U %s %Dms correlation=%{x-correlation-id}i")
+        .custom_request_replace("method", |request| request.method().to_string())
 }
 
 /// The API as a supervised worker of `sportello up` / `sportello worker api`.

@@ -38,20 +38,18 @@ const SCOPE: &str = "/ufficio";
 const LOGIN: &str = "/ufficio/accesso";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(LOGIN, web::get().to(sign_in::login_page))
-        .route(LOGIN, web::post().to(sign_in::login))
-        .route("/ufficio/uscita", web::post().to(sign_in::logout))
-        .route(SCOPE, web::get().to(queue::queue))
-        .route(
-            "/ufficio/quesiti/{ticket_id}",
-            web::get().to(ticket::detail),
-        )
-        .route(
-            "/ufficio/quesiti/{ticket_id}/{action}",
-            web::post().to(actions::act),
-        )
-        .route(
-            "/ufficio/documenti/{document_id}",
-            web::get().to(documents::download),
-        );
+    cfg.service(
+        web::resource(LOGIN)
+            .route(web::get().to(sign_in::login_page))
+            .route(web::post().to(sign_in::login)),
+    )
+    .service(web::resource("/ufficio/uscita").route(web::post().to(sign_in::logout)))
+    .service(web::resource(SCOPE).route(web::get().to(queue::queue)))
+    .service(web::resource("/ufficio/quesiti/{ticket_id}").route(web::get().to(ticket::detail)))
+    .service(
+        web::resource("/ufficio/quesiti/{ticket_id}/{action}").route(web::post().to(actions::act)),
+    )
+    .service(
+        web::resource("/ufficio/documenti/{document_id}").route(web::get().to(documents::download)),
+    );
 }
