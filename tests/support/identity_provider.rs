@@ -59,6 +59,7 @@ impl SigningKey {
             aud: audience.into(),
             sub: principal.actor_key(),
             iat: now,
+            nbf: None,
             exp: now + 600,
             principal: principal.clone(),
         };

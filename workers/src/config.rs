@@ -102,6 +102,12 @@ pub struct Settings {
     #[arg(long, env = "PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// Clock difference tolerated when a token's `exp`, `nbf` and `iat` are
+    /// checked, in seconds (at most 30).
+    #[arg(long, env = "JWT_LEEWAY_SECONDS", default_value_t = crate::auth::DEFAULT_LEEWAY_SECONDS,
+          value_parser = clap::value_parser!(u64).range(0..=crate::auth::MAX_LEEWAY_SECONDS))]
+    pub jwt_leeway_seconds: u64,
+
     /// Issuer (`iss`) the tokens must carry.
     #[arg(long, env = "JWT_ISSUER", default_value = "sportello-dev-idp")]
     pub jwt_issuer: String,

@@ -17,7 +17,7 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Header};
 
-use super::{validation, Claims, TokenError};
+use super::{decode_checked, Claims, TokenError};
 
 /// Fewest seconds between two fetches of the set.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
@@ -58,6 +58,8 @@ pub struct PublishedKeys {
     cache: RwLock<Cache>,
     /// One fetch at a time; requests that needed it wait and then look again.
     refreshing: tokio::sync::Mutex<()>,
+    /// Clock difference tolerated on `exp`, `nbf`, `iat` (seconds).
+    leeway: u64,
 }
 
 impl PublishedKeys {
@@ -76,7 +78,14 @@ impl PublishedKeys {
             min_refresh,
             cache: RwLock::new(Cache::default()),
             refreshing: tokio::sync::Mutex::new(()),
+            leeway: super::DEFAULT_LEEWAY_SECONDS,
         }
+    }
+
+    /// The clock difference tolerated (at most `MAX_LEEWAY_SECONDS`).
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway = seconds.min(super::MAX_LEEWAY_SECONDS);
+        self
     }
 
     /// The claims of a token signed (RS256/ES256) by the key its `kid` names,
@@ -87,8 +96,13 @@ impl PublishedKeys {
         if key.algorithm != header.alg {
             return Err(TokenError::Algorithm(header.alg));
         }
-        let validation = validation(key.algorithm, &self.issuer);
-        Ok(jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)?.claims)
+        decode_checked(
+            token,
+            &key.decoding,
+            key.algorithm,
+            &self.issuer,
+            self.leeway,
+        )
     }
 
     /// How many keys are cached (for tests and diagnostics).

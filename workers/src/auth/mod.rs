@@ -24,15 +24,63 @@ pub const AUDIENCE: &str = "sportello";
 /// production never accepts it (see `production`).
 pub const DEVELOPMENT_SECRET: &str = "sportello-dev-secret-change-me";
 
+/// Clock difference tolerated between the identity provider and us when
+/// `exp`, `nbf` and `iat` are checked (`JWT_LEEWAY_SECONDS`).
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 5;
+/// The most `JWT_LEEWAY_SECONDS` may be: beyond it an expired token lives on.
+pub const MAX_LEEWAY_SECONDS: u64 = 30;
+
 /// Who the token is about, for whom and until when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub sub: String,
+    /// Issued at (seconds since the epoch); required.
     pub iat: i64,
+    /// Not valid before, when the identity provider says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub exp: i64,
     pub principal: Principal,
+}
+
+/// How long a token of each kind of principal may live (`exp - iat`): a
+/// citizen's or an intermediary's session an hour, an operator's or a
+/// contact-centre agent's a working day. A longer token is refused, however
+/// validly signed: a stolen ten-year token must not be a key for life.
+pub fn max_lifetime(principal: &Principal) -> Duration {
+    match principal {
+        Principal::Citizen { .. } | Principal::Intermediary { .. } => Duration::hours(1),
+        Principal::Operator { .. } | Principal::ContactCenterAgent { .. } => Duration::hours(12),
+    }
+}
+
+/// Why a token's times refuse it (after `exp` and `nbf`, which the decoder
+/// checks with the same leeway).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifetimeError {
+    #[error("the token was issued in the future (`iat` {iat}, now {now})")]
+    IssuedInTheFuture { iat: i64, now: i64 },
+    #[error("the token lives {seconds} s; tokens of this kind live at most {max} s")]
+    TooLong { seconds: i64, max: i64 },
+}
+
+/// The `iat` and lifetime rules, at `now` (seconds), with `leeway` seconds.
+pub fn check_lifetime(claims: &Claims, now: i64, leeway: u64) -> Result<(), LifetimeError> {
+    let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);
+    if claims.iat > now.saturating_add(leeway) {
+        return Err(LifetimeError::IssuedInTheFuture {
+            iat: claims.iat,
+            now,
+        });
+    }
+    let seconds = claims.exp.saturating_sub(claims.iat);
+    let max = max_lifetime(&claims.principal).num_seconds();
+    if seconds > max {
+        return Err(LifetimeError::TooLong { seconds, max });
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,16 +95,36 @@ pub enum TokenError {
     UnknownKey(String),
     #[error("the identity provider's keys are unavailable: {0}")]
     KeysUnavailable(#[from] JwksError),
+    #[error("the token is refused: {0}")]
+    Lifetime(#[from] LifetimeError),
 }
 
 /// The checks every token passes whoever signed it: our issuer, our
-/// audience, not expired.
-fn validation(algorithm: Algorithm, issuer: &str) -> Validation {
+/// audience, not expired and already valid (`nbf`), within `leeway`
+/// seconds; then [`check_lifetime`] on the decoded claims.
+fn validation(algorithm: Algorithm, issuer: &str, leeway: u64) -> Validation {
     let mut validation = Validation::new(algorithm);
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = leeway.min(MAX_LEEWAY_SECONDS);
+    validation.validate_nbf = true;
     validation
+}
+
+/// Decodes and checks a token with `key`: signature, issuer, audience,
+/// `exp`, `nbf`, `iat` and lifetime.
+fn decode_checked(
+    token: &str,
+    key: &DecodingKey,
+    algorithm: Algorithm,
+    issuer: &str,
+    leeway: u64,
+) -> Result<Claims, TokenError> {
+    let validation = validation(algorithm, issuer, leeway);
+    let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)?.claims;
+    check_lifetime(&claims, Utc::now().timestamp(), validation.leeway)?;
+    Ok(claims)
 }
 
 /// Verifies tokens: RS256/ES256 with the identity provider's published keys
@@ -69,19 +137,20 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn from_settings(settings: &Settings) -> Self {
+        let leeway = settings.jwt_leeway_seconds;
         let published = settings
             .jwt_jwks_url
             .as_deref()
             .filter(|url| !url.is_empty())
             .map(|url| {
-                std::sync::Arc::new(PublishedKeys::new(
-                    url,
-                    &settings.jwt_issuer,
-                    jwks::MIN_REFRESH_INTERVAL,
-                ))
+                std::sync::Arc::new(
+                    PublishedKeys::new(url, &settings.jwt_issuer, jwks::MIN_REFRESH_INTERVAL)
+                        .with_leeway(leeway),
+                )
             });
-        let shared = (!settings.is_production())
-            .then(|| TokenKeys::new(&settings.jwt_secret, &settings.jwt_issuer));
+        let shared = (!settings.is_production()).then(|| {
+            TokenKeys::new(&settings.jwt_secret, &settings.jwt_issuer).with_leeway(leeway)
+        });
         Self { shared, published }
     }
 
@@ -130,6 +199,7 @@ pub struct TokenKeys {
     issuer: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    leeway: u64,
 }
 
 impl TokenKeys {
@@ -138,7 +208,14 @@ impl TokenKeys {
             issuer: issuer.to_owned(),
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+            leeway: DEFAULT_LEEWAY_SECONDS,
         }
+    }
+
+    /// The clock difference tolerated (at most [`MAX_LEEWAY_SECONDS`]).
+    pub fn with_leeway(mut self, seconds: u64) -> Self {
+        self.leeway = seconds.min(MAX_LEEWAY_SECONDS);
+        self
     }
 
     pub fn issue(&self, principal: &Principal, valid_for: Duration) -> Result<String, TokenError> {
@@ -148,6 +225,7 @@ impl TokenKeys {
             aud: AUDIENCE.to_owned(),
             sub: principal.actor_key(),
             iat: now.timestamp(),
+            nbf: None,
             exp: (now + valid_for).timestamp(),
             principal: principal.clone(),
         };
@@ -165,8 +243,13 @@ impl TokenKeys {
 
     /// The claims of a valid, unexpired token of our issuer, for us.
     pub fn verify_claims(&self, token: &str) -> Result<Claims, TokenError> {
-        let validation = validation(Algorithm::HS256, &self.issuer);
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)?.claims)
+        decode_checked(
+            token,
+            &self.decoding,
+            Algorithm::HS256,
+            &self.issuer,
+            self.leeway,
+        )
     }
 }
 
@@ -257,6 +340,80 @@ mod tests {
         assert!(keys.verify(&sign(claims.clone())).is_err());
         claims["aud"] = serde_json::json!(AUDIENCE);
         assert_eq!(keys.verify(&sign(claims)).unwrap(), citizen());
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap()
+    }
+
+    fn claims_at(iat: i64, exp: i64, principal: Principal) -> serde_json::Value {
+        serde_json::json!({
+            "iss": "idp", "aud": AUDIENCE, "sub": principal.actor_key(),
+            "iat": iat, "exp": exp, "principal": principal,
+        })
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_after_a_few_seconds_not_a_minute() {
+        let keys = TokenKeys::new("secret", "idp");
+        let now = Utc::now().timestamp();
+        let expired_20s_ago = sign(claims_at(now - 600, now - 20, citizen()));
+        assert!(keys.verify(&expired_20s_ago).is_err());
+        let expired_2s_ago = sign(claims_at(now - 600, now - 2, citizen()));
+        assert!(keys.verify(&expired_2s_ago).is_ok(), "within the leeway");
+        let strict = TokenKeys::new("secret", "idp").with_leeway(0);
+        assert!(strict.verify(&expired_2s_ago).is_err());
+        let generous = TokenKeys::new("secret", "idp").with_leeway(3600);
+        assert!(generous.verify(&expired_20s_ago).is_ok(), "capped at 30 s");
+        let expired_60s_ago = sign(claims_at(now - 600, now - 60, citizen()));
+        assert!(generous.verify(&expired_60s_ago).is_err());
+    }
+
+    #[test]
+    fn nbf_and_a_future_iat_are_honoured() {
+        let keys = TokenKeys::new("secret", "idp");
+        let now = Utc::now().timestamp();
+        let mut not_yet = claims_at(now, now + 600, citizen());
+        not_yet["nbf"] = serde_json::json!(now + 120);
+        assert!(keys.verify(&sign(not_yet.clone())).is_err());
+        not_yet["nbf"] = serde_json::json!(now - 1);
+        assert!(keys.verify(&sign(not_yet)).is_ok());
+        let from_the_future = sign(claims_at(now + 300, now + 900, citizen()));
+        assert!(matches!(
+            keys.verify(&from_the_future),
+            Err(TokenError::Lifetime(
+                LifetimeError::IssuedInTheFuture { .. }
+            ))
+        ));
+    }
+
+    #[test]
+    fn each_kind_of_principal_has_a_longest_lifetime() {
+        let keys = TokenKeys::new("secret", "idp");
+        let now = Utc::now().timestamp();
+        let ten_years = sign(claims_at(now, now + 10 * 365 * 86_400, citizen()));
+        assert!(matches!(
+            keys.verify(&ten_years),
+            Err(TokenError::Lifetime(LifetimeError::TooLong { .. }))
+        ));
+        let hour = sign(claims_at(now, now + 3600, citizen()));
+        assert!(keys.verify(&hour).is_ok());
+        let two_hours = sign(claims_at(now, now + 7200, citizen()));
+        assert!(keys.verify(&two_hours).is_err());
+        let operator = Principal::Operator {
+            operator_id: "E0013609".into(),
+            office: "1901".into(),
+            on_behalf_of: None,
+        };
+        let shift = sign(claims_at(now, now + 8 * 3600, operator.clone()));
+        assert!(keys.verify(&shift).is_ok());
+        let week = sign(claims_at(now, now + 7 * 86_400, operator));
+        assert!(keys.verify(&week).is_err());
     }
 
     #[actix_rt::test]
