@@ -392,3 +392,120 @@ async fn a_phone_appointment_becomes_a_call_at_its_time_and_no_answer_calls_agai
     assert!(done, "the answered call did not close the appointment");
     env.cleanup().await;
 }
+
+/// A valid codice fiscale for test citizen number `n` (its control
+/// character found by trying each letter).
+fn citizen_number(n: usize) -> String {
+    let first = format!("RSSMRA85T10A{:03}", n % 1000);
+    ('A'..='Z')
+        .map(|check| format!("{first}{check}"))
+        .find(|code| sportello::contract::CodiceFiscale::parse(code).is_ok())
+        .unwrap()
+}
+
+/// Publishes every message at once and collects the answers by correlation id.
+async fn ask_all(requester: &mut Requester, messages: &[Value]) -> Vec<Value> {
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|_| Uuid::new_v4().to_string())
+        .collect();
+    for (message, id) in messages.iter().zip(&ids) {
+        requester.publish(message, Some(id)).await;
+    }
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < ids.len() {
+        let delivery = tokio::time::timeout(Duration::from_secs(60), requester.replies.next())
+            .await
+            .expect("every answer in time")
+            .unwrap()
+            .unwrap();
+        let id = delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .unwrap()
+            .to_string();
+        answers.insert(id, serde_json::from_slice::<Value>(&delivery.data).unwrap());
+    }
+    ids.iter().map(|id| answers.remove(id).unwrap()).collect()
+}
+
+#[actix_rt::test]
+async fn two_hundred_holds_per_slot_on_two_consumers_win_exactly_the_capacity() {
+    let env = TestEnv::new().await;
+    // Three operators on duty at Crema's in-person pension desk (a data change).
+    sqlx::query(
+        "UPDATE calendars SET capacity = 3
+         WHERE office_aoo = '1901' AND desk_kind = 'conto_assicurativo' AND mode = 'in_person'",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    // Two competing consumers, each with its own connections and pool.
+    let _workers = env.start(&[WorkerKind::Appointments, WorkerKind::Appointments]);
+    let mut requester = Requester::open(&env, "contact_center").await;
+    let (_, phone_slot) = first_free_phone_slot(&mut requester, "avail-race").await;
+    let in_person = requester
+        .ask(&envelope(
+            "contact_center",
+            agent_for(CITIZEN),
+            "appointment.availability_requested",
+            "avail-race-2",
+            json!({"office_aoo": "1901", "desk": "conto_assicurativo", "mode": "in_person",
+                   "from": bookable_day(), "to": bookable_day() + chrono::Duration::days(7)}),
+        ))
+        .await;
+    let in_person_slot: DateTime<Utc> = in_person["payload"]["slots"][0]["starts_at"]
+        .as_str()
+        .expect("a free in-person slot")
+        .parse()
+        .unwrap();
+    assert_eq!(in_person["payload"]["slots"][0]["free"], 3);
+
+    for (mode, starts_at, capacity) in [("phone", phone_slot, 1), ("in_person", in_person_slot, 3)]
+    {
+        let holds: Vec<Value> = (0..200)
+            .map(|n| {
+                let mut message = hold(
+                    agent_for(&citizen_number(n)),
+                    &format!("race-{mode}-{n}"),
+                    starts_at,
+                );
+                message["payload"]["mode"] = json!(mode);
+                message
+            })
+            .collect();
+        let answers = ask_all(&mut requester, &holds).await;
+        let won = answers
+            .iter()
+            .filter(|a| a["payload"]["outcome"] == "held")
+            .count();
+        assert_eq!(won, capacity, "{mode}: exactly the capacity wins");
+        for answer in answers.iter().filter(|a| a["payload"]["outcome"] != "held") {
+            assert_eq!(
+                answer["payload"]["refusal"]["code"], "slot_taken",
+                "{answer}"
+            );
+            assert!(
+                answer["payload"]["refusal"]["alternatives"][0]["starts_at"].is_string(),
+                "{answer}"
+            );
+        }
+        let (taken, live): (i16, i64) = sqlx::query_as(
+            "SELECT s.taken, (SELECT count(*) FROM appointments a
+                              WHERE a.office_aoo = s.office_aoo AND a.desk_kind = s.desk_kind
+                                AND a.mode = s.mode AND a.starts_at = s.starts_at
+                                AND a.state IN ('held', 'confirmed'))
+             FROM appointment_slots s
+             WHERE s.office_aoo = '1901' AND s.desk_kind = 'conto_assicurativo'
+               AND s.mode = $1 AND s.starts_at = $2",
+        )
+        .bind(mode)
+        .bind(starts_at)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!((taken as usize, live as usize), (capacity, capacity));
+    }
+    env.cleanup().await;
+}
