@@ -8,108 +8,24 @@
 mod support;
 
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use futures::FutureExt;
-use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::{redirect, StatusCode};
 use serde_json::{json, Value};
 use sportello::auth::TokenKeys;
 use sportello::contract::{Authentication, CodiceFiscale, Principal};
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
+use support::browser::*;
 use support::*;
 use uuid::Uuid;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CITIZEN: &str = "RSSMRA85T10A562S";
-const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
-const WAIT: Duration = Duration::from_secs(20);
-
-/// chromedriver for one test, in a process group of its own with the
-/// browser it starts, all killed when dropped (also after a failed assert);
-/// the browser profile is ours too, and removed.
-struct Driver {
-    process: Child,
-    profile: PathBuf,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.process.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A headless Chromium session through a chromedriver of our own.
-async fn browser() -> Result<(Driver, Client), String> {
-    let port = free_port();
-    let profile =
-        std::env::temp_dir().join(format!("sportello-chromium-{}", Uuid::new_v4().simple()));
-    let process = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "{CHROMEDRIVER}: {e} (Debian's chromium-driver; scripts/services.sh installs it)"
-            )
-        })?;
-    let driver = Driver {
-        process,
-        profile: profile.clone(),
-    };
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    // chromedriver needs a moment to listen, Chromium a few to start.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(client) => return Ok((driver, client)),
-            Err(error) if tokio::time::Instant::now() > deadline => {
-                return Err(format!("no browser session: {error}"))
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
+const PDF: &[u8] = support::fixtures::PDF;
 
 /// Everything the scenario reaches.
 struct Staff<'a> {
@@ -210,57 +126,6 @@ impl Staff<'_> {
         .await
         .unwrap()
     }
-}
-
-async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
-}
-
-async fn type_into(client: &Client, css: &str, text: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .send_keys(text)
-        .await
-        .unwrap();
-}
-
-/// Clicks a submit button and waits until the browser shows the page that
-/// answered (the old page's elements go stale once the new one is loaded).
-async fn submit(client: &Client, css: &str) {
-    let old_page = client.find(Locator::Css("html")).await.unwrap();
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while old_page.tag_name().await.is_ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{css} led to no new page"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("main"))
-        .await
-        .unwrap();
-}
-
-async fn path_of(client: &Client) -> String {
-    client.current_url().await.unwrap().path().to_owned()
 }
 
 /// The history table's rows, one string (cells joined by `|`) per entry.

@@ -118,6 +118,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub appointment_hold_minutes: u32,
 
+    /// How long a call-back taken on the staff page "Richiamate" waits for
+    /// the operator's outcome before it goes back to its queue.
+    #[arg(long, env = "STAFF_CALL_ANSWER_SECONDS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub staff_call_answer_seconds: u64,
+
     /// Base address of the video gateway: a video appointment's room is
     /// `<VIDEO_BASE_URL>/rooms/<appointment id>`.
     #[arg(

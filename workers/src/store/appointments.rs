@@ -535,3 +535,38 @@ pub async fn conversation(
     })
     .transpose()
 }
+
+/// The desks of an office, by name: `(kind, name)`.
+pub async fn office_desks(
+    conn: &mut PgConnection,
+    office_aoo: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT kind, name FROM desks WHERE office_aoo = $1 ORDER BY name, kind")
+        .bind(office_aoo)
+        .fetch_all(conn)
+        .await
+}
+
+/// The office's agenda: its appointments starting in `[from, to)`, of one
+/// desk or all, earliest first. Scoped in SQL by the office.
+pub async fn agenda(
+    conn: &mut PgConnection,
+    office_aoo: &str,
+    desk_kind: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<AppointmentRecord>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} WHERE a.office_aoo = $1 AND ($2::text IS NULL OR a.desk_kind = $2)
+           AND a.starts_at >= $3 AND a.starts_at < $4
+         ORDER BY a.starts_at, d.name, a.id"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(office_aoo)
+        .bind(desk_kind)
+        .bind(from)
+        .bind(to)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(decode).collect()
+}

@@ -168,3 +168,60 @@ pub async fn phone_desks(conn: &mut PgConnection) -> Result<Vec<(String, String)
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect()
 }
+
+/// The phone desks of one office: `(kind, name)` of the desks with a phone calendar.
+pub async fn office_phone_desks(
+    conn: &mut PgConnection,
+    office_aoo: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT d.kind, d.name FROM desks d
+         WHERE d.office_aoo = $1
+           AND EXISTS (SELECT 1 FROM calendars c WHERE c.office_aoo = d.office_aoo
+                         AND c.desk_kind = d.kind AND c.mode = 'phone')
+         ORDER BY d.name, d.kind",
+    )
+    .bind(office_aoo)
+    .fetch_all(conn)
+    .await
+}
+
+/// A call with its outcome, as the office's call log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCall {
+    pub call: Call,
+    pub desk_name: String,
+    pub subject_tax_code: String,
+    pub phone: String,
+}
+
+/// The office's latest recorded call outcomes, newest first, at most `limit`.
+pub async fn recent_outcomes(
+    conn: &mut PgConnection,
+    office_aoo: &str,
+    limit: i64,
+) -> Result<Vec<RecordedCall>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.call_id, c.appointment_id, c.attempt, c.queued_at, c.outcome, c.agent,
+                c.note, c.recorded_at, d.name AS desk_name, a.subject_tax_code, a.phone
+         FROM appointment_calls c
+         JOIN appointments a ON a.id = c.appointment_id
+         JOIN desks d ON d.office_aoo = a.office_aoo AND d.kind = a.desk_kind
+         WHERE a.office_aoo = $1 AND c.outcome IS NOT NULL
+         ORDER BY c.recorded_at DESC, c.call_id DESC LIMIT $2",
+    )
+    .bind(office_aoo)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(RecordedCall {
+                call: call_from(row)?,
+                desk_name: row.try_get("desk_name")?,
+                subject_tax_code: row.try_get("subject_tax_code")?,
+                phone: row.try_get("phone")?,
+            })
+        })
+        .collect()
+}

@@ -17,12 +17,18 @@
 //!
 //! Layout: `session.rs` (who is signed in, cross-site refusal), `sign_in.rs`,
 //! `queue.rs`, `ticket.rs` (detail page), `actions.rs` (its forms),
-//! `documents.rs` (attachment download); `render.rs` and `errors.rs` are
-//! shared by every page. A new page is a new file here plus its routes below.
+//! `documents.rs` (attachment download), `agenda.rs` (the office's
+//! appointments of a day), `callbacks.rs` ("Richiamate", the phone
+//! call-backs, with the calls sessions hold in `held_calls.rs`);
+//! `render.rs` and `errors.rs` are shared by every page. A new page is a
+//! new file here plus its routes below.
 
 mod actions;
+mod agenda;
+mod callbacks;
 mod documents;
 mod errors;
+mod held_calls;
 mod queue;
 mod render;
 mod session;
@@ -32,6 +38,8 @@ mod ticket;
 use actix_web::web;
 
 use super::ApiState;
+
+pub use held_calls::HeldCalls;
 
 const SESSION_COOKIE: &str = "sportello_sessione";
 const SCOPE: &str = "/ufficio";
@@ -51,5 +59,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/ufficio/documenti/{document_id}").route(web::get().to(documents::download)),
-    );
+    )
+    .service(web::resource(agenda::AGENDA).route(web::get().to(agenda::agenda)))
+    .service(web::resource(callbacks::CALLBACKS).route(web::get().to(callbacks::page)))
+    .service(web::resource("/ufficio/richiamate/prendi").route(web::post().to(callbacks::take)))
+    .service(web::resource("/ufficio/richiamate/esito").route(web::post().to(callbacks::record)));
 }

@@ -43,6 +43,14 @@ pub(super) static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "quesito.html",
             include_str!("../../../templates/staff/quesito.html"),
         ),
+        (
+            "agenda.html",
+            include_str!("../../../templates/staff/agenda.html"),
+        ),
+        (
+            "richiamate.html",
+            include_str!("../../../templates/staff/richiamate.html"),
+        ),
     ] {
         if let Err(error) = env.add_template(name, source) {
             // Embedded at build time: only a defect of this crate gets here,
@@ -201,6 +209,46 @@ mod tests {
         assert!(
             detail.contains("nota interna") && detail.contains("alla sede 1900"),
             "{detail}"
+        );
+        let agenda = TEMPLATES
+            .get_template("agenda.html")
+            .and_then(|t| {
+                t.render(context! {
+                    operator, desks => vec![("ammortizzatori", "<b>ammortizzatori</b>")],
+                    appointments => vec![super::super::agenda::Row {
+                        time: "14:00-14:15".into(), desk: "d".into(), mode: "ricontatto telefonico",
+                        citizen: "RSSMRA85T10A562S".into(), phone: "+393331234567".into(),
+                        notes: "<script>".into(), state: "confermato",
+                    }],
+                    day => "2026-12-02", day_label => "02/12/2026", desk => "ammortizzatori",
+                    previous_day => "/ufficio/agenda?giorno=2026-12-01", next_day => None::<String>,
+                })
+            })
+            .unwrap();
+        assert!(
+            agenda.contains("ricontatto telefonico") && !agenda.contains("<script>"),
+            "{agenda}"
+        );
+        let callbacks = TEMPLATES
+            .get_template("richiamate.html")
+            .and_then(|t| {
+                t.render(context! {
+                    operator, message => None::<String>, error => None::<String>,
+                    desks => vec![super::super::callbacks::DeskRow {
+                        kind: "ammortizzatori".into(), name: "a".into(), waiting: None,
+                    }],
+                    outcomes => Vec::<Value>::new(),
+                    call => super::super::callbacks::CallView {
+                        call_id: Uuid::nil(), desk: "d".into(), citizen: "RSSMRA85T10A562S".into(),
+                        phone: "+393331234567".into(), notes: "n".into(), time: "t".into(),
+                        attempt: 2, state: "confermato", answer_by: "t".into(),
+                    },
+                })
+            })
+            .unwrap();
+        assert!(
+            callbacks.contains("tentativo n. 2") && callbacks.contains("non disponibile"),
+            "{callbacks}"
         );
     }
 

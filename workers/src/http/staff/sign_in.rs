@@ -78,6 +78,7 @@ pub(super) async fn login(
     // Signing in again (another operator at the same desk) ends the session
     // the browser held.
     if let Some(previous) = request.cookie(SESSION_COOKIE) {
+        state.held_calls.give_back(previous.value()).await;
         if let Err(error) = staff_sessions::end(&state.pool, previous.value()).await {
             tracing::error!(%error, "could not end the previous staff session");
             return error_page(StatusCode::SERVICE_UNAVAILABLE, None, UNAVAILABLE);
@@ -109,6 +110,8 @@ pub(super) async fn logout(state: web::Data<ApiState>, request: HttpRequest) -> 
         return cross_origin_refused();
     }
     if let Some(key) = request.cookie(SESSION_COOKIE) {
+        // A call the operator held goes back to its queue.
+        state.held_calls.give_back(key.value()).await;
         if let Err(error) = staff_sessions::end(&state.pool, key.value()).await {
             tracing::error!(%error, "could not end a staff session");
             return error_page(StatusCode::SERVICE_UNAVAILABLE, None, UNAVAILABLE);
