@@ -21,10 +21,8 @@ use uuid::Uuid;
 const CITIZEN: &str = "RSSMRA85T10A562S";
 const OTHER_CITIZEN: &str = "BNCGVN70A41F205O";
 const INTERMEDIARY: &str = "FRRLCU75C41D969A";
-const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
-const PNG: &[u8] = &[
-    0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
-];
+const PDF: &[u8] = support::fixtures::PDF;
+const PNG: &[u8] = support::fixtures::PNG;
 
 /// The shared test API, and one case of CITIZEN handled by office 0040.
 struct CaseApi {
@@ -362,7 +360,11 @@ async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refu
     let (_, body) = api
         .upload(
             &me,
-            &[("a.pdf", PDF), ("b.png", PNG), ("c.pdf", b"%PDF-1.4 altro")],
+            &[
+                ("a.pdf", PDF),
+                ("b.png", PNG),
+                ("c.pdf", support::fixtures::OTHER_PDF),
+            ],
             Some("true"),
         )
         .await;

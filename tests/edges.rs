@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";
-const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+const PDF: &[u8] = support::fixtures::PDF;
 
 fn crema() -> Value {
     json!({"province": "CR", "municipality": "Crema"})
@@ -312,6 +312,95 @@ async fn answers_are_not_cached_nor_sniffed() {
             header("x-content-type-options").as_deref(),
             Some("nosniff"),
             "{path}"
+        );
+    }
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn uploads_are_named_and_checked_by_what_they_are() {
+    let api = Api::start_with(TestEnv::new().await, &[]);
+    let me = citizen(CITIZEN);
+    let token = api.keys.issue(&me, chrono::Duration::minutes(10)).unwrap();
+    let case_id = Uuid::now_v7();
+    store::insert_case(
+        &mut api.env.pool.acquire().await.unwrap(),
+        &NewCase {
+            id: case_id,
+            citizen_tax_code: CITIZEN.into(),
+            matricola: None,
+            office_aoo: "0040".into(),
+            subject: "Videochiamata".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let upload = |name: &'static str, bytes: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name(name)
+                    .mime_str("text/html")
+                    .unwrap(),
+            )
+            .text("conformity", "true");
+        api.client
+            .post(format!("{}/cases/{case_id}/documents", api.base))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+    };
+
+    // A PDF named .html is stored and served as .pdf.
+    let response = upload("ricevuta.html", PDF.to_vec()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let stored: Value = response.json().await.unwrap();
+    assert_eq!(stored[0]["file_name"], "ricevuta.pdf", "{stored}");
+    let id = stored[0]["id"].as_str().unwrap();
+    let served = api
+        .client
+        .get(format!("{}/documents/{id}/content", api.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let disposition = served
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(disposition.contains("ricevuta.pdf"), "{disposition}");
+    assert_eq!(
+        served
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/pdf")
+    );
+
+    // JPEG magic bytes followed by HTML, or a PDF header followed by HTML,
+    // are not what they claim.
+    let mut fake_jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    fake_jpeg.extend_from_slice(b"<html><script>alert(1)</script></html>");
+    let mut fake_pdf = b"%PDF-1.7\n".to_vec();
+    fake_pdf.extend_from_slice(b"<html><script>alert(1)</script></html>");
+    for (name, bytes, kind) in [
+        ("foto.jpg", fake_jpeg, "JPEG"),
+        ("atto.pdf", fake_pdf, "PDF"),
+    ] {
+        let response = upload(name, bytes).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}"
+        );
+        let body: Value = response.json().await.unwrap();
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("not a valid {kind}")),
+            "{message}"
         );
     }
     api.stop().await;

@@ -25,7 +25,7 @@ use support::*;
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";
-const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+const PDF: &[u8] = support::fixtures::PDF;
 
 /// Everything the scenario reaches.
 struct Staff<'a> {

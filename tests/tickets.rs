@@ -21,7 +21,7 @@ const WAIT: Duration = Duration::from_secs(20);
 const CITIZEN: &str = "RSSMRA85T10A562S";
 const OTHER_CITIZEN: &str = "BNCGVN70A41F205O";
 const INTERMEDIARY: &str = "FRRLCU75C41D969A";
-const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+const PDF: &[u8] = support::fixtures::PDF;
 
 fn agent() -> Principal {
     Principal::ContactCenterAgent {

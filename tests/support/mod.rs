@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod fixtures;
 pub mod mail;
 pub mod sms_provider;
 

@@ -15,9 +15,9 @@ use crate::contract::{
     DocumentStateChanged, DocumentsRegistered, DocumentsRegistrationRequested, Event, Principal,
 };
 use crate::domain::access::side_on_case;
+use crate::domain::content::{check_content, named_for};
 use crate::domain::document::{
-    self, detect_kind, sanitize_file_name, Action, Direction, DocumentState, IllegalTransition,
-    Side,
+    self, sanitize_file_name, Action, Direction, DocumentState, IllegalTransition, Side,
 };
 use crate::domain::protocol::{Aoo, RegisteredFile};
 use crate::store::documents::{self as store, Document, Transition};
@@ -192,12 +192,12 @@ pub async fn upload(
                 "the file `{name}` is empty"
             )));
         }
-        let kind = detect_kind(&file.bytes).ok_or_else(|| {
+        let kind = check_content(&file.bytes).map_err(|error| {
             DocumentError::Refused(format!(
-                "the content of `{name}` is not a PDF, P7M, JPEG or PNG file (the type is read from the content, not the name)"
+                "`{name}`: {error} (the type is read from the content, not the name)"
             ))
         })?;
-        checked.push((name, kind, file.bytes));
+        checked.push((named_for(&name, kind), kind, file.bytes));
     }
     let direction = match side {
         Side::Office | Side::System => Direction::ToCitizen,

@@ -5,7 +5,8 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::document::{detect_kind, sanitize_file_name};
+use super::content::{check_content, named_for};
+use super::document::sanitize_file_name;
 use crate::contract::schemas::{catalogue, ContractViolation};
 use crate::contract::{
     Authentication, Channel, Envelope, InlineAttachment, MessageAdded, PinKind, Principal,
@@ -92,10 +93,9 @@ pub fn check_attachments(
                     bytes.len()
                 )));
             }
-            let kind = detect_kind(&bytes)
-                .ok_or_else(|| refuse("the content is not a PDF, P7M, JPEG or PNG file".into()))?;
+            let kind = check_content(&bytes).map_err(|e| refuse(e.to_string()))?;
             Ok(CheckedAttachment {
-                file_name,
+                file_name: named_for(&file_name, kind),
                 media_type: kind.media_type(),
                 bytes,
             })
@@ -413,7 +413,7 @@ mod tests {
 
     #[test]
     fn attachments_are_checked_by_content_size_and_name() {
-        let pdf = b"%PDF-1.7\n%\xe2\xe3\n1 0 obj\n".to_vec();
+        let pdf = b"%PDF-1.7\n1 0 obj\n<</Type/Catalog/Pages 2 0 R>>\nendobj\n2 0 obj\n<</Type/Pages/Kids[3 0 R]/Count 1>>\nendobj\n3 0 obj\n<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>\nendobj\nxref\n0 4\n0000000000 65535 f \n0000000009 00000 n \n0000000054 00000 n \n0000000105 00000 n \ntrailer\n<</Size 4/Root 1 0 R>>\nstartxref\n170\n%%EOF\n".to_vec();
         let ok =
             check_attachments(&with_attachment("quietanza.pdf", &pdf).attachments, 1024).unwrap();
         assert_eq!(
