@@ -9,11 +9,18 @@
 //! `sportello bench notifications`: emails per second to the SMTP server
 //! (with and without pooling), and notifications per second from event to
 //! sent.
+//!
+//! `sportello bench appointments`: booking over the broker against two
+//! appointments workers: contended holds (latency, winners against seats),
+//! confirmed bookings/s with seats to spare, and the double bookings the
+//! database holds (none).
 
+mod appointments;
 mod intake;
 mod notifications;
 mod registrations;
 
+pub use appointments::AppointmentsBench;
 pub use intake::IntakeBench;
 pub use notifications::NotificationsBench;
 pub use registrations::RegistrationsBench;
@@ -37,6 +44,9 @@ pub enum BenchCommand {
     /// Emails/s to the SMTP server (pool of 1 vs pooled), and notifications/s
     /// from `ticket.opened` to the email accepted by the server.
     Notifications(NotificationsBench),
+    /// Booking over the broker: contended holds/s and latency, winners
+    /// against seats, confirmed bookings/s, double bookings (must be 0).
+    Appointments(AppointmentsBench),
 }
 
 /// Where a bench creates its database.
@@ -111,6 +121,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Intake(bench) => intake::run(bench).await,
         BenchCommand::Registrations(bench) => registrations::run(bench).await,
         BenchCommand::Notifications(bench) => notifications::run(bench).await,
+        BenchCommand::Appointments(bench) => appointments::run(bench).await,
     }
 }
 
