@@ -405,3 +405,44 @@ async fn uploads_are_named_and_checked_by_what_they_are() {
     }
     api.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_staff_form_key_counts_only_in_its_own_session() {
+    let api = Api::start().await;
+    let ticket = a_ticket_of_1901(&api).await;
+    let office = operator("1901");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let key = Uuid::new_v4().to_string();
+    let comment = |cookie: String, text: &'static str| {
+        client
+            .post(format!("{}/ufficio/quesiti/{ticket}/commento", api.base))
+            .header("cookie", cookie)
+            .form(&[
+                ("action_key", key.as_str()),
+                ("text", text),
+                ("visibility", "internal"),
+            ])
+            .send()
+    };
+    let mine = staff_cookie(&api, &office).await;
+    let theirs = staff_cookie(&api, &office).await;
+    assert_ne!(mine, theirs);
+    for (cookie, text) in [(&mine, "prima"), (&mine, "prima"), (&theirs, "seconda")] {
+        let response = comment(cookie.clone(), text).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+    let (_, detail) = api.get(&format!("/tickets/{ticket}"), &office).await;
+    let comments: Vec<&str> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["comment"].as_str())
+        .collect();
+    // The resubmitted form is applied once; the same key from another
+    // session is another action.
+    assert_eq!(comments, vec!["prima", "seconda"], "{detail}");
+    api.stop().await;
+}

@@ -93,3 +93,28 @@ pub(super) fn cross_origin_refused() -> HttpResponse {
         "Richiesta rifiutata: il modulo non proviene dalle pagine di Sportello.",
     )
 }
+
+/// A form's one-time key bound to the session it was rendered for: the
+/// ticket's history remembers this, so a key copied into another session
+/// (another operator's browser) names another action.
+pub(super) fn bound_key(session_key: &str, form_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(session_key.as_bytes())
+        .chain_update(b":")
+        .chain_update(form_key.as_bytes())
+        .finalize();
+    format!("staff:{}", hex::encode(&digest[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bound_key;
+
+    #[test]
+    fn a_form_key_is_bound_to_its_session() {
+        assert_eq!(bound_key("s1", "k"), bound_key("s1", "k"));
+        assert_ne!(bound_key("s1", "k"), bound_key("s2", "k"));
+        assert_ne!(bound_key("s1", "k"), bound_key("s1", "k2"));
+    }
+}
