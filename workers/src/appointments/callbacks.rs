@@ -215,7 +215,7 @@ pub async fn record_outcome_in(
     }
     tracing::info!(appointment_id = %appointment.id, call_id = %call.call_id,
         outcome = ?payload.outcome, %agent, "call-back outcome recorded");
-    Ok(store::get(conn, appointment.id)
+    store::get(conn, appointment.id)
         .await?
-        .ok_or(AppointmentError::NotFound)?)
+        .ok_or(AppointmentError::NotFound)
 }
