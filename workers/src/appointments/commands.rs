@@ -55,19 +55,14 @@ pub fn refused(command_type: &str, error: &AppointmentError) -> CommandOutcome {
             .collect(),
         _ => Vec::new(),
     };
-    CommandOutcome {
-        command_type: command_type.to_owned(),
-        outcome: CommandResult::Refused,
-        appointment_id: None,
-        state: None,
-        hold_expires_at: None,
-        receipt: None,
-        refusal: Some(Refusal {
+    CommandOutcome::refused(
+        command_type,
+        Refusal {
             code: error.code().to_owned(),
             message: error.to_string(),
             alternatives,
-        }),
-    }
+        },
+    )
 }
 
 /// Applies `command` in a savepoint of `conn`'s transaction: its effects and

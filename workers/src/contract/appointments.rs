@@ -128,6 +128,21 @@ pub struct CommandOutcome {
     pub refusal: Option<Refusal>,
 }
 
+impl CommandOutcome {
+    /// The answer to a refused `command_type`.
+    pub fn refused(command_type: &str, refusal: Refusal) -> CommandOutcome {
+        CommandOutcome {
+            command_type: command_type.to_owned(),
+            outcome: CommandResult::Refused,
+            appointment_id: None,
+            state: None,
+            hold_expires_at: None,
+            receipt: None,
+            refusal: Some(refusal),
+        }
+    }
+}
+
 /// `appointment.callback_due` v1: a call for the office's agents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackDue {

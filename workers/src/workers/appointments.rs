@@ -25,7 +25,7 @@ use crate::broker::publisher::Publisher;
 use crate::broker::replies::{self, ReplyTo};
 use crate::config::Settings;
 use crate::contract::appointments::{
-    Availability, AvailabilityRequested, CommandOutcome, CommandResult, FreeSlot, Refusal,
+    Availability, AvailabilityRequested, CommandOutcome, FreeSlot, Refusal,
 };
 use crate::contract::Envelope;
 use crate::domain::appointment::Mode;
@@ -244,19 +244,14 @@ impl Commands<'_> {
 }
 
 fn already_applied(command_type: &str) -> CommandOutcome {
-    CommandOutcome {
-        command_type: command_type.to_owned(),
-        outcome: CommandResult::Refused,
-        appointment_id: None,
-        state: None,
-        hold_expires_at: None,
-        receipt: None,
-        refusal: Some(Refusal {
+    CommandOutcome::refused(
+        command_type,
+        Refusal {
             code: "already_applied".into(),
             message: "this command was applied before; its outcome is no longer kept".into(),
             alternatives: Vec::new(),
-        }),
-    }
+        },
+    )
 }
 
 /// An availability query and where to answer it.
@@ -288,26 +283,24 @@ impl Handler for Queries<'_> {
 
     async fn attempt(&self, query: &Query) -> Result<(), Failure> {
         let asked = &query.envelope.payload;
-        let answer = match self.availability(asked).await {
-            Ok(slots) => Availability {
-                office_aoo: asked.office_aoo.clone(),
-                desk: asked.desk.clone(),
-                mode: asked.mode.clone(),
-                slots,
-                error: None,
-            },
-            Err(error) if error.is_refusal() => Availability {
-                office_aoo: asked.office_aoo.clone(),
-                desk: asked.desk.clone(),
-                mode: asked.mode.clone(),
-                slots: Vec::new(),
-                error: Some(Refusal {
+        let (slots, error) = match self.availability(asked).await {
+            Ok(slots) => (slots, None),
+            Err(error) if error.is_refusal() => {
+                let refusal = Refusal {
                     code: error.code().into(),
                     message: error.to_string(),
                     alternatives: Vec::new(),
-                }),
-            },
+                };
+                (Vec::new(), Some(refusal))
+            }
             Err(error) => return Err(failure(error)),
+        };
+        let answer = Availability {
+            office_aoo: asked.office_aoo.clone(),
+            desk: asked.desk.clone(),
+            mode: asked.mode.clone(),
+            slots,
+            error,
         };
         replies::send(
             self.replies,
