@@ -151,11 +151,14 @@ async fn invalid_messages_are_dead_lettered_with_a_reason_and_the_queue_keeps_fl
     assert!(reasons[2].contains("subject"), "{reasons:?}");
     assert!(eventually(WAIT, || async { env.ticket_count().await == 1 }).await);
 
-    // They stay inspectable in the dead-letter queue.
-    let lines = sportello::broker::dead_letter::peek(&env.settings.amqp_url, 10)
+    // They stay inspectable: `sportello dead-letters` collects and lists them.
+    sportello::dead_letters::collect(&env.settings.amqp_url, &env.pool)
         .await
         .unwrap();
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    let listed = sportello::dead_letters::list(&env.pool, 1, 20, false)
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 3, "{listed:?}");
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
 }

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod contract;
+pub mod dead_letters;
 pub mod documents;
 pub mod domain;
 pub mod http;

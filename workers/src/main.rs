@@ -52,10 +52,11 @@ enum Command {
         #[arg(long, env = "AMQP_URL", hide_env_values = true)]
         amqp_url: String,
     },
-    /// Print dead-lettered messages with their reasons, leaving them queued.
+    /// The dead letters, collected from the broker into the database once:
+    /// list (total, pages, oldest first), show, replay (once) or discard.
     DeadLetters {
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        #[command(subcommand)]
+        action: Option<DeadLetterCommand>,
         #[arg(
             long,
             env = "AMQP_URL",
@@ -64,6 +65,14 @@ enum Command {
             hide_env_values = true
         )]
         amqp_url: String,
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "postgres://sportello:sportello@127.0.0.1:5432/sportello",
+            hide_default_value = true,
+            hide_env_values = true
+        )]
+        database_url: String,
     },
     /// A contact-centre agent's terminal: take phone call-backs of one
     /// office's desk one at a time and record each outcome.
@@ -159,6 +168,62 @@ enum RegisterCommand {
     },
 }
 
+/// What `sportello dead-letters` does (the default: `list`).
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// The open dead letters (neither replayed nor discarded), oldest first.
+    List {
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long, default_value_t = sportello::dead_letters::DEFAULT_PER_PAGE)]
+        per_page: u32,
+        /// Also the replayed and discarded ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Every detail of one dead letter, with its body.
+    Show { id: i64 },
+    /// Publish it again where it was first sent (the intake), once.
+    Replay { id: i64 },
+    /// Mark it dealt with: it is no longer listed or replayable (kept).
+    Discard { id: i64 },
+}
+
+async fn dead_letters(
+    action: Option<DeadLetterCommand>,
+    amqp_url: &str,
+    database_url: &str,
+) -> anyhow::Result<()> {
+    use sportello::dead_letters as tools;
+    let pool = sportello::store::connect(database_url, 2).await?;
+    // Whatever is waiting in the broker's queue is kept first, once.
+    tools::collect(amqp_url, &pool).await?;
+    match action.unwrap_or(DeadLetterCommand::List {
+        page: 1,
+        per_page: tools::DEFAULT_PER_PAGE,
+        all: false,
+    }) {
+        DeadLetterCommand::List {
+            page,
+            per_page,
+            all,
+        } => print!(
+            "{}",
+            tools::render_listing(&tools::list(&pool, page, per_page, all).await?)
+        ),
+        DeadLetterCommand::Show { id } => print!("{}", tools::show(&pool, id).await?),
+        DeadLetterCommand::Replay { id } => {
+            tools::replay(&pool, amqp_url, id).await?;
+            println!("dead letter #{id} replayed");
+        }
+        DeadLetterCommand::Discard { id } => {
+            tools::discard(&pool, id).await?;
+            println!("dead letter #{id} discarded");
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // Before any thread starts: secrets given as <NAME>_FILE become <NAME>.
     if let Err(error) = sportello::secrets::load_into_environment() {
@@ -184,11 +249,11 @@ fn main() -> ExitCode {
                     published.message_id, published.routing_key
                 );
             }
-            Command::DeadLetters { limit, amqp_url } => {
-                for line in sportello::broker::dead_letter::peek(&amqp_url, limit).await? {
-                    println!("{line}");
-                }
-            }
+            Command::DeadLetters {
+                action,
+                amqp_url,
+                database_url,
+            } => dead_letters(action, &amqp_url, &database_url).await?,
             Command::Agent {
                 office,
                 desk,

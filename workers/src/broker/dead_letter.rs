@@ -41,6 +41,10 @@ pub fn dead_letter_copy(delivery: &Delivery, queue: &str, reason: &str) -> Outgo
     let property = |value: Option<&lapin::types::ShortString>| {
         value.map(|v| v.as_str().to_owned()).unwrap_or_default()
     };
+    let sent_id = property(delivery.properties.message_id().as_ref());
+    if !sent_id.is_empty() {
+        headers.insert(ORIGINAL_MESSAGE_ID_HEADER.into(), text(&sent_id));
+    }
     OutgoingMessage {
         exchange: DEAD_LETTER_EXCHANGE.to_owned(),
         routing_key: delivery.routing_key.as_str().to_owned(),
@@ -98,46 +102,8 @@ fn header_u64(headers: Option<&FieldTable>, name: &str) -> Option<u64> {
     }
 }
 
-/// Reads up to `limit` dead letters without removing them: they are fetched
-/// unacknowledged and return to the queue when the channel closes.
-pub async fn peek(amqp_url: &str, limit: usize) -> Result<Vec<String>, lapin::Error> {
-    let connection = super::connect(amqp_url, "sportello-dead-letters").await?;
-    let channel = connection.create_channel().await?;
-    let mut lines = Vec::new();
-    while lines.len() < limit {
-        let Some(message) = channel
-            .basic_get(
-                DEAD_LETTER_QUEUE.into(),
-                lapin::options::BasicGetOptions { no_ack: false },
-            )
-            .await?
-        else {
-            break;
-        };
-        let delivery = &message.delivery;
-        let headers = delivery.properties.headers().as_ref();
-        lines.push(format!(
-            "{} {} reason: {}",
-            delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|id| id.as_str().to_owned())
-                .unwrap_or_else(|| "-".into()),
-            header_str(headers, ORIGINAL_ROUTING_KEY_HEADER)
-                .unwrap_or_else(|| delivery.routing_key.to_string()),
-            header_str(headers, REASON_HEADER)
-                .or_else(|| broker_death_reason(headers))
-                .unwrap_or_else(|| "unknown".into()),
-        ));
-    }
-    channel.close(200, "peeked".into()).await?;
-    connection.close(200, "peeked".into()).await?;
-    Ok(lines)
-}
-
 /// The reason the broker itself recorded (`x-death`), e.g. `delivery_limit`.
-fn broker_death_reason(headers: Option<&FieldTable>) -> Option<String> {
+pub fn broker_death_reason(headers: Option<&FieldTable>) -> Option<String> {
     let AMQPValue::FieldArray(deaths) = headers?.inner().get("x-death")? else {
         return None;
     };

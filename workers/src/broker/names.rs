@@ -34,5 +34,10 @@ pub const ORIGINAL_QUEUE_HEADER: &str = "x-sportello-original-queue";
 pub const ORIGINAL_EXCHANGE_HEADER: &str = "x-sportello-original-exchange";
 pub const ORIGINAL_ROUTING_KEY_HEADER: &str = "x-sportello-original-routing-key";
 pub const FAILED_AT_HEADER: &str = "x-sportello-failed-at";
+/// The `message_id` as the sender sent it (a dead letter's own property must
+/// be a UUID; the sender's need not be).
+pub const ORIGINAL_MESSAGE_ID_HEADER: &str = "x-sportello-original-message-id";
+/// On a replayed message: the dead letter (`sportello dead-letters`) it came from.
+pub const REPLAYED_FROM_HEADER: &str = "x-sportello-replayed-from";
 /// Set by quorum queues on redelivery.
 pub const DELIVERY_COUNT_HEADER: &str = "x-delivery-count";

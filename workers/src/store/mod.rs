@@ -2,6 +2,7 @@
 
 pub mod appointments;
 pub mod booking_commands;
+pub mod dead_letters;
 pub mod documents;
 pub mod inbox;
 pub mod notifications;
