@@ -10,14 +10,29 @@ use crate::broker::publisher::{OutgoingMessage, PublishError, Publisher};
 use crate::broker::{self};
 use crate::domain::intake::{admit, Rejection};
 
+/// Why nothing was published. The messages carry their cause's text, so
+/// the cause is not also a `source` (printed with `{:#}`, the reason would
+/// read twice).
 #[derive(Debug, thiserror::Error)]
 pub enum PublishCommandError {
     #[error("message refused before publishing: {0}")]
-    Invalid(#[from] Rejection),
+    Invalid(Rejection),
     #[error("cannot connect to the broker: {0}")]
-    Connect(#[from] lapin::Error),
+    Connect(lapin::Error),
     #[error(transparent)]
     Publish(#[from] PublishError),
+}
+
+impl From<Rejection> for PublishCommandError {
+    fn from(rejection: Rejection) -> Self {
+        PublishCommandError::Invalid(rejection)
+    }
+}
+
+impl From<lapin::Error> for PublishCommandError {
+    fn from(error: lapin::Error) -> Self {
+        PublishCommandError::Connect(error)
+    }
 }
 
 /// What was published.
@@ -58,4 +73,27 @@ pub async fn publish(amqp_url: &str, raw: &[u8]) -> Result<Published, PublishCom
         message_id: admitted.idempotency.message_id,
         routing_key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refusal_is_printed_once() {
+        let error = publish("amqp://127.0.0.1:1/none", b"{\"type\": 1}")
+            .await
+            .unwrap_err();
+        let printed = format!("{:#}", anyhow::Error::from(error));
+        let reason = printed
+            .strip_prefix("message refused before publishing: ")
+            .unwrap_or_else(|| panic!("{printed}"));
+        assert!(!reason.is_empty());
+        assert!(!reason.contains("refused before publishing"), "{printed}");
+        assert_eq!(
+            printed.matches(reason.split(':').next().unwrap()).count(),
+            1,
+            "{printed}"
+        );
+    }
 }

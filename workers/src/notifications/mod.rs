@@ -232,7 +232,9 @@ async fn plan_rule(
     let created = store::insert(conn, &notification, &deliveries).await?;
     if created {
         if let Some(reason) = &notification.unreachable {
-            tracing::warn!(rule = %rule.id, event_id = %incoming.id, %reason, "notification recorded; nobody to send it to");
+            // Routine (many tickets carry no contact) and kept with its
+            // reason in the citizen's centre: not a warning.
+            tracing::debug!(rule = %rule.id, event_id = %incoming.id, %reason, "notification recorded; nobody to send it to");
         }
     }
     Ok(created)

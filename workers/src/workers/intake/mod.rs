@@ -215,10 +215,23 @@ impl IntakeWorker {
                     }
                 },
                 Err(rejection) => {
+                    let (message_id, correlation_id) = ids_for_log(
+                        &delivery.data,
+                        delivery
+                            .properties
+                            .message_id()
+                            .as_ref()
+                            .map(|v| v.as_str()),
+                        delivery
+                            .properties
+                            .correlation_id()
+                            .as_ref()
+                            .map(|v| v.as_str()),
+                    );
                     tracing::warn!(
                         routing_key = %delivery.routing_key,
-                        message_id = ?delivery.properties.message_id(),
-                        correlation_id = ?delivery.properties.correlation_id(),
+                        %message_id,
+                        %correlation_id,
                         %rejection,
                         "message rejected"
                     );
@@ -398,6 +411,34 @@ fn verdict_for(item: &Item, outcome: ItemOutcome) -> Verdict {
     }
 }
 
+/// The ids a rejected message is logged under: the envelope's own (what
+/// the sender knows it by), else the AMQP properties, else `-`. The body is
+/// read leniently: it may be the very thing that was wrong.
+fn ids_for_log(
+    body: &[u8],
+    message_id: Option<&str>,
+    correlation_id: Option<&str>,
+) -> (String, String) {
+    let envelope = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let field = |name: &str| {
+        envelope
+            .as_ref()
+            .and_then(|e| e.get(name))
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+            .map(|v| v.chars().take(128).collect::<String>())
+    };
+    let or_dash = |value: Option<String>, property: Option<&str>| {
+        value
+            .or_else(|| property.filter(|p| !p.is_empty()).map(str::to_owned))
+            .unwrap_or_else(|| "-".into())
+    };
+    (
+        or_dash(field("message_id"), message_id),
+        or_dash(field("correlation_id"), correlation_id),
+    )
+}
+
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
@@ -468,5 +509,23 @@ fn classify(error: sqlx::Error) -> ApplyFailure {
             ApplyFailure::Refused(db.message().to_owned())
         }
         _ => ApplyFailure::Crashed(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::ids_for_log;
+
+    #[test]
+    fn a_rejected_message_is_logged_under_the_ids_its_body_carries() {
+        let body = br#"{"message_id": "m-1", "correlation_id": "c-1", "type": 3}"#;
+        assert_eq!(
+            ids_for_log(body, Some("p"), None),
+            ("m-1".to_owned(), "c-1".to_owned())
+        );
+        assert_eq!(
+            ids_for_log(b"not json", Some("p"), None),
+            ("p".to_owned(), "-".to_owned())
+        );
     }
 }
