@@ -399,8 +399,12 @@ async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refu
         )
         .await;
     assert_eq!(
-        (status, body["label"].as_str()),
-        (StatusCode::OK, Some("red")),
+        (
+            status,
+            body["label"]["text"].as_str(),
+            body["label"]["colour"].as_str()
+        ),
+        (StatusCode::OK, Some("Eliminato"), Some("red")),
         "{body}"
     );
     // Deleting twice, or sending a deleted document, is illegal.
@@ -441,14 +445,14 @@ async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refu
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["state"].as_str().unwrap(), d["label"].as_str()))
+        .map(|d| (d["state"].as_str().unwrap(), d["label"]["text"].as_str()))
         .collect();
     assert_eq!(
         states,
         vec![
-            ("registered", Some("green")),
-            ("registered", Some("green")),
-            ("deleted", Some("red"))
+            ("registered", Some("Protocollato")),
+            ("registered", Some("Protocollato")),
+            ("deleted", Some("Eliminato"))
         ]
     );
 

@@ -616,12 +616,14 @@ async fn scenario(staff: &Staff<'_>, client: &Client) -> Result<(), String> {
         .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "an unknown outcome");
 
-    // The same form twice is applied once; the correlation id is kept.
+    // The same form twice (one session: its key is bound to it) is applied
+    // once; the correlation id is kept.
+    let cookie = staff.cookie(&crema).await;
     for _ in 0..2 {
         let response = staff
             .http
             .post(format!("{base}/ufficio/quesiti/{other}/commento"))
-            .header("cookie", staff.cookie(&crema).await)
+            .header("cookie", &cookie)
             .header("x-correlation-id", "corr-staff-double")
             .form(&[
                 ("action_key", "form-abc"),

@@ -40,14 +40,25 @@ impl DocumentState {
         .find(|s| s.as_str() == raw)
     }
 
-    pub fn label(self) -> Option<&'static str> {
+    /// The label citizens and operators read (seed 000): *Protocollato*
+    /// (green), *Protocollazione in corso* (orange), *Eliminato* (red); no
+    /// label while a document was not sent for registration.
+    pub fn label(self) -> Option<Label> {
+        let label = |text, colour| Some(Label { text, colour });
         match self {
             DocumentState::Uploaded => None,
-            DocumentState::RegistrationInProgress => Some("orange"),
-            DocumentState::Registered => Some("green"),
-            DocumentState::Deleted => Some("red"),
+            DocumentState::RegistrationInProgress => label("Protocollazione in corso", "orange"),
+            DocumentState::Registered => label("Protocollato", "green"),
+            DocumentState::Deleted => label("Eliminato", "red"),
         }
     }
+}
+
+/// A document state's label: its words and its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Label {
+    pub text: &'static str,
+    pub colour: &'static str,
 }
 
 /// Which way a document travels.
@@ -295,6 +306,18 @@ mod tests {
             Side::Office
         )
         .is_err());
+    }
+
+    #[test]
+    fn labels_are_the_seeds() {
+        let label = |state: DocumentState| state.label().map(|l| (l.text, l.colour));
+        assert_eq!(label(Uploaded), None);
+        assert_eq!(
+            label(RegistrationInProgress),
+            Some(("Protocollazione in corso", "orange"))
+        );
+        assert_eq!(label(Registered), Some(("Protocollato", "green")));
+        assert_eq!(label(Deleted), Some(("Eliminato", "red")));
     }
 
     #[test]

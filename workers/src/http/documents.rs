@@ -17,8 +17,9 @@ use crate::store::protocol::AnnulOutcome;
 struct DocumentView<'a> {
     #[serde(flatten)]
     document: &'a Document,
-    /// Colour of the state in the citizen's area (none while just uploaded).
-    label: Option<&'static str>,
+    /// The state's label as the citizen's area shows it (*Protocollato*,
+    /// green; none while not sent for registration).
+    label: Option<crate::domain::document::Label>,
 }
 
 fn views(documents: &[Document]) -> Vec<DocumentView<'_>> {

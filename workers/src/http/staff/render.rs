@@ -199,7 +199,7 @@ mod tests {
             .and_then(|t| {
                 t.render(context! {
                     operator, t => view, history, error => None::<String>,
-                    attachments => vec![context! { id => Uuid::nil(), file_name => "a.pdf", media_type => "application/pdf", size => "1 byte" }],
+                    attachments => vec![context! { id => Uuid::nil(), file_name => "a.pdf", media_type => "application/pdf", size => "1 byte", label => crate::domain::document::DocumentState::RegistrationInProgress.label() }],
                     offices => Vec::<Value>::new(), outcomes => vec!["evasa"],
                     keys => context! { take => "k1", comment => "k2", close => "k3", reassign => "k4" },
                     can_take => true, can_comment => true, can_close => true, can_reassign => true,
@@ -208,6 +208,10 @@ mod tests {
             .unwrap();
         assert!(
             detail.contains("nota interna") && detail.contains("alla sede 1900"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("color: orange\">Protocollazione in corso</span>"),
             "{detail}"
         );
         let agenda = TEMPLATES

@@ -107,7 +107,7 @@ pub(super) async fn detail_page(
         .map(|a| {
             context! {
                 id => a.id, file_name => a.file_name, media_type => a.media_type,
-                size => size_label(a.size_bytes),
+                size => size_label(a.size_bytes), label => a.state.label(),
             }
         })
         .collect();
