@@ -455,4 +455,27 @@ mod tests {
             Err(Rejection::NotAnIntakeMessage(_))
         ));
     }
+
+    /// The examples integrators copy must be admitted as they are, with
+    /// their attachments checked by content like any other.
+    #[test]
+    fn every_intake_example_is_admitted_and_its_attachments_pass() {
+        for file in SCHEMA_FILES
+            .iter()
+            .filter(|f| f.message_type.starts_with("request."))
+        {
+            let value: Value = serde_json::from_str(file.example).unwrap();
+            let key = format!(
+                "{}.{}",
+                value["channel"].as_str().unwrap(),
+                file.message_type
+            );
+            let admitted = admit_value(&key, &value)
+                .unwrap_or_else(|e| panic!("{} v{} example: {e}", file.message_type, file.version));
+            if let IntakeMessage::RequestSubmitted(envelope) = admitted.message {
+                check_attachments(&envelope.payload.attachments, 3 * 1024 * 1024)
+                    .unwrap_or_else(|e| panic!("{} v{}: {e}", file.message_type, file.version));
+            }
+        }
+    }
 }
