@@ -53,7 +53,9 @@ ensure_postgres() {
 }
 
 ensure_rabbitmq() {
-  if ! as_root rabbitmqctl -q status >/dev/null 2>&1; then
+  # `ping`, not `status`: status gathers the whole node's state and can
+  # stall for minutes on a busy broker; ping only asks whether it runs.
+  if ! as_root timeout 60 rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
     echo "starting RabbitMQ"
     as_root rabbitmq-server -detached
   fi
