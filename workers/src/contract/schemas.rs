@@ -139,8 +139,24 @@ impl SchemaCatalogue {
             .get(&(message_type, version_u32))
             .ok_or_else(unknown)?;
         // `masked` keeps the offending values (personal data) out of the reason.
-        let details: Vec<String> = validator
-            .iter_errors(message)
+        // A property that failed its own schema also counts as "unevaluated"
+        // for the envelope's `unevaluatedProperties`: that echo is reported
+        // only when it is the only error (a property truly unknown).
+        let errors: Vec<_> = validator.iter_errors(message).take(50).collect();
+        let is_echo = |e: &jsonschema::ValidationError<'_>| {
+            matches!(
+                e.kind(),
+                jsonschema::error::ValidationErrorKind::UnevaluatedProperties { .. }
+            )
+        };
+        let real: Vec<_> = errors.iter().filter(|e| !is_echo(e)).collect();
+        let shown: Vec<_> = if real.is_empty() {
+            errors.iter().collect()
+        } else {
+            real
+        };
+        let details: Vec<String> = shown
+            .iter()
             .take(5)
             .map(|e| format!("{}: {}", e.instance_path(), e.masked()))
             .collect();
@@ -163,6 +179,27 @@ impl SchemaCatalogue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_or_bad_field_is_reported_without_the_unevaluated_echo() {
+        let file = SCHEMA_FILES
+            .iter()
+            .find(|f| f.message_type == "request.submitted" && f.version == 2)
+            .unwrap();
+        let example: Value = serde_json::from_str(file.example).unwrap();
+        let mut missing = example.clone();
+        missing.as_object_mut().unwrap().remove("correlation_id");
+        let mut bad_time = example.clone();
+        bad_time["occurred_at"] = Value::from("ieri");
+        for message in [missing, bad_time] {
+            let reason = catalogue().validate(&message).unwrap_err().to_string();
+            assert!(!reason.contains("nevaluated"), "{reason}");
+        }
+        let mut unknown = example;
+        unknown["colore"] = Value::from("blu");
+        let reason = catalogue().validate(&unknown).unwrap_err().to_string();
+        assert!(reason.contains("colore"), "{reason}");
+    }
 
     #[test]
     fn every_example_is_valid() {
