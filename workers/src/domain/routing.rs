@@ -181,9 +181,18 @@ fn describe(location: &Location) -> String {
     parts.join(" ")
 }
 
-/// The ticket subject carries the ambito context: "UniEmens - <subject>".
+/// The ticket subject carries the ambito context: "UniEmens - <subject>",
+/// once: a subject that already starts with it is kept as sent.
 pub fn ticket_subject(ambito_label: &str, subject: &str) -> String {
-    format!("{ambito_label} - {subject}")
+    let prefix = format!("{ambito_label} - ");
+    let already = subject
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(&prefix));
+    if already {
+        subject.to_owned()
+    } else {
+        format!("{prefix}{subject}")
+    }
 }
 
 #[cfg(test)]
@@ -331,6 +340,22 @@ mod tests {
         let unknown_ambito = t.route("astrologia", None, Some(&at("CR", None, None)));
         assert_eq!(unknown_ambito.routed_by, RoutedBy::Triage);
         assert_eq!(unknown_ambito.ambito_label, "astrologia");
+    }
+
+    #[test]
+    fn the_ambito_is_not_repeated() {
+        assert_eq!(
+            ticket_subject("Versamenti", "Versamenti - F24 di ottobre"),
+            "Versamenti - F24 di ottobre"
+        );
+        assert_eq!(
+            ticket_subject("Versamenti", "versamenti - F24"),
+            "versamenti - F24"
+        );
+        assert_eq!(
+            ticket_subject("Versamenti", "Versamenti di ottobre"),
+            "Versamenti - Versamenti di ottobre"
+        );
     }
 
     #[test]
