@@ -6,6 +6,11 @@
 
 use std::time::Duration;
 
+/// The app's broker user on the local development broker (the password is
+/// the repository's; production mode refuses it).
+pub const DEVELOPMENT_AMQP_URL: &str =
+    "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello";
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     /// `development` (the defaults below work on a developer machine) or
@@ -18,7 +23,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "AMQP_URL",
-        default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello",
+        default_value = DEVELOPMENT_AMQP_URL,
         hide_default_value = true,
         hide_env_values = true
     )]

@@ -60,7 +60,7 @@ enum Command {
         #[arg(
             long,
             env = "AMQP_URL",
-            default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello",
+            default_value = sportello::config::DEVELOPMENT_AMQP_URL,
             hide_default_value = true,
             hide_env_values = true
         )]
@@ -117,7 +117,7 @@ enum Command {
         #[arg(
             long,
             env = "AMQP_URL",
-            default_value = "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello",
+            default_value = sportello::config::DEVELOPMENT_AMQP_URL,
             hide_default_value = true,
             hide_env_values = true
         )]

@@ -9,38 +9,7 @@ use sqlx::{Connection, PgConnection};
 use super::receipt::Receipt;
 use super::{callbacks, AppointmentError, BookingSettings, HoldRequest};
 use crate::contract::appointments::{CommandOutcome, CommandResult, FreeSlot, Refusal};
-use crate::domain::appointment::StateRefusal;
 use crate::domain::booking::BookingCommand;
-
-impl AppointmentError {
-    /// A stable code for programs (HTTP problem bodies, broker refusals).
-    pub fn code(&self) -> &'static str {
-        match self {
-            AppointmentError::NotFound => "not_found",
-            AppointmentError::UnknownOffice(_) => "unknown_office",
-            AppointmentError::UnknownDesk { .. } => "unknown_desk",
-            AppointmentError::Forbidden(_) => "forbidden",
-            AppointmentError::Invalid(_) => "invalid",
-            AppointmentError::Slot(_) => "slot_unavailable",
-            AppointmentError::SlotTaken { .. } => "slot_taken",
-            AppointmentError::State(StateRefusal::HoldExpired) => "hold_expired",
-            AppointmentError::State(_) => "illegal_transition",
-            AppointmentError::NotYetEligible(_) => "not_yet_eligible",
-            AppointmentError::KeyReused => "idempotency_key_reused",
-            AppointmentError::NotConfirmed => "not_confirmed",
-            AppointmentError::Database(_) | AppointmentError::Encoding(_) => "internal",
-        }
-    }
-
-    /// Whether this is an answer for the sender (bad input, a rule) rather
-    /// than a failure of ours worth trying again.
-    pub fn is_refusal(&self) -> bool {
-        !matches!(
-            self,
-            AppointmentError::Database(_) | AppointmentError::Encoding(_)
-        )
-    }
-}
 
 /// The refusal `error` gives the sender of `command_type`.
 pub fn refused(command_type: &str, error: &AppointmentError) -> CommandOutcome {

@@ -60,6 +60,17 @@ pub enum CallbackResult {
     Rescheduled,
 }
 
+impl CallbackResult {
+    /// As the schema (and the `appointment_calls` table) spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackResult::Done => "done",
+            CallbackResult::NoAnswer => "no_answer",
+            CallbackResult::Rescheduled => "rescheduled",
+        }
+    }
+}
+
 /// `appointment.callback_outcome` v1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallbackOutcome {

@@ -137,17 +137,12 @@ pub async fn record_call_outcome(
     note: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let outcome = match outcome {
-        CallbackResult::Done => "done",
-        CallbackResult::NoAnswer => "no_answer",
-        CallbackResult::Rescheduled => "rescheduled",
-    };
     let updated = sqlx::query(
         "UPDATE appointment_calls SET outcome = $2, agent = $3, note = $4, recorded_at = $5
          WHERE call_id = $1 AND outcome IS NULL",
     )
     .bind(call_id)
-    .bind(outcome)
+    .bind(outcome.as_str())
     .bind(agent)
     .bind(note)
     .bind(at)
