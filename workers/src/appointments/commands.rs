@@ -14,14 +14,9 @@ use crate::domain::booking::BookingCommand;
 /// The refusal `error` gives the sender of `command_type`.
 pub fn refused(command_type: &str, error: &AppointmentError) -> CommandOutcome {
     let alternatives = match error {
-        AppointmentError::SlotTaken { alternatives } => alternatives
-            .iter()
-            .map(|slot| FreeSlot {
-                starts_at: slot.starts_at,
-                ends_at: slot.ends_at,
-                free: slot.free,
-            })
-            .collect(),
+        AppointmentError::SlotTaken { alternatives } => {
+            alternatives.iter().map(FreeSlot::from).collect()
+        }
         _ => Vec::new(),
     };
     CommandOutcome::refused(

@@ -133,6 +133,16 @@ pub struct FreeSlot {
     pub free: u32,
 }
 
+impl From<&FreeSlot> for crate::contract::appointments::FreeSlot {
+    fn from(slot: &FreeSlot) -> Self {
+        Self {
+            starts_at: slot.starts_at,
+            ends_at: slot.ends_at,
+            free: slot.free,
+        }
+    }
+}
+
 /// Free slots of one desk and mode over local dates.
 #[derive(Debug, Clone, Serialize)]
 pub struct Availability {

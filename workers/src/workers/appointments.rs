@@ -70,6 +70,8 @@ impl AppointmentsWorker {
     async fn serve(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let settings = &self.settings;
         let pool = store::connect_lazy(&settings.database_url, CONCURRENCY as u32 + 2)?;
+        // Declared here too: the call-back queues bind to an exchange the
+        // consumers (declaring side by side) may not have made yet.
         let (connection, replies) =
             super::connect_declared(&settings.amqp_url, "sportello-appointments-replies").await?;
         let booking = BookingSettings::from_settings(settings);
@@ -332,14 +334,6 @@ impl Queries<'_> {
             Utc::now(),
         )
         .await?;
-        Ok(availability
-            .slots
-            .into_iter()
-            .map(|slot| FreeSlot {
-                starts_at: slot.starts_at,
-                ends_at: slot.ends_at,
-                free: slot.free,
-            })
-            .collect())
+        Ok(availability.slots.iter().map(FreeSlot::from).collect())
     }
 }
