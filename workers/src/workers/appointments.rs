@@ -92,6 +92,10 @@ impl AppointmentsWorker {
             prefetch: u16::try_from(concurrency * 2).unwrap_or(u16::MAX),
             max_attempts: settings.handler_max_attempts,
         };
+        // Before any command is answered: an agent told of a confirmed phone
+        // appointment finds its desk's queue.
+        let declaring = connection.create_channel().await?;
+        declare_call_queues(&pool, &declaring).await?;
         let result = tokio::try_join!(
             consume_each(
                 consuming(
@@ -111,7 +115,7 @@ impl AppointmentsWorker {
                 &queries,
                 &shutdown,
             ),
-            keep_call_queues_declared(&pool, &connection, &shutdown),
+            keep_call_queues_declared(&pool, &declaring, &shutdown),
         );
         let _ = connection.close(200, "shutdown".into()).await;
         pool.close().await;
@@ -119,26 +123,31 @@ impl AppointmentsWorker {
     }
 }
 
-/// Declares the call-back queue of every desk with a phone calendar, now
-/// and every `DECLARE_EVERY`, until shutdown.
+/// Declares the call-back queue of every desk with a phone calendar.
+async fn declare_call_queues(pool: &PgPool, channel: &lapin::Channel) -> Result<(), WorkerError> {
+    let desks = {
+        let mut conn = pool.acquire().await?;
+        booking_commands::phone_desks(&mut conn).await?
+    };
+    for (office, desk) in &desks {
+        crate::broker::callbacks::declare_queue(channel, office, desk).await?;
+    }
+    Ok(())
+}
+
+/// Declares the call-back queues again every `DECLARE_EVERY` (a desk may
+/// have got a phone calendar since), until shutdown.
 async fn keep_call_queues_declared(
     pool: &PgPool,
-    connection: &lapin::Connection,
+    channel: &lapin::Channel,
     shutdown: &CancellationToken,
 ) -> Result<(), WorkerError> {
-    let channel = connection.create_channel().await?;
     loop {
-        let desks = {
-            let mut conn = pool.acquire().await?;
-            booking_commands::phone_desks(&mut conn).await?
-        };
-        for (office, desk) in &desks {
-            crate::broker::callbacks::declare_queue(&channel, office, desk).await?;
-        }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(DECLARE_EVERY) => {}
         }
+        declare_call_queues(pool, channel).await?;
     }
 }
 
