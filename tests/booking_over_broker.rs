@@ -16,6 +16,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, Consumer};
 use serde_json::{json, Value};
 use sportello::agent::{self, AgentSession};
+use sportello::appointments::{commands, BookingSettings};
+use sportello::domain::booking::admit_command;
 use sportello::broker::{self, names};
 use sportello::workers::WorkerKind;
 use support::*;
@@ -507,5 +509,110 @@ async fn two_hundred_holds_per_slot_on_two_consumers_win_exactly_the_capacity() 
         .unwrap();
         assert_eq!((taken as usize, live as usize), (capacity, capacity));
     }
+    env.cleanup().await;
+}
+
+/// A batch as the worker applies it: one transaction, one savepoint per
+/// command.
+async fn apply_batch(env: &TestEnv, messages: &[Value]) -> Vec<Value> {
+    let admitted: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            let key = format!("contact_center.{}", m["type"].as_str().unwrap());
+            admit_command(&key, &bytes(m)).unwrap()
+        })
+        .collect();
+    let batch: Vec<_> = admitted.iter().collect();
+    let settings = BookingSettings::from_settings(&env.settings);
+    let mut tx = env.pool.begin().await.unwrap();
+    let outcomes = commands::apply_batch(&mut tx, &settings, &batch, Utc::now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    outcomes
+        .iter()
+        .map(|o| serde_json::to_value(o).unwrap())
+        .collect()
+}
+
+/// Rows a batch may write, to see that refusals wrote nothing.
+async fn written(env: &TestEnv) -> (i64, i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM appointments),
+                (SELECT coalesce(sum(taken), 0)::bigint FROM appointment_slots),
+                (SELECT count(*) FROM timers WHERE kind = 'appointment.hold'),
+                (SELECT count(*) FROM appointment_command_outcomes)",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+#[actix_rt::test]
+async fn a_batch_answers_each_command_its_own_outcome_and_a_redelivered_batch_the_same() {
+    let env = TestEnv::new().await;
+    let day = bookable_day();
+    let mut conn = env.pool.acquire().await.unwrap();
+    let free = sportello::appointments::availability(
+        &mut conn,
+        "1901",
+        "conto_assicurativo",
+        sportello::domain::appointment::Mode::Phone,
+        day,
+        day + chrono::Duration::days(7),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let (first_slot, second_slot) = (free.slots[0].starts_at, free.slots[1].starts_at);
+
+    let winner = hold(agent_for(&citizen_number(1)), "batch-1", first_slot);
+    let loser = hold(agent_for(&citizen_number(2)), "batch-2", first_slot);
+    let mut unknown_office = hold(agent_for(&citizen_number(3)), "batch-3", second_slot);
+    unknown_office["payload"]["office_aoo"] = json!("9999");
+    let other_slot = hold(agent_for(&citizen_number(4)), "batch-4", second_slot);
+    let confirm_nothing = envelope(
+        "contact_center",
+        agent_for(&citizen_number(5)),
+        "appointment.confirm_requested",
+        "batch-5",
+        json!({"appointment_id": Uuid::now_v7()}),
+    );
+    let mut resend = other_slot.clone();
+    resend["message_id"] = json!(Uuid::now_v7());
+    // Arrival order: the loser first would win; the winner asked first.
+    let batch = [
+        winner.clone(),
+        confirm_nothing,
+        loser,
+        unknown_office,
+        other_slot,
+        winner.clone(),
+        resend,
+    ];
+    let answers = apply_batch(&env, &batch).await;
+    let outcome = |n: usize| answers[n]["outcome"].as_str().unwrap().to_owned();
+    let refusal = |n: usize| answers[n]["refusal"]["code"].as_str().unwrap_or("-").to_owned();
+    assert_eq!(outcome(0), "held", "{}", answers[0]);
+    assert_eq!(refusal(1), "not_found");
+    assert_eq!(refusal(2), "slot_taken");
+    assert!(answers[2]["refusal"]["alternatives"][0]["starts_at"].is_string());
+    assert_eq!(refusal(3), "unknown_office");
+    assert_eq!(outcome(4), "held");
+    // The same message twice in one batch, and a resend under the same key:
+    // the answer the batch decided for the first, nothing applied twice.
+    assert_eq!(answers[5], answers[0]);
+    assert_eq!(answers[6], answers[4]);
+    assert_ne!(answers[0]["appointment_id"], answers[4]["appointment_id"]);
+    // Two holds, two seats, two expiry timers; five outcomes kept (the
+    // repeats are not commands of their own).
+    assert_eq!(written(&env).await, (2, 2, 2, 5));
+
+    // The batch delivered again (a crash between commit and ack): every
+    // command answers what it answered, nothing more is written.
+    let again = apply_batch(&env, &batch).await;
+    assert_eq!(again, answers);
+    assert_eq!(written(&env).await, (2, 2, 2, 5));
     env.cleanup().await;
 }

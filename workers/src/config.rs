@@ -123,6 +123,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub appointment_hold_minutes: u32,
 
+    /// Most booking commands one appointments worker applies in one
+    /// transaction (each in its own savepoint).
+    #[arg(long, env = "APPOINTMENT_BATCH_SIZE", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub appointment_batch_size: u16,
+
     /// How long a call-back taken on the staff page "Richiamate" waits for
     /// the operator's outcome before it goes back to its queue.
     #[arg(long, env = "STAFF_CALL_ANSWER_SECONDS", default_value_t = 900,

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{alternatives, desk_names, side_on, AppointmentError, BookingSettings};
+use super::lookups::Lookups;
+use super::{side_on, AppointmentError, BookingSettings};
 use crate::contract::{
     AppointmentCancelled, AppointmentConfirmed, Channel, CodiceFiscale, Contact, Event, Principal,
 };
@@ -93,6 +94,7 @@ pub async fn hold(
     match hold_in(
         &mut tx,
         settings,
+        &mut Lookups::default(),
         principal,
         request,
         idempotency_key,
@@ -111,6 +113,7 @@ pub async fn hold(
             let hold = hold_in(
                 &mut tx,
                 settings,
+                &mut Lookups::default(),
                 principal,
                 request,
                 idempotency_key,
@@ -128,10 +131,13 @@ pub async fn hold(
 /// *Prenota* in the caller's transaction: checks the values, who books for
 /// whom (delegation, Cassetto eligibility), the slot against the calendar,
 /// takes a seat (or answers "slot taken" with alternatives), writes the
-/// hold and schedules its expiry.
+/// hold and schedules its expiry. `lookups` spares the commands of one
+/// batch reading the same reference data again.
+#[allow(clippy::too_many_arguments)]
 pub async fn hold_in(
     conn: &mut PgConnection,
     settings: &BookingSettings,
+    lookups: &mut Lookups,
     principal: &Principal,
     request: &HoldRequest,
     idempotency_key: Option<&str>,
@@ -166,7 +172,10 @@ pub async fn hold_in(
         .map(CodiceFiscale::parse)
         .transpose()
         .map_err(invalid)?;
-    desk_names(conn, office.as_str(), desk.as_str()).await?;
+    // Which of office and desk is unknown, before any other refusal.
+    lookups
+        .desk_names(conn, office.as_str(), desk.as_str())
+        .await?;
     let channel = request
         .channel
         .or(request.ticket_id.map(|_| Channel::Cassetto));
@@ -196,9 +205,11 @@ pub async fn hold_in(
         )
         .await?;
     }
-    let rules = store::calendar(conn, office.as_str(), desk.as_str(), mode).await?;
+    let rules = lookups
+        .calendar(conn, office.as_str(), desk.as_str(), mode)
+        .await?;
     let day = calendar::rome_date(request.starts_at);
-    let closures = store::closures(conn, office.as_str(), day, day).await?;
+    let closures = lookups.closures(conn, office.as_str(), day).await?;
     let slot = calendar::check_slot(&rules, &closures, request.starts_at, now)?;
     let key = SlotKey {
         office_aoo: office.as_str().into(),
@@ -209,21 +220,13 @@ pub async fn hold_in(
     if !store::take_seat(conn, &key, slot.capacity).await? {
         let lapsed = store::expire_lapsed_holds(conn, &key).await?;
         if lapsed == 0 || !store::take_seat(conn, &key, slot.capacity).await? {
-            let alternatives = alternatives(
-                conn,
-                &key.office_aoo,
-                &key.desk_kind,
-                mode,
-                slot.starts_at,
-                now,
-            )
-            .await?;
+            let alternatives = lookups.alternatives(conn, &key, now).await?;
             return Err(AppointmentError::SlotTaken { alternatives });
         }
     }
     let id = Uuid::now_v7();
     let hold_expires_at = now + settings.hold;
-    store::insert(
+    let appointment = store::insert(
         conn,
         &NewAppointment {
             id,
@@ -258,9 +261,6 @@ pub async fn hold_in(
     .await?;
     tracing::info!(appointment_id = %id, office = %key.office_aoo, desk = %key.desk_kind,
         mode = mode.as_str(), starts_at = %key.starts_at, %correlation_id, "slot held");
-    let appointment = store::get(conn, id)
-        .await?
-        .ok_or(AppointmentError::NotFound)?;
     let side = side_on(conn, principal, &appointment, now).await?;
     Ok(Hold {
         appointment: super::as_seen(appointment, side),
@@ -320,11 +320,7 @@ pub async fn confirm_in(
     correlation_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Answer, AppointmentError> {
-    store::lock_hold_timer(conn, id).await?;
-    let appointment = store::lock(conn, id)
-        .await?
-        .ok_or(AppointmentError::NotFound)?;
-    let side = side_on(conn, principal, &appointment, now).await?;
+    let (appointment, side) = lock_for(conn, principal, id, now).await?;
     let transition = decide(
         appointment.state,
         appointment.hold_expires_at,
@@ -332,32 +328,48 @@ pub async fn confirm_in(
         Command::Confirm,
         now,
     )?;
-    let outcome = match transition {
-        Transition::Unchanged => Outcome::AlreadyConfirmed,
+    let (outcome, appointment) = match transition {
+        Transition::Unchanged => (Outcome::AlreadyConfirmed, appointment),
         // The timer (or the next booking of the slot) releases it.
         Transition::Lapse => {
             return Err(crate::domain::appointment::StateRefusal::HoldExpired.into())
         }
         Transition::Confirm => {
-            store::set_state(conn, id, AppointmentState::Confirmed, None, now).await?;
+            let confirmed =
+                store::set_state(conn, id, AppointmentState::Confirmed, None, now).await?;
             timers::cancel(conn, HOLD_TIMER_KIND, &id.to_string()).await?;
             let event = confirmed_event(settings, &appointment, correlation_id, now)?;
             outbox::enqueue(conn, &[OutboxMessage::event(&event, None)?]).await?;
             super::callbacks::on_confirmed(conn, &appointment, correlation_id).await?;
             tracing::info!(appointment_id = %id, %correlation_id, "appointment confirmed");
-            Outcome::Confirmed
+            (Outcome::Confirmed, confirmed)
         }
         Transition::Cancel { .. } => {
             return Err(AppointmentError::Invalid("confirm cannot cancel".into()))
         }
     };
-    let appointment = store::get(conn, id)
-        .await?
-        .ok_or(AppointmentError::NotFound)?;
     Ok(Answer {
         outcome,
         appointment: super::as_seen(appointment, side),
     })
+}
+
+/// The appointment a confirm or cancel acts on, locked until the end of
+/// the transaction (its hold timer first, in the timer worker's order, so a
+/// hold expiring meanwhile waits, never deadlocks), and the side the
+/// principal sees it from (or why they may not touch it).
+async fn lock_for(
+    conn: &mut PgConnection,
+    principal: &Principal,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(AppointmentRecord, Side), AppointmentError> {
+    store::lock_hold_timer(conn, id).await?;
+    let appointment = store::lock(conn, id)
+        .await?
+        .ok_or(AppointmentError::NotFound)?;
+    let side = side_on(conn, principal, &appointment, now).await?;
+    Ok((appointment, side))
 }
 
 fn subject_of(appointment: &AppointmentRecord) -> Result<CodiceFiscale, AppointmentError> {
@@ -397,6 +409,36 @@ fn confirmed_event(
     })
 }
 
+fn cancelled_event(
+    appointment: &AppointmentRecord,
+    by: CancelledBy,
+    reason: Option<&str>,
+    correlation_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Event<AppointmentCancelled>, AppointmentError> {
+    Ok(Event {
+        message_id: Uuid::now_v7(),
+        message_type: "appointment.cancelled".into(),
+        schema_version: 1,
+        occurred_at: at,
+        correlation_id: correlation_id.into(),
+        causation_id: None,
+        payload: AppointmentCancelled {
+            appointment_id: appointment.id,
+            subject_tax_code: subject_of(appointment)?,
+            office_aoo: appointment.office_aoo.clone(),
+            office_name: appointment.office_name.clone(),
+            starts_at: appointment.starts_at,
+            cancelled_by: by.as_str().into(),
+            reason: reason.map(Into::into),
+            contact: Contact {
+                email: None,
+                phone: Some(appointment.phone.clone()),
+            },
+        },
+    })
+}
+
 /// *Cancella prenotazione* in its own transaction.
 pub async fn cancel(
     pool: &PgPool,
@@ -425,11 +467,7 @@ pub async fn cancel_in(
     if reason.is_some_and(|r| r.chars().count() > 1000) {
         return Err(invalid("a reason is at most 1000 characters"));
     }
-    store::lock_hold_timer(conn, id).await?;
-    let appointment = store::lock(conn, id)
-        .await?
-        .ok_or(AppointmentError::NotFound)?;
-    let side = side_on(conn, principal, &appointment, now).await?;
+    let (appointment, side) = lock_for(conn, principal, id, now).await?;
     let by = match side {
         Side::Office | Side::System => CancelledBy::Office,
         Side::Citizen => CancelledBy::Citizen,
@@ -441,11 +479,11 @@ pub async fn cancel_in(
         Command::Cancel { by },
         now,
     )?;
-    let outcome = match transition {
-        Transition::Unchanged => Outcome::AlreadyCancelled,
+    let (outcome, appointment) = match transition {
+        Transition::Unchanged => (Outcome::AlreadyCancelled, appointment),
         Transition::Cancel { by, announce } => {
             let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-            store::set_state(
+            let cancelled = store::set_state(
                 conn,
                 id,
                 AppointmentState::Cancelled,
@@ -456,39 +494,16 @@ pub async fn cancel_in(
             store::release_seat(conn, &appointment.slot()).await?;
             timers::cancel(conn, HOLD_TIMER_KIND, &id.to_string()).await?;
             if announce {
-                let event = Event {
-                    message_id: Uuid::now_v7(),
-                    message_type: "appointment.cancelled".into(),
-                    schema_version: 1,
-                    occurred_at: now,
-                    correlation_id: correlation_id.into(),
-                    causation_id: None,
-                    payload: AppointmentCancelled {
-                        appointment_id: id,
-                        subject_tax_code: subject_of(&appointment)?,
-                        office_aoo: appointment.office_aoo.clone(),
-                        office_name: appointment.office_name.clone(),
-                        starts_at: appointment.starts_at,
-                        cancelled_by: by.as_str().into(),
-                        reason: reason.map(Into::into),
-                        contact: Contact {
-                            email: None,
-                            phone: Some(appointment.phone.clone()),
-                        },
-                    },
-                };
+                let event = cancelled_event(&appointment, by, reason, correlation_id, now)?;
                 outbox::enqueue(conn, &[OutboxMessage::event(&event, None)?]).await?;
             }
             tracing::info!(appointment_id = %id, by = by.as_str(), %correlation_id, "appointment cancelled");
-            Outcome::Cancelled
+            (Outcome::Cancelled, cancelled)
         }
         Transition::Confirm | Transition::Lapse => {
             return Err(AppointmentError::Invalid("cancel cannot confirm".into()))
         }
     };
-    let appointment = store::get(conn, id)
-        .await?
-        .ok_or(AppointmentError::NotFound)?;
     Ok(Answer {
         outcome,
         appointment: super::as_seen(appointment, side),

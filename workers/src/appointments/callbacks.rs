@@ -191,9 +191,9 @@ pub async fn record_outcome_in(
             call.call_id
         )));
     }
-    match payload.outcome {
+    let appointment = match payload.outcome {
         CallbackResult::Done => {
-            store::set_state(conn, appointment.id, AppointmentState::Done, None, now).await?;
+            store::set_state(conn, appointment.id, AppointmentState::Done, None, now).await?
         }
         CallbackResult::NoAnswer if call.attempt < MAX_ATTEMPTS => {
             let minutes = payload.retry_after_minutes.unwrap_or(DEFAULT_RETRY_MINUTES);
@@ -206,16 +206,16 @@ pub async fn record_outcome_in(
                 &envelope.correlation_id,
             )
             .await?;
+            appointment
         }
         CallbackResult::NoAnswer => {
             tracing::warn!(appointment_id = %appointment.id, attempts = call.attempt,
                 "no answer after the last call-back; left to the office");
+            appointment
         }
-        CallbackResult::Rescheduled => {}
-    }
+        CallbackResult::Rescheduled => appointment,
+    };
     tracing::info!(appointment_id = %appointment.id, call_id = %call.call_id,
         outcome = ?payload.outcome, %agent, "call-back outcome recorded");
-    store::get(conn, appointment.id)
-        .await?
-        .ok_or(AppointmentError::NotFound)
+    Ok(appointment)
 }

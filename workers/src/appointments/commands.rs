@@ -2,14 +2,97 @@
 //! operations as the HTTP API, answered with an `appointment.command_outcome`.
 //! A refusal is an outcome too: it is kept, so a repeated command answers it
 //! again, and nothing the refused command tried is written.
+//!
+//! Commands are applied in batches (`apply_batch`): one transaction, one
+//! savepoint per command, so a refusal undoes only its own command.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
 
+use super::lookups::Lookups;
 use super::receipt::Receipt;
 use super::{callbacks, AppointmentError, BookingSettings, HoldRequest};
 use crate::contract::appointments::{CommandOutcome, CommandResult, FreeSlot, Refusal};
-use crate::domain::booking::BookingCommand;
+use crate::domain::booking::{application_order, repeats, AdmittedCommand, BookingCommand};
+use crate::store::booking_commands;
+use crate::store::inbox::{self, InboxOutcome};
+
+/// Applies a batch of admitted commands in the caller's transaction and
+/// returns each one's outcome, in the batch's order. The inbox tells which
+/// are new: those are applied in `application_order`, each in its savepoint,
+/// and their outcomes (refusals included) kept with one insert; a repeat
+/// answers the outcome kept before, or the one this very batch decided. A
+/// database failure is an `Err`: roll the whole transaction back and retry.
+pub async fn apply_batch(
+    conn: &mut PgConnection,
+    settings: &BookingSettings,
+    batch: &[&AdmittedCommand],
+    now: DateTime<Utc>,
+) -> Result<Vec<CommandOutcome>, AppointmentError> {
+    let identities: Vec<_> = batch.iter().map(|c| &c.idempotency).collect();
+    let seen = inbox::record(conn, &identities).await?;
+    if seen.len() != batch.len() {
+        return Err(AppointmentError::Invalid(
+            "the inbox answered for another number of commands".into(),
+        ));
+    }
+    let new: Vec<usize> = (0..batch.len())
+        .filter(|&position| seen[position] == InboxOutcome::New)
+        .collect();
+    let new_commands: Vec<&BookingCommand> = new.iter().map(|&p| &batch[p].command).collect();
+    let mut outcomes: Vec<Option<CommandOutcome>> = vec![None; batch.len()];
+    let mut lookups = Lookups::default();
+    for index in application_order(&new_commands) {
+        let position = new[index];
+        let outcome = apply_in(conn, settings, &mut lookups, &batch[position].command, now).await?;
+        outcomes[position] = Some(outcome);
+    }
+    let kept: Vec<_> = new
+        .iter()
+        .filter_map(|&p| Some((&batch[p].idempotency, outcomes[p].as_ref()?)))
+        .collect();
+    booking_commands::record_outcomes(conn, &kept).await?;
+    for (position, seen) in seen.iter().enumerate() {
+        let command = batch[position];
+        let command_type = command.command.message_type();
+        let outcome = match seen {
+            InboxOutcome::New => continue,
+            InboxOutcome::Duplicate => {
+                let decided_now = new
+                    .iter()
+                    .find(|&&p| repeats(&batch[p].idempotency, &command.idempotency))
+                    .and_then(|&p| outcomes[p].clone());
+                match decided_now {
+                    Some(outcome) => outcome,
+                    None => booking_commands::stored_outcome(conn, &command.idempotency)
+                        .await?
+                        // Applied before outcomes were kept, or purged since: say so.
+                        .unwrap_or_else(|| already_applied(command_type)),
+                }
+            }
+            InboxOutcome::KeyReused => refused(command_type, &AppointmentError::KeyReused),
+        };
+        outcomes[position] = Some(outcome);
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.ok_or_else(|| AppointmentError::Invalid("a command without outcome".into()))
+        })
+        .collect()
+}
+
+/// The answer to a repeat whose outcome is no longer kept.
+fn already_applied(command_type: &str) -> CommandOutcome {
+    CommandOutcome::refused(
+        command_type,
+        Refusal {
+            code: "already_applied".into(),
+            message: "this command was applied before; its outcome is no longer kept".into(),
+            alternatives: Vec::new(),
+        },
+    )
+}
 
 /// The refusal `error` gives the sender of `command_type`.
 pub fn refused(command_type: &str, error: &AppointmentError) -> CommandOutcome {
@@ -35,11 +118,12 @@ pub fn refused(command_type: &str, error: &AppointmentError) -> CommandOutcome {
 pub async fn apply_in(
     conn: &mut PgConnection,
     settings: &BookingSettings,
+    lookups: &mut Lookups,
     command: &BookingCommand,
     now: DateTime<Utc>,
 ) -> Result<CommandOutcome, AppointmentError> {
     let mut savepoint = conn.begin().await?;
-    match attempt(&mut savepoint, settings, command, now).await {
+    match attempt(&mut savepoint, settings, lookups, command, now).await {
         Ok(outcome) => {
             savepoint.commit().await?;
             Ok(outcome)
@@ -55,6 +139,7 @@ pub async fn apply_in(
 async fn attempt(
     conn: &mut PgConnection,
     settings: &BookingSettings,
+    lookups: &mut Lookups,
     command: &BookingCommand,
     now: DateTime<Utc>,
 ) -> Result<CommandOutcome, AppointmentError> {
@@ -86,6 +171,7 @@ async fn attempt(
             let hold = super::hold_in(
                 conn,
                 settings,
+                lookups,
                 &envelope.principal,
                 &request,
                 Some(&envelope.idempotency_key),

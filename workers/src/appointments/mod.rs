@@ -7,6 +7,7 @@
 //! of a refused command may be kept); the others begin and commit their own.
 
 mod booking;
+pub mod lookups;
 pub mod callbacks;
 pub mod commands;
 pub mod receipt;

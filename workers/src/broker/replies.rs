@@ -12,7 +12,7 @@ use lapin::types::FieldTable;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::publisher::{OutgoingMessage, PublishError, Publisher};
+use super::publisher::{OutgoingMessage, PendingConfirm, PublishError, Publisher};
 use crate::contract::Event;
 
 /// Where a delivery wants its answer, if anywhere.
@@ -50,6 +50,29 @@ pub async fn send<P: Serialize>(
     causation_id: Option<Uuid>,
     payload: P,
 ) -> Result<(), PublishError> {
+    publish(
+        publisher,
+        reply_to,
+        message_type,
+        envelope_correlation_id,
+        causation_id,
+        payload,
+    )
+    .await?
+    .wait()
+    .await
+}
+
+/// As `send`, without waiting for the confirm: a batch's answers go out in
+/// a burst and their confirms are awaited together.
+pub async fn publish<P: Serialize>(
+    publisher: &Publisher,
+    reply_to: &ReplyTo,
+    message_type: &str,
+    envelope_correlation_id: &str,
+    causation_id: Option<Uuid>,
+    payload: P,
+) -> Result<PendingConfirm, PublishError> {
     let correlation_id = reply_to
         .correlation_id
         .clone()
@@ -76,5 +99,5 @@ pub async fn send<P: Serialize>(
         // A requester that left is not an error.
         mandatory: false,
     };
-    publisher.send(&message).await?.wait().await
+    publisher.send(&message).await
 }

@@ -198,6 +198,37 @@ pub fn hold_subject(envelope: &Envelope<HoldRequested>) -> Option<&CodiceFiscale
     }
 }
 
+/// The order a batch applies its new commands in (positions in
+/// `commands`): confirmations, cancellations and call outcomes first, in
+/// arrival order, so a seat one gives back can go to a hold of the same
+/// batch; then the holds by slot, in arrival order within a slot (the first
+/// to ask is the first served). Two workers' batches thus take the slot rows
+/// they share in the same order, and do not deadlock on them.
+pub fn application_order(commands: &[&BookingCommand]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..commands.len()).collect();
+    // A stable sort: arrival order within equal keys.
+    order.sort_by_key(|&position| match commands[position] {
+        BookingCommand::Hold(envelope) => {
+            let slot = &envelope.payload;
+            Some((
+                slot.office_aoo.as_str(),
+                slot.desk.as_str(),
+                slot.mode.as_str(),
+                slot.starts_at,
+            ))
+        }
+        _ => None,
+    });
+    order
+}
+
+/// Whether `later` repeats `earlier`: the same message, or the same actor's
+/// command under the same idempotency key (what the inbox treats as one).
+pub fn repeats(earlier: &Idempotency, later: &Idempotency) -> bool {
+    earlier.message_id == later.message_id
+        || (earlier.scope == later.scope && earlier.key == later.key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +320,64 @@ mod tests {
             admit_value("desk.appointment.hold_requested", &value).unwrap_err(),
             Rejection::MissingSubject(_)
         ));
+    }
+
+    fn admitted(message_type: &str, edit: impl FnOnce(&mut Value)) -> AdmittedCommand {
+        let mut value = example(message_type);
+        value["message_id"] = json!(uuid::Uuid::now_v7());
+        edit(&mut value);
+        let key = format!("contact_center.{message_type}");
+        admit_value(&key, &value).unwrap()
+    }
+
+    fn hold_at(starts_at: &str, key: &str) -> AdmittedCommand {
+        admitted(HOLD_REQUESTED, |value| {
+            value["payload"]["starts_at"] = json!(starts_at);
+            value["idempotency_key"] = json!(key);
+        })
+    }
+
+    #[test]
+    fn a_batch_applies_releases_first_then_holds_by_slot_in_arrival_order() {
+        let batch = [
+            hold_at("2030-03-05T10:00:00Z", "a"),
+            admitted(CONFIRM_REQUESTED, |_| {}),
+            hold_at("2030-03-05T09:00:00Z", "b"),
+            hold_at("2030-03-05T10:00:00Z", "c"),
+            admitted(CANCEL_REQUESTED, |_| {}),
+            hold_at("2030-03-05T09:00:00Z", "d"),
+        ];
+        let commands: Vec<&BookingCommand> = batch.iter().map(|a| &a.command).collect();
+        assert_eq!(application_order(&commands), vec![1, 4, 2, 5, 0, 3]);
+        // Whatever order two batches arrive in, they meet the slots in one order.
+        let reversed: Vec<&BookingCommand> = commands.iter().rev().copied().collect();
+        let slots = |commands: &[&BookingCommand]| -> Vec<String> {
+            application_order(commands)
+                .into_iter()
+                .filter_map(|p| match commands[p] {
+                    BookingCommand::Hold(e) => Some(e.payload.starts_at.to_rfc3339()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut deduplicated = slots(&commands);
+        deduplicated.dedup();
+        let mut other = slots(&reversed);
+        other.dedup();
+        assert_eq!(deduplicated, other);
+        assert!(application_order(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_command_repeats_the_same_message_or_the_same_key_of_the_same_actor() {
+        let first = hold_at("2030-03-05T10:00:00Z", "same-key");
+        let resend = hold_at("2030-03-05T10:00:00Z", "same-key");
+        let other = hold_at("2030-03-05T10:00:00Z", "other-key");
+        assert!(repeats(&first.idempotency, &first.idempotency));
+        assert!(repeats(&first.idempotency, &resend.idempotency));
+        assert!(!repeats(&first.idempotency, &other.idempotency));
+        let mut another_agent = resend.idempotency.clone();
+        another_agent.scope = "someone else".into();
+        assert!(!repeats(&first.idempotency, &another_agent));
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::appointment::{
 };
 
 /// One slot of one desk and mode: the key of its capacity row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SlotKey {
     pub office_aoo: String,
     pub desk_kind: String,
@@ -232,39 +232,48 @@ pub struct NewAppointment<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Inserts the hold. A key already used by the same actor fails with the
-/// unique violation `appointments_idempotency` (see `is_key_conflict`).
-pub async fn insert(conn: &mut PgConnection, new: &NewAppointment<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO appointments (id, subject_tax_code, matricola, booked_by, booked_by_key,
-             channel, office_aoo, desk_kind, mode, starts_at, ends_at, state, hold_expires_at,
-             phone, notes, ticket_id, idempotency_key, request_sha256, correlation_id,
-             created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'held', $12, $13, $14, $15,
-                 $16, $17, $18, $19, $19)",
-    )
-    .bind(new.id)
-    .bind(new.subject_tax_code)
-    .bind(new.matricola)
-    .bind(&new.booked_by)
-    .bind(&new.booked_by_key)
-    .bind(new.channel)
-    .bind(&new.slot.office_aoo)
-    .bind(&new.slot.desk_kind)
-    .bind(new.slot.mode.as_str())
-    .bind(new.slot.starts_at)
-    .bind(new.ends_at)
-    .bind(new.hold_expires_at)
-    .bind(new.phone)
-    .bind(new.notes)
-    .bind(new.ticket_id)
-    .bind(new.idempotency_key)
-    .bind(new.request_sha256)
-    .bind(new.correlation_id)
-    .bind(new.at)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// Inserts the hold and returns it as `get` would (one round trip). A key
+/// already used by the same actor fails with the unique violation
+/// `appointments_idempotency` (see `is_key_conflict`).
+pub async fn insert(
+    conn: &mut PgConnection,
+    new: &NewAppointment<'_>,
+) -> Result<AppointmentRecord, sqlx::Error> {
+    let sql = format!(
+        "WITH inserted AS (
+             INSERT INTO appointments (id, subject_tax_code, matricola, booked_by, booked_by_key,
+                 channel, office_aoo, desk_kind, mode, starts_at, ends_at, state, hold_expires_at,
+                 phone, notes, ticket_id, idempotency_key, request_sha256, correlation_id,
+                 created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'held', $12, $13, $14, $15,
+                     $16, $17, $18, $19, $19)
+             RETURNING *)
+         SELECT {}",
+        COLUMNS.replace("FROM appointments a", "FROM inserted a")
+    );
+    let row = sqlx::query(&sql)
+        .bind(new.id)
+        .bind(new.subject_tax_code)
+        .bind(new.matricola)
+        .bind(&new.booked_by)
+        .bind(&new.booked_by_key)
+        .bind(new.channel)
+        .bind(&new.slot.office_aoo)
+        .bind(&new.slot.desk_kind)
+        .bind(new.slot.mode.as_str())
+        .bind(new.slot.starts_at)
+        .bind(new.ends_at)
+        .bind(new.hold_expires_at)
+        .bind(new.phone)
+        .bind(new.notes)
+        .bind(new.ticket_id)
+        .bind(new.idempotency_key)
+        .bind(new.request_sha256)
+        .bind(new.correlation_id)
+        .bind(new.at)
+        .fetch_one(conn)
+        .await?;
+    decode(&row)
 }
 
 /// Whether `error` is a second hold under an idempotency key already used.
@@ -405,30 +414,36 @@ pub async fn by_key(
     row.as_ref().map(decode).transpose()
 }
 
-/// Moves the appointment to `state` (with who cancelled and why, when cancelled).
+/// Moves the appointment to `state` (with who cancelled and why, when
+/// cancelled) and returns it as `get` would (one round trip).
 pub async fn set_state(
     conn: &mut PgConnection,
     id: Uuid,
     state: AppointmentState,
     cancelled: Option<(CancelledBy, Option<&str>)>,
     at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE appointments SET state = $2, updated_at = $3,
-             confirmed_at = CASE WHEN $2 = 'confirmed' THEN $3 ELSE confirmed_at END,
-             cancelled_at = CASE WHEN $2 = 'cancelled' THEN $3 ELSE cancelled_at END,
-             cancelled_by = coalesce($4, cancelled_by),
-             cancel_reason = coalesce($5, cancel_reason)
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(state.as_str())
-    .bind(at)
-    .bind(cancelled.map(|(by, _)| by.as_str()))
-    .bind(cancelled.and_then(|(_, reason)| reason))
-    .execute(conn)
-    .await?;
-    Ok(())
+) -> Result<AppointmentRecord, sqlx::Error> {
+    let sql = format!(
+        "WITH updated AS (
+             UPDATE appointments SET state = $2, updated_at = $3,
+                 confirmed_at = CASE WHEN $2 = 'confirmed' THEN $3 ELSE confirmed_at END,
+                 cancelled_at = CASE WHEN $2 = 'cancelled' THEN $3 ELSE cancelled_at END,
+                 cancelled_by = coalesce($4, cancelled_by),
+                 cancel_reason = coalesce($5, cancel_reason)
+             WHERE id = $1
+             RETURNING *)
+         SELECT {}",
+        COLUMNS.replace("FROM appointments a", "FROM updated a")
+    );
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(state.as_str())
+        .bind(at)
+        .bind(cancelled.map(|(by, _)| by.as_str()))
+        .bind(cancelled.and_then(|(_, reason)| reason))
+        .fetch_one(conn)
+        .await?;
+    decode(&row)
 }
 
 /// Whose appointments a list returns ("Gestione appuntamenti").

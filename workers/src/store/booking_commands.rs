@@ -9,21 +9,32 @@ use uuid::Uuid;
 use crate::contract::appointments::{CallbackResult, CommandOutcome};
 use crate::domain::intake::Idempotency;
 
-/// Keeps the outcome of the command `idempotency` names.
-pub async fn record_outcome(
+/// Keeps the outcome of each command (named by its idempotency), in one
+/// statement.
+pub async fn record_outcomes(
     conn: &mut PgConnection,
-    idempotency: &Idempotency,
-    outcome: &CommandOutcome,
+    outcomes: &[(&Idempotency, &CommandOutcome)],
 ) -> Result<(), sqlx::Error> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = outcomes.iter().map(|(i, _)| i.message_id).collect();
+    let scopes: Vec<&str> = outcomes.iter().map(|(i, _)| i.scope.as_str()).collect();
+    let keys: Vec<&str> = outcomes.iter().map(|(i, _)| i.key.as_str()).collect();
+    let kept = outcomes
+        .iter()
+        .map(|(_, outcome)| serde_json::to_value(outcome))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "INSERT INTO appointment_command_outcomes
              (message_id, idempotency_scope, idempotency_key, outcome)
-         VALUES ($1, $2, $3, $4)",
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[])",
     )
-    .bind(idempotency.message_id)
-    .bind(&idempotency.scope)
-    .bind(&idempotency.key)
-    .bind(sqlx::types::Json(outcome))
+    .bind(&ids)
+    .bind(&scopes)
+    .bind(&keys)
+    .bind(&kept)
     .execute(conn)
     .await?;
     Ok(())
@@ -50,6 +61,26 @@ pub async fn stored_outcome(
             .map(|json| json.0)
     })
     .transpose()
+}
+
+/// Forgets up to `limit` outcomes recorded before `before`, as the inbox
+/// forgets the commands they answer (the same retention): a repeat after
+/// that is answered `already_applied`. Returns how many were forgotten.
+pub async fn purge_outcomes(
+    conn: &mut PgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(
+        "DELETE FROM appointment_command_outcomes WHERE message_id IN (
+             SELECT message_id FROM appointment_command_outcomes
+             WHERE recorded_at < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
 }
 
 /// A call put on an office desk's queue.

@@ -2,6 +2,7 @@
 //! run under supervision by `runtime`.
 
 pub mod appointments;
+pub mod batch;
 pub mod delivery;
 pub mod intake;
 pub mod notify;
@@ -108,7 +109,8 @@ impl WorkerKind {
 pub const DAILY_REGISTER_JOB: &str = "daily-protocol-register";
 
 /// Every five minutes, housekeeping: the inbox forgets (a bounded number of)
-/// messages older than `INBOX_RETENTION_DAYS`; long-expired staff sessions go.
+/// messages older than `INBOX_RETENTION_DAYS`, and the kept outcomes of
+/// booking commands as old; long-expired staff sessions go.
 pub const RETENTION_JOB: &str = "retention";
 
 /// Cron jobs of the system; each fires `timer.fired.cron.<name>`, and runs

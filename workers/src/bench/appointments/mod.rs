@@ -46,10 +46,14 @@ pub struct AppointmentsBench {
     /// Slots the clients contend for in the first phase.
     #[arg(long, default_value_t = 4)]
     pub slots: usize,
-    /// Appointments workers consuming the commands queue (each applies 8
-    /// commands at once).
+    /// Appointments workers consuming the commands queue (each applies two
+    /// batches at once, up to `--batch-size` commands per transaction).
     #[arg(long, default_value_t = 2)]
     pub consumers: usize,
+    /// Most commands a worker applies in one transaction
+    /// (`APPOINTMENT_BATCH_SIZE`).
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: u16,
     /// Broker connections the clients share (each a channel with its own
     /// direct reply-to consumer).
     #[arg(long, default_value_t = 4)]
@@ -90,6 +94,7 @@ async fn measure(
         database_pool_size: 4,
         handler_max_attempts: 5,
         shutdown_grace_seconds: 30,
+        appointment_batch_size: bench.batch_size.max(1),
         ..Settings::local_defaults()
     });
     let pool = app::migrate(&settings).await?;
@@ -181,8 +186,8 @@ fn report(bench: &AppointmentsBench, rounds: &[Round]) -> anyhow::Result<()> {
         .count();
     let limit = ms(HOLD_P99_LIMIT);
     println!(
-        "clients per round:   {} ({} appointments consumers, 8 commands at once each; {} client connections)",
-        bench.clients, bench.consumers, bench.connections
+        "clients per round:   {} ({} appointments consumers, {} batches at once each of up to {} commands; {} client connections)",
+        bench.clients, bench.consumers, crate::workers::appointments::BATCHES_AT_ONCE, bench.batch_size, bench.connections
     );
     println!("contended holds:     {holds:>10.0} holds/s (median; {} slots, the losers answered \"slot taken\" with alternatives)", bench.slots);
     println!("hold latency:        p50 {p50:.0} ms, p99 {p99:.0} ms (median; publish -> answer); limit p99 {limit:.0} ms, ratio {:.1}", p99 / limit);

@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -146,27 +144,14 @@ impl IntakeWorker {
             .await?;
         tracing::info!(queue = INTAKE_REQUESTS_QUEUE, consumer = %tag, "consuming");
 
-        loop {
-            let first = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                next = consumer.next() => next,
-            };
-            let mut batch = vec![first.ok_or(WorkerError::ConsumerCancelled)??];
-            // Linger a moment for more: under load one transaction then carries
-            // many messages; when idle a lone message waits only the linger.
-            let linger = tokio::time::Instant::now() + BATCH_LINGER;
-            while batch.len() < self.settings.intake_batch_size {
-                // What has already arrived needs no timer.
-                let next = match consumer.next().now_or_never() {
-                    Some(next) => next,
-                    None => match tokio::time::timeout_at(linger, consumer.next()).await {
-                        Ok(next) => next,
-                        Err(_) => break,
-                    },
-                };
-                batch.push(next.ok_or(WorkerError::ConsumerCancelled)??);
-            }
+        while let Some(batch) = super::batch::gather(
+            &mut consumer,
+            self.settings.intake_batch_size,
+            BATCH_LINGER,
+            shutdown,
+        )
+        .await?
+        {
             self.handle_batch(publisher, pool, batch, shutdown).await?;
         }
 
@@ -276,28 +261,10 @@ impl IntakeWorker {
         for confirm in confirms {
             confirm.wait().await?;
         }
-        let mut last_settled: Option<&Delivery> = None;
-        for (delivery, verdict) in batch.iter().zip(&verdicts) {
-            if *verdict == Verdict::Requeue {
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
-                    .await?;
-            } else {
-                last_settled = Some(delivery);
-            }
-        }
-        // One ack covers the whole batch: everything up to this tag is either
-        // committed, or dead-lettered with a confirm, or already nacked.
-        if let Some(delivery) = last_settled {
-            delivery
-                .acker
-                .ack(BasicAckOptions { multiple: true })
-                .await?;
-        }
+        // One ack covers the whole batch: everything up to its last tag is
+        // either committed, or dead-lettered with a confirm, or nacked.
+        let requeue: Vec<bool> = verdicts.iter().map(|v| *v == Verdict::Requeue).collect();
+        super::batch::acknowledge(&batch, &requeue).await?;
         tracing::debug!(
             size = batch.len(),
             admit_ms,

@@ -1,13 +1,17 @@
 //! Appointments worker: booking over the broker. It consumes the booking
-//! commands (one transaction each: inbox ▸ operation ▸ outcome kept) and
-//! the availability queries (read only), answers each on its `reply_to`,
-//! and keeps a call-back queue declared for every desk with a phone
-//! calendar.
+//! commands in batches (commands.rs: one transaction per batch, a
+//! savepoint per command) and the availability queries (read only, one at
+//! a time through `settle`), answers each on its `reply_to`, and keeps a
+//! call-back queue declared for every desk with a phone calendar.
 //!
 //! A command's answer is sent after its transaction committed and before
 //! the ack: a crash in between redelivers the command, which finds its
 //! outcome kept and answers it again. A refused command with nobody to
 //! answer is dead-lettered with the reason, so no refusal is silent.
+
+mod commands;
+
+pub use commands::BATCHES_AT_ONCE;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,23 +23,21 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span};
 
-use crate::appointments::{self, commands, AppointmentError, BookingSettings};
-use crate::broker::names::{APPOINTMENT_COMMANDS_QUEUE, APPOINTMENT_QUERIES_QUEUE};
+use crate::appointments::{self, AppointmentError, BookingSettings};
+use crate::broker::names::APPOINTMENT_QUERIES_QUEUE;
 use crate::broker::publisher::Publisher;
 use crate::broker::replies::{self, ReplyTo};
 use crate::config::Settings;
-use crate::contract::appointments::{
-    Availability, AvailabilityRequested, CommandOutcome, FreeSlot, Refusal,
-};
+use crate::contract::appointments::{Availability, AvailabilityRequested, FreeSlot, Refusal};
 use crate::contract::Envelope;
 use crate::domain::appointment::Mode;
-use crate::domain::booking::{admit_command, admit_query, AdmittedCommand};
+use crate::domain::booking::admit_query;
 use crate::runtime::{Worker, WorkerError};
-use crate::store::{self, booking_commands, inbox};
+use crate::store::{self, booking_commands};
 use crate::workers::settle::{consume_each, Consuming, Failure, Handler};
 
-/// Booking commands applied at once by one worker.
-const CONCURRENCY: usize = 8;
+/// Availability queries answered at once by one worker.
+const QUERIES_AT_ONCE: usize = 8;
 /// How often the call-back queues are declared again (a desk may have got
 /// a phone calendar since).
 const DECLARE_EVERY: Duration = Duration::from_secs(60);
@@ -69,27 +71,31 @@ impl Worker for AppointmentsWorker {
 impl AppointmentsWorker {
     async fn serve(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let settings = &self.settings;
-        let pool = store::connect_lazy(&settings.database_url, CONCURRENCY as u32 + 2)?;
+        let connections = commands::BATCHES_AT_ONCE + QUERIES_AT_ONCE + 2;
+        let pool = store::connect_lazy(&settings.database_url, connections as u32)?;
         // Declared here too: the call-back queues bind to an exchange the
         // consumers (declaring side by side) may not have made yet.
         let (connection, replies) =
             super::connect_declared(&settings.amqp_url, "sportello-appointments-replies").await?;
         let booking = BookingSettings::from_settings(settings);
-        let commands = Commands {
-            pool: pool.clone(),
-            booking,
+        let commands = commands::Consumer {
+            amqp_url: &settings.amqp_url,
+            pool: &pool,
+            booking: &booking,
             replies: &replies,
+            batch_size: usize::from(settings.appointment_batch_size),
+            max_attempts: settings.handler_max_attempts,
         };
         let queries = Queries {
             pool: pool.clone(),
             replies: &replies,
         };
-        let consuming = |name, queue, concurrency: usize| Consuming {
+        let consuming = Consuming {
             amqp_url: &settings.amqp_url,
-            name,
-            queue,
-            concurrency,
-            prefetch: u16::try_from(concurrency * 2).unwrap_or(u16::MAX),
+            name: "appointments-queries",
+            queue: APPOINTMENT_QUERIES_QUEUE,
+            concurrency: QUERIES_AT_ONCE,
+            prefetch: u16::try_from(QUERIES_AT_ONCE * 2).unwrap_or(u16::MAX),
             max_attempts: settings.handler_max_attempts,
         };
         // Before any command is answered: an agent told of a confirmed phone
@@ -97,24 +103,8 @@ impl AppointmentsWorker {
         let declaring = connection.create_channel().await?;
         declare_call_queues(&pool, &declaring).await?;
         let result = tokio::try_join!(
-            consume_each(
-                consuming(
-                    "appointments-commands",
-                    APPOINTMENT_COMMANDS_QUEUE,
-                    CONCURRENCY
-                ),
-                &commands,
-                &shutdown,
-            ),
-            consume_each(
-                consuming(
-                    "appointments-queries",
-                    APPOINTMENT_QUERIES_QUEUE,
-                    CONCURRENCY
-                ),
-                &queries,
-                &shutdown,
-            ),
+            commands.run(&shutdown),
+            consume_each(consuming, &queries, &shutdown),
             keep_call_queues_declared(&pool, &declaring, &shutdown),
         );
         let _ = connection.close(200, "shutdown".into()).await;
@@ -158,111 +148,6 @@ fn failure(error: AppointmentError) -> Failure {
         }
         error => Failure::Crashed(error.to_string()),
     }
-}
-
-fn database_failure(error: sqlx::Error) -> Failure {
-    failure(AppointmentError::Database(error))
-}
-
-/// A booking command and where to answer it.
-struct Command {
-    admitted: AdmittedCommand,
-    reply_to: Option<ReplyTo>,
-}
-
-struct Commands<'a> {
-    pool: PgPool,
-    booking: BookingSettings,
-    replies: &'a Publisher,
-}
-
-impl Handler for Commands<'_> {
-    type Message = Command;
-
-    fn read(&self, delivery: &Delivery) -> Result<(Command, Span), String> {
-        let admitted = admit_command(delivery.routing_key.as_str(), &delivery.data)
-            .map_err(|rejection| format!("rejected: {rejection}"))?;
-        let span = tracing::info_span!(
-            "booking_command",
-            message_id = %admitted.idempotency.message_id,
-            command = admitted.command.message_type(),
-            correlation_id = %admitted.command.correlation_id(),
-        );
-        let reply_to = ReplyTo::of(delivery);
-        Ok((Command { admitted, reply_to }, span))
-    }
-
-    async fn attempt(&self, command: &Command) -> Result<(), Failure> {
-        let outcome = self.apply(&command.admitted).await?;
-        if let Some(reply_to) = &command.reply_to {
-            replies::send(
-                self.replies,
-                reply_to,
-                "appointment.command_outcome",
-                command.admitted.command.correlation_id(),
-                Some(command.admitted.idempotency.message_id),
-                &outcome,
-            )
-            .await
-            .map_err(|e| Failure::Transient(format!("answering: {e}")))?;
-        }
-        match (&outcome.refusal, &command.reply_to) {
-            (Some(refusal), None) => Err(Failure::Refused(format!(
-                "refused ({}): {}",
-                refusal.code, refusal.message
-            ))),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Commands<'_> {
-    /// One transaction: the inbox decides whether this is new; a new command
-    /// is applied and its outcome kept; a repeat gets the kept outcome.
-    async fn apply(&self, admitted: &AdmittedCommand) -> Result<CommandOutcome, Failure> {
-        let mut tx = self.pool.begin().await.map_err(database_failure)?;
-        let seen = inbox::record(&mut tx, &[&admitted.idempotency])
-            .await
-            .map_err(database_failure)?;
-        let command_type = admitted.command.message_type();
-        let outcome = match seen.first() {
-            Some(inbox::InboxOutcome::New) => {
-                let outcome =
-                    commands::apply_in(&mut tx, &self.booking, &admitted.command, Utc::now())
-                        .await
-                        .map_err(failure)?;
-                booking_commands::record_outcome(&mut tx, &admitted.idempotency, &outcome)
-                    .await
-                    .map_err(database_failure)?;
-                outcome
-            }
-            Some(inbox::InboxOutcome::Duplicate) => {
-                booking_commands::stored_outcome(&mut tx, &admitted.idempotency)
-                    .await
-                    .map_err(database_failure)?
-                    // Applied before this table existed or purged: say so.
-                    .unwrap_or_else(|| already_applied(command_type))
-            }
-            Some(inbox::InboxOutcome::KeyReused) | None => {
-                commands::refused(command_type, &AppointmentError::KeyReused)
-            }
-        };
-        tx.commit().await.map_err(database_failure)?;
-        tracing::info!(outcome = ?outcome.outcome, appointment_id = ?outcome.appointment_id,
-            refusal = ?outcome.refusal.as_ref().map(|r| &r.code), "booking command settled");
-        Ok(outcome)
-    }
-}
-
-fn already_applied(command_type: &str) -> CommandOutcome {
-    CommandOutcome::refused(
-        command_type,
-        Refusal {
-            code: "already_applied".into(),
-            message: "this command was applied before; its outcome is no longer kept".into(),
-            alternatives: Vec::new(),
-        },
-    )
 }
 
 /// An availability query and where to answer it.
