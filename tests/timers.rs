@@ -208,7 +208,7 @@ async fn a_cron_task_that_fails_is_retried_later_without_stalling_other_timers()
 }
 
 #[actix_rt::test]
-async fn the_retention_job_forgets_only_messages_older_than_the_retention_and_old_sessions() {
+async fn the_retention_job_forgets_only_messages_and_outcomes_older_than_the_retention_and_old_sessions() {
     let env = TestEnv::new_with(|settings| settings.inbox_retention_days = 30).await;
     for (key, days_ago) in [("old-1", 45), ("old-2", 31), ("recent", 29), ("today", 0)] {
         sqlx::query(
@@ -216,6 +216,18 @@ async fn the_retention_job_forgets_only_messages_older_than_the_retention_and_ol
                                 payload_sha256, received_at)
              VALUES ($1, 'request.submitted', 'citizen:RSSMRA85T10A562S', $2, 'x',
                      now() - make_interval(days => $3))",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(key)
+        .bind(days_ago)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+        // A booking command's kept outcome, as old: forgotten with it.
+        sqlx::query(
+            "INSERT INTO appointment_command_outcomes
+                 (message_id, idempotency_scope, idempotency_key, outcome, recorded_at)
+             VALUES ($1, 'agent:CC-1', $2, '{}', now() - make_interval(days => $3))",
         )
         .bind(uuid::Uuid::now_v7())
         .bind(key)
@@ -271,6 +283,13 @@ async fn the_retention_job_forgets_only_messages_older_than_the_retention_and_ol
     );
     assert!(running.shutdown(WAIT).await);
     assert_eq!(keys().await, ["recent", "today"]);
+    let outcomes: Vec<String> = sqlx::query_scalar(
+        "SELECT idempotency_key FROM appointment_command_outcomes ORDER BY 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(outcomes, ["recent", "today"]);
     let sessions: Vec<String> = sqlx::query_scalar("SELECT key_sha256 FROM staff_sessions")
         .fetch_all(&env.pool)
         .await

@@ -216,8 +216,11 @@ async fn perform(conn: &mut PgConnection, task: Task, timer: &DueTimer) -> Resul
         Task::Cron(CronTask::Retention { inbox_keep_days }) => {
             let before = timer.fired_at - chrono::Duration::days(i64::from(inbox_keep_days));
             let purged = store::inbox::purge(conn, before, INBOX_PURGE_LIMIT).await?;
+            let outcomes =
+                store::booking_commands::purge_outcomes(conn, before, INBOX_PURGE_LIMIT).await?;
             let sessions = store::staff_sessions::purge_expired(conn).await?;
-            tracing::info!(%before, purged, sessions, "inbox and staff sessions purged");
+            tracing::info!(%before, purged, outcomes, sessions,
+                "inbox, booking-command outcomes and staff sessions purged");
         }
     }
     Ok(())
