@@ -17,8 +17,8 @@ use lapin::{BasicProperties, Channel, Connection, Consumer};
 use serde_json::{json, Value};
 use sportello::agent::{self, AgentSession};
 use sportello::appointments::{commands, BookingSettings};
-use sportello::domain::booking::admit_command;
 use sportello::broker::{self, names};
+use sportello::domain::booking::admit_command;
 use sportello::workers::WorkerKind;
 use support::*;
 use uuid::Uuid;
@@ -593,7 +593,12 @@ async fn a_batch_answers_each_command_its_own_outcome_and_a_redelivered_batch_th
     ];
     let answers = apply_batch(&env, &batch).await;
     let outcome = |n: usize| answers[n]["outcome"].as_str().unwrap().to_owned();
-    let refusal = |n: usize| answers[n]["refusal"]["code"].as_str().unwrap_or("-").to_owned();
+    let refusal = |n: usize| {
+        answers[n]["refusal"]["code"]
+            .as_str()
+            .unwrap_or("-")
+            .to_owned()
+    };
     assert_eq!(outcome(0), "held", "{}", answers[0]);
     assert_eq!(refusal(1), "not_found");
     assert_eq!(refusal(2), "slot_taken");

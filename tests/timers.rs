@@ -208,7 +208,8 @@ async fn a_cron_task_that_fails_is_retried_later_without_stalling_other_timers()
 }
 
 #[actix_rt::test]
-async fn the_retention_job_forgets_only_messages_and_outcomes_older_than_the_retention_and_old_sessions() {
+async fn the_retention_job_forgets_only_messages_and_outcomes_older_than_the_retention_and_old_sessions(
+) {
     let env = TestEnv::new_with(|settings| settings.inbox_retention_days = 30).await;
     for (key, days_ago) in [("old-1", 45), ("old-2", 31), ("recent", 29), ("today", 0)] {
         sqlx::query(
@@ -283,12 +284,11 @@ async fn the_retention_job_forgets_only_messages_and_outcomes_older_than_the_ret
     );
     assert!(running.shutdown(WAIT).await);
     assert_eq!(keys().await, ["recent", "today"]);
-    let outcomes: Vec<String> = sqlx::query_scalar(
-        "SELECT idempotency_key FROM appointment_command_outcomes ORDER BY 1",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    let outcomes: Vec<String> =
+        sqlx::query_scalar("SELECT idempotency_key FROM appointment_command_outcomes ORDER BY 1")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     assert_eq!(outcomes, ["recent", "today"]);
     let sessions: Vec<String> = sqlx::query_scalar("SELECT key_sha256 FROM staff_sessions")
         .fetch_all(&env.pool)

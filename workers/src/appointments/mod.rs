@@ -7,9 +7,9 @@
 //! of a refused command may be kept); the others begin and commit their own.
 
 mod booking;
-pub mod lookups;
 pub mod callbacks;
 pub mod commands;
+pub mod lookups;
 pub mod receipt;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};

@@ -333,7 +333,7 @@ mod tests {
     fn hold_at(starts_at: &str, key: &str) -> AdmittedCommand {
         admitted(HOLD_REQUESTED, |value| {
             value["payload"]["starts_at"] = json!(starts_at);
-            value["idempotency_key"] = json!(key);
+            value["idempotency_key"] = json!(format!("batch-key-{key}"));
         })
     }
 

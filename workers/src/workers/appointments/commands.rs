@@ -100,8 +100,8 @@ impl Consumer<'_> {
     pub async fn run(&self, shutdown: &CancellationToken) -> Result<(), WorkerError> {
         let (connection, dead_letters) =
             super::super::connect_declared(self.amqp_url, "appointments-commands").await?;
-        let channels =
-            (0..BATCHES_AT_ONCE).map(|_| self.consume_on_channel(&connection, &dead_letters, shutdown));
+        let channels = (0..BATCHES_AT_ONCE)
+            .map(|_| self.consume_on_channel(&connection, &dead_letters, shutdown));
         let outcome = futures::future::try_join_all(channels).await;
         let _ = connection.close(200, "shutdown".into()).await;
         outcome.map(|_| ())
