@@ -220,7 +220,16 @@ impl Commands<'_> {
     /// One transaction: the inbox decides whether this is new; a new command
     /// is applied and its outcome kept; a repeat gets the kept outcome.
     async fn apply(&self, admitted: &AdmittedCommand) -> Result<CommandOutcome, Failure> {
-        let mut tx = self.pool.begin().await.map_err(database_failure)?;
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            // Say why no connection could be had, not only "pool timed out".
+            Err(error) if store::is_transient(&error) => {
+                return Err(Failure::Transient(
+                    store::outage::explain(&self.pool, &error).await,
+                ))
+            }
+            Err(error) => return Err(database_failure(error)),
+        };
         let seen = inbox::record(&mut tx, &[&admitted.idempotency])
             .await
             .map_err(database_failure)?;
@@ -246,6 +255,14 @@ impl Commands<'_> {
             Some(inbox::InboxOutcome::KeyReused) | None => {
                 commands::refused(command_type, &AppointmentError::KeyReused)
             }
+            Some(reused @ inbox::InboxOutcome::MessageIdReused) => CommandOutcome::refused(
+                command_type,
+                Refusal {
+                    code: "message_id_reused".into(),
+                    message: reused.refusal(&admitted.idempotency).unwrap_or_default(),
+                    alternatives: Vec::new(),
+                },
+            ),
         };
         tx.commit().await.map_err(database_failure)?;
         tracing::info!(outcome = ?outcome.outcome, appointment_id = ?outcome.appointment_id,
