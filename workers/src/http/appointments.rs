@@ -73,7 +73,8 @@ macro_rules! appointment_example {
             "created_at": "2026-11-29T09:00:00Z",
             "updated_at": "2026-11-29T09:02:00Z",
             "confirmed_at": "2026-11-29T09:02:00Z",
-            "cancelled_at": null
+            "cancelled_at": null,
+            "booked_by": {"kind": "citizen"}
         })
     };
 }
@@ -344,6 +345,7 @@ pub async fn cancel(
 #[utoipa::path(
     get,
     path = "/appointments",
+    operation_id = "list_appointments",
     tag = "appointments",
     description = "\"Gestione appuntamenti\", latest first: the citizen's; an intermediary's delegated citizens and positions; the office's; what an agent booked for the citizen they serve.",
     responses(
@@ -359,6 +361,7 @@ pub async fn list(state: web::Data<ApiState>, caller: Caller) -> Result<HttpResp
 #[utoipa::path(
     get,
     path = "/appointments/{id}",
+    operation_id = "appointment_detail",
     tag = "appointments",
     description = "One appointment, for whoever may see it.",
     params(("id" = Uuid, Path, description = "The appointment")),

@@ -192,6 +192,7 @@ pub async fn upload(
 #[utoipa::path(
     get,
     path = "/cases/{case_id}/documents",
+    operation_id = "list_documents",
     tag = "documents",
     description = "Documents \"Inviati\" (`from_citizen`) and \"Ricevuti\" (`to_citizen`) with state and label.",
     params(("case_id" = Uuid, Path, description = "The case")),
@@ -252,6 +253,7 @@ pub(super) fn attachment(file_name: &str) -> ContentDisposition {
 #[utoipa::path(
     get,
     path = "/documents/{document_id}/history",
+    operation_id = "document_history",
     tag = "documents",
     description = "Every transition with who (by kind only, on the citizen's side) and when.",
     params(("document_id" = Uuid, Path, description = "The document")),
@@ -276,6 +278,7 @@ pub async fn history(
 #[utoipa::path(
     delete,
     path = "/documents/{document_id}",
+    operation_id = "delete_document",
     tag = "documents",
     description = "The side that sent it deletes it, only while *uploaded*.",
     params(("document_id" = Uuid, Path, description = "The document")),
@@ -356,6 +359,7 @@ pub async fn send_for_registration(
 #[utoipa::path(
     get,
     path = "/registrations/{registration_id}/receipt.pdf",
+    operation_id = "registration_receipt_pdf",
     tag = "documents",
     description = "The registration receipt: the signature (e.g. `INPS.0040.29/05/2025.0001632`) and the files' SHA-256.",
     params(("registration_id" = Uuid, Path, description = "The registration")),

@@ -62,6 +62,7 @@ macro_rules! ticket_example {
 #[utoipa::path(
     get,
     path = "/tickets",
+    operation_id = "search_tickets",
     tag = "tickets",
     description = "History search: a citizen's own tickets, an intermediary's positions under an active delegation, an operator's office. Last updated first.",
     params(SearchQuery),
@@ -100,6 +101,7 @@ pub async fn search(
 #[utoipa::path(
     get,
     path = "/tickets/{ticket_id}",
+    operation_id = "ticket_detail",
     tag = "tickets",
     description = "The ticket with its whole conversation and attachments; citizens see public entries only, without operator ids, routing or correlation id.",
     params(("ticket_id" = Uuid, Path, description = "The ticket")),
