@@ -446,3 +446,40 @@ async fn a_staff_form_key_counts_only_in_its_own_session() {
     assert_eq!(comments, vec!["prima", "seconda"], "{detail}");
     api.stop().await;
 }
+
+#[actix_rt::test]
+async fn the_staff_cookie_is_secure_when_served_over_tls() {
+    // Reached over plain HTTP on a loopback address (as a TLS-terminating
+    // proxy that does not say so would), with an https PUBLIC_BASE_URL.
+    let env = TestEnv::new_with(|settings| {
+        settings.public_base_url = Some("https://sportello.example".into())
+    })
+    .await;
+    let api = Api::start_with(env, &[]);
+    let cookie = {
+        let token = api
+            .keys
+            .issue(&operator("1901"), chrono::Duration::minutes(10))
+            .unwrap();
+        let response = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/ufficio/accesso", api.base))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        response
+            .headers()
+            .get("set-cookie")
+            .and_then(|c| c.to_str().ok())
+            .expect("a session cookie")
+            .to_owned()
+    };
+    assert!(
+        cookie.split(';').any(|part| part.trim() == "Secure"),
+        "{cookie}"
+    );
+    api.stop().await;
+}

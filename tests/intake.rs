@@ -101,7 +101,44 @@ async fn an_idempotency_key_reused_for_different_content_is_dead_lettered() {
 
     let letter = dead.next(WAIT).await.expect("dead letter");
     let reason = header(&letter, REASON_HEADER).unwrap();
-    assert!(reason.contains("idempotency key"), "{reason}");
+    assert!(
+        reason.contains("idempotency key `reused-key-0001` was already used by this principal"),
+        "{reason}"
+    );
+    assert_eq!(env.ticket_count().await, 1);
+    assert!(workers.shutdown(WAIT).await);
+    env.cleanup().await;
+}
+
+#[actix_rt::test]
+async fn a_different_message_reusing_a_message_id_is_dead_lettered_for_what_it_did() {
+    let env = TestEnv::new().await;
+    let mut dead = env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+    let workers = env.start(&[WorkerKind::Intake]);
+
+    let first = request("web", "first-of-two-0001");
+    // Another request (its own key, its own subject) under the first's id.
+    let mut second = request("web", "second-of-two-0002");
+    second["message_id"] = first["message_id"].clone();
+    second["payload"]["subject"] = json!("Tutt'altra domanda");
+    env.publish("web", "web.request.submitted", &bytes(&first))
+        .await
+        .unwrap();
+    assert!(eventually(WAIT, || async { env.ticket_count().await == 1 }).await);
+    env.publish("web", "web.request.submitted", &bytes(&second))
+        .await
+        .unwrap();
+
+    let letter = dead.next(WAIT).await.expect("dead letter");
+    let reason = header(&letter, REASON_HEADER).unwrap();
+    let id = first["message_id"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "message_id {id} was already used by a different message"
+        )),
+        "{reason}"
+    );
+    assert!(!reason.contains("idempotency key `"), "{reason}");
     assert_eq!(env.ticket_count().await, 1);
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;

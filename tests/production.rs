@@ -387,6 +387,77 @@ async fn readiness_names_an_unreachable_broker_and_a_missing_migration() {
     env.cleanup().await;
 }
 
+/// A database that refuses connections (nothing listens on the port): the
+/// log says so once with the cause, each failure carries it, and readiness
+/// names it, where sqlx alone says only "pool timed out".
+#[actix_rt::test]
+async fn a_database_outage_is_logged_once_with_its_cause() {
+    let closed = free_address();
+    let database_url = format!("postgres://sportello:sportello@{closed}/sportello");
+    let mut worker = sportello(
+        &["worker", "timers"],
+        &[
+            ("DATABASE_URL", database_url.as_str()),
+            ("METRICS_ADDRESS", ""),
+            ("RUST_LOG", "info"),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Two failed runs: each waits out the pool's 5 s acquire timeout.
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    worker.kill().unwrap();
+    let output = worker.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    let lost: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("PostgreSQL unreachable"))
+        .collect();
+    assert_eq!(lost.len(), 1, "{log}");
+    assert!(lost[0].contains("connection refused"), "{log}");
+    assert!(lost[0].contains(&format!("{closed}/sportello")), "{log}");
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("worker failed; restarting"))
+        .collect();
+    assert!(failures.len() >= 2, "{log}");
+    for failure in failures {
+        assert!(
+            failure.contains("is unreachable: connection refused"),
+            "{failure}"
+        );
+    }
+    assert!(!log.contains("sportello:sportello@"), "{log}");
+
+    // Readiness names the cause too.
+    let env = TestEnv::new().await;
+    let settings = sportello::config::Settings {
+        database_url: database_url.clone(),
+        ..(*env.settings).clone()
+    };
+    let pool = sportello::store::connect_lazy(&database_url, 2).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = http::serve(ApiState::new(&settings, pool), listener).unwrap();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    let response = reqwest::get(format!("{base}/health/ready")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["problems"].as_array().unwrap().iter().any(|p| p
+            .as_str()
+            .unwrap()
+            .starts_with("database unreachable: connection refused")),
+        "{body}"
+    );
+    handle.stop(true).await;
+    env.cleanup().await;
+}
+
 #[actix_rt::test]
 async fn a_delivery_left_sending_by_a_dead_sender_is_counted_in_doubt_and_resent_after_the_setting()
 {

@@ -27,7 +27,7 @@ use crate::store::outbox::{self, OutboxMessage};
 use crate::store::timers::{self, TimerRequest};
 
 /// *Prenota*, as a channel sends it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
     pub office: String,
@@ -61,7 +61,7 @@ pub struct Hold {
 }
 
 /// What a confirm or cancel did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Confirmed,
@@ -70,7 +70,7 @@ pub enum Outcome {
     AlreadyCancelled,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     pub outcome: Outcome,
     pub appointment: AppointmentRecord,

@@ -71,6 +71,14 @@ pub async fn apply_batch(
                 }
             }
             InboxOutcome::KeyReused => refused(command_type, &AppointmentError::KeyReused),
+            reused @ InboxOutcome::MessageIdReused => CommandOutcome::refused(
+                command_type,
+                Refusal {
+                    code: "message_id_reused".into(),
+                    message: reused.refusal(&command.idempotency).unwrap_or_default(),
+                    alternatives: Vec::new(),
+                },
+            ),
         };
         outcomes[position] = Some(outcome);
     }

@@ -124,7 +124,7 @@ impl BookingSettings {
 }
 
 /// A slot with seats left.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FreeSlot {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
@@ -145,7 +145,7 @@ impl From<&FreeSlot> for crate::contract::appointments::FreeSlot {
 }
 
 /// Free slots of one desk and mode over local dates.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Availability {
     pub office_aoo: String,
     pub office_name: String,

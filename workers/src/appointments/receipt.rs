@@ -12,7 +12,7 @@ use crate::domain::appointment::{AppointmentState, Mode};
 use crate::store::appointments::AppointmentRecord;
 use crate::timers::cron::TIME_ZONE;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub appointment_id: Uuid,
     pub state: AppointmentState,

@@ -8,7 +8,7 @@ use super::CodiceFiscale;
 
 /// The integrator a message comes from. Each has its own broker user, which may
 /// publish only routing keys that start with its own name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// MyINPS web portal.

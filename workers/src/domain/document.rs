@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a document is in its life. The labels are the colours the citizen's
 /// area shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentState {
     /// No label.
@@ -55,14 +55,14 @@ impl DocumentState {
 }
 
 /// A document state's label: its words and its colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Label {
     pub text: &'static str,
     pub colour: &'static str,
 }
 
 /// Which way a document travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// *Inviati*: the citizen (or their intermediary) sent it.

@@ -34,7 +34,7 @@ impl Medium {
 }
 
 /// The tabs of the notification centre (seed 000).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Tab {
     /// Avvisi e messaggi.
@@ -292,7 +292,7 @@ impl Rules {
 }
 
 /// Contacts and preferences known for a citizen (*recapiti*).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KnownContacts {
     pub email: Option<String>,
     pub phone: Option<String>,

@@ -12,7 +12,9 @@ use crate::contract::{
 };
 
 /// The state the citizen sees is always this back-office state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[sqlx(type_name = "ticket_state", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum TicketState {

@@ -3,6 +3,7 @@
 use actix_web::{http::StatusCode, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::openapi::Problem;
 use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;
 use crate::domain::appointment::StateRefusal;
@@ -155,18 +156,23 @@ impl ResponseError for ApiError {
         } else {
             self.to_string()
         };
-        let mut body = json!({ "error": self.code(), "message": message });
+        let mut problem = Problem {
+            error: self.code().to_owned(),
+            message,
+            alternatives: None,
+            possible_from: None,
+        };
         // What the caller can do next: other slots, or the day booking opens.
         match self {
             ApiError::Appointments(AppointmentError::SlotTaken { alternatives }) => {
-                body["alternatives"] = json!(alternatives);
+                problem.alternatives = Some(alternatives.clone());
             }
             ApiError::Appointments(AppointmentError::NotYetEligible(not_yet)) => {
-                body["possible_from"] = json!(not_yet.possible_from);
+                problem.possible_from = Some(not_yet.possible_from);
             }
             _ => {}
         }
-        HttpResponse::build(status).json(body)
+        HttpResponse::build(status).json(problem)
     }
 }
 

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpResponse};
 use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use serde_json::json;
 use sqlx::PgPool;
 
 use super::ApiState;
 use crate::broker::{self, topology};
+use crate::store::outage::{self, Reachability};
 
 /// How long a verdict is reused.
 const FRESH: Duration = Duration::from_secs(2);
@@ -72,7 +72,7 @@ impl Readiness {
     }
 
     async fn check(&self, pool: &PgPool) -> Verdict {
-        let (database, broker) = futures::join!(migrations_applied(pool), self.topology_declared());
+        let (database, broker) = futures::join!(database_ready(pool), self.topology_declared());
         let problems: Vec<String> = [database, broker]
             .into_iter()
             .filter_map(Result::err)
@@ -133,6 +133,26 @@ impl Readiness {
     }
 }
 
+/// The database answers with every migration applied. A slow answer may be
+/// the pool retrying a refused connection until its timeout: then the
+/// problem says why the server cannot be reached (`store::outage`), not
+/// only that it did not answer in time.
+async fn database_ready(pool: &PgPool) -> Result<(), String> {
+    let applied = migrations_applied(pool);
+    tokio::pin!(applied);
+    tokio::select! {
+        result = &mut applied => return result,
+        _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+    }
+    tokio::select! {
+        result = &mut applied => result,
+        found = outage::diagnose(pool) => match found {
+            Reachability::Unreachable(cause) => Err(format!("database unreachable: {cause}")),
+            Reachability::Reachable => applied.await,
+        },
+    }
+}
+
 async fn migrations_applied(pool: &PgPool) -> Result<(), String> {
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
@@ -149,19 +169,69 @@ async fn migrations_applied(pool: &PgPool) -> Result<(), String> {
     }
 }
 
+/// `GET /health`: the first probe, kept as it was (plain `ok`).
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "The process serves", body = String, content_type = "text/plain", example = json!("ok")))
+)]
+pub(super) async fn plain() -> HttpResponse {
+    HttpResponse::Ok().body("ok")
+}
+
+/// A probe's answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Probe {
+    /// `live`, `ready` or `not_ready`.
+    status: String,
+    /// What is not ready (503 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    problems: Option<Vec<String>>,
+}
+
 /// `GET /health/live`
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    description = "200 while the process serves (no I/O).",
+    security(()),
+    responses((status = 200, description = "Live", body = Probe, example = json!({"status": "live"})))
+)]
 pub(super) async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "live"}))
+    HttpResponse::Ok().json(Probe {
+        status: "live".into(),
+        problems: None,
+    })
 }
 
 /// `GET /health/ready`: 200, or 503 with what is not ready.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    description = "200 when the database answers with every migration applied and the broker accepts this process's user with the whole topology declared; the verdict is cached 2 s.",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Probe, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready, and why", body = Probe, example = json!({"status": "not_ready", "problems": ["database unreachable: connection refused: nothing listens there (is PostgreSQL running?)"]}))
+    )
+)]
 pub(super) async fn ready(state: web::Data<ApiState>) -> HttpResponse {
     match state.readiness.verdict(&state.pool).await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Ok(()) => HttpResponse::Ok().json(Probe {
+            status: "ready".into(),
+            problems: None,
+        }),
         Err(problems) => {
             tracing::warn!(?problems, "not ready");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "not_ready", "problems": problems}))
+            HttpResponse::ServiceUnavailable().json(Probe {
+                status: "not_ready".into(),
+                problems: Some(problems),
+            })
         }
     }
 }

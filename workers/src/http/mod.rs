@@ -1,6 +1,9 @@
 //! The HTTP API (actix-web): documents of a case, registrations and their
-//! receipts, tickets; and the staff pages. Handlers are thin: they authenticate the caller, read the
-//! request, call `documents`, and map its errors to statuses.
+//! receipts, tickets, notifications, appointments; and the staff pages.
+//! Handlers are thin: they authenticate the caller, read the request, call
+//! the operations, and map their errors to statuses. Every route is in one
+//! table (`routes`), described for integrators in `/openapi.json`
+//! (`openapi`).
 
 mod appointments;
 mod caller;
@@ -9,13 +12,15 @@ pub mod edge;
 mod error;
 mod health;
 mod notifications;
+pub mod openapi;
+mod routes;
 mod staff;
 mod tickets;
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::{dev::Server, web, App, HttpResponse, HttpServer};
+use actix_web::{dev::Server, web, App, HttpServer};
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -68,70 +73,7 @@ impl ApiState {
     }
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/health").route(web::get().to(|| async { HttpResponse::Ok().body("ok") })),
-    )
-    .service(web::resource("/health/live").route(web::get().to(health::live)))
-    .service(web::resource("/health/ready").route(web::get().to(health::ready)))
-    .service(
-        web::resource("/cases/{case_id}/documents")
-            .route(web::get().to(documents::list))
-            .route(web::post().to(documents::upload)),
-    )
-    .service(
-        web::resource("/cases/{case_id}/registrations")
-            .route(web::post().to(documents::send_for_registration)),
-    )
-    .service(
-        web::resource("/documents/{document_id}/content").route(web::get().to(documents::download)),
-    )
-    .service(
-        web::resource("/documents/{document_id}/history").route(web::get().to(documents::history)),
-    )
-    .service(web::resource("/documents/{document_id}").route(web::delete().to(documents::delete)))
-    .service(
-        web::resource("/registrations/{registration_id}/receipt.pdf")
-            .route(web::get().to(documents::receipt)),
-    )
-    .service(
-        web::resource("/registrations/{registration_id}/annulment")
-            .route(web::post().to(documents::annul)),
-    )
-    .service(web::resource("/tickets").route(web::get().to(tickets::search)))
-    .service(web::resource("/tickets/{ticket_id}").route(web::get().to(tickets::detail)))
-    .service(
-        web::resource("/tickets/{ticket_id}/take-in-charge")
-            .route(web::post().to(tickets::take_in_charge)),
-    )
-    .service(web::resource("/tickets/{ticket_id}/comments").route(web::post().to(tickets::comment)))
-    .service(web::resource("/tickets/{ticket_id}/close").route(web::post().to(tickets::close)))
-    .service(
-        web::resource("/tickets/{ticket_id}/reassign").route(web::post().to(tickets::reassign)),
-    )
-    .service(
-        web::resource("/tickets/{ticket_id}/notifications")
-            .route(web::get().to(notifications::ticket_log)),
-    )
-    .service(
-        web::resource("/appointments/{appointment_id}/notifications")
-            .route(web::get().to(notifications::appointment_log)),
-    )
-    .service(web::resource("/offices").route(web::get().to(tickets::offices)))
-    .service(web::resource("/notifications").route(web::get().to(notifications::centre)))
-    .service(
-        web::resource("/notifications/{notification_id}/read")
-            .route(web::put().to(notifications::mark_read))
-            .route(web::delete().to(notifications::mark_unread)),
-    )
-    .service(
-        web::resource("/me/contacts")
-            .route(web::get().to(notifications::contacts))
-            .route(web::put().to(notifications::save_contacts)),
-    )
-    .configure(appointments::routes)
-    .configure(staff::routes);
-}
+pub use routes::{mounted, Surface};
 
 /// Starts serving on `listener` (port 0 in tests); the returned server runs
 /// until stopped through its handle.
@@ -151,7 +93,7 @@ pub fn serve(state: ApiState, listener: TcpListener) -> std::io::Result<Server> 
             .wrap(actix_web::middleware::from_fn(edge::guard))
             .wrap(tracing_actix())
             .wrap(actix_web::middleware::from_fn(count_request))
-            .configure(routes)
+            .configure(routes::mount)
     })
     .listen(listener)?
     .shutdown_timeout(10)
@@ -186,9 +128,13 @@ async fn count_request(
 /// The access log: method, path (ids only, never the query string, which
 /// carries tax codes, positions and search words), status, time.
 fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%{method}xi %U %s %Dms correlation=%{x-correlation-id}i")
+    actix_web::middleware::Logger::new(ACCESS_LOG_FORMAT)
         .custom_request_replace("method", |request| request.method().to_string())
 }
+
+/// `%U` is the path alone; `%r` (the request line) and `%q` would carry
+/// the query string.
+const ACCESS_LOG_FORMAT: &str = "%{method}xi %U %s %Dms correlation=%{x-correlation-id}i";
 
 /// The API as a supervised worker of `sportello up` / `sportello worker api`.
 pub struct ApiWorker {
@@ -230,5 +176,17 @@ impl Worker for ApiWorker {
             }
             .instrument(tracing::info_span!("api")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_access_log_writes_no_query_string() {
+        let format = super::ACCESS_LOG_FORMAT;
+        assert!(format.contains("%U"), "{format}");
+        for query_bearing in ["%r", "%q", "%{QUERY_STRING}"] {
+            assert!(!format.contains(query_bearing), "{format}");
+        }
     }
 }

@@ -52,17 +52,20 @@ fn own_tax_code(principal: &Principal) -> Result<&str, CentreError> {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CentreQuery {
     /// `messages` (default), `deadlines` or `appointments`.
     pub tab: Option<String>,
+    /// Only unread notifications.
     #[serde(default)]
     pub unread: bool,
+    /// From 1.
     pub page: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TabSummary {
     pub tab: Tab,
     pub label: &'static str,
@@ -70,7 +73,7 @@ pub struct TabSummary {
 }
 
 /// A notification as the centre shows it now.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CentreItem {
     pub id: Uuid,
     pub title: String,
@@ -109,7 +112,7 @@ impl CentreItem {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CentreView {
     pub tab: Tab,
     pub tabs: Vec<TabSummary>,

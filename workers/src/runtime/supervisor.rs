@@ -24,10 +24,26 @@ pub enum WorkerError {
     Topology(#[from] crate::broker::topology::TopologyError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// No connection to the database, with the cause (`store::outage`).
+    #[error("database: {0}")]
+    Unreachable(String),
     #[error("the broker cancelled the consumer")]
     ConsumerCancelled,
     #[error("{0}")]
     Other(String),
+}
+
+impl WorkerError {
+    /// A database connection failure said with its cause (why `pool`'s
+    /// server cannot be reached), instead of sqlx's bare "pool timed out".
+    pub async fn explained(self, pool: &sqlx::PgPool) -> Self {
+        match self {
+            WorkerError::Database(error) if crate::store::outage::is_connection_failure(&error) => {
+                WorkerError::Unreachable(crate::store::outage::explain(pool, &error).await)
+            }
+            other => other,
+        }
+    }
 }
 
 /// A long-running loop: consume, relay, fire timers. It returns `Ok` only when

@@ -283,7 +283,7 @@ pub fn is_key_conflict(error: &sqlx::Error) -> bool {
 }
 
 /// An appointment with its office's and desk's names.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AppointmentRecord {
     pub id: Uuid,
     pub subject_tax_code: String,

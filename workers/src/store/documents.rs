@@ -100,7 +100,7 @@ pub async fn delegations_of(
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Document {
     pub id: Uuid,
     pub case_id: Uuid,
@@ -249,7 +249,7 @@ pub async fn record_transitions(
     Ok(())
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RecordedTransition {
     pub from: Option<String>,
     pub to: String,

@@ -14,6 +14,31 @@ pub enum InboxOutcome {
     Duplicate,
     /// The idempotency key was already used by this actor for different content.
     KeyReused,
+    /// The message id was already used by a different message (another
+    /// idempotency key, or different content under the same key): message
+    /// ids are unique per message, whoever sent the first.
+    MessageIdReused,
+}
+
+impl InboxOutcome {
+    /// Why a refused outcome was refused, in the sender's terms (the reason
+    /// of a dead letter or of a command's refusal); `None` when applied or
+    /// a duplicate.
+    pub fn refusal(&self, idempotency: &Idempotency) -> Option<String> {
+        match self {
+            InboxOutcome::New | InboxOutcome::Duplicate => None,
+            InboxOutcome::KeyReused => Some(format!(
+                "idempotency key `{}` was already used by this principal for a different {} \
+                 (other content); resend the same content, or use a new key for a new {}",
+                idempotency.key, idempotency.message_type, idempotency.message_type
+            )),
+            InboxOutcome::MessageIdReused => Some(format!(
+                "message_id {} was already used by a different message (another idempotency \
+                 key or different content); a message id must be unique per message",
+                idempotency.message_id
+            )),
+        }
+    }
 }
 
 /// Forgets up to `limit` applied messages received before `before` (any of
@@ -88,8 +113,9 @@ pub async fn record(
             continue;
         }
         let existing = sqlx::query(
-            "SELECT payload_sha256 FROM inbox
+            "SELECT message_id, idempotency_scope, idempotency_key, payload_sha256 FROM inbox
              WHERE message_id = $1 OR (idempotency_scope = $2 AND idempotency_key = $3)
+             ORDER BY message_id = $1 DESC
              LIMIT 1",
         )
         .bind(entry.message_id)
@@ -97,14 +123,96 @@ pub async fn record(
         .bind(&entry.key)
         .fetch_optional(&mut *conn)
         .await?;
-        let same_content = existing
-            .map(|row| row.get::<String, _>(0) == entry.payload_sha256)
-            .unwrap_or(false);
-        outcomes.push(if same_content {
-            InboxOutcome::Duplicate
-        } else {
-            InboxOutcome::KeyReused
+        outcomes.push(match existing {
+            Some(row) => judge(
+                entry,
+                &Recorded {
+                    message_id: row.get(0),
+                    scope: row.get(1),
+                    key: row.get(2),
+                    payload_sha256: row.get(3),
+                },
+            ),
+            // The conflicting row is gone again (purged in between): refused
+            // as a reused key, the sender may send it anew.
+            None => InboxOutcome::KeyReused,
         });
     }
     Ok(outcomes)
+}
+
+/// An inbox row, as far as judging a newcomer needs it.
+struct Recorded {
+    message_id: Uuid,
+    scope: String,
+    key: String,
+    payload_sha256: String,
+}
+
+/// What a message that conflicted with `earlier` is: the same message again,
+/// or a different one reusing its message id or its idempotency key.
+fn judge(entry: &Idempotency, earlier: &Recorded) -> InboxOutcome {
+    let same_content = earlier.payload_sha256 == entry.payload_sha256;
+    if earlier.message_id == entry.message_id {
+        let same_key = earlier.scope == entry.scope && earlier.key == entry.key;
+        if same_key && same_content {
+            InboxOutcome::Duplicate
+        } else {
+            InboxOutcome::MessageIdReused
+        }
+    } else if same_content {
+        // A resend: a new message id, the same key and content.
+        InboxOutcome::Duplicate
+    } else {
+        InboxOutcome::KeyReused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(message_id: Uuid, key: &str, payload: &str) -> Idempotency {
+        Idempotency {
+            message_id,
+            message_type: "request.submitted",
+            scope: "citizen:RSSMRA85T10A562S".into(),
+            key: key.into(),
+            payload_sha256: payload.into(),
+        }
+    }
+
+    fn recorded(entry: &Idempotency) -> Recorded {
+        Recorded {
+            message_id: entry.message_id,
+            scope: entry.scope.clone(),
+            key: entry.key.clone(),
+            payload_sha256: entry.payload_sha256.clone(),
+        }
+    }
+
+    #[test]
+    fn a_conflict_is_told_apart_by_what_was_reused() {
+        let id = Uuid::now_v7();
+        let first = entry(id, "form-1", "aaa");
+        let earlier = recorded(&first);
+        // Redelivered, or resent under a new id: the same message.
+        assert_eq!(judge(&first, &earlier), InboxOutcome::Duplicate);
+        let resent = entry(Uuid::now_v7(), "form-1", "aaa");
+        assert_eq!(judge(&resent, &earlier), InboxOutcome::Duplicate);
+        // The same key, other content, a new id.
+        let other = entry(Uuid::now_v7(), "form-1", "bbb");
+        assert_eq!(judge(&other, &earlier), InboxOutcome::KeyReused);
+        // The same id on a different message: another key, or other content.
+        let other_key = entry(id, "form-2", "bbb");
+        assert_eq!(judge(&other_key, &earlier), InboxOutcome::MessageIdReused);
+        let other_content = entry(id, "form-1", "bbb");
+        assert_eq!(
+            judge(&other_content, &earlier),
+            InboxOutcome::MessageIdReused
+        );
+        let mut other_actor = entry(id, "form-1", "aaa");
+        other_actor.scope = "citizen:VRDLGU80A01H501X".into();
+        assert_eq!(judge(&other_actor, &earlier), InboxOutcome::MessageIdReused);
+    }
 }

@@ -6,6 +6,7 @@ pub mod dead_letters;
 pub mod documents;
 pub mod inbox;
 pub mod notifications;
+pub mod outage;
 pub mod outbox;
 pub mod protocol;
 pub mod staff_sessions;
@@ -21,9 +22,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = database_url.parse()?;
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+    pool_options(&options, max_connections)
         .connect_with(options.application_name("sportello"))
         .await
 }
@@ -32,10 +31,21 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
 /// database is still down and keep retrying.
 pub fn connect_lazy(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = database_url.parse()?;
-    Ok(PgPoolOptions::new()
+    Ok(pool_options(&options, max_connections)
+        .connect_lazy_with(options.application_name("sportello")))
+}
+
+/// Every pool of the process: a new connection tells `outage` the server
+/// is back, if it was taken for unreachable.
+fn pool_options(options: &PgConnectOptions, max_connections: u32) -> PgPoolOptions {
+    let server = outage::server_name(options);
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(options.application_name("sportello")))
+        .after_connect(move |_, _| {
+            outage::connected(&server);
+            Box::pin(async { Ok(()) })
+        })
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {

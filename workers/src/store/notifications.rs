@@ -608,7 +608,7 @@ pub async fn set_read(
 }
 
 /// A notification of the operators' log, with each delivery and its attempts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoggedNotification {
     pub id: Uuid,
     pub rule: String,
@@ -618,7 +618,7 @@ pub struct LoggedNotification {
     pub deliveries: Vec<LoggedDelivery>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LoggedDelivery {
     pub id: Uuid,
     pub medium: String,

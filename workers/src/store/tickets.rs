@@ -52,7 +52,7 @@ pub async fn routing_table(conn: &mut PgConnection) -> Result<RoutingTable, sqlx
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Office {
     pub aoo: String,
     pub name: String,
@@ -377,7 +377,7 @@ pub struct TicketFilter {
     pub updated_to: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TicketSummary {
     pub id: Uuid,
     pub subject: String,
@@ -497,7 +497,7 @@ pub async fn search(
 }
 
 /// Everything about one ticket, for its detail view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TicketRecord {
     #[serde(flatten)]
     pub summary: TicketSummary,
@@ -552,7 +552,7 @@ pub async fn record(
     .transpose()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub kind: String,
     pub from_state: Option<TicketState>,

@@ -88,17 +88,26 @@ pub const MAX_PAGE: u32 = 10_000;
 /// Search parameters as they arrive in a query string (API or staff form).
 /// Dates are `YYYY-MM-DD` (whole days, Europe/Rome, both ends included) or
 /// RFC 3339 instants.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// The contribution position.
     pub matricola: Option<String>,
-    /// Words of the subject.
+    /// Words of the subject (Italian stemming).
     pub q: Option<String>,
+    /// `aperta`, `in_carico` or `chiusa`.
     pub state: Option<String>,
+    /// Opened on or after: `YYYY-MM-DD` (Europe/Rome) or RFC 3339.
     pub opened_from: Option<String>,
+    /// Opened on or before.
     pub opened_to: Option<String>,
+    /// Last updated on or after.
     pub updated_from: Option<String>,
+    /// Last updated on or before.
     pub updated_to: Option<String>,
+    /// From 1.
     pub page: Option<u32>,
+    /// At most 100; 20 by default.
     pub per_page: Option<u32>,
 }
 
@@ -187,7 +196,7 @@ fn instant(
     Ok(Some(local.with_timezone(&Utc)))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page {
     pub tickets: Vec<TicketSummary>,
     pub page: u32,
@@ -233,7 +242,7 @@ pub async fn search(
 }
 
 /// The whole conversation of a ticket as the viewer may see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TicketDetail {
     #[serde(flatten)]
     pub ticket: TicketRecord,
@@ -393,7 +402,7 @@ pub async fn add_citizen_message(
     Ok(Some(events))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActOutcome {
     Applied,

@@ -258,6 +258,7 @@ async fn record(
         match outcome {
             Ok(()) => return Ok(()),
             Err(error) if store::is_transient(&error) && backoff < lease / 4 => {
+                let error = store::outage::explain(pool, &error).await;
                 tracing::warn!(%error, retry_in = ?backoff, "cannot record delivery outcomes yet");
             }
             Err(error) => return Err(error.into()),

@@ -109,9 +109,9 @@ impl Handler for Planning {
                 tracing::debug!(?planned, "event planned");
                 Ok(())
             }
-            Err(PlanError::Database(error)) if store::is_transient(&error) => {
-                Err(Failure::Transient(error.to_string()))
-            }
+            Err(PlanError::Database(error)) if store::is_transient(&error) => Err(
+                Failure::Transient(store::outage::explain(&self.pool, &error).await),
+            ),
             Err(error @ (PlanError::Invalid(_) | PlanError::Render(_))) => {
                 Err(Failure::Refused(format!("cannot notify: {error}")))
             }

@@ -54,25 +54,37 @@ impl OutboxRelay {
             super::connect_declared(&self.settings.amqp_url, &self.name()).await?;
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(&self.settings.database_url, 2)?;
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(outbox::NOTIFY_CHANNEL).await?;
-        loop {
-            // Drain everything pending before waiting.
-            while relay_batch(&pool, &publisher).await? == BATCH as usize {
-                if shutdown.is_cancelled() {
-                    break;
-                }
-            }
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                notification = listener.recv() => { notification?; }
-                _ = tokio::time::sleep(POLL) => {}
-            }
+        if let Err(error) = relay_until(&pool, &publisher, &shutdown).await {
+            return Err(error.explained(&pool).await);
         }
         connection.close(200, "shutdown".into()).await?;
         Ok(())
     }
+}
+
+/// Relays what the outbox holds, then whatever is notified, until shutdown.
+async fn relay_until(
+    pool: &PgPool,
+    publisher: &Publisher,
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(outbox::NOTIFY_CHANNEL).await?;
+    loop {
+        // Drain everything pending before waiting.
+        while relay_batch(pool, publisher).await? == BATCH as usize {
+            if shutdown.is_cancelled() {
+                break;
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            notification = listener.recv() => { notification?; }
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Relays one batch; returns how many events went out.

@@ -88,9 +88,9 @@ impl Handler for Registering {
                 tracing::info!(?outcome, "registration request settled");
                 Ok(())
             }
-            Err(DocumentError::Database(error)) if store::is_transient(&error) => {
-                Err(Failure::Transient(error.to_string()))
-            }
+            Err(DocumentError::Database(error)) if store::is_transient(&error) => Err(
+                Failure::Transient(store::outage::explain(&self.pool, &error).await),
+            ),
             Err(DocumentError::YearChanged) => Err(Failure::Again),
             Err(
                 error @ (DocumentError::Refused(_)

@@ -70,11 +70,22 @@ impl TimerWorker {
     async fn tick(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(&self.settings.database_url, 2)?;
-        let mut listener = PgListener::connect_with(&pool).await?;
+        match self.fire_until(&pool, &shutdown).await {
+            Err(error) => Err(error.explained(&pool).await),
+            done => done,
+        }
+    }
+
+    async fn fire_until(
+        &self,
+        pool: &PgPool,
+        shutdown: &CancellationToken,
+    ) -> Result<(), WorkerError> {
+        let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(timers::NOTIFY_CHANNEL).await?;
-        self.ensure_cron_scheduled(&pool).await?;
+        self.ensure_cron_scheduled(pool).await?;
         loop {
-            while self.fire_due(&pool).await? == BATCH as usize {}
+            while self.fire_due(pool).await? == BATCH as usize {}
             let mut conn = pool.acquire().await?;
             let sleep = match timers::next_due(&mut conn).await? {
                 Some(at) => (at - Utc::now())

@@ -19,7 +19,7 @@ pub use calendar::{CalendarRule, Closure, Slot, SlotRefusal};
 pub const HOLD_TIMER_KIND: &str = "appointment.hold";
 
 /// How the appointment is held (*modalità di erogazione*).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// *In presenza*, at the office.
@@ -164,7 +164,7 @@ impl From<Notes> for String {
 }
 
 /// Where an appointment is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AppointmentState {
     /// *Prenotato*: the slot is held until the hold expires.

@@ -21,7 +21,7 @@
 //! appointments of a day), `callbacks.rs` ("Richiamate", the phone
 //! call-backs, with the calls sessions hold in `held_calls.rs`);
 //! `render.rs` and `errors.rs` are shared by every page. A new page is a
-//! new file here plus its routes below.
+//! new file here plus its entries in `endpoints` below.
 
 mod actions;
 mod agenda;
@@ -35,8 +35,7 @@ mod session;
 mod sign_in;
 mod ticket;
 
-use actix_web::web;
-
+use super::routes::{page, Endpoint};
 use super::ApiState;
 
 pub use held_calls::HeldCalls;
@@ -45,23 +44,28 @@ const SESSION_COOKIE: &str = "sportello_sessione";
 const SCOPE: &str = "/ufficio";
 const LOGIN: &str = "/ufficio/accesso";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(LOGIN)
-            .route(web::get().to(sign_in::login_page))
-            .route(web::post().to(sign_in::login)),
-    )
-    .service(web::resource("/ufficio/uscita").route(web::post().to(sign_in::logout)))
-    .service(web::resource(SCOPE).route(web::get().to(queue::queue)))
-    .service(web::resource("/ufficio/quesiti/{ticket_id}").route(web::get().to(ticket::detail)))
-    .service(
-        web::resource("/ufficio/quesiti/{ticket_id}/{action}").route(web::post().to(actions::act)),
-    )
-    .service(
-        web::resource("/ufficio/documenti/{document_id}").route(web::get().to(documents::download)),
-    )
-    .service(web::resource(agenda::AGENDA).route(web::get().to(agenda::agenda)))
-    .service(web::resource(callbacks::CALLBACKS).route(web::get().to(callbacks::page)))
-    .service(web::resource("/ufficio/richiamate/prendi").route(web::post().to(callbacks::take)))
-    .service(web::resource("/ufficio/richiamate/esito").route(web::post().to(callbacks::record)));
+/// The staff pages: HTML for operators, not part of the API's description.
+pub(super) fn endpoints() -> Vec<Endpoint> {
+    use actix_web::http::Method as M;
+    vec![
+        page(LOGIN, M::GET, sign_in::login_page),
+        page(LOGIN, M::POST, sign_in::login),
+        page("/ufficio/uscita", M::POST, sign_in::logout),
+        page(SCOPE, M::GET, queue::queue),
+        page("/ufficio/quesiti/{ticket_id}", M::GET, ticket::detail),
+        page(
+            "/ufficio/quesiti/{ticket_id}/{action}",
+            M::POST,
+            actions::act,
+        ),
+        page(
+            "/ufficio/documenti/{document_id}",
+            M::GET,
+            documents::download,
+        ),
+        page(agenda::AGENDA, M::GET, agenda::agenda),
+        page(callbacks::CALLBACKS, M::GET, callbacks::page),
+        page("/ufficio/richiamate/prendi", M::POST, callbacks::take),
+        page("/ufficio/richiamate/esito", M::POST, callbacks::record),
+    ]
 }

@@ -283,7 +283,16 @@ impl Consumer<'_> {
     /// One transaction for the group.
     async fn apply_group(&self, group: &[&Command]) -> Result<Vec<CommandOutcome>, Failure> {
         let admitted: Vec<&AdmittedCommand> = group.iter().map(|c| &c.admitted).collect();
-        let mut tx = self.pool.begin().await.map_err(AppointmentError::from)?;
+        let mut tx = match self.pool.begin().await {
+            Ok(tx) => tx,
+            // Say why no connection could be had, not only "pool timed out".
+            Err(error) if store::is_transient(&error) => {
+                return Err(Failure::Transient(
+                    store::outage::explain(&self.pool, &error).await,
+                ))
+            }
+            Err(error) => return Err(AppointmentError::from(error).into()),
+        };
         // What the database keeps, to the microsecond: the answer says the same.
         let now = Utc::now().trunc_subsecs(6);
         let outcomes = commands::apply_batch(&mut tx, self.booking, &admitted, now).await?;

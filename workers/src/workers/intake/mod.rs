@@ -89,6 +89,8 @@ impl Verdict {
 enum ApplyFailure {
     /// Database or network: retry the same group later.
     Transient(String),
+    /// No connection to the database: retry later, and say why.
+    Unreachable(sqlx::Error),
     /// The data itself was refused (constraint, invalid value): never retry.
     Refused(String),
     /// Bug or unexpected error, including a panic: retry a bounded number of times.
@@ -321,17 +323,12 @@ impl IntakeWorker {
                     Err(panic) => ApplyFailure::Crashed(panic_message(&panic)),
                 };
                 match failure {
+                    ApplyFailure::Unreachable(error) => {
+                        let error = store::outage::explain(pool, &error).await;
+                        hold_batch(&error, &mut backoff, shutdown).await?;
+                    }
                     ApplyFailure::Transient(error) => {
-                        tracing::warn!(%error, retry_in = ?backoff, "database unavailable; holding batch");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = shutdown.cancelled() => {
-                                return Err(WorkerError::Other(
-                                    "stopped while the database was unavailable; unacked messages return to the queue".into(),
-                                ));
-                            }
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        hold_batch(&error, &mut backoff, shutdown).await?;
                     }
                     // Find the culprit: retry each message on its own.
                     ApplyFailure::Refused(_) | ApplyFailure::Crashed(_) if group.len() > 1 => {
@@ -366,15 +363,38 @@ impl IntakeWorker {
     }
 }
 
+/// Waits `backoff` (doubled for next time, up to 10 s) before the batch is
+/// tried again; stopping meanwhile leaves its messages unacked.
+async fn hold_batch(
+    error: &str,
+    backoff: &mut Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
+    tracing::warn!(%error, retry_in = ?backoff, "database unavailable; holding batch");
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => {}
+        _ = shutdown.cancelled() => {
+            return Err(WorkerError::Other(
+                "stopped while the database was unavailable; unacked messages return to the queue".into(),
+            ));
+        }
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(10));
+    Ok(())
+}
+
 fn verdict_for(item: &Item, outcome: ItemOutcome) -> Verdict {
     match outcome {
         ItemOutcome::Inbox(InboxOutcome::New) => Verdict::Applied,
         ItemOutcome::Inbox(InboxOutcome::Duplicate) => Verdict::Duplicate,
         ItemOutcome::Refused(reason) => Verdict::DeadLetter(format!("rejected: {reason}")),
-        ItemOutcome::Inbox(InboxOutcome::KeyReused) => Verdict::DeadLetter(format!(
-            "idempotency key `{}` was already used by this principal for a different {}",
-            item.admitted.idempotency.key, item.admitted.idempotency.message_type
-        )),
+        ItemOutcome::Inbox(reused @ (InboxOutcome::KeyReused | InboxOutcome::MessageIdReused)) => {
+            Verdict::DeadLetter(
+                reused
+                    .refusal(&item.admitted.idempotency)
+                    .unwrap_or_else(|| "refused by the inbox".into()),
+            )
+        }
     }
 }
 
@@ -463,6 +483,9 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
 type Positioned<'g, 'a> = Vec<(usize, &'g Item<'a>)>;
 
 fn classify(error: sqlx::Error) -> ApplyFailure {
+    if store::outage::is_connection_failure(&error) {
+        return ApplyFailure::Unreachable(error);
+    }
     if store::is_transient(&error) {
         return ApplyFailure::Transient(error.to_string());
     }
