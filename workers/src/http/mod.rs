@@ -100,6 +100,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/tickets").route(web::get().to(tickets::search)))
     .service(web::resource("/tickets/{ticket_id}").route(web::get().to(tickets::detail)))
+    .service(web::resource("/agent-reads").route(web::get().to(tickets::agent_reads)))
     .service(
         web::resource("/tickets/{ticket_id}/take-in-charge")
             .route(web::post().to(tickets::take_in_charge)),

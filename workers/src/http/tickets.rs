@@ -17,7 +17,13 @@ pub async fn search(
     caller: Caller,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = tickets::search(&state.pool, &caller.principal, &query).await?;
+    let page = tickets::search(
+        &state.pool,
+        &caller.principal,
+        &query,
+        &caller.correlation_id,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -26,8 +32,24 @@ pub async fn detail(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let detail = tickets::detail(&state.pool, &caller.principal, path.into_inner()).await?;
+    let detail = tickets::detail(
+        &state.pool,
+        &caller.principal,
+        path.into_inner(),
+        &caller.correlation_id,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(detail))
+}
+
+/// The audit trail of contact-centre agents' reads, for the office's operators.
+pub async fn agent_reads(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    query: web::Query<tickets::agent_reads::AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = tickets::agent_reads::audit(&state.pool, &caller.principal, &query).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 pub async fn offices(
@@ -162,10 +184,11 @@ async fn act(
     )
     .await?;
     // After a reassignment the ticket is no longer the operator's to see.
-    let ticket = match tickets::detail(&state.pool, &caller.principal, id).await {
-        Ok(detail) => Some(detail),
-        Err(TicketError::Forbidden(_)) => None,
-        Err(error) => return Err(error.into()),
-    };
+    let ticket =
+        match tickets::detail(&state.pool, &caller.principal, id, &caller.correlation_id).await {
+            Ok(detail) => Some(detail),
+            Err(TicketError::Forbidden(_)) => None,
+            Err(error) => return Err(error.into()),
+        };
     Ok(HttpResponse::Ok().json(json!({ "outcome": outcome, "ticket": ticket })))
 }
