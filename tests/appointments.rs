@@ -69,6 +69,7 @@ fn agent(id: &str, citizen: &str) -> Principal {
     Principal::ContactCenterAgent {
         agent_id: id.into(),
         on_behalf_of: CodiceFiscale::parse(citizen).unwrap(),
+        identified_by: None,
     }
 }
 
@@ -578,6 +579,7 @@ async fn nobody_reaches_another_persons_appointment() {
         INTERMEDIARY,
         &Delegation {
             citizen_tax_code: CITIZEN.into(),
+            gestione: "aziende_uniemens".into(),
             matricola: None,
             valid_from: Utc::now() - chrono::Duration::days(1),
             valid_to: Utc::now() + chrono::Duration::days(30),

@@ -240,6 +240,7 @@ async fn both_sides_of_the_case_see_the_documents_and_nobody_else() {
     let now = Utc::now();
     let mut delegation = Delegation {
         citizen_tax_code: CITIZEN.into(),
+        gestione: "aziende_uniemens".into(),
         matricola: None,
         valid_from: now - chrono::Duration::days(1),
         valid_to: now + chrono::Duration::days(30),

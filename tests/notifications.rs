@@ -439,6 +439,7 @@ async fn the_centre_is_the_citizens_own_and_the_delivery_log_the_offices() {
     let agent = Principal::ContactCenterAgent {
         agent_id: "CC-0042".into(),
         on_behalf_of: CodiceFiscale::parse(CITIZEN).unwrap(),
+        identified_by: None,
     };
     for who in [intermediary(), agent.clone(), operator("1901")] {
         assert_eq!(
@@ -1026,4 +1027,136 @@ async fn an_event_that_cannot_be_notified_is_dead_lettered_with_its_reason() {
 
     workers.shutdown(Duration::from_secs(5)).await;
     env.cleanup().await;
+}
+
+/// Seed 002: email and SMS when the request is registered *and routed to
+/// the competent office*. A request that lands in triage is told it was
+/// registered and is being routed (email and centre, no SMS, no office
+/// named); the reassignment out of triage brings the routing notice (email,
+/// SMS, centre), once however often its event arrives; going back to triage
+/// tells nothing.
+#[actix_rt::test]
+async fn a_request_routed_through_triage_is_told_when_it_reaches_its_competent_office() {
+    let gateway = SmsGateway::start();
+    let api = start(&gateway).await;
+    let mut reassigned_events = api
+        .env
+        .probe(EVENTS_EXCHANGE, "ticket.changed.reassigned")
+        .await;
+    let email = mailbox("triage");
+    let phone = "+393337654321";
+    // No rule routes a place the tables do not know: triage.
+    let mut request =
+        request_with_contact("triage-1", json!({"email": email, "phone": "3337654321"}));
+    request["payload"]["location"] = json!({"province": "ZZ", "municipality": "Altrove"});
+    let ticket = submit_and_wait(&api.env, &request).await;
+    let office: String = sqlx::query_scalar("SELECT office_aoo FROM tickets WHERE id = $1")
+        .bind(ticket)
+        .fetch_one(&api.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(office, "0001", "the request is in triage");
+
+    let mail = wait_for_mail(&email, WAIT).await;
+    assert_eq!(mail.len(), 1);
+    let registered = readable(&mail[0]);
+    assert!(
+        registered.contains("Subject: Richiesta protocollata"),
+        "{registered}"
+    );
+    assert!(
+        registered.contains("Stiamo individuando la struttura territorialmente competente"),
+        "{registered}"
+    );
+    assert!(
+        !registered.contains("Smistamento centrale"),
+        "triage is not named as if it were the competent office: {registered}"
+    );
+    assert_eq!(settled(&api, ticket, 1).await.len(), 1, "email only");
+
+    // Triage reassigns it to Crema: the routing notice, by email and SMS.
+    let (status, body) = api
+        .post(
+            &format!("/tickets/{ticket}/reassign"),
+            &operator("0001"),
+            json!({"office": "1901", "reason": "Posizione iscritta a Crema"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(eventually(WAIT, || async { delivered_to(&email).len() >= 2 }).await);
+    let routed = readable(&delivered_to(&email)[1]);
+    assert!(
+        routed.contains("Subject: Richiesta assegnata alla sede competente"),
+        "{routed}"
+    );
+    assert!(routed.contains("Agenzia territoriale di Crema"), "{routed}");
+    assert!(eventually(WAIT, || async { !gateway.delivered_to(phone).is_empty() }).await);
+    let sms = gateway.delivered_to(phone);
+    assert_eq!(
+        sms.len(),
+        1,
+        "no SMS for the triage landing, one for the routing"
+    );
+    assert!(sms[0].text.contains("sede competente"), "{}", sms[0].text);
+
+    // The same event again (a relay resending it) plans nothing new.
+    let event = reassigned_events
+        .next(WAIT)
+        .await
+        .expect("ticket.changed.reassigned");
+    let payload: Value = serde_json::from_slice(&event.data).unwrap();
+    assert_eq!(payload["payload"]["office_is_triage"], json!(false));
+    publish_as_app(
+        &api.env,
+        EVENTS_EXCHANGE,
+        "ticket.changed.reassigned",
+        &event.data,
+    )
+    .await;
+
+    // Back to triage: nothing to tell the citizen.
+    let (status, body) = api
+        .post(
+            &format!("/tickets/{ticket}/reassign"),
+            &operator("1901"),
+            json!({"office": "0001", "reason": "Non di nostra competenza"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The probe sees the republished copy first, then the new event.
+    let mut back = reassigned_events.next_json(WAIT).await.expect("an event");
+    if back["message_id"] == payload["message_id"] {
+        back = reassigned_events
+            .next_json(WAIT)
+            .await
+            .expect("second reassignment");
+    }
+    assert_eq!(back["payload"]["office_is_triage"], json!(true));
+
+    let states = settled(&api, ticket, 3).await;
+    assert!(states.iter().all(|(_, s, _)| s == "sent"), "{states:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(delivered_to(&email).len(), 2, "each email once");
+    assert_eq!(gateway.delivered_to(phone).len(), 1, "the SMS once");
+    let rules: Vec<String> = sqlx::query_scalar(
+        "SELECT rule FROM notifications WHERE subject_id = $1 ORDER BY created_at",
+    )
+    .bind(ticket)
+    .fetch_all(&api.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rules, ["ticket-opened-triage", "ticket-routed"]);
+    let (_, centre) = api.get("/notifications", &citizen(CITIZEN)).await;
+    let titles: Vec<&str> = centre["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["subject_id"] == json!(ticket))
+        .map(|item| item["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles.len(), 2, "{centre}");
+    assert!(titles[0].starts_with("Richiesta assegnata alla sede competente"));
+
+    gateway.stop().await;
+    api.stop().await;
 }

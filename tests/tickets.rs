@@ -27,6 +27,7 @@ fn agent() -> Principal {
     Principal::ContactCenterAgent {
         agent_id: "CC-0042".into(),
         on_behalf_of: CodiceFiscale::parse(CITIZEN).unwrap(),
+        identified_by: None,
     }
 }
 
@@ -236,6 +237,7 @@ async fn an_intermediary_opens_a_request_only_under_an_active_delegation() {
         INTERMEDIARY,
         &Delegation {
             citizen_tax_code: OTHER_CITIZEN.into(),
+            gestione: "aziende_uniemens".into(),
             matricola: Some("4907654321".into()),
             valid_from: now - chrono::Duration::days(1),
             valid_to: now + chrono::Duration::days(30),
@@ -356,6 +358,7 @@ async fn each_principal_sees_only_what_it_may_and_every_other_access_is_refused(
     let now = chrono::Utc::now();
     let delegation = |matricola: &str, from: i64, to: i64| Delegation {
         citizen_tax_code: CITIZEN.into(),
+        gestione: "aziende_uniemens".into(),
         matricola: Some(matricola.into()),
         valid_from: now + chrono::Duration::days(from),
         valid_to: now + chrono::Duration::days(to),
@@ -987,6 +990,7 @@ async fn the_citizens_side_writes_on_open_tickets_and_every_other_writer_is_refu
         INTERMEDIARY,
         &Delegation {
             citizen_tax_code: CITIZEN.into(),
+            gestione: "aziende_uniemens".into(),
             matricola: Some("4901234567".into()),
             valid_from: now - chrono::Duration::days(1),
             valid_to: now + chrono::Duration::days(30),

@@ -202,6 +202,7 @@ fn outcome_message(
         principal: Principal::ContactCenterAgent {
             agent_id: session.agent_id.to_owned(),
             on_behalf_of: call.payload.citizen_tax_code.clone(),
+            identified_by: None,
         },
         payload: CallbackOutcome {
             appointment_id: call.payload.appointment_id,

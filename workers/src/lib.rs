@@ -9,6 +9,7 @@ pub mod broker;
 pub mod config;
 pub mod contract;
 pub mod dead_letters;
+pub mod delegations;
 pub mod documents;
 pub mod domain;
 pub mod http;

@@ -133,11 +133,17 @@ enum Command {
     Token {
         #[arg(value_enum)]
         kind: sportello::auth::DevelopmentPrincipal,
-        /// Tax code (citizen, intermediary) or operator id (operator).
+        /// Tax code (citizen, intermediary), operator id (operator) or agent id (agent).
         id: String,
         /// The operator's office (AOO), e.g. 0040.
         #[arg(long)]
         office: Option<String>,
+        /// The caller an agent acts for (tax code).
+        #[arg(long = "for")]
+        on_behalf_of: Option<String>,
+        /// How the agent identified the caller: spid, cie, cns, pin, pin_simplified.
+        #[arg(long)]
+        identified_by: Option<String>,
         #[arg(long, default_value_t = 60)]
         valid_minutes: i64,
         #[arg(
@@ -296,13 +302,18 @@ fn main() -> ExitCode {
                 kind,
                 id,
                 office,
+                on_behalf_of,
+                identified_by,
                 valid_minutes,
                 jwt_secret,
                 jwt_issuer,
             } => {
-                let principal = kind
-                    .principal(&id, office.as_deref())
-                    .map_err(anyhow::Error::msg)?;
+                let options = sportello::auth::DevelopmentOptions {
+                    office: office.as_deref(),
+                    on_behalf_of: on_behalf_of.as_deref(),
+                    identified_by: identified_by.as_deref(),
+                };
+                let principal = kind.principal(&id, &options).map_err(anyhow::Error::msg)?;
                 let keys = sportello::auth::TokenKeys::new(&jwt_secret, &jwt_issuer);
                 println!(
                     "{}",

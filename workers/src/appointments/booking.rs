@@ -284,6 +284,8 @@ async fn check_delegation(
     let parties = CaseParties {
         citizen_tax_code: subject.into(),
         matricola: matricola.map(Into::into),
+        // Appointments are for UniEmens positions in the first release (seed 002).
+        gestione: crate::domain::delegation::FIRST_GESTIONE.into(),
         office_aoo: office.into(),
     };
     if delegations.iter().any(|d| d.covers(&parties, now)) {

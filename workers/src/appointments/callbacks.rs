@@ -164,6 +164,7 @@ pub async fn record_outcome_in(
         Principal::ContactCenterAgent {
             agent_id,
             on_behalf_of,
+            ..
         } if on_behalf_of.as_str() == appointment.subject_tax_code => agent_id.clone(),
         Principal::Operator {
             operator_id,

@@ -283,6 +283,8 @@ pub(crate) async fn side_on(
     let parties = CaseParties {
         citizen_tax_code: appointment.subject_tax_code.clone(),
         matricola: appointment.matricola.clone(),
+        // Appointments are for UniEmens positions in the first release (seed 002).
+        gestione: crate::domain::delegation::FIRST_GESTIONE.into(),
         office_aoo: appointment.office_aoo.clone(),
     };
     let delegations = match principal {

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
-use crate::contract::{Authentication, CodiceFiscale, Principal};
+use crate::contract::{Authentication, CodiceFiscale, Identification, Principal};
 use crate::domain::protocol::Aoo;
 
 pub use jwks::{JwksError, PublishedKeys};
@@ -259,10 +259,24 @@ pub enum DevelopmentPrincipal {
     Citizen,
     Intermediary,
     Operator,
+    /// A contact-centre agent (`--for` the caller, `--identified-by` how).
+    Agent,
+}
+
+/// What some kinds of development principal need beside their id.
+#[derive(Debug, Clone, Default)]
+pub struct DevelopmentOptions<'a> {
+    /// An operator's office (AOO).
+    pub office: Option<&'a str>,
+    /// The caller an agent acts for.
+    pub on_behalf_of: Option<&'a str>,
+    /// How the agent identified the caller (`spid`, `cie`, `cns`, `pin`, `pin_simplified`).
+    pub identified_by: Option<&'a str>,
 }
 
 impl DevelopmentPrincipal {
-    pub fn principal(self, id: &str, office: Option<&str>) -> Result<Principal, String> {
+    pub fn principal(self, id: &str, options: &DevelopmentOptions) -> Result<Principal, String> {
+        let office = options.office;
         let tax_code = || CodiceFiscale::parse(id).map_err(|e| format!("`{id}`: {e}"));
         // A development identity provider: CIE, the strongest method.
         Ok(match self {
@@ -281,6 +295,22 @@ impl DevelopmentPrincipal {
                     .to_string(),
                 on_behalf_of: None,
             },
+            DevelopmentPrincipal::Agent => {
+                let caller = options.on_behalf_of.ok_or("an agent needs --for TAXCODE")?;
+                Principal::ContactCenterAgent {
+                    agent_id: id.to_owned(),
+                    on_behalf_of: CodiceFiscale::parse(caller)
+                        .map_err(|e| format!("`{caller}`: {e}"))?,
+                    identified_by: options
+                        .identified_by
+                        .map(|raw| {
+                            Identification::parse(raw).ok_or_else(|| {
+                                format!("--identified-by is spid, cie, cns, pin or pin_simplified, not `{raw}`")
+                            })
+                        })
+                        .transpose()?,
+                }
+            }
         })
     }
 }

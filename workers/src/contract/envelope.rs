@@ -73,6 +73,44 @@ pub enum PinKind {
     Simplified,
 }
 
+/// How a contact-centre agent identified the citizen on the phone: the
+/// citizen confirmed the call with SPID, CIE or CNS on their own device, or
+/// gave their PIN (whole) or, as seed 004 allows for listed services, only
+/// its first half (*PIN semplificato*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identification {
+    Spid,
+    Cie,
+    Cns,
+    Pin,
+    PinSimplified,
+}
+
+impl Identification {
+    pub const ALL: [Identification; 5] = [
+        Identification::Spid,
+        Identification::Cie,
+        Identification::Cns,
+        Identification::Pin,
+        Identification::PinSimplified,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Identification::Spid => "spid",
+            Identification::Cie => "cie",
+            Identification::Cns => "cns",
+            Identification::Pin => "pin",
+            Identification::PinSimplified => "pin_simplified",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Identification> {
+        Identification::ALL.into_iter().find(|m| m.as_str() == raw)
+    }
+}
+
 /// Who is acting, as the channel authenticated them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -89,7 +127,11 @@ pub enum Principal {
     /// A contact-centre agent acting for a citizen who identified on the phone.
     ContactCenterAgent {
         agent_id: String,
+        /// The caller the agent acts for (the act-for claim).
         on_behalf_of: CodiceFiscale,
+        /// How the caller was identified; required to read their tickets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identified_by: Option<Identification>,
     },
     /// Back-office or desk staff of an office (*sede*).
     Operator {

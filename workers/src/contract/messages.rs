@@ -17,6 +17,10 @@ pub struct RequestSubmitted {
     pub ambito: String,
     /// Contribution position.
     pub matricola: Option<String>,
+    /// The position's scheme (v2; absent: `aziende_uniemens`, see
+    /// [`crate::domain::delegation::FIRST_GESTIONE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gestione: Option<String>,
     pub subject: String,
     pub text: String,
     #[serde(default)]
@@ -102,6 +106,11 @@ pub struct TicketChanged {
     pub state: String,
     /// The office holding the ticket after the change.
     pub office_aoo: String,
+    /// Whether that office is the triage office (*Smistamento centrale*):
+    /// a reassignment to any other office brings the ticket to the office
+    /// competent for it, which the citizen is told.
+    #[serde(default)]
+    pub office_is_triage: bool,
     pub visibility: Visibility,
     /// Public comments only.
     pub comment: Option<String>,
@@ -208,4 +217,65 @@ pub struct AppointmentCancelled {
     pub cancelled_by: String,
     pub reason: Option<String>,
     pub contact: Contact,
+}
+
+/// `delegation.granted` v1 from a channel: the citizen grants an
+/// intermediary a *delega* for one scheme (optionally one position of it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationGranted {
+    pub citizen_tax_code: CodiceFiscale,
+    pub intermediary_tax_code: CodiceFiscale,
+    pub gestione: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matricola: Option<String>,
+    /// Absent: from when it is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_to: DateTime<Utc>,
+}
+
+/// `delegation.revoked` v1 from a channel: the citizen (or the office for
+/// them, or the intermediary renouncing) ends the intermediary's delegations
+/// for a scheme, or for one position of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationRevoked {
+    pub citizen_tax_code: CodiceFiscale,
+    pub intermediary_tax_code: CodiceFiscale,
+    pub gestione: String,
+    /// Absent: every delegation of the scheme; present: that position's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matricola: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `delegation.granted` v1 as Sportello emits it once applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelegationGrantedEvent {
+    pub delegation_id: Uuid,
+    pub citizen_tax_code: CodiceFiscale,
+    pub intermediary_tax_code: CodiceFiscale,
+    pub gestione: String,
+    pub matricola: Option<String>,
+    pub valid_from: DateTime<Utc>,
+    pub valid_to: DateTime<Utc>,
+    /// `citizen` or `operator` (a signed paper delega registered at the office).
+    pub granted_by: String,
+    /// True when an active delegation with the same scope was there: its
+    /// validity was replaced by this grant's.
+    pub renewed: bool,
+}
+
+/// `delegation.revoked` v1 as Sportello emits it once applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelegationRevokedEvent {
+    pub delegation_ids: Vec<Uuid>,
+    pub citizen_tax_code: CodiceFiscale,
+    pub intermediary_tax_code: CodiceFiscale,
+    pub gestione: String,
+    pub matricola: Option<String>,
+    pub revoked_at: DateTime<Utc>,
+    /// `citizen`, `operator` or `intermediary` (renouncing).
+    pub revoked_by: String,
+    pub reason: Option<String>,
 }

@@ -7,9 +7,10 @@ mod messages;
 pub mod schemas;
 
 pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError};
-pub use envelope::{Authentication, Channel, Envelope, PinKind, Principal};
+pub use envelope::{Authentication, Channel, Envelope, Identification, PinKind, Principal};
 pub use messages::{
-    AppointmentCancelled, AppointmentConfirmed, Contact, DocumentStateChanged, DocumentsRegistered,
+    AppointmentCancelled, AppointmentConfirmed, Contact, DelegationGranted, DelegationGrantedEvent,
+    DelegationRevoked, DelegationRevokedEvent, DocumentStateChanged, DocumentsRegistered,
     DocumentsRegistrationRequested, Event, InlineAttachment, MessageAdded, RequestSubmitted,
     TicketChanged, TicketMessageAdded, TicketOpened, TimerFired,
 };

@@ -61,6 +61,8 @@ pub const SCHEMA_FILES: &[SchemaFile] = &[
     schema_file!("appointment.callback_outcome", 1),
     schema_file!("documents.window_opened", 1),
     schema_file!("documents.window_closed", 1),
+    schema_file!("delegation.granted", 1),
+    schema_file!("delegation.revoked", 1),
 ];
 
 #[derive(Debug, thiserror::Error)]

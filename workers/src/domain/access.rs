@@ -5,20 +5,24 @@
 use chrono::{DateTime, Utc};
 
 use super::document::Side;
-use crate::contract::Principal;
+use crate::contract::{CodiceFiscale, Identification, Principal};
 
 /// The parties of a case (*pratica*) that access depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseParties {
     pub citizen_tax_code: String,
     pub matricola: Option<String>,
+    /// The scheme (*gestione*) of the position the case is about.
+    pub gestione: String,
     pub office_aoo: String,
 }
 
-/// A delegation as stored; `matricola` narrows it to one contribution position.
+/// A delegation as stored: for one scheme (*gestione*) of the citizen's;
+/// `matricola` narrows it to one contribution position of that scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delegation {
     pub citizen_tax_code: String,
+    pub gestione: String,
     pub matricola: Option<String>,
     pub valid_from: DateTime<Utc>,
     pub valid_to: DateTime<Utc>,
@@ -26,15 +30,21 @@ pub struct Delegation {
 }
 
 impl Delegation {
-    pub fn covers(&self, case: &CaseParties, now: DateTime<Utc>) -> bool {
-        let active = self.valid_from <= now
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.valid_from <= now
             && now < self.valid_to
-            && self.revoked_at.is_none_or(|revoked| now < revoked);
+            && self.revoked_at.is_none_or(|revoked| now < revoked)
+    }
+
+    pub fn covers(&self, case: &CaseParties, now: DateTime<Utc>) -> bool {
         let position_matches = match &self.matricola {
             None => true,
             Some(matricola) => case.matricola.as_ref() == Some(matricola),
         };
-        active && self.citizen_tax_code == case.citizen_tax_code && position_matches
+        self.is_active(now)
+            && self.citizen_tax_code == case.citizen_tax_code
+            && self.gestione == case.gestione
+            && position_matches
     }
 }
 
@@ -60,10 +70,68 @@ pub fn side_on_case(
     }
 }
 
+/// Why a contact-centre agent may not read a citizen's tickets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentReadRefusal {
+    #[error("the agent's token does not say how the caller was identified (`identified_by`)")]
+    NotIdentified,
+    #[error(
+        "a caller identified by {0} cannot have their tickets read: the simplified PIN serves listed applications only"
+    )]
+    TooWeak(&'static str),
+    #[error("this ticket belongs to another citizen than the one the agent acts for")]
+    AnotherCitizen,
+}
+
+/// A contact-centre agent reading the tickets of the caller they act for
+/// (their token's `on_behalf_of`), and how that caller was identified: each
+/// such read goes to the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRead {
+    pub agent_id: String,
+    pub citizen: CodiceFiscale,
+    pub identified_by: Identification,
+}
+
+/// `None` for anyone but an agent; for an agent, the read it may make (of
+/// its caller's tickets only) or why it may make none.
+pub fn agent_read(principal: &Principal) -> Option<Result<AgentRead, AgentReadRefusal>> {
+    let Principal::ContactCenterAgent {
+        agent_id,
+        on_behalf_of,
+        identified_by,
+    } = principal
+    else {
+        return None;
+    };
+    Some(match identified_by {
+        None => Err(AgentReadRefusal::NotIdentified),
+        Some(method @ Identification::PinSimplified) => {
+            Err(AgentReadRefusal::TooWeak(method.as_str()))
+        }
+        Some(method) => Ok(AgentRead {
+            agent_id: agent_id.clone(),
+            citizen: on_behalf_of.clone(),
+            identified_by: *method,
+        }),
+    })
+}
+
+impl AgentRead {
+    /// Whether the case is the caller's.
+    pub fn covers(&self, case: &CaseParties) -> Result<(), AgentReadRefusal> {
+        if self.citizen.as_str() == case.citizen_tax_code {
+            Ok(())
+        } else {
+            Err(AgentReadRefusal::AnotherCitizen)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{Authentication, CodiceFiscale};
+    use crate::contract::Authentication;
     use chrono::Duration;
 
     const CITIZEN: &str = "RSSMRA85T10A562S";
@@ -73,6 +141,7 @@ mod tests {
         CaseParties {
             citizen_tax_code: CITIZEN.into(),
             matricola: Some("4900123456".into()),
+            gestione: "aziende_uniemens".into(),
             office_aoo: "0040".into(),
         }
     }
@@ -97,6 +166,7 @@ mod tests {
         let now = Utc::now();
         Delegation {
             citizen_tax_code: CITIZEN.into(),
+            gestione: "aziende_uniemens".into(),
             matricola: matricola.map(Into::into),
             valid_from: now + Duration::days(from_days),
             valid_to: now + Duration::days(to_days),
@@ -151,12 +221,49 @@ mod tests {
             None,
             "not yet valid"
         );
+        let mut other_scheme = delegation(Some("4900123456"), -1, 1);
+        other_scheme.gestione = "artigiani".into();
+        assert_eq!(
+            side_on_case(&agent, &case(), &[other_scheme], now),
+            None,
+            "a delegation for another scheme (gestione)"
+        );
         let mut revoked = delegation(None, -1, 1);
         revoked.revoked_at = Some(now - Duration::hours(1));
         assert_eq!(
             side_on_case(&agent, &case(), &[revoked], now),
             None,
             "revoked"
+        );
+    }
+
+    #[test]
+    fn an_agent_reads_only_its_identified_callers_cases() {
+        let agent = |identified_by| Principal::ContactCenterAgent {
+            agent_id: "CC-0042".into(),
+            on_behalf_of: CodiceFiscale::parse(CITIZEN).unwrap(),
+            identified_by,
+        };
+        assert_eq!(agent_read(&person(CITIZEN, false)), None);
+        assert_eq!(
+            agent_read(&agent(None)),
+            Some(Err(AgentReadRefusal::NotIdentified))
+        );
+        assert_eq!(
+            agent_read(&agent(Some(Identification::PinSimplified))),
+            Some(Err(AgentReadRefusal::TooWeak("pin_simplified")))
+        );
+        let read = agent_read(&agent(Some(Identification::Pin)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.covers(&case()), Ok(()));
+        let mut other = case();
+        other.citizen_tax_code = OTHER.into();
+        assert_eq!(read.covers(&other), Err(AgentReadRefusal::AnotherCitizen));
+        // Documents stay the citizen's and the office's.
+        assert_eq!(
+            side_on_case(&agent(Some(Identification::Spid)), &case(), &[], Utc::now()),
+            None
         );
     }
 

@@ -6,11 +6,12 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::content::{check_content, named_for};
+use super::delegation;
 use super::document::sanitize_file_name;
 use crate::contract::schemas::{catalogue, ContractViolation};
 use crate::contract::{
-    Authentication, Channel, Envelope, InlineAttachment, MessageAdded, PinKind, Principal,
-    RequestSubmitted,
+    Authentication, Channel, DelegationGranted, DelegationRevoked, Envelope, InlineAttachment,
+    MessageAdded, PinKind, Principal, RequestSubmitted,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +53,12 @@ pub enum Rejection {
         "an intermediary's request must name the contribution position (matricola) it acts for"
     )]
     IntermediaryWithoutPosition,
-    #[error("intermediary holds no active delegation (delega) for position {0}")]
-    NoDelegation(String),
+    #[error(
+        "intermediary holds no active delegation (delega) for position {matricola} of scheme {gestione}"
+    )]
+    NoDelegation { matricola: String, gestione: String },
+    #[error("{0}")]
+    Delegation(String),
 }
 
 /// An attachment that passed its checks, decoded.
@@ -112,6 +117,9 @@ pub enum IntakeMessage {
     /// Applied to a ticket the principal may see from the citizen's side
     /// (checked against the database when applied).
     MessageAdded(Envelope<MessageAdded>),
+    /// A *delega* granted (publisher checked here, the rest when applied).
+    DelegationGranted(Envelope<DelegationGranted>),
+    DelegationRevoked(Envelope<DelegationRevoked>),
 }
 
 /// The identity of a message for exactly-once processing (the inbox row).
@@ -120,6 +128,8 @@ impl IntakeMessage {
         match self {
             IntakeMessage::RequestSubmitted(envelope) => &envelope.correlation_id,
             IntakeMessage::MessageAdded(envelope) => &envelope.correlation_id,
+            IntakeMessage::DelegationGranted(envelope) => &envelope.correlation_id,
+            IntakeMessage::DelegationRevoked(envelope) => &envelope.correlation_id,
         }
     }
 }
@@ -170,6 +180,28 @@ pub fn admit(routing_key: &str, body: &[u8]) -> Result<Admitted, Rejection> {
             Ok(Admitted {
                 idempotency,
                 message: IntakeMessage::MessageAdded(envelope),
+            })
+        }
+        delegation::GRANTED => {
+            let envelope: Envelope<DelegationGranted> =
+                serde_json::from_value(value).map_err(|e| Rejection::Decode(e.to_string()))?;
+            check_routing_key(routing_key, envelope.channel, &envelope.message_type)?;
+            delegation::check_grant(&envelope)?;
+            let idempotency = idempotency_of(&envelope, delegation::GRANTED)?;
+            Ok(Admitted {
+                idempotency,
+                message: IntakeMessage::DelegationGranted(envelope),
+            })
+        }
+        delegation::REVOKED => {
+            let envelope: Envelope<DelegationRevoked> =
+                serde_json::from_value(value).map_err(|e| Rejection::Decode(e.to_string()))?;
+            check_routing_key(routing_key, envelope.channel, &envelope.message_type)?;
+            delegation::check_revoke(&envelope)?;
+            let idempotency = idempotency_of(&envelope, delegation::REVOKED)?;
+            Ok(Admitted {
+                idempotency,
+                message: IntakeMessage::DelegationRevoked(envelope),
             })
         }
         _ => Err(Rejection::NotAnIntakeMessage(message_type)),

@@ -4,6 +4,7 @@ pub mod access;
 pub mod appointment;
 pub mod booking;
 pub mod content;
+pub mod delegation;
 pub mod document;
 pub mod intake;
 pub mod notification;

@@ -457,11 +457,29 @@ mod tests {
     #[test]
     fn shipped_rules_cover_opening_closing_and_registration() {
         let rules = rules();
-        let opened = json!({"type": "ticket.opened", "payload": {}});
+        let opened =
+            |routed_by: &str| json!({"type": "ticket.opened", "payload": {"routed_by": routed_by}});
         let closed = json!({"type": "ticket.changed", "payload": {"change": "closed"}});
         let commented = json!({"type": "ticket.changed", "payload": {"change": "commented"}});
         let registered = json!({"type": "documents.registered", "payload": {}});
-        assert_eq!(rules.matching(&opened).count(), 1);
+        let id = |event: &Value| {
+            rules
+                .matching(event)
+                .map(|r| r.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(id(&opened("rule")), ["ticket-opened"]);
+        assert_eq!(id(&opened("triage")), ["ticket-opened-triage"]);
+        let reassigned = |office_is_triage: bool| {
+            json!({"type": "ticket.changed",
+                   "payload": {"change": "reassigned", "office_is_triage": office_is_triage}})
+        };
+        assert_eq!(
+            id(&reassigned(false)),
+            ["ticket-routed"],
+            "to the competent office"
+        );
+        assert!(id(&reassigned(true)).is_empty(), "back to triage");
         assert_eq!(rules.matching(&closed).count(), 1);
         assert_eq!(rules.matching(&commented).count(), 0);
         assert_eq!(rules.matching(&registered).count(), 1);

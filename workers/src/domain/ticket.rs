@@ -350,6 +350,8 @@ pub struct NewTicket {
     pub channel: Channel,
     pub ambito: String,
     pub matricola: Option<String>,
+    /// The position's scheme (*gestione*): who may act on it under a delega.
+    pub gestione: String,
     /// With the ambito context in front.
     pub subject: String,
     pub body: String,
@@ -386,6 +388,10 @@ pub fn open_ticket(
         channel: request.channel,
         ambito: payload.ambito.clone(),
         matricola: payload.matricola.clone(),
+        gestione: payload
+            .gestione
+            .clone()
+            .unwrap_or_else(|| super::delegation::FIRST_GESTIONE.to_owned()),
         subject: ticket_subject(&routing.ambito_label, &payload.subject),
         body: payload.text.clone(),
         subject_tax_code,
@@ -436,10 +442,18 @@ pub fn opened_event(
 
 /// `ticket.changed` v1. Internal notes travel without their text: events
 /// reach services that talk to citizens.
+/// The office holding a ticket after a change, and whether it is the
+/// triage office (a reassignment elsewhere reaches the competent office).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldingOffice<'a> {
+    pub aoo: &'a str,
+    pub is_triage: bool,
+}
+
 pub fn changed_event(
     ticket_id: Uuid,
     subject_tax_code: &CodiceFiscale,
-    office_after: &str,
+    office_after: HoldingOffice<'_>,
     change: &Change,
     operator: &Operator,
     correlation_id: &str,
@@ -458,7 +472,8 @@ pub fn changed_event(
             change: change.kind,
             from_state: change.from_state.as_str().into(),
             state: change.to_state.as_str().into(),
-            office_aoo: office_after.to_owned(),
+            office_aoo: office_after.aoo.to_owned(),
+            office_is_triage: office_after.is_triage,
             visibility: change.visibility,
             comment: match change.visibility {
                 Visibility::Public => change.comment.clone(),
@@ -634,7 +649,10 @@ mod tests {
         let event = changed_event(
             ticket.id,
             &tax_code,
-            "1900",
+            HoldingOffice {
+                aoo: "1900",
+                is_triage: false,
+            },
             &note,
             &operator("1900"),
             "c",

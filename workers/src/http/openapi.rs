@@ -154,6 +154,7 @@ pub struct Unavailable(Problem);
         tickets::close,
         tickets::reassign,
         tickets::offices,
+        tickets::agent_reads,
         notifications::ticket_log,
         notifications::appointment_log,
         notifications::centre,

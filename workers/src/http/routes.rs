@@ -121,6 +121,7 @@ fn table() -> Vec<Endpoint> {
             notifications::appointment_log,
         ),
         api("/offices", M::GET, tickets::offices),
+        api("/agent-reads", M::GET, tickets::agent_reads),
         api("/notifications", M::GET, notifications::centre),
         api(
             "/notifications/{notification_id}/read",

@@ -94,7 +94,13 @@ pub async fn search(
     caller: Caller,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = tickets::search(&state.pool, &caller.principal, &query).await?;
+    let page = tickets::search(
+        &state.pool,
+        &caller.principal,
+        &query,
+        &caller.correlation_id,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -116,8 +122,36 @@ pub async fn detail(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let detail = tickets::detail(&state.pool, &caller.principal, path.into_inner()).await?;
+    let detail = tickets::detail(
+        &state.pool,
+        &caller.principal,
+        path.into_inner(),
+        &caller.correlation_id,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(detail))
+}
+
+/// The audit trail of contact-centre agents' reads, for the office's operators.
+#[utoipa::path(
+    get,
+    path = "/agent-reads",
+    tag = "tickets",
+    description = "Operators only: the reads contact-centre agents made of tickets of the operator's office (who, for whom, how the citizen was identified, what, when), newest first, paged.",
+    params(tickets::agent_reads::AuditQuery),
+    responses(
+        (status = 200, description = "A page of the audit trail", body = serde_json::Value),
+        (status = 403, description = "Not an operator", body = super::openapi::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn agent_reads(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    query: web::Query<tickets::agent_reads::AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = tickets::agent_reads::audit(&state.pool, &caller.principal, &query).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 #[utoipa::path(
@@ -351,10 +385,11 @@ async fn act(
     )
     .await?;
     // After a reassignment the ticket is no longer the operator's to see.
-    let ticket = match tickets::detail(&state.pool, &caller.principal, id).await {
-        Ok(detail) => Some(detail),
-        Err(TicketError::Forbidden(_)) => None,
-        Err(error) => return Err(error.into()),
-    };
+    let ticket =
+        match tickets::detail(&state.pool, &caller.principal, id, &caller.correlation_id).await {
+            Ok(detail) => Some(detail),
+            Err(TicketError::Forbidden(_)) => None,
+            Err(error) => return Err(error.into()),
+        };
     Ok(HttpResponse::Ok().json(ActionAnswer { outcome, ticket }))
 }

@@ -153,6 +153,11 @@ mod tests {
         vec![
             ("ticket_opened", json!({"ticket": ticket(), "payload": {}})),
             (
+                "ticket_registered_in_triage",
+                json!({"ticket": ticket(), "payload": {}}),
+            ),
+            ("ticket_routed", json!({"ticket": ticket(), "payload": {}})),
+            (
                 "ticket_closed",
                 json!({"ticket": ticket(), "payload": {
                     "at": "2026-11-26T15:00:00Z", "outcome": "accolta", "comment": "Rimborso disposto."}}),
@@ -213,7 +218,7 @@ mod tests {
             "{}",
             opened.html
         );
-        let closed = render("ticket_closed", &samples()[1].1).unwrap();
+        let closed = render("ticket_closed", &samples()[3].1).unwrap();
         assert!(closed.text.contains("esito: accolta"));
         assert!(closed.text.contains("Rimborso disposto."));
     }

@@ -485,6 +485,7 @@ pub async fn list(
                 .push(
                     "EXISTS (SELECT 1 FROM delegations g
                       WHERE g.citizen_tax_code = a.subject_tax_code
+                        AND g.gestione = 'aziende_uniemens'
                         AND (g.matricola IS NULL OR g.matricola = a.matricola)
                         AND g.valid_from <= now() AND now() < g.valid_to
                         AND (g.revoked_at IS NULL OR now() < g.revoked_at)

@@ -1,10 +1,13 @@
-//! Cases, delegations, documents and their transitions in PostgreSQL.
+//! Cases, documents and their transitions in PostgreSQL.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use crate::domain::access::{CaseParties, Delegation};
+use crate::domain::access::CaseParties;
+
+// Delegations were kept here before they had their own module.
+pub use super::delegations::{delegations_of, insert_delegation};
 use crate::domain::document::{Direction, DocumentState};
 
 #[derive(Debug, Clone)]
@@ -35,69 +38,21 @@ pub async fn case_parties(
     conn: &mut PgConnection,
     case_id: Uuid,
 ) -> Result<Option<CaseParties>, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT citizen_tax_code, matricola, office_aoo FROM cases WHERE id = $1")
-            .bind(case_id)
-            .fetch_optional(conn)
-            .await?;
+    let row = sqlx::query(
+        "SELECT citizen_tax_code, matricola, gestione, office_aoo FROM cases WHERE id = $1",
+    )
+    .bind(case_id)
+    .fetch_optional(conn)
+    .await?;
     row.map(|row| {
         Ok(CaseParties {
             citizen_tax_code: row.try_get("citizen_tax_code")?,
             matricola: row.try_get("matricola")?,
+            gestione: row.try_get("gestione")?,
             office_aoo: row.try_get("office_aoo")?,
         })
     })
     .transpose()
-}
-
-pub async fn insert_delegation(
-    conn: &mut PgConnection,
-    intermediary_tax_code: &str,
-    delegation: &Delegation,
-) -> Result<Uuid, sqlx::Error> {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO delegations (id, intermediary_tax_code, citizen_tax_code, matricola, valid_from, valid_to, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(id)
-    .bind(intermediary_tax_code)
-    .bind(&delegation.citizen_tax_code)
-    .bind(&delegation.matricola)
-    .bind(delegation.valid_from)
-    .bind(delegation.valid_to)
-    .bind(delegation.revoked_at)
-    .execute(conn)
-    .await?;
-    Ok(id)
-}
-
-/// The intermediary's delegations from this citizen, active or not (the
-/// domain decides which count).
-pub async fn delegations_of(
-    conn: &mut PgConnection,
-    intermediary_tax_code: &str,
-    citizen_tax_code: &str,
-) -> Result<Vec<Delegation>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT citizen_tax_code, matricola, valid_from, valid_to, revoked_at FROM delegations
-         WHERE intermediary_tax_code = $1 AND citizen_tax_code = $2",
-    )
-    .bind(intermediary_tax_code)
-    .bind(citizen_tax_code)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Delegation {
-                citizen_tax_code: row.try_get("citizen_tax_code")?,
-                matricola: row.try_get("matricola")?,
-                valid_from: row.try_get("valid_from")?,
-                valid_to: row.try_get("valid_to")?,
-                revoked_at: row.try_get("revoked_at")?,
-            })
-        })
-        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]

@@ -1,8 +1,10 @@
 //! PostgreSQL: connection pool, migrations, and one module per table family.
 
+pub mod agent_reads;
 pub mod appointments;
 pub mod booking_commands;
 pub mod dead_letters;
+pub mod delegations;
 pub mod documents;
 pub mod inbox;
 pub mod notifications;

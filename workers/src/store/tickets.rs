@@ -74,31 +74,37 @@ pub async fn offices(conn: &mut PgConnection) -> Result<Vec<Office>, sqlx::Error
         .collect()
 }
 
-/// For each (intermediary, matricola), the citizen whose active delegation
-/// covers that position, if any.
+/// For each (intermediary, matricola, gestione), the citizen whose active
+/// delegation for that scheme covers that position, if any.
 pub async fn delegating_citizens(
     conn: &mut PgConnection,
-    positions: &[(String, String)],
-) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    positions: &[(String, String, String)],
+) -> Result<Vec<(String, String, String, String)>, sqlx::Error> {
     if positions.is_empty() {
         return Ok(Vec::new());
     }
-    let (intermediaries, matricole): (Vec<&str>, Vec<&str>) = positions
-        .iter()
-        .map(|(i, m)| (i.as_str(), m.as_str()))
-        .unzip();
+    let mut intermediaries = Vec::with_capacity(positions.len());
+    let mut matricole = Vec::with_capacity(positions.len());
+    let mut gestioni = Vec::with_capacity(positions.len());
+    for (intermediary, matricola, gestione) in positions {
+        intermediaries.push(intermediary.as_str());
+        matricole.push(matricola.as_str());
+        gestioni.push(gestione.as_str());
+    }
     sqlx::query_as(
-        "SELECT DISTINCT ON (d.intermediary_tax_code, d.matricola)
-                d.intermediary_tax_code, d.matricola, d.citizen_tax_code
+        "SELECT DISTINCT ON (d.intermediary_tax_code, d.matricola, d.gestione)
+                d.intermediary_tax_code, d.matricola, d.gestione, d.citizen_tax_code
          FROM delegations d
-         JOIN UNNEST($1::text[], $2::text[]) AS p(intermediary, matricola)
+         JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS p(intermediary, matricola, gestione)
            ON d.intermediary_tax_code = p.intermediary AND d.matricola = p.matricola
+          AND d.gestione = p.gestione
          WHERE d.valid_from <= now() AND now() < d.valid_to
            AND (d.revoked_at IS NULL OR now() < d.revoked_at)
-         ORDER BY d.intermediary_tax_code, d.matricola, d.valid_from DESC",
+         ORDER BY d.intermediary_tax_code, d.matricola, d.gestione, d.valid_from DESC",
     )
     .bind(&intermediaries)
     .bind(&matricole)
+    .bind(&gestioni)
     .fetch_all(conn)
     .await
 }
@@ -132,24 +138,25 @@ pub async fn insert(
                                   body, subject_tax_code, submitted_by, contact_email,
                                   contact_phone, correlation_id, opened_at, updated_at,
                                   office_aoo, desk_kind, routed_by, routing_note,
-                                  registration_id, province, municipality)
+                                  registration_id, province, municipality, gestione)
              SELECT id, req, channel, ambito, matricola, subject, body, tax_code, principal,
                     email, phone, correlation, opened, opened, office, desk, routed_by, note,
-                    registration, province, municipality
+                    registration, province, municipality, gestione
              FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::text[],
                          $11::text[], $12::text[], $13::timestamptz[], $14::text[],
                          $15::text[], $16::text[], $17::text[], $18::uuid[], $19::text[],
-                         $20::text[])
+                         $20::text[], $21::text[])
                   AS t(id, req, channel, ambito, matricola, subject, body, tax_code, principal,
                        email, phone, correlation, opened, office, desk, routed_by, note,
-                       registration, province, municipality)
-             RETURNING id, subject_tax_code, matricola, office_aoo, subject, opened_at,
+                       registration, province, municipality, gestione)
+             RETURNING id, subject_tax_code, matricola, gestione, office_aoo, subject, opened_at,
                        submitted_by, correlation_id
          ),
          new_cases AS (
-             INSERT INTO cases (id, citizen_tax_code, matricola, office_aoo, subject, opened_at)
-             SELECT id, subject_tax_code, matricola, office_aoo, subject, opened_at
+             INSERT INTO cases (id, citizen_tax_code, matricola, gestione, office_aoo, subject,
+                                opened_at)
+             SELECT id, subject_tax_code, matricola, gestione, office_aoo, subject, opened_at
              FROM new_tickets
          )
          INSERT INTO ticket_history (ticket_id, kind, from_state, to_state, visibility,
@@ -182,6 +189,7 @@ pub async fn insert(
     .bind(text(|t| {
         t.location.as_ref().and_then(|l| l.municipality.clone())
     }))
+    .bind(text(|t| Some(t.gestione.clone())))
     .execute(conn)
     .await?;
     Ok(())
@@ -277,6 +285,17 @@ pub async fn action_applied(
     .bind(action_key)
     .fetch_optional(conn)
     .await
+}
+
+/// Whether the office is the triage office; `None` when there is no such office.
+pub async fn office_is_triage(
+    conn: &mut PgConnection,
+    aoo: &str,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT is_triage FROM offices WHERE aoo = $1")
+        .bind(aoo)
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn office_exists(conn: &mut PgConnection, aoo: &str) -> Result<bool, sqlx::Error> {
@@ -446,6 +465,7 @@ pub async fn search(
                 .push(
                     "EXISTS (SELECT 1 FROM delegations d
                       WHERE d.citizen_tax_code = t.subject_tax_code
+                        AND d.gestione = t.gestione
                         AND (d.matricola IS NULL OR d.matricola = t.matricola)
                         AND d.valid_from <= now() AND now() < d.valid_to
                         AND (d.revoked_at IS NULL OR now() < d.revoked_at)

@@ -13,11 +13,11 @@ use uuid::Uuid;
 use crate::contract::{
     CodiceFiscale, Envelope, Event, MessageAdded, Principal, TicketMessageAdded,
 };
-use crate::domain::access::side_on_case;
+use crate::domain::access::{agent_read, side_on_case, AgentRead};
 use crate::domain::document::Side;
 use crate::domain::ticket::{
-    changed_event, decide, refuse_citizen_message, LifecycleError, Operator, TicketAction,
-    TicketFacts, TicketState,
+    changed_event, decide, refuse_citizen_message, HoldingOffice, LifecycleError, Operator,
+    TicketAction, TicketFacts, TicketState,
 };
 use crate::store::documents::{self as documents_store, Document};
 use crate::store::outbox::{self, OutboxMessage};
@@ -28,6 +28,9 @@ use crate::store::tickets::{
 use crate::timers::cron::TIME_ZONE;
 
 pub use store::TicketFilter as Filter;
+
+pub mod agent_reads;
+use agent_reads::Read;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TicketError {
@@ -216,17 +219,40 @@ fn scope_of(principal: &Principal) -> Result<Scope, TicketError> {
     }
 }
 
+/// A contact-centre agent's read of its caller's tickets, or `None` for
+/// anyone else; refused without (or with too weak) an identification.
+fn agent_reading(principal: &Principal) -> Result<Option<AgentRead>, TicketError> {
+    agent_read(principal)
+        .transpose()
+        .map_err(|refusal| TicketError::Forbidden(refusal.to_string()))
+}
+
+/// The history search. `correlation_id` goes to the audit trail when an
+/// agent searches.
 pub async fn search(
     pool: &PgPool,
     principal: &Principal,
     query: &SearchQuery,
+    correlation_id: &str,
 ) -> Result<Page, TicketError> {
-    let scope = scope_of(principal)?;
+    let agent = agent_reading(principal)?;
+    let scope = match &agent {
+        Some(read) => Scope::Citizen(read.citizen.to_string()),
+        None => scope_of(principal)?,
+    };
     let (filter, page, per_page) = query.filter()?;
     let mut conn = pool.acquire().await?;
     let offset = i64::from(page - 1) * i64::from(per_page);
     let (mut tickets, has_more) =
         store::search(&mut conn, &scope, &filter, offset, i64::from(per_page)).await?;
+    if let Some(read) = &agent {
+        let shown: Vec<(Uuid, String)> = tickets
+            .iter()
+            .map(|t| (t.id, t.office_aoo.clone()))
+            .collect();
+        let query = serde_json::to_value(query)?;
+        agent_reads::record(&mut conn, read, Read::Search(query), &shown, correlation_id).await?;
+    }
     if !matches!(scope, Scope::Office(_)) {
         // Which employee handles it is staff-only, as in the detail.
         for ticket in &mut tickets {
@@ -282,13 +308,28 @@ pub(crate) async fn side_on_ticket(
     })
 }
 
+/// One ticket as the viewer may see it. `correlation_id` goes to the audit
+/// trail when an agent reads it.
 pub async fn detail(
     pool: &PgPool,
     principal: &Principal,
     id: Uuid,
+    correlation_id: &str,
 ) -> Result<TicketDetail, TicketError> {
     let mut conn = pool.acquire().await?;
-    let side = side_on_ticket(&mut conn, principal, id).await?;
+    let agent = agent_reading(principal)?;
+    let side = match &agent {
+        // The caller's side, as the caller would see it.
+        Some(read) => {
+            let parties = documents_store::case_parties(&mut conn, id)
+                .await?
+                .ok_or(TicketError::NotFound)?;
+            read.covers(&parties)
+                .map_err(|refusal| TicketError::Forbidden(refusal.to_string()))?;
+            Side::Citizen
+        }
+        None => side_on_ticket(&mut conn, principal, id).await?,
+    };
     let mut ticket = store::record(&mut conn, id)
         .await?
         .ok_or(TicketError::NotFound)?;
@@ -317,6 +358,10 @@ pub async fn detail(
     }
     let mut attachments = documents_store::documents_of_case(&mut conn, id).await?;
     crate::documents::redact_uploaders(&mut attachments, side);
+    if let Some(read) = &agent {
+        let shown = [(id, ticket.summary.office_aoo.clone())];
+        agent_reads::record(&mut conn, read, Read::Detail, &shown, correlation_id).await?;
+    }
     Ok(TicketDetail {
         ticket,
         history,
@@ -495,10 +540,18 @@ pub async fn act(
     let subject = CodiceFiscale::parse(&ticket.subject_tax_code)
         .map_err(|e| TicketError::Invalid(format!("stored ticket: {e}")))?;
     let office_after = change.to_office.as_deref().unwrap_or(&ticket.office_aoo);
+    // Read in this transaction: a reassignment names an existing office
+    // (checked above) and offices are never deleted.
+    let office_is_triage = store::office_is_triage(&mut tx, office_after)
+        .await?
+        .unwrap_or(false);
     let event = changed_event(
         id,
         &subject,
-        office_after,
+        HoldingOffice {
+            aoo: office_after,
+            is_triage: office_is_triage,
+        },
         &change,
         &operator,
         correlation_id,

@@ -238,6 +238,7 @@ fn who_books_for_whom() {
     let agent = Principal::ContactCenterAgent {
         agent_id: "CC-0042".into(),
         on_behalf_of: cf(CITIZEN),
+        identified_by: None,
     };
     let party = booking_party(&agent, None, "1900", None).unwrap();
     assert_eq!(party.channel, Channel::ContactCenter);
@@ -259,11 +260,13 @@ fn an_agent_sees_only_what_they_booked_for_that_citizen() {
     let parties = CaseParties {
         citizen_tax_code: CITIZEN.into(),
         matricola: None,
+        gestione: "aziende_uniemens".into(),
         office_aoo: "1900".into(),
     };
     let agent = Principal::ContactCenterAgent {
         agent_id: "CC-0042".into(),
         on_behalf_of: cf(CITIZEN),
+        identified_by: None,
     };
     let now = Utc::now();
     assert_eq!(

@@ -70,9 +70,14 @@ pub(super) async fn queue(state: web::Data<ApiState>, request: HttpRequest) -> H
     // this page with its message, like any other invalid filter.
     let parsed = serde_urlencoded::from_str::<SearchQuery>(request.query_string());
     let page = match &parsed {
-        Ok(search) => tickets::search(&state.pool, &principal, search)
-            .await
-            .map_err(|error| Failure::of(error, None)),
+        Ok(search) => tickets::search(
+            &state.pool,
+            &principal,
+            search,
+            &crate::http::caller::correlation_id(&request),
+        )
+        .await
+        .map_err(|error| Failure::of(error, None)),
         Err(error) => Err(Failure {
             status: StatusCode::BAD_REQUEST,
             message: format!("Filtri non validi: {error}."),

@@ -68,7 +68,8 @@ pub(super) async fn detail_page(
         operator,
     } = session;
     let loaded = async {
-        let detail = tickets::detail(&state.pool, &principal, id).await?;
+        // Operators only: no agent read to audit, so no correlation to carry.
+        let detail = tickets::detail(&state.pool, &principal, id, "").await?;
         let offices = tickets::offices(&state.pool).await?;
         Ok::<_, TicketError>((detail, offices))
     };

@@ -21,9 +21,7 @@ pub(super) async fn add_messages(
     for (position, item) in group.iter().enumerate() {
         match &item.admitted.message {
             IntakeMessage::MessageAdded(message) => order.push((position, message)),
-            IntakeMessage::RequestSubmitted(_) => {
-                return Err(ApplyFailure::Crashed("a request among the messages".into()))
-            }
+            _ => return Err(ApplyFailure::Crashed("not a message on a ticket".into())),
         }
     }
     order.sort_by_key(|(_, message)| message.payload.ticket_id);

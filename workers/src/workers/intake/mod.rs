@@ -29,6 +29,7 @@ use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::inbox::InboxOutcome;
 
+mod delegations;
 mod messages;
 mod requests;
 
@@ -190,6 +191,8 @@ impl IntakeWorker {
                             &message.payload.attachments,
                             self.settings.document_max_bytes,
                         )?,
+                        IntakeMessage::DelegationGranted(_)
+                        | IntakeMessage::DelegationRevoked(_) => Vec::new(),
                     };
                     Ok((message, attachments))
                 });
@@ -446,19 +449,36 @@ enum ItemOutcome {
     Refused(String),
 }
 
-/// One transaction for the group: new requests open tickets, messages are
-/// added to theirs.
+/// One transaction for the group: delegations are granted or revoked, new
+/// requests open tickets, messages are added to theirs.
 async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, ApplyFailure> {
     let mut tx = pool.begin().await.map_err(classify)?;
-    let (requests, messages): (Positioned, Positioned) = group
-        .iter()
-        .enumerate()
-        .partition(|(_, item)| matches!(item.admitted.message, IntakeMessage::RequestSubmitted(_)));
+    let (mut requests, mut messages, mut grants_and_revocations): (
+        Positioned,
+        Positioned,
+        Positioned,
+    ) = Default::default();
+    for (position, item) in group.iter().enumerate() {
+        match item.admitted.message {
+            IntakeMessage::RequestSubmitted(_) => requests.push((position, item)),
+            IntakeMessage::MessageAdded(_) => messages.push((position, item)),
+            IntakeMessage::DelegationGranted(_) | IntakeMessage::DelegationRevoked(_) => {
+                grants_and_revocations.push((position, item))
+            }
+        }
+    }
     let request_items: Vec<&Item> = requests.iter().map(|(_, item)| *item).collect();
     let message_items: Vec<&Item> = messages.iter().map(|(_, item)| *item).collect();
-    // Messages first: opening tickets ends by taking the offices' counter
-    // locks, held to the commit. (A message cannot be about a ticket of this
-    // batch: ticket ids are made here and known only after the commit.)
+    let delegation_items: Vec<&Item> = grants_and_revocations
+        .iter()
+        .map(|(_, item)| *item)
+        .collect();
+    // Delegations first, in publishing order: a request behind its grant in
+    // the same batch finds it. Then messages: opening tickets ends by taking
+    // the offices' counter locks, held to the commit. (A message cannot be
+    // about a ticket of this batch: ticket ids are made here and known only
+    // after the commit.)
+    let changed = delegations::apply(&mut tx, &delegation_items).await?;
     let added = messages::add_messages(&mut tx, &message_items).await?;
     let opened = requests::open_tickets(&mut tx, &request_items).await?;
     tx.commit().await.map_err(classify)?;
@@ -467,7 +487,8 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
     let placed = requests
         .iter()
         .zip(opened)
-        .chain(messages.iter().zip(added));
+        .chain(messages.iter().zip(added))
+        .chain(grants_and_revocations.iter().zip(changed));
     for ((position, _), outcome) in placed {
         outcomes[*position] = Some(outcome);
     }

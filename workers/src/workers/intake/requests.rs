@@ -9,19 +9,27 @@ use uuid::Uuid;
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::contract::{CodiceFiscale, Envelope, Principal, RequestSubmitted};
 use crate::documents::StoredFile;
+use crate::domain::delegation::FIRST_GESTIONE;
 use crate::domain::document::{Direction, DocumentState};
 use crate::domain::intake::{IntakeMessage, Rejection};
 use crate::domain::protocol::{Aoo, RegisteredFile};
 use crate::domain::ticket::{open_ticket, opened_event, NewTicket, TicketRegistration};
+use crate::store::delegations as delegations_store;
 use crate::store::documents::{self, Document};
 use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::protocol::{self as register, RegisterError, RegistrationRequest};
 use crate::store::tickets;
 
+/// The scheme a request is about: the one it names, else the first
+/// release's.
+fn gestione_of(request: &RequestSubmitted) -> &str {
+    request.gestione.as_deref().unwrap_or(FIRST_GESTIONE)
+}
+
 /// Who a request is about: the citizen, the one an agent or operator acts
 /// for, or for an intermediary the citizen whose active delegation covers
-/// the position.
+/// the position in its scheme. A scheme the table does not know is refused.
 async fn subjects(
     conn: &mut sqlx::PgConnection,
     group: &[&Item<'_>],
@@ -30,13 +38,15 @@ async fn subjects(
         .iter()
         .map(|item| request_of(item))
         .collect::<Result<Vec<_>, _>>()?;
-    let positions: Vec<(String, String)> = requests
+    let positions: Vec<(String, String, String)> = requests
         .iter()
         .filter_map(
             |request| match (&request.principal, &request.payload.matricola) {
-                (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
-                    Some((tax_code.to_string(), matricola.clone()))
-                }
+                (Principal::Intermediary { tax_code, .. }, Some(matricola)) => Some((
+                    tax_code.to_string(),
+                    matricola.clone(),
+                    gestione_of(&request.payload).to_owned(),
+                )),
                 _ => None,
             },
         )
@@ -44,28 +54,39 @@ async fn subjects(
     let delegations = tickets::delegating_citizens(conn, &positions)
         .await
         .map_err(classify)?;
+    let gestioni = delegations_store::gestioni(conn).await.map_err(classify)?;
     requests
         .iter()
-        .map(
-            |request| match (&request.principal, &request.payload.matricola) {
+        .map(|request| {
+            let gestione = gestione_of(&request.payload);
+            if !gestioni.iter().any(|g| g == gestione) {
+                return Ok(Err(format!("unknown scheme (gestione) `{gestione}`")));
+            }
+            match (&request.principal, &request.payload.matricola) {
                 (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
                     let citizen = delegations
                         .iter()
-                        .find(|(i, m, _)| i == tax_code.as_str() && m == matricola)
-                        .map(|(_, _, citizen)| citizen);
+                        .find(|(i, m, g, _)| {
+                            i == tax_code.as_str() && m == matricola && g == gestione
+                        })
+                        .map(|(_, _, _, citizen)| citizen);
                     match citizen {
                         Some(citizen) => CodiceFiscale::parse(citizen)
                             .map(Ok)
                             .map_err(|e| ApplyFailure::Crashed(format!("stored delegation: {e}"))),
-                        None => Ok(Err(Rejection::NoDelegation(matricola.clone()).to_string())),
+                        None => Ok(Err(Rejection::NoDelegation {
+                            matricola: matricola.clone(),
+                            gestione: gestione.to_owned(),
+                        }
+                        .to_string())),
                     }
                 }
                 (principal, _) => Ok(principal
                     .subject_tax_code()
                     .cloned()
                     .ok_or_else(|| Rejection::MissingSubject("request.submitted").to_string())),
-            },
-        )
+            }
+        })
         .collect()
 }
 
@@ -73,9 +94,9 @@ async fn subjects(
 fn request_of<'i>(item: &'i Item<'_>) -> Result<&'i Envelope<RequestSubmitted>, ApplyFailure> {
     match &item.admitted.message {
         IntakeMessage::RequestSubmitted(request) => Ok(request),
-        IntakeMessage::MessageAdded(_) => {
-            Err(ApplyFailure::Crashed("a message among the requests".into()))
-        }
+        _ => Err(ApplyFailure::Crashed(
+            "not a request among the requests".into(),
+        )),
     }
 }
 
