@@ -11,3 +11,4 @@ pub mod protocol;
 pub mod routing;
 pub mod sms;
 pub mod ticket;
+pub mod video;

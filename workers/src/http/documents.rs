@@ -14,7 +14,7 @@ use crate::store::protocol::AnnulOutcome;
 
 /// A document as the API shows it.
 #[derive(Serialize)]
-struct DocumentView<'a> {
+pub(crate) struct DocumentView<'a> {
     #[serde(flatten)]
     document: &'a Document,
     /// The state's label as the citizen's area shows it (*Protocollato*,
@@ -22,7 +22,7 @@ struct DocumentView<'a> {
     label: Option<crate::domain::document::Label>,
 }
 
-fn views(documents: &[Document]) -> Vec<DocumentView<'_>> {
+pub(crate) fn views(documents: &[Document]) -> Vec<DocumentView<'_>> {
     documents
         .iter()
         .map(|document| DocumentView {
@@ -34,7 +34,10 @@ fn views(documents: &[Document]) -> Vec<DocumentView<'_>> {
 
 /// Reads the multipart body: `file` parts (one or more) and `conformity`.
 /// Stops reading a file as soon as it passes the limit.
-async fn read_upload(mut multipart: Multipart, max_bytes: usize) -> Result<Upload, ApiError> {
+pub(crate) async fn read_upload(
+    mut multipart: Multipart,
+    max_bytes: usize,
+) -> Result<Upload, ApiError> {
     let mut upload = Upload {
         files: Vec::new(),
         conformity_asserted: false,
@@ -161,7 +164,7 @@ pub async fn download(
         .body(bytes))
 }
 
-pub(super) fn attachment(file_name: &str) -> ContentDisposition {
+pub(crate) fn attachment(file_name: &str) -> ContentDisposition {
     ContentDisposition {
         disposition: DispositionType::Attachment,
         parameters: vec![DispositionParam::Filename(file_name.to_owned())],

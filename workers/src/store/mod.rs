@@ -11,6 +11,7 @@ pub mod protocol;
 pub mod staff_sessions;
 pub mod tickets;
 pub mod timers;
+pub mod video;
 
 use std::time::Duration;
 

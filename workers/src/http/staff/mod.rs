@@ -40,6 +40,7 @@ use actix_web::web;
 use super::ApiState;
 
 pub use held_calls::HeldCalls;
+pub(crate) use sign_in::needs_secure_cookie;
 
 const SESSION_COOKIE: &str = "sportello_sessione";
 const SCOPE: &str = "/ufficio";
