@@ -59,12 +59,15 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 
 const SCRIPT: &str = include_str!("../../templates/video/stanza.js");
 
+/// `same-origin`: the link's token (in the path) never leaves for another
+/// site, and our own forms keep their `Origin` (with `no-referrer` browsers
+/// send `Origin: null`, which the cross-site check refuses).
 fn render(status: StatusCode, name: &str, context: Value) -> HttpResponse {
     match TEMPLATES.get_template(name).and_then(|t| t.render(context)) {
         Ok(html) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-            .insert_header((header::REFERRER_POLICY, "no-referrer"))
+            .insert_header((header::REFERRER_POLICY, "same-origin"))
             .body(html),
         Err(error) => {
             tracing::error!(%error, name, "video page not rendered");
