@@ -143,6 +143,7 @@ fn production_refuses_development_secrets_naming_each_problem() {
                 "postgres://app:Xy7-prod@127.0.0.1:1/sportello",
             ),
             ("SMTP_URL", "smtps://relay.inps.example"),
+            ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
         ],
     )
     .output()
