@@ -166,8 +166,16 @@ async fn a_video_call_is_held_confirmed_with_its_receipt_notified_and_cancelled(
     let (status, answer) = api.post(&confirm, &me, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["outcome"], "confirmed");
-    let link = format!("https://video.sportello.example/rooms/{id}");
-    assert_eq!(answer["receipt"]["video_link"], link.as_str());
+    // The citizen's signed link to the room (issue 13).
+    let link = answer["receipt"]["video_link"].as_str().unwrap().to_owned();
+    let token = link
+        .strip_prefix("https://video.sportello.example/stanza/")
+        .expect("a room link");
+    let signer =
+        sportello::domain::video::link::LinkSigner::new(&api.env.settings.video_link_secret);
+    let opened = signer.verify(token, chrono::Utc::now()).unwrap();
+    assert_eq!(opened.appointment_id.to_string(), id);
+    assert_eq!(opened.role, sportello::domain::video::Role::Citizen);
     assert_eq!(answer["receipt"]["mode_label"], "Videochiamata");
     assert_eq!(answer["receipt"]["time"], "09:10");
     let (_, answer) = api.post(&confirm, &me, json!({})).await;

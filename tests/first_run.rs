@@ -206,11 +206,13 @@ async fn the_readme_tour_runs_as_written() {
     let (_sink, smtp_port) = start_smtp_sink(&checkout.join("var/mail"));
     let api = free_address();
     let metrics = free_address();
+    let gateway = free_address();
     let system_env = [
         ("AMQP_URL", env.settings.amqp_url.clone()),
         ("DATABASE_URL", env.settings.database_url.clone()),
         ("HTTP_ADDRESS", api.clone()),
         ("METRICS_ADDRESS", metrics.clone()),
+        ("GATEWAY_ADDRESS", gateway.clone()),
         ("SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
         (
             "DOCUMENT_STORE_DIR",

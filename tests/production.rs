@@ -143,6 +143,7 @@ fn production_refuses_development_secrets_naming_each_problem() {
                 "postgres://app:Xy7-prod@127.0.0.1:1/sportello",
             ),
             ("SMTP_URL", "smtps://relay.inps.example"),
+            ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
         ],
     )
     .output()
@@ -229,12 +230,17 @@ async fn a_proper_production_start_is_ready_accepts_only_published_keys_and_logs
         .url
         .replacen("smtp://", &format!("smtp://notifiche:{smtp_password}@"), 1);
     let (http_address, metrics_address) = (free_address(), free_address());
+    let gateway_address = free_address();
     let files = [
         ("AMQP_URL_FILE", write("amqp", &amqp_url)),
         ("DATABASE_URL_FILE", write("database", &database_url)),
         ("JWT_SECRET_FILE", write("jwt", &jwt_secret)),
         ("SMTP_URL_FILE", write("smtp", &smtp_url)),
         ("SMS_PROVIDER_PASSWORD_FILE", write("sms", &sms_password)),
+        (
+            "VIDEO_LINK_SECRET_FILE",
+            write("video", "a-video-link-key-of-this-test-only"),
+        ),
     ];
     let documents = dir.join("documents").to_string_lossy().into_owned();
     let mut vars: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -248,6 +254,7 @@ async fn a_proper_production_start_is_ready_accepts_only_published_keys_and_logs
         ("SMS_PROVIDER_URL", "https://127.0.0.1:9/sms"),
         ("HTTP_ADDRESS", http_address.as_str()),
         ("METRICS_ADDRESS", metrics_address.as_str()),
+        ("GATEWAY_ADDRESS", gateway_address.as_str()),
         ("DOCUMENT_STORE_DIR", documents.as_str()),
         ("RUST_LOG", "debug"),
     ]);

@@ -49,6 +49,21 @@ fn free_port() -> u16 {
 
 /// A headless Chromium session through a chromedriver of our own.
 pub async fn browser() -> Result<(Driver, Client), String> {
+    browser_with(&[]).await
+}
+
+/// The same, with fake camera and microphone granted without asking (the
+/// video-room test).
+pub async fn browser_with_fake_media() -> Result<(Driver, Client), String> {
+    browser_with(&[
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+    ])
+    .await
+}
+
+async fn browser_with(extra: &[&str]) -> Result<(Driver, Client), String> {
     let port = free_port();
     let profile =
         std::env::temp_dir().join(format!("sportello-chromium-{}", Uuid::new_v4().simple()));
@@ -67,16 +82,18 @@ pub async fn browser() -> Result<(Driver, Client), String> {
         process,
         profile: profile.clone(),
     };
+    let mut args = vec![
+        "--headless=new".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        "--disable-gpu".to_owned(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }),
+        json!({ "binary": CHROMIUM, "args": args }),
     );
     let url = format!("http://127.0.0.1:{port}");
     // chromedriver needs a moment to listen, Chromium a few to start.

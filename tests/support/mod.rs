@@ -6,6 +6,7 @@
 pub mod api;
 pub mod browser;
 pub mod fixtures;
+pub mod gateway;
 pub mod mail;
 pub mod sms_provider;
 

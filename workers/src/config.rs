@@ -8,6 +8,9 @@ use std::time::Duration;
 
 /// The app's broker user on the local development broker (the password is
 /// the repository's; production mode refuses it).
+/// coturn's development `static-auth-secret` (docker-compose.yml).
+pub const DEVELOPMENT_TURN_SECRET: &str = "sportello-development-turn-secret";
+
 pub const DEVELOPMENT_AMQP_URL: &str =
     "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello";
 
@@ -135,14 +138,55 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub staff_call_answer_seconds: u64,
 
-    /// Base address of the video gateway: a video appointment's room is
-    /// `<VIDEO_BASE_URL>/rooms/<appointment id>`.
+    /// Base address of the video gateway: a video appointment's rooms are
+    /// `<VIDEO_BASE_URL>/stanza/<signed token>`, one link per role.
     #[arg(
         long,
         env = "VIDEO_BASE_URL",
         default_value = "https://video.sportello.example"
     )]
     pub video_base_url: String,
+
+    /// Key signing the video rooms' join links and hashing their SMS codes.
+    /// Secret (also VIDEO_LINK_SECRET_FILE); production refuses the default.
+    #[arg(
+        long,
+        env = "VIDEO_LINK_SECRET",
+        default_value = crate::domain::video::link::DEVELOPMENT_LINK_SECRET,
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub video_link_secret: String,
+
+    /// Where the video gateway (`sportello worker gateway`) listens.
+    #[arg(long, env = "GATEWAY_ADDRESS", default_value = "127.0.0.1:8090")]
+    pub gateway_address: String,
+
+    /// STUN servers handed to the browsers, comma separated, e.g.
+    /// `stun:turn.sportello.example:3478` (empty: host candidates only).
+    #[arg(long, env = "STUN_URLS", default_value = "")]
+    pub stun_urls: String,
+
+    /// TURN servers (coturn with `use-auth-secret`), comma separated, e.g.
+    /// `turn:turn.sportello.example:3478?transport=udp,turns:turn.sportello.example:5349`.
+    #[arg(long, env = "TURN_URLS", default_value = "")]
+    pub turn_urls: String,
+
+    /// coturn's `static-auth-secret`: short-lived TURN credentials are
+    /// derived from it. Secret (also TURN_SECRET_FILE).
+    #[arg(
+        long,
+        env = "TURN_SECRET",
+        default_value = DEVELOPMENT_TURN_SECRET,
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub turn_secret: String,
+
+    /// Largest WebSocket message the gateway accepts; a larger one closes
+    /// the connection with 1009 (message too big).
+    #[arg(long, env = "GATEWAY_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub gateway_max_frame_bytes: usize,
 
     /// Directory of the content-addressed document store.
     #[arg(long, env = "DOCUMENT_STORE_DIR", default_value = "./data/documents")]

@@ -13,6 +13,7 @@ use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +60,8 @@ pub struct Metrics {
     pub deliveries_in_doubt: Family<MediumLabel, Counter>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_request_seconds: Histogram,
+    /// Open video-room WebSockets on this gateway process.
+    pub gateway_connections: Gauge,
 }
 
 impl Metrics {
@@ -108,6 +111,11 @@ impl Metrics {
                 "http_request_seconds",
                 "HTTP request duration",
                 Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            ),
+            gateway_connections: registered!(
+                "gateway_connections",
+                "Open video-room WebSockets",
+                Gauge::default()
             ),
             registry,
         }

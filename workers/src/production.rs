@@ -44,6 +44,16 @@ pub enum Problem {
         "SMS_PROVIDER_URL must be https:// (the provider's credentials would travel in clear)"
     )]
     PlainSmsProvider,
+    #[error(
+        "VIDEO_LINK_SECRET is the development key published in the repository (anyone could \
+         sign a join link to any video room): give the gateway a key of its own"
+    )]
+    DevelopmentVideoLinkSecret,
+    #[error(
+        "TURN_SECRET is coturn's development secret from the repository (anyone could mint \
+         relay credentials): set the static-auth-secret your coturn uses"
+    )]
+    DevelopmentTurnSecret,
 }
 
 /// Why the process refuses to start: every problem, one per line.
@@ -95,6 +105,16 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         if !is_https(url) && !is_loopback_http(url) {
             found.push(Problem::PlainSmsProvider);
         }
+    }
+    if settings.video_link_secret == crate::domain::video::link::DEVELOPMENT_LINK_SECRET
+        || settings.video_link_secret.len() < 16
+    {
+        found.push(Problem::DevelopmentVideoLinkSecret);
+    }
+    if !settings.turn_urls.trim().is_empty()
+        && settings.turn_secret == crate::config::DEVELOPMENT_TURN_SECRET
+    {
+        found.push(Problem::DevelopmentTurnSecret);
     }
     found
 }
@@ -182,8 +202,36 @@ mod tests {
             public_base_url: Some("https://sportello.inps.example".into()),
             smtp_url: "smtps://notifiche:pw@smtp.inps.example:465".into(),
             sms_provider_url: Some("https://sms.example/v1/messages".into()),
+            video_link_secret: "a-video-link-key-of-its-own".into(),
+            turn_urls: "turn:turn.inps.example:3478".into(),
+            turn_secret: "coturn-secret-of-its-own".into(),
             ..Settings::local_defaults()
         }
+    }
+
+    #[test]
+    fn the_development_video_link_and_turn_secrets_are_refused() {
+        let link = Settings {
+            video_link_secret: crate::domain::video::link::DEVELOPMENT_LINK_SECRET.into(),
+            ..proper()
+        };
+        assert_eq!(problems(&link), [Problem::DevelopmentVideoLinkSecret]);
+        let short = Settings {
+            video_link_secret: "short".into(),
+            ..proper()
+        };
+        assert_eq!(problems(&short), [Problem::DevelopmentVideoLinkSecret]);
+        let turn = Settings {
+            turn_secret: crate::config::DEVELOPMENT_TURN_SECRET.into(),
+            ..proper()
+        };
+        assert_eq!(problems(&turn), [Problem::DevelopmentTurnSecret]);
+        // Without TURN servers its secret is unused.
+        let no_turn = Settings {
+            turn_urls: String::new(),
+            ..turn
+        };
+        assert_eq!(problems(&no_turn), []);
     }
 
     #[test]
@@ -236,6 +284,7 @@ mod tests {
                 },
                 Problem::PlainTextSmtp,
                 Problem::InsecureCookie,
+                Problem::DevelopmentVideoLinkSecret,
             ]
         );
         let message = refused.to_string();

@@ -402,7 +402,7 @@ fn confirmed_event(
             starts_at: appointment.starts_at,
             ends_at: appointment.ends_at,
             video_link: (appointment.mode == Mode::Video)
-                .then(|| settings.video_link(appointment.id)),
+                .then(|| settings.video_link(appointment.id, appointment.ends_at)),
             contact: Contact {
                 email: None,
                 phone: Some(appointment.phone.clone()),

@@ -107,6 +107,8 @@ pub struct BookingSettings {
     pub hold: Duration,
     /// Where the video gateway serves rooms (`VIDEO_BASE_URL`).
     pub video_base_url: String,
+    /// Signs the rooms' join links (`VIDEO_LINK_SECRET`).
+    pub video_links: crate::domain::video::link::LinkSigner,
 }
 
 impl BookingSettings {
@@ -114,12 +116,28 @@ impl BookingSettings {
         Self {
             hold: Duration::minutes(i64::from(settings.appointment_hold_minutes)),
             video_base_url: settings.video_base_url.clone(),
+            video_links: crate::domain::video::link::LinkSigner::new(&settings.video_link_secret),
         }
     }
 
-    /// The room of a video appointment.
-    pub fn video_link(&self, id: Uuid) -> String {
-        format!("{}/rooms/{id}", self.video_base_url.trim_end_matches('/'))
+    /// The citizen's link to the room of a video appointment ending at
+    /// `ends_at` (the one the notification centre and the receipt show).
+    pub fn video_link(&self, id: Uuid, ends_at: DateTime<Utc>) -> String {
+        self.room_link(id, crate::domain::video::Role::Citizen, ends_at)
+    }
+
+    /// The link of `role` to the room.
+    pub fn room_link(
+        &self,
+        id: Uuid,
+        role: crate::domain::video::Role,
+        ends_at: DateTime<Utc>,
+    ) -> String {
+        format!(
+            "{}/stanza/{}",
+            self.video_base_url.trim_end_matches('/'),
+            self.video_links.sign(id, role, ends_at)
+        )
     }
 }
 

@@ -53,7 +53,7 @@ impl Receipt {
             subject_tax_code: appointment.subject_tax_code.clone(),
             phone: appointment.phone.clone(),
             video_link: (appointment.mode == Mode::Video)
-                .then(|| settings.video_link(appointment.id)),
+                .then(|| settings.video_link(appointment.id, appointment.ends_at)),
         }
     }
 
@@ -156,13 +156,15 @@ mod tests {
         let settings = BookingSettings {
             hold: Duration::minutes(10),
             video_base_url: "https://video.example/".into(),
+            video_links: crate::domain::video::link::LinkSigner::new("k"),
         };
         let video = appointment(Mode::Video);
         let receipt = Receipt::of(&settings, &video);
-        assert_eq!(
-            receipt.video_link.as_deref(),
-            Some(format!("https://video.example/rooms/{}", video.id).as_str())
-        );
+        let link = receipt.video_link.clone().unwrap();
+        let token = link.strip_prefix("https://video.example/stanza/").unwrap();
+        let opened = settings.video_links.verify(token, video.starts_at).unwrap();
+        assert_eq!(opened.appointment_id, video.id);
+        assert_eq!(opened.role, crate::domain::video::Role::Citizen);
         let lines = receipt.lines();
         assert!(lines.contains(&"Modalità: Videochiamata".to_owned()));
         assert!(lines.contains(&"Sportello: indennità e ammortizzatori sociali".to_owned()));

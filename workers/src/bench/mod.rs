@@ -10,17 +10,22 @@
 //! (with and without pooling), and notifications per second from event to
 //! sent.
 //!
+//! `sportello bench gateway`: 1,000 video rooms (2,000 WebSockets) on a
+//! gateway process; relay latency p50/p99 and its resident memory.
+//!
 //! `sportello bench appointments`: booking over the broker against two
 //! appointments workers: contended holds (latency, winners against seats),
 //! confirmed bookings/s with seats to spare, and the double bookings the
 //! database holds (none).
 
 mod appointments;
+mod gateway;
 mod intake;
 mod notifications;
 mod registrations;
 
 pub use appointments::AppointmentsBench;
+pub use gateway::GatewayBench;
 pub use intake::IntakeBench;
 pub use notifications::NotificationsBench;
 pub use registrations::RegistrationsBench;
@@ -47,6 +52,9 @@ pub enum BenchCommand {
     /// Booking over the broker: contended holds/s and latency, winners
     /// against seats, confirmed bookings/s, double bookings (must be 0).
     Appointments(AppointmentsBench),
+    /// Video gateway: 1,000 rooms (2,000 WebSockets) on a child gateway
+    /// process, relay latency p50/p99 and its resident memory.
+    Gateway(GatewayBench),
 }
 
 /// Where a bench creates its database.
@@ -122,6 +130,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Registrations(bench) => registrations::run(bench).await,
         BenchCommand::Notifications(bench) => notifications::run(bench).await,
         BenchCommand::Appointments(bench) => appointments::run(bench).await,
+        BenchCommand::Gateway(bench) => gateway::run(bench).await,
     }
 }
 

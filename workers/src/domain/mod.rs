@@ -12,3 +12,4 @@ pub mod protocol;
 pub mod routing;
 pub mod sms;
 pub mod ticket;
+pub mod video;

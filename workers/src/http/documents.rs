@@ -17,7 +17,7 @@ use crate::store::protocol::AnnulOutcome;
 
 /// A document as the API shows it.
 #[derive(Serialize, ToSchema)]
-pub struct DocumentView {
+pub(crate) struct DocumentView {
     #[serde(flatten)]
     document: Document,
     /// The state's label as the citizen's area shows it (*Protocollato*,
@@ -25,7 +25,7 @@ pub struct DocumentView {
     label: Option<crate::domain::document::Label>,
 }
 
-fn views(documents: Vec<Document>) -> Vec<DocumentView> {
+pub(crate) fn views(documents: Vec<Document>) -> Vec<DocumentView> {
     documents.into_iter().map(DocumentView::of).collect()
 }
 
@@ -75,7 +75,10 @@ pub struct UploadForm {
 
 /// Reads the multipart body: `file` parts (one or more) and `conformity`.
 /// Stops reading a file as soon as it passes the limit.
-async fn read_upload(mut multipart: Multipart, max_bytes: usize) -> Result<Upload, ApiError> {
+pub(crate) async fn read_upload(
+    mut multipart: Multipart,
+    max_bytes: usize,
+) -> Result<Upload, ApiError> {
     let mut upload = Upload {
         files: Vec::new(),
         conformity_asserted: false,
@@ -243,7 +246,7 @@ pub async fn download(
         .body(bytes))
 }
 
-pub(super) fn attachment(file_name: &str) -> ContentDisposition {
+pub(crate) fn attachment(file_name: &str) -> ContentDisposition {
     ContentDisposition {
         disposition: DispositionType::Attachment,
         parameters: vec![DispositionParam::Filename(file_name.to_owned())],

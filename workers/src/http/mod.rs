@@ -7,7 +7,7 @@
 
 mod appointments;
 mod caller;
-mod documents;
+pub(crate) mod documents;
 pub mod edge;
 mod error;
 mod health;
@@ -34,6 +34,7 @@ use crate::store;
 
 pub use caller::Caller;
 pub use error::ApiError;
+pub(crate) use staff::needs_secure_cookie;
 
 /// What every handler can reach.
 pub struct ApiState {

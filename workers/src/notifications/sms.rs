@@ -60,7 +60,26 @@ impl SmsProvider {
     }
 
     pub async fn send(&self, delivery: &ClaimedDelivery) -> SendOutcome {
-        let length = measure(&delivery.text_body);
+        self.send_text(
+            &delivery.address,
+            &delivery.text_body,
+            &delivery.id.to_string(),
+            &delivery.correlation_id,
+        )
+        .await
+    }
+
+    /// Sends `text` to `recipient` (E.164); `reference` identifies it to the
+    /// provider, which accepts it once. The video gateway's one-time codes
+    /// go this way, outside the delivery queue: they are useless late.
+    pub async fn send_text(
+        &self,
+        recipient: &str,
+        text: &str,
+        reference: &str,
+        correlation_id: &str,
+    ) -> SendOutcome {
+        let length = measure(text);
         if length.parts > self.config.max_parts {
             return SendOutcome::Permanent(format!(
                 "text needs {} parts ({:?}, {} units), more than the {} allowed",
@@ -69,16 +88,16 @@ impl SmsProvider {
         }
         let submission = SmsSubmission {
             sender: self.config.sender.clone(),
-            recipient: delivery.address.clone(),
-            text: delivery.text_body.clone(),
+            recipient: recipient.to_owned(),
+            text: text.to_owned(),
             encoding: length.encoding,
-            reference: delivery.id.to_string(),
+            reference: reference.to_owned(),
         };
         let response = self
             .client
             .post(&self.config.url)
             .basic_auth(&self.config.user, Some(&self.config.password))
-            .header("x-correlation-id", &delivery.correlation_id)
+            .header("x-correlation-id", correlation_id)
             .json(&submission)
             .send()
             .await;

@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod staff_sessions;
 pub mod tickets;
 pub mod timers;
+pub mod video;
 
 use std::time::Duration;
 

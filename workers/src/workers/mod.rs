@@ -60,10 +60,13 @@ pub enum WorkerKind {
     /// Booking over the broker: commands, availability queries, call-back
     /// queues (competing consumers; scale out freely).
     Appointments,
+    /// The video-room gateway (pages, SMS code, WebSocket signalling);
+    /// run several with no sticky routing: they relay through the broker.
+    Gateway,
 }
 
 impl WorkerKind {
-    pub const ALL: [WorkerKind; 9] = [
+    pub const ALL: [WorkerKind; 10] = [
         WorkerKind::Intake,
         WorkerKind::OutboxRelay,
         WorkerKind::Timers,
@@ -73,6 +76,7 @@ impl WorkerKind {
         WorkerKind::SmsSender,
         WorkerKind::Api,
         WorkerKind::Appointments,
+        WorkerKind::Gateway,
     ];
 
     /// The workers of this kind one process runs. Each opens its own
@@ -100,6 +104,7 @@ impl WorkerKind {
             WorkerKind::Appointments => {
                 Arc::new(appointments::AppointmentsWorker::new(settings.clone()))
             }
+            WorkerKind::Gateway => Arc::new(crate::gateway::GatewayWorker::new(settings.clone())),
         }
     }
 }

@@ -132,6 +132,9 @@ impl TimerWorker {
                 Some(job) => job.task.map(Task::Cron),
                 None if timer.kind == HOLD_TIMER_KIND => Some(Task::ExpireHold),
                 None if timer.kind == CALLBACK_TIMER_KIND => Some(Task::QueueCall),
+                None if timer.kind == crate::video::WINDOW_TIMER_KIND => {
+                    Some(Task::CloseVideoWindow)
+                }
                 None => None,
             };
             if let Some(task) = task {
@@ -166,6 +169,8 @@ enum Task {
     ExpireHold,
     /// A phone appointment's call is due: put it on its desk's queue.
     QueueCall,
+    /// A video room's 72-hour document window is over: close it.
+    CloseVideoWindow,
 }
 
 /// Runs a timer's action (a cron job's, an appointment hold's expiry) in a
@@ -209,6 +214,15 @@ async fn perform(conn: &mut PgConnection, task: Task, timer: &DueTimer) -> Resul
             )
             .await?;
         }
+        Task::CloseVideoWindow => match timer.key.parse::<Uuid>() {
+            Ok(id) => {
+                crate::video::expire_window(conn, id, timer.fired_at, &timer.correlation_id)
+                    .await?;
+            }
+            Err(_) => {
+                tracing::error!(timer_id = %timer.id, key = %timer.key, "window timer without an appointment id");
+            }
+        },
         Task::ExpireHold => match timer.key.parse::<Uuid>() {
             Ok(id) => {
                 crate::appointments::expire_hold(conn, id).await?;

@@ -30,7 +30,7 @@ pub(super) async fn login_page(state: web::Data<ApiState>, request: HttpRequest)
 /// The session cookie travels only over TLS, except to a loopback address
 /// (a developer's machine): behind a TLS-terminating proxy that does not say
 /// so (`X-Forwarded-Proto`), the request still looks like plain HTTP.
-pub(super) fn needs_secure_cookie(request: &HttpRequest) -> bool {
+pub(crate) fn needs_secure_cookie(request: &HttpRequest) -> bool {
     let info = request.connection_info();
     if info.scheme() == "https" {
         return true;

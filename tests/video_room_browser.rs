@@ -1,0 +1,181 @@
+//! The video room end to end in headless Chromium with fake media devices:
+//! the citizen enters with the SMS code (from the test SMS provider) and
+//! waits, the operator admits, both peer connections reach "connected",
+//! chat both ways, a PDF is uploaded and registered and its label turns
+//! green, a third tab is refused, the call ends with the 72-hour window,
+//! which then expires (its timer moved forward).
+
+mod support;
+
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+use sportello::domain::video::Role;
+use sportello::workers::WorkerKind;
+use support::browser::{browser_with_fake_media, submit, text_of, type_into, WAIT};
+use support::gateway::{env_with_sms, last_code, link, video_appointment, Gateway, OFFICE};
+
+async fn visible(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+#[actix_rt::test]
+async fn a_video_call_from_the_sms_code_to_the_expired_window() {
+    let (env, sms) = env_with_sms().await;
+    let workers = env.start(&[
+        WorkerKind::OutboxRelay,
+        WorkerKind::Registration,
+        WorkerKind::Timers,
+    ]);
+    let gateway = Gateway::start(&env).await;
+    let id = video_appointment(&env, 0).await;
+    let citizen_link = format!("{}{}", gateway.base, link(&env, id, Role::Citizen).await);
+    let operator_link = format!("{}{}", gateway.base, link(&env, id, Role::Operator).await);
+    let (_citizen_driver, citizen) = match browser_with_fake_media().await {
+        Ok(session) => session,
+        Err(error) => panic!("{error}"),
+    };
+    let (_operator_driver, operator) = browser_with_fake_media().await.unwrap();
+
+    // The citizen: welcome, code by SMS, device check, waiting room.
+    citizen.goto(&citizen_link).await.unwrap();
+    assert!(text_of(&citizen, "h1").await.contains("Benvenuto"));
+    submit(&citizen, "form button[type=submit]").await;
+    type_into(&citizen, "#codice", &last_code(&sms)).await;
+    submit(&citizen, "#conferma-codice").await;
+    visible(&citizen, "#stanza[data-devices=ok]").await;
+    click(&citizen, "#entra").await;
+    visible(&citizen, "#attesa:not([hidden])").await;
+    assert_eq!(
+        text_of(&citizen, "#messaggio-attesa").await,
+        "A breve sarai accolto da un nostro operatore"
+    );
+
+    // The operator signs in and admits; chat and documents on.
+    operator.goto(&operator_link).await.unwrap();
+    let keys = sportello::auth::TokenKeys::new(&env.settings.jwt_secret, &env.settings.jwt_issuer);
+    let token = keys
+        .issue(&support::operator(OFFICE), chrono::Duration::minutes(30))
+        .unwrap();
+    type_into(&operator, "#token", &token).await;
+    submit(&operator, "form button[type=submit]").await;
+    visible(&operator, "#stanza[data-devices=ok]").await;
+    click(&operator, "#entra").await;
+    visible(&operator, "#ammetti").await;
+    click(&operator, "#ammetti").await;
+    click(&operator, "#chat-on").await;
+    click(&operator, "#documenti-on").await;
+
+    // Both peer connections connect (fake media, host candidates).
+    visible(&citizen, "#stato-connessione[data-state=connected]").await;
+    visible(&operator, "#stato-connessione[data-state=connected]").await;
+
+    // Chat both ways.
+    visible(&citizen, "#chat:not([hidden])").await;
+    type_into(&operator, "#testo-chat", "Salve, mi sente?").await;
+    click(&operator, "#modulo-chat button").await;
+    visible(&citizen, "#messaggi li.messaggio-operator").await;
+    assert!(text_of(&citizen, "#messaggi")
+        .await
+        .contains("Salve, mi sente?"));
+    type_into(&citizen, "#testo-chat", "Sì, la sento").await;
+    click(&citizen, "#modulo-chat button").await;
+    visible(&operator, "#messaggi li.messaggio-citizen").await;
+    assert!(text_of(&operator, "#messaggi")
+        .await
+        .contains("Sì, la sento"));
+
+    // A PDF upload, registered by the operator: its label turns green.
+    visible(&citizen, "#documenti:not([hidden])").await;
+    let pdf = std::env::temp_dir().join(format!("busta-paga-{}.pdf", id.simple()));
+    std::fs::write(&pdf, support::fixtures::PDF).unwrap();
+    type_into(&citizen, "#file", pdf.to_str().unwrap()).await;
+    click(&citizen, "#conformita").await;
+    click(&citizen, "#invia-file").await;
+    visible(&operator, "#inviati .da-protocollare").await;
+    click(&operator, "#inviati .da-protocollare").await;
+    click(&operator, "#protocolla").await;
+    visible(&citizen, "#inviati .label-orange, #inviati .label-green").await;
+    visible(&citizen, "#inviati .label-green").await;
+    assert_eq!(
+        text_of(&citizen, "#inviati .label-green").await,
+        "Protocollato"
+    );
+    visible(&citizen, "#protocollati li a").await;
+    assert!(text_of(&citizen, "#protocollati").await.contains("INPS."));
+    let _ = std::fs::remove_file(&pdf);
+
+    // A third participant (another tab of the citizen) is refused.
+    let first = citizen.window().await.unwrap();
+    let tab = citizen.new_window(true).await.unwrap();
+    citizen.switch_to_window(tab.handle.clone()).await.unwrap();
+    citizen.goto(&citizen_link).await.unwrap();
+    visible(&citizen, "#stanza[data-devices=ok]").await;
+    click(&citizen, "#entra").await;
+    visible(&citizen, "#occupata:not([hidden])").await;
+    assert!(text_of(&citizen, "#messaggio-occupata")
+        .await
+        .contains("già aperta"));
+    citizen.close_window().await.unwrap();
+    citizen.switch_to_window(first).await.unwrap();
+    assert!(citizen
+        .find(Locator::Css("#stato-connessione[data-state=connected]"))
+        .await
+        .is_ok());
+
+    // The operator ends the call granting the window.
+    click(&operator, "#estendi").await;
+    visible(&citizen, "#terminata:not([hidden])").await;
+    visible(&citizen, "#finestra:not([hidden])").await;
+    assert_eq!(
+        text_of(&citizen, "#finestra").await,
+        "Questa pagina sarà disponibile per altre 72 ore"
+    );
+    assert!(text_of(&citizen, "#terminata h1")
+        .await
+        .contains("Chiamata terminata"));
+
+    // 72 hours later: the timer closes the window, the link has expired.
+    sqlx::query("UPDATE timers SET fire_at = now() WHERE kind = 'video.window' AND key = $1")
+        .bind(id.to_string())
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert!(
+        support::eventually(Duration::from_secs(20), || async {
+            sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+                "SELECT window_closed_at FROM video_rooms WHERE appointment_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap()
+            .is_some()
+        })
+        .await
+    );
+    citizen.goto(&citizen_link).await.unwrap();
+    assert_eq!(text_of(&citizen, "h1").await, "Collegamento scaduto");
+
+    let _ = citizen.close().await;
+    let _ = operator.close().await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    gateway.stop().await;
+    sms.stop().await;
+    env.cleanup().await;
+}
