@@ -3,6 +3,7 @@
 use actix_web::{http::StatusCode, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::applications::ApplicationError;
 use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;
 use crate::domain::appointment::StateRefusal;
@@ -25,6 +26,8 @@ pub enum ApiError {
     Notifications(#[from] CentreError),
     #[error(transparent)]
     Appointments(#[from] AppointmentError),
+    #[error(transparent)]
+    Applications(#[from] ApplicationError),
     #[error("{0}")]
     Internal(String),
 }
@@ -48,6 +51,12 @@ impl ApiError {
             },
             // One code for HTTP and the broker's refusals.
             ApiError::Appointments(e) => e.code(),
+            ApiError::Applications(e) => match e {
+                ApplicationError::NotFound => "not_found",
+                ApplicationError::Forbidden(_) => "forbidden",
+                ApplicationError::Invalid(_) => "invalid",
+                ApplicationError::Policy(_) | ApplicationError::Database(_) => "internal",
+            },
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => "not_found",
                 CentreError::Forbidden(_) => "forbidden",
@@ -91,6 +100,17 @@ impl ResponseError for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 TicketError::Database(_) | TicketError::Encoding(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
+            ApiError::Applications(e) => match e {
+                ApplicationError::NotFound => StatusCode::NOT_FOUND,
+                ApplicationError::Forbidden(_) => StatusCode::FORBIDDEN,
+                ApplicationError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ApplicationError::Database(e) if crate::store::is_transient(e) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                ApplicationError::Policy(_) | ApplicationError::Database(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },

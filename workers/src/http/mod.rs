@@ -2,6 +2,7 @@
 //! receipts, tickets; and the staff pages. Handlers are thin: they authenticate the caller, read the
 //! request, call `documents`, and map its errors to statuses.
 
+mod applications;
 mod appointments;
 mod caller;
 mod documents;
@@ -130,6 +131,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(notifications::save_contacts)),
     )
     .configure(appointments::routes)
+    .configure(applications::routes)
     .configure(staff::routes);
 }
 

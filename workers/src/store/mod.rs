@@ -1,5 +1,6 @@
 //! PostgreSQL: connection pool, migrations, and one module per table family.
 
+pub mod applications;
 pub mod appointments;
 pub mod booking_commands;
 pub mod dead_letters;

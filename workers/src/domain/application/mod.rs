@@ -16,7 +16,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::contract::applications::ApplicationSubmitted;
-use crate::contract::{Envelope, Principal};
+use crate::contract::{Envelope, Principal, RequestSubmitted};
 use benefits::{Benefit, Category, FieldError};
 use catalogue::Service;
 use policy::{check_window, Credential, PrincipalKind, WindowRefusal};
@@ -281,6 +281,62 @@ pub fn fingerprint(application: &ApplicationSubmitted, iban: &str) -> String {
         "iban": iban,
     });
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// The back-office case an application becomes, as the request its ticket
+/// is opened from: the benefit's ambito routes it, the subject names the
+/// benefit and category, the text is what the operator reviews.
+pub fn case_request(
+    envelope: &Envelope<ApplicationSubmitted>,
+    checked: &CheckedApplication,
+) -> Envelope<RequestSubmitted> {
+    let application = &envelope.payload;
+    let mut text = format!(
+        "Domanda: {}\nCategoria: {}\nRichiedente: {} {} ({})\nIBAN: {} (intestatari: {})\n",
+        checked.benefit_label,
+        checked.category_label,
+        application.applicant.name,
+        application.applicant.surname,
+        application.applicant.tax_code,
+        checked.iban,
+        application
+            .payment
+            .holders
+            .iter()
+            .map(|h| format!("{} {}", h.name, h.tax_code))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    for (name, value) in &application.fields {
+        let shown = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        text.push_str(&format!("{name}: {shown}\n"));
+    }
+    Envelope {
+        message_id: envelope.message_id,
+        message_type: "request.submitted".into(),
+        schema_version: 2,
+        channel: envelope.channel,
+        occurred_at: envelope.occurred_at,
+        correlation_id: envelope.correlation_id.clone(),
+        idempotency_key: envelope.idempotency_key.clone(),
+        principal: envelope.principal.clone(),
+        payload: RequestSubmitted {
+            ambito: checked.ambito.clone(),
+            matricola: None,
+            subject: format!("Domanda {} - {}", checked.benefit_label, checked.category_label)
+                .chars()
+                .take(200)
+                .collect(),
+            text,
+            contact: application.contact.clone(),
+            location: application.location.clone(),
+            position_location: None,
+            attachments: Vec::new(),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub(super) async fn add_messages(
     for (position, item) in group.iter().enumerate() {
         match &item.admitted.message {
             IntakeMessage::MessageAdded(message) => order.push((position, message)),
-            IntakeMessage::RequestSubmitted(_) => {
+            IntakeMessage::RequestSubmitted(_) | IntakeMessage::ApplicationSubmitted(_) => {
                 return Err(ApplyFailure::Crashed("a request among the messages".into()))
             }
         }

@@ -31,6 +31,7 @@ use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::inbox::InboxOutcome;
 
+mod applications;
 mod messages;
 mod requests;
 
@@ -203,6 +204,7 @@ impl IntakeWorker {
                             &message.payload.attachments,
                             self.settings.document_max_bytes,
                         )?,
+                        IntakeMessage::ApplicationSubmitted(_) => Vec::new(),
                     };
                     Ok((message, attachments))
                 });
@@ -466,7 +468,10 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
     let (requests, messages): (Positioned, Positioned) = group
         .iter()
         .enumerate()
-        .partition(|(_, item)| matches!(item.admitted.message, IntakeMessage::RequestSubmitted(_)));
+        .partition(|(_, item)| matches!(
+                item.admitted.message,
+                IntakeMessage::RequestSubmitted(_) | IntakeMessage::ApplicationSubmitted(_)
+            ));
     let request_items: Vec<&Item> = requests.iter().map(|(_, item)| *item).collect();
     let message_items: Vec<&Item> = messages.iter().map(|(_, item)| *item).collect();
     // Messages first: opening tickets ends by taking the offices' counter

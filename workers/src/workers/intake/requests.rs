@@ -6,6 +6,7 @@
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::applications::{self, Standing};
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::contract::{CodiceFiscale, Envelope, Principal, RequestSubmitted};
 use crate::documents::StoredFile;
@@ -17,6 +18,7 @@ use crate::store::documents::{self, Document};
 use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::protocol::{self as register, RegisterError, RegistrationRequest};
+use crate::store::applications as store_applications;
 use crate::store::tickets;
 
 /// Who a request is about: the citizen, the one an agent or operator acts
@@ -41,13 +43,43 @@ async fn subjects(
             },
         )
         .collect();
-    let delegations = tickets::delegating_citizens(conn, &positions)
+    let delegations = tickets::delegating_citizens(&mut *conn, &positions)
         .await
         .map_err(classify)?;
-    requests
+    // An intermediary applies for a citizen under a delegation for the
+    // person (one not limited to a position).
+    let clients: Vec<(String, String)> = group
         .iter()
-        .map(
-            |request| match (&request.principal, &request.payload.matricola) {
+        .filter_map(|item| {
+            let application = applications::application_of(item)?;
+            match &application.envelope.principal {
+                Principal::Intermediary { tax_code, .. } => Some((
+                    tax_code.to_string(),
+                    application.envelope.payload.applicant.tax_code.to_string(),
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    let represented = store_applications::represented(&mut *conn, &clients)
+        .await
+        .map_err(classify)?;
+    group
+        .iter()
+        .zip(&requests)
+        .map(|(item, request)| {
+            if let Some(application) = applications::application_of(item) {
+                let applicant = &application.envelope.payload.applicant.tax_code;
+                return Ok(match &request.principal {
+                    Principal::Intermediary { tax_code, .. }
+                        if !represented.contains(&(tax_code.to_string(), applicant.to_string())) =>
+                    {
+                        Err(Rejection::NoPersonalDelegation(applicant.to_string()).to_string())
+                    }
+                    _ => Ok(applicant.clone()),
+                });
+            }
+            match (&request.principal, &request.payload.matricola) {
                 (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
                     let citizen = delegations
                         .iter()
@@ -64,8 +96,8 @@ async fn subjects(
                     .subject_tax_code()
                     .cloned()
                     .ok_or_else(|| Rejection::MissingSubject("request.submitted").to_string())),
-            },
-        )
+            }
+        })
         .collect()
 }
 
@@ -73,6 +105,7 @@ async fn subjects(
 fn request_of<'i>(item: &'i Item<'_>) -> Result<&'i Envelope<RequestSubmitted>, ApplyFailure> {
     match &item.admitted.message {
         IntakeMessage::RequestSubmitted(request) => Ok(request),
+        IntakeMessage::ApplicationSubmitted(application) => Ok(&application.as_request),
         IntakeMessage::MessageAdded(_) => {
             Err(ApplyFailure::Crashed("a message among the requests".into()))
         }
@@ -131,6 +164,8 @@ struct Opening<'a> {
     attachments: &'a [StoredFile],
     /// The id its registration gets (the request itself goes to `register`).
     registration_id: Uuid,
+    /// When the ticket is an application's back-office case.
+    application: Option<&'a crate::domain::intake::AdmittedApplication>,
 }
 
 /// New requests: delegation check (intermediaries), inbox, routing, tickets,
@@ -143,6 +178,24 @@ pub(super) async fn open_tickets(
         return Ok(Vec::new());
     }
     let subjects = subjects(&mut *tx, group).await?;
+    // Applications: a different second one is refused like a request
+    // without its delegation; the same one again (the F5) is a duplicate,
+    // and nothing of it is recorded.
+    let standings = applications::standings(&mut *tx, group).await?;
+    let mut resubmitted = Vec::new();
+    let subjects: Vec<Result<CodiceFiscale, String>> = subjects
+        .into_iter()
+        .zip(&standings)
+        .zip(group)
+        .map(|((subject, standing), item)| match standing {
+            Some(Standing::Conflict(reason)) => Err(reason.clone()),
+            Some(Standing::Resubmitted) => {
+                resubmitted.push(item.admitted.idempotency.message_id);
+                Err("the same application again".to_owned())
+            }
+            _ => subject,
+        })
+        .collect();
     // Refused on what the database knows now, but applied before (a
     // redelivery after the intermediary's delegation was revoked): that is a
     // duplicate to acknowledge, not a refusal to dead-letter.
@@ -207,6 +260,7 @@ pub(super) async fn open_tickets(
             ticket,
             attachments: item.attachments,
             registration_id,
+            application: applications::application_of(item),
         });
     }
 
@@ -218,6 +272,14 @@ pub(super) async fn open_tickets(
         .map(|o| (&o.ticket, o.registration_id))
         .collect();
     tickets::insert(&mut *tx, &rows).await.map_err(classify)?;
+    let application_rows = openings
+        .iter()
+        .filter_map(|o| {
+            o.application
+                .map(|application| applications::new_application(application, &o.ticket))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    applications::insert(&mut *tx, &application_rows).await?;
     let documents: Vec<Document> = openings
         .iter()
         .flat_map(|o| attachment_documents(&o.ticket, o.registration_id, o.attachments))
@@ -271,7 +333,10 @@ pub(super) async fn open_tickets(
                 .next()
                 .map(ItemOutcome::Inbox)
                 .ok_or_else(|| ApplyFailure::Crashed("inbox returned fewer outcomes".into())),
-            Err(_) if applied_before.contains(&item.admitted.idempotency.message_id) => {
+            Err(_)
+                if applied_before.contains(&item.admitted.idempotency.message_id)
+                    || resubmitted.contains(&item.admitted.idempotency.message_id) =>
+            {
                 Ok(ItemOutcome::Inbox(InboxOutcome::Duplicate))
             }
             Err(reason) => Ok(ItemOutcome::Refused(reason)),
