@@ -109,9 +109,9 @@ async fn authorize(
     let refuse = || Err(ApplicationError::Forbidden("not your application".into()));
     match principal {
         Principal::Citizen { tax_code, .. } if tax_code.as_str() == citizen => {
-            let service = rules()?
-                .service(CONSULTATION_SERVICE)
-                .ok_or_else(|| ApplicationError::Policy(format!("no `{CONSULTATION_SERVICE}` service")))?;
+            let service = rules()?.service(CONSULTATION_SERVICE).ok_or_else(|| {
+                ApplicationError::Policy(format!("no `{CONSULTATION_SERVICE}` service"))
+            })?;
             service
                 .admits(submitting_credential(principal))
                 .map_err(ApplicationError::Forbidden)
@@ -148,7 +148,13 @@ pub async fn list(
         let Some(view) = store::by_message(pool, message_id).await? else {
             return Ok(Vec::new());
         };
-        authorize(pool, principal, &view.citizen_tax_code, Some(&view.office_aoo)).await?;
+        authorize(
+            pool,
+            principal,
+            &view.citizen_tax_code,
+            Some(&view.office_aoo),
+        )
+        .await?;
         return Ok(vec![view.into()]);
     }
     let citizen = match (principal, citizen) {
@@ -181,15 +187,22 @@ pub async fn detail(
     principal: &Principal,
     id: Uuid,
 ) -> Result<Application, ApplicationError> {
-    let view = store::by_id(pool, id).await?.ok_or(ApplicationError::NotFound)?;
+    let view = store::by_id(pool, id)
+        .await?
+        .ok_or(ApplicationError::NotFound)?;
     // Another person's application is "not found", not "forbidden": its
     // existence is not the caller's business.
-    authorize(pool, principal, &view.citizen_tax_code, Some(&view.office_aoo))
-        .await
-        .map_err(|e| match e {
-            ApplicationError::Forbidden(_) => ApplicationError::NotFound,
-            other => other,
-        })?;
+    authorize(
+        pool,
+        principal,
+        &view.citizen_tax_code,
+        Some(&view.office_aoo),
+    )
+    .await
+    .map_err(|e| match e {
+        ApplicationError::Forbidden(_) => ApplicationError::NotFound,
+        other => other,
+    })?;
     Ok(view.into())
 }
 
@@ -216,7 +229,15 @@ impl Receipt {
         let category = benefit
             .and_then(|b| b.categories.iter().find(|c| c.id == view.category))
             .map_or_else(|| view.category.clone(), |c| c.label.clone());
-        let tail: String = view.iban.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = view
+            .iban
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         Receipt {
             application_id: view.id,
             signature: view.signature.clone(),
@@ -246,7 +267,10 @@ impl Receipt {
             format!("IBAN: {}", self.iban),
             format!("Stato: {}", self.state.label()),
         ];
-        crate::documents::receipt::lines_pdf("INPS - Ricevuta di presentazione della domanda", &lines)
+        crate::documents::receipt::lines_pdf(
+            "INPS - Ricevuta di presentazione della domanda",
+            &lines,
+        )
     }
 }
 

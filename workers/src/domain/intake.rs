@@ -11,8 +11,8 @@ use super::application::{
 };
 use super::content::{check_content, named_for};
 use super::document::sanitize_file_name;
-use crate::contract::schemas::{catalogue, ContractViolation};
 use crate::contract::applications::ApplicationSubmitted;
+use crate::contract::schemas::{catalogue, ContractViolation};
 use crate::contract::{
     Authentication, Channel, Envelope, InlineAttachment, MessageAdded, PinKind, Principal,
     RequestSubmitted,
@@ -69,7 +69,8 @@ pub enum Rejection {
 
 /// The applications policy shipped with the build, read once.
 fn application_rules() -> Result<&'static ApplicationRules, Rejection> {
-    static RULES: std::sync::OnceLock<Result<ApplicationRules, String>> = std::sync::OnceLock::new();
+    static RULES: std::sync::OnceLock<Result<ApplicationRules, String>> =
+        std::sync::OnceLock::new();
     RULES
         .get_or_init(|| ApplicationRules::shipped().map_err(|e| e.to_string()))
         .as_ref()
@@ -152,7 +153,9 @@ impl IntakeMessage {
         match self {
             IntakeMessage::RequestSubmitted(envelope) => &envelope.correlation_id,
             IntakeMessage::MessageAdded(envelope) => &envelope.correlation_id,
-            IntakeMessage::ApplicationSubmitted(application) => &application.envelope.correlation_id,
+            IntakeMessage::ApplicationSubmitted(application) => {
+                &application.envelope.correlation_id
+            }
         }
     }
 }

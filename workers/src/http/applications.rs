@@ -70,7 +70,10 @@ pub async fn receipt_pdf(
         .content_type("application/pdf")
         .insert_header((
             "Content-Disposition",
-            format!("attachment; filename=\"ricevuta-domanda-{}.pdf\"", found.view.id),
+            format!(
+                "attachment; filename=\"ricevuta-domanda-{}.pdf\"",
+                found.view.id
+            ),
         ))
         .body(Receipt::of(&found).pdf()))
 }

@@ -143,7 +143,8 @@ pub struct ApplicationView {
     pub outcome_at: Option<DateTime<Utc>>,
 }
 
-const VIEW: &str = "SELECT a.id, a.citizen_tax_code, a.benefit, a.category, a.ticket_id, a.message_id,
+const VIEW: &str =
+    "SELECT a.id, a.citizen_tax_code, a.benefit, a.category, a.ticket_id, a.message_id,
         a.applicant, a.fields, a.iban, a.holders, a.channel, a.credential, a.submitted_at,
         a.registered_at, r.signature, t.office_aoo, t.state::text AS ticket_state,
         t.outcome, CASE WHEN t.state = 'chiusa' THEN t.updated_at END AS outcome_at

@@ -82,7 +82,9 @@ pub enum FieldKind {
     /// An Italian *partita IVA*: 11 digits with the Luhn-style check digit.
     VatNumber,
     /// One of `values`.
-    Choice { values: Vec<String> },
+    Choice {
+        values: Vec<String>,
+    },
 }
 
 fn default_max_length() -> usize {
@@ -116,10 +118,13 @@ impl Category {
                     return Err(FieldError::Missing(field.name.clone()))
                 }
                 None | Some(Value::Null) => {}
-                Some(value) => field.kind.check(value).map_err(|reason| FieldError::Invalid {
-                    field: field.name.clone(),
-                    reason,
-                })?,
+                Some(value) => field
+                    .kind
+                    .check(value)
+                    .map_err(|reason| FieldError::Invalid {
+                        field: field.name.clone(),
+                        reason,
+                    })?,
             }
         }
         Ok(())
@@ -159,7 +164,11 @@ impl FieldKind {
             FieldKind::TaxCode => value
                 .as_str()
                 .ok_or_else(|| "must be a codice fiscale".to_owned())
-                .and_then(|raw| CodiceFiscale::parse(raw).map(|_| ()).map_err(|e| e.to_string())),
+                .and_then(|raw| {
+                    CodiceFiscale::parse(raw)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }),
             FieldKind::VatNumber => value
                 .as_str()
                 .ok_or_else(|| "must be a partita IVA".to_owned())
@@ -244,14 +253,22 @@ mod tests {
             Err(FieldError::Missing("vat".into()))
         );
         assert_eq!(
-            c.check_fields(&fields(json!({"vat": "01234567897", "days": 60, "kind": "artigiani", "x": 1}))),
+            c.check_fields(&fields(
+                json!({"vat": "01234567897", "days": 60, "kind": "artigiani", "x": 1})
+            )),
             Err(FieldError::Unknown("x".into()))
         );
-        let low = c.check_fields(&fields(json!({"vat": "01234567897", "days": 10, "kind": "artigiani"})));
+        let low = c.check_fields(&fields(
+            json!({"vat": "01234567897", "days": 10, "kind": "artigiani"}),
+        ));
         assert!(matches!(low, Err(FieldError::Invalid { ref field, .. }) if field == "days"));
-        let bad_vat = c.check_fields(&fields(json!({"vat": "01234567890", "days": 60, "kind": "artigiani"})));
+        let bad_vat = c.check_fields(&fields(
+            json!({"vat": "01234567890", "days": 60, "kind": "artigiani"}),
+        ));
         assert!(matches!(bad_vat, Err(FieldError::Invalid { ref field, .. }) if field == "vat"));
-        let choice = c.check_fields(&fields(json!({"vat": "01234567897", "days": 60, "kind": "x"})));
+        let choice = c.check_fields(&fields(
+            json!({"vat": "01234567897", "days": 60, "kind": "x"}),
+        ));
         assert!(matches!(choice, Err(FieldError::Invalid { ref field, .. }) if field == "kind"));
     }
 

@@ -104,7 +104,12 @@ pub fn menu<'a>(
 mod tests {
     use super::*;
 
-    fn service(id: &str, profiles: Vec<PrincipalKind>, positions: &[&str], credentials: Vec<Credential>) -> Service {
+    fn service(
+        id: &str,
+        profiles: Vec<PrincipalKind>,
+        positions: &[&str],
+        credentials: Vec<Credential>,
+    ) -> Service {
         Service {
             id: id.into(),
             label: id.into(),
@@ -122,13 +127,35 @@ mod tests {
         use PrincipalKind::*;
         let services = vec![
             service("apply", vec![Citizen], &[], vec![Spid2, PinSimplified]),
-            service("uniemens", vec![Citizen, Intermediary], &["azienda_uniemens"], vec![Spid2]),
-            service("artigiani", vec![Citizen], &["artigiano"], vec![Spid2, PinOrdinary]),
+            service(
+                "uniemens",
+                vec![Citizen, Intermediary],
+                &["azienda_uniemens"],
+                vec![Spid2],
+            ),
+            service(
+                "artigiani",
+                vec![Citizen],
+                &["artigiano"],
+                vec![Spid2, PinOrdinary],
+            ),
         ];
-        let ids = |entries: Vec<MenuEntry>| entries.iter().map(|e| e.id.to_owned()).collect::<Vec<_>>();
+        let ids =
+            |entries: Vec<MenuEntry>| entries.iter().map(|e| e.id.to_owned()).collect::<Vec<_>>();
         assert_eq!(ids(menu(&services, Citizen, None, Some(Spid2))), ["apply"]);
-        assert_eq!(ids(menu(&services, Citizen, Some("artigiano"), Some(Spid2))), ["apply", "artigiani"]);
-        assert_eq!(ids(menu(&services, Intermediary, Some("azienda_uniemens"), Some(Spid2))), ["uniemens"]);
+        assert_eq!(
+            ids(menu(&services, Citizen, Some("artigiano"), Some(Spid2))),
+            ["apply", "artigiani"]
+        );
+        assert_eq!(
+            ids(menu(
+                &services,
+                Intermediary,
+                Some("azienda_uniemens"),
+                Some(Spid2)
+            )),
+            ["uniemens"]
+        );
         let ordinary = menu(&services, Citizen, Some("artigiano"), Some(PinOrdinary));
         assert!(!ordinary[0].available);
         assert_eq!(ordinary[0].requires, ["spid2", "pin_simplified"]);

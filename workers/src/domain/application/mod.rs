@@ -113,7 +113,9 @@ pub enum ApplicationRefusal {
         "the applicant {applicant} is not among the declared holders of account {iban}: the benefit is paid only to an account the applicant holds"
     )]
     HolderMismatch { applicant: String, iban: String },
-    #[error("the applicant {applicant} is not the citizen this {principal} acts for ({subject})")]
+    #[error(
+        "the applicant {applicant} is not the citizen this {principal} may apply for ({subject})"
+    )]
     NotTheSubject {
         applicant: String,
         principal: &'static str,
@@ -326,10 +328,13 @@ pub fn case_request(
         payload: RequestSubmitted {
             ambito: checked.ambito.clone(),
             matricola: None,
-            subject: format!("Domanda {} - {}", checked.benefit_label, checked.category_label)
-                .chars()
-                .take(200)
-                .collect(),
+            subject: format!(
+                "Domanda {} - {}",
+                checked.benefit_label, checked.category_label
+            )
+            .chars()
+            .take(200)
+            .collect(),
             text,
             contact: application.contact.clone(),
             location: application.location.clone(),

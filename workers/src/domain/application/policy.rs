@@ -228,26 +228,55 @@ mod tests {
         (opening, windows)
     }
 
-    fn check(channel: Channel, kind: PrincipalKind, at: DateTime<Utc>) -> Result<(), WindowRefusal> {
+    fn check(
+        channel: Channel,
+        kind: PrincipalKind,
+        at: DateTime<Utc>,
+    ) -> Result<(), WindowRefusal> {
         let (opening, windows) = click_day();
         check_window(&opening, &windows, channel, kind, "x", at)
     }
 
     #[test]
     fn citizens_submit_overnight_and_are_told_when_it_opens() {
-        assert_eq!(check(Channel::Web, PrincipalKind::Citizen, rome(2020, 4, 1, 16, 0)), Ok(()));
-        assert_eq!(check(Channel::Web, PrincipalKind::Citizen, rome(2020, 4, 2, 7, 59)), Ok(()));
+        assert_eq!(
+            check(
+                Channel::Web,
+                PrincipalKind::Citizen,
+                rome(2020, 4, 1, 16, 0)
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                Channel::Web,
+                PrincipalKind::Citizen,
+                rome(2020, 4, 2, 7, 59)
+            ),
+            Ok(())
+        );
         assert_eq!(
             check(Channel::Web, PrincipalKind::Citizen, rome(2020, 4, 2, 8, 0)),
-            Err(WindowRefusal::ClosedUntil { opens_at: "2020-04-02 16:00".into() })
+            Err(WindowRefusal::ClosedUntil {
+                opens_at: "2020-04-02 16:00".into()
+            })
         );
         // Before the first opening day.
         assert_eq!(
-            check(Channel::App, PrincipalKind::Citizen, rome(2020, 3, 31, 23, 0)),
-            Err(WindowRefusal::ClosedUntil { opens_at: "2020-04-01 16:00".into() })
+            check(
+                Channel::App,
+                PrincipalKind::Citizen,
+                rome(2020, 3, 31, 23, 0)
+            ),
+            Err(WindowRefusal::ClosedUntil {
+                opens_at: "2020-04-01 16:00".into()
+            })
         );
         // The night after the last day still belongs to it.
-        assert_eq!(check(Channel::Web, PrincipalKind::Citizen, rome(2020, 5, 1, 7, 0)), Ok(()));
+        assert_eq!(
+            check(Channel::Web, PrincipalKind::Citizen, rome(2020, 5, 1, 7, 0)),
+            Ok(())
+        );
         assert!(matches!(
             check(Channel::Web, PrincipalKind::Citizen, rome(2020, 5, 1, 9, 0)),
             Err(WindowRefusal::PeriodOver { .. })
@@ -257,15 +286,29 @@ mod tests {
     #[test]
     fn the_contact_centre_uses_the_day_and_others_have_no_window() {
         assert_eq!(
-            check(Channel::ContactCenter, PrincipalKind::ContactCenterAgent, rome(2020, 4, 1, 10, 0)),
+            check(
+                Channel::ContactCenter,
+                PrincipalKind::ContactCenterAgent,
+                rome(2020, 4, 1, 10, 0)
+            ),
             Ok(())
         );
         assert_eq!(
-            check(Channel::ContactCenter, PrincipalKind::ContactCenterAgent, rome(2020, 4, 1, 21, 0)),
-            Err(WindowRefusal::ClosedUntil { opens_at: "2020-04-02 08:00".into() })
+            check(
+                Channel::ContactCenter,
+                PrincipalKind::ContactCenterAgent,
+                rome(2020, 4, 1, 21, 0)
+            ),
+            Err(WindowRefusal::ClosedUntil {
+                opens_at: "2020-04-02 08:00".into()
+            })
         );
         assert!(matches!(
-            check(Channel::Cassetto, PrincipalKind::Citizen, rome(2020, 4, 1, 17, 0)),
+            check(
+                Channel::Cassetto,
+                PrincipalKind::Citizen,
+                rome(2020, 4, 1, 17, 0)
+            ),
             Err(WindowRefusal::NotOnThisChannel { .. })
         ));
     }
@@ -273,9 +316,14 @@ mod tests {
     #[test]
     fn credentials_as_the_policy_names_them() {
         assert_eq!(Credential::of(&Authentication::Spid { level: 1 }), None);
-        assert_eq!(Credential::of(&Authentication::Spid { level: 3 }), Some(Credential::Spid2));
         assert_eq!(
-            Credential::of(&Authentication::Pin { pin_kind: PinKind::Simplified }),
+            Credential::of(&Authentication::Spid { level: 3 }),
+            Some(Credential::Spid2)
+        );
+        assert_eq!(
+            Credential::of(&Authentication::Pin {
+                pin_kind: PinKind::Simplified
+            }),
             Some(Credential::PinSimplified)
         );
     }

@@ -19,8 +19,14 @@ fn at(h: u32) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn check(envelope: &Envelope<ApplicationSubmitted>) -> Result<CheckedApplication, ApplicationRefusal> {
-    check_application(&ApplicationRules::shipped().unwrap(), envelope, envelope.occurred_at)
+fn check(
+    envelope: &Envelope<ApplicationSubmitted>,
+) -> Result<CheckedApplication, ApplicationRefusal> {
+    check_application(
+        &ApplicationRules::shipped().unwrap(),
+        envelope,
+        envelope.occurred_at,
+    )
 }
 
 #[test]
@@ -33,7 +39,10 @@ fn the_shipped_policy_is_consistent_and_the_example_passes() {
 
 #[test]
 fn ibans_are_checked_by_structure_length_and_mod_97() {
-    assert_eq!(check_iban("IT60 X054 2811 1010 0000 0123 456").unwrap(), "IT60X0542811101000000123456");
+    assert_eq!(
+        check_iban("IT60 X054 2811 1010 0000 0123 456").unwrap(),
+        "IT60X0542811101000000123456"
+    );
     for (bad, reason) in [
         ("IT61X0542811101000000123456", "mod 97"),
         ("IT90X054281110100000012345", "length"),
@@ -49,7 +58,10 @@ fn an_account_the_applicant_does_not_hold_is_refused() {
     let mut envelope = example();
     envelope.payload.payment.holders[0].tax_code =
         crate::contract::CodiceFiscale::parse("BNCGVN70A41F205O").unwrap();
-    assert!(matches!(check(&envelope), Err(ApplicationRefusal::HolderMismatch { .. })));
+    assert!(matches!(
+        check(&envelope),
+        Err(ApplicationRefusal::HolderMismatch { .. })
+    ));
 }
 
 #[test]
@@ -69,7 +81,10 @@ fn an_ordinary_pin_may_consult_but_not_apply_and_the_simplified_pin_may_apply() 
     let refusal = check(&envelope).unwrap_err().to_string();
     assert!(refusal.contains("pin_ordinary"), "{refusal}");
     envelope.principal = simplified;
-    assert_eq!(check(&envelope).unwrap().credential, Some(Credential::PinSimplified));
+    assert_eq!(
+        check(&envelope).unwrap().credential,
+        Some(Credential::PinSimplified)
+    );
 }
 
 #[test]
@@ -78,7 +93,10 @@ fn a_citizen_applies_only_for_themself() {
     envelope.payload.applicant.tax_code =
         crate::contract::CodiceFiscale::parse("BNCGVN70A41F205O").unwrap();
     envelope.payload.payment.holders[0].tax_code = envelope.payload.applicant.tax_code.clone();
-    assert!(matches!(check(&envelope), Err(ApplicationRefusal::NotTheSubject { .. })));
+    assert!(matches!(
+        check(&envelope),
+        Err(ApplicationRefusal::NotTheSubject { .. })
+    ));
 }
 
 #[test]
@@ -97,9 +115,15 @@ fn outside_the_window_the_refusal_says_when_it_opens() {
 fn fields_and_categories_come_from_the_data() {
     let mut envelope = example();
     envelope.payload.category = "astronauts".into();
-    assert!(matches!(check(&envelope), Err(ApplicationRefusal::UnknownCategory { .. })));
+    assert!(matches!(
+        check(&envelope),
+        Err(ApplicationRefusal::UnknownCategory { .. })
+    ));
     let mut envelope = example();
-    envelope.payload.fields.insert("days_worked_2019".into(), json!(10));
+    envelope
+        .payload
+        .fields
+        .insert("days_worked_2019".into(), json!(10));
     assert!(check(&envelope).is_err());
 }
 

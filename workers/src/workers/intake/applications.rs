@@ -50,7 +50,12 @@ pub(super) async fn standings(
             .await
             .map_err(classify)?
             .into_iter()
-            .map(|e| ((e.citizen_tax_code, e.benefit), (e.fingerprint, Some(e.signature))))
+            .map(|e| {
+                (
+                    (e.citizen_tax_code, e.benefit),
+                    (e.fingerprint, Some(e.signature)),
+                )
+            })
             .collect();
     Ok(group
         .iter()
@@ -98,7 +103,10 @@ pub(super) fn new_application(
         holders: json(&payload.payment.holders)?,
         channel: application.envelope.channel.as_str().to_owned(),
         submitted_by: json(&application.envelope.principal)?,
-        credential: application.checked.credential.map(|c| c.as_str().to_owned()),
+        credential: application
+            .checked
+            .credential
+            .map(|c| c.as_str().to_owned()),
         submitted_at: application.envelope.occurred_at,
         registered_at: ticket.opened_at,
     })

@@ -465,13 +465,13 @@ enum ItemOutcome {
 /// added to theirs.
 async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, ApplyFailure> {
     let mut tx = pool.begin().await.map_err(classify)?;
-    let (requests, messages): (Positioned, Positioned) = group
-        .iter()
-        .enumerate()
-        .partition(|(_, item)| matches!(
+    let (requests, messages): (Positioned, Positioned) =
+        group.iter().enumerate().partition(|(_, item)| {
+            matches!(
                 item.admitted.message,
                 IntakeMessage::RequestSubmitted(_) | IntakeMessage::ApplicationSubmitted(_)
-            ));
+            )
+        });
     let request_items: Vec<&Item> = requests.iter().map(|(_, item)| *item).collect();
     let message_items: Vec<&Item> = messages.iter().map(|(_, item)| *item).collect();
     // Messages first: opening tickets ends by taking the offices' counter

@@ -14,11 +14,11 @@ use crate::domain::document::{Direction, DocumentState};
 use crate::domain::intake::{IntakeMessage, Rejection};
 use crate::domain::protocol::{Aoo, RegisteredFile};
 use crate::domain::ticket::{open_ticket, opened_event, NewTicket, TicketRegistration};
+use crate::store::applications as store_applications;
 use crate::store::documents::{self, Document};
 use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::protocol::{self as register, RegisterError, RegistrationRequest};
-use crate::store::applications as store_applications;
 use crate::store::tickets;
 
 /// Who a request is about: the citizen, the one an agent or operator acts
@@ -72,7 +72,8 @@ async fn subjects(
                 let applicant = &application.envelope.payload.applicant.tax_code;
                 return Ok(match &request.principal {
                     Principal::Intermediary { tax_code, .. }
-                        if !represented.contains(&(tax_code.to_string(), applicant.to_string())) =>
+                        if !represented
+                            .contains(&(tax_code.to_string(), applicant.to_string())) =>
                     {
                         Err(Rejection::NoPersonalDelegation(applicant.to_string()).to_string())
                     }
