@@ -84,36 +84,39 @@ pub async fn represented(
     .await
 }
 
+/// Stores the rows in one statement (a batch of the intake worker).
 pub async fn insert(
     conn: &mut sqlx::PgConnection,
     rows: &[NewApplication],
 ) -> Result<(), sqlx::Error> {
-    for row in rows {
-        sqlx::query(
-            "INSERT INTO applications (id, citizen_tax_code, benefit, category, ticket_id,
-                message_id, fingerprint, applicant, fields, iban, holders, channel,
-                submitted_by, credential, submitted_at, registered_at)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
-        )
-        .bind(row.id)
-        .bind(&row.citizen_tax_code)
-        .bind(&row.benefit)
-        .bind(&row.category)
-        .bind(row.ticket_id)
-        .bind(row.message_id)
-        .bind(&row.fingerprint)
-        .bind(&row.applicant)
-        .bind(&row.fields)
-        .bind(&row.iban)
-        .bind(&row.holders)
-        .bind(&row.channel)
-        .bind(&row.submitted_by)
-        .bind(&row.credential)
-        .bind(row.submitted_at)
-        .bind(row.registered_at)
-        .execute(&mut *conn)
-        .await?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    let mut query: sqlx::QueryBuilder<sqlx::Postgres> = sqlx::QueryBuilder::new(
+        "INSERT INTO applications (id, citizen_tax_code, benefit, category, ticket_id,
+            message_id, fingerprint, applicant, fields, iban, holders, channel,
+            submitted_by, credential, submitted_at, registered_at) ",
+    );
+    query.push_values(rows, |mut values, row| {
+        values
+            .push_bind(row.id)
+            .push_bind(&row.citizen_tax_code)
+            .push_bind(&row.benefit)
+            .push_bind(&row.category)
+            .push_bind(row.ticket_id)
+            .push_bind(row.message_id)
+            .push_bind(&row.fingerprint)
+            .push_bind(&row.applicant)
+            .push_bind(&row.fields)
+            .push_bind(&row.iban)
+            .push_bind(&row.holders)
+            .push_bind(&row.channel)
+            .push_bind(&row.submitted_by)
+            .push_bind(&row.credential)
+            .push_bind(row.submitted_at)
+            .push_bind(row.registered_at);
+    });
+    query.build().execute(conn).await?;
     Ok(())
 }
 
