@@ -16,11 +16,13 @@
 //! database holds (none).
 
 mod appointments;
+mod clickday;
 mod intake;
 mod notifications;
 mod registrations;
 
 pub use appointments::AppointmentsBench;
+pub use clickday::ClickDayBench;
 pub use intake::IntakeBench;
 pub use notifications::NotificationsBench;
 pub use registrations::RegistrationsBench;
@@ -47,6 +49,8 @@ pub enum BenchCommand {
     /// Booking over the broker: contended holds/s and latency, winners
     /// against seats, confirmed bookings/s, double bookings (must be 0).
     Appointments(AppointmentsBench),
+    /// The opening day: a burst of a million applications, drained and audited.
+    Clickday(ClickDayBench),
 }
 
 /// Where a bench creates its database.
@@ -122,6 +126,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Registrations(bench) => registrations::run(bench).await,
         BenchCommand::Notifications(bench) => notifications::run(bench).await,
         BenchCommand::Appointments(bench) => appointments::run(bench).await,
+        BenchCommand::Clickday(bench) => clickday::run(bench).await,
     }
 }
 

@@ -184,6 +184,16 @@ impl Management {
         Ok(())
     }
 
+    /// Memory the broker's nodes use now, in bytes (summed over the cluster).
+    pub async fn memory_used(&self) -> Result<u64, ManagementError> {
+        let nodes: Vec<serde_json::Value> = self
+            .send(reqwest::Method::GET, "nodes?columns=mem_used", None)
+            .await?
+            .json()
+            .await?;
+        Ok(nodes.iter().filter_map(|n| n["mem_used"].as_u64()).sum())
+    }
+
     /// The names of every vhost.
     pub async fn vhost_names(&self) -> Result<Vec<String>, ManagementError> {
         self.names("vhosts").await
