@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod applications;
 pub mod appointments;
 pub mod auth;
 pub mod bench;

@@ -6,7 +6,7 @@ use lapin::types::FieldTable;
 use uuid::Uuid;
 
 use crate::broker::names::INTAKE_EXCHANGE;
-use crate::broker::publisher::{OutgoingMessage, PublishError, Publisher};
+use crate::broker::publisher::{NackBackoff, OutgoingMessage, PublishError, Publisher};
 use crate::broker::{self};
 use crate::domain::intake::{admit, Rejection};
 
@@ -67,7 +67,11 @@ pub async fn publish(amqp_url: &str, raw: &[u8]) -> Result<Published, PublishCom
         headers: FieldTable::default(),
         mandatory: true,
     };
-    publisher.send(&message).await?.wait().await?;
+    // A full intake queue nacks (back-pressure): the same message is sent
+    // again with backoff, never dropped and never sent under a new id.
+    publisher
+        .send_until_accepted(&message, &NackBackoff::default())
+        .await?;
     connection.close(200, "published".into()).await?;
     Ok(Published {
         message_id: admitted.idempotency.message_id,

@@ -19,12 +19,14 @@
 //! database holds (none).
 
 mod appointments;
+mod clickday;
 mod gateway;
 mod intake;
 mod notifications;
 mod registrations;
 
 pub use appointments::AppointmentsBench;
+pub use clickday::ClickDayBench;
 pub use gateway::GatewayBench;
 pub use intake::IntakeBench;
 pub use notifications::NotificationsBench;
@@ -55,6 +57,8 @@ pub enum BenchCommand {
     /// Video gateway: 1,000 rooms (2,000 WebSockets) on a child gateway
     /// process, relay latency p50/p99 and its resident memory.
     Gateway(GatewayBench),
+    /// The opening day: a burst of a million applications, drained and audited.
+    Clickday(ClickDayBench),
 }
 
 /// Where a bench creates its database.
@@ -131,6 +135,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Notifications(bench) => notifications::run(bench).await,
         BenchCommand::Appointments(bench) => appointments::run(bench).await,
         BenchCommand::Gateway(bench) => gateway::run(bench).await,
+        BenchCommand::Clickday(bench) => clickday::run(bench).await,
     }
 }
 

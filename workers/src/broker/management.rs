@@ -164,6 +164,36 @@ impl Management {
         Ok(())
     }
 
+    /// Sets a policy (e.g. a queue's length bound) on `vhost`; `definition`
+    /// as in the definitions file.
+    pub async fn set_policy(
+        &self,
+        vhost: &str,
+        name: &str,
+        pattern: &str,
+        apply_to: &str,
+        definition: &serde_json::Value,
+    ) -> Result<(), ManagementError> {
+        let body = json!({ "pattern": pattern, "apply-to": apply_to, "definition": definition, "priority": 0 });
+        self.send(
+            reqwest::Method::PUT,
+            &format!("policies/{}/{}", encode(vhost), encode(name)),
+            Some(body),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Memory the broker's nodes use now, in bytes (summed over the cluster).
+    pub async fn memory_used(&self) -> Result<u64, ManagementError> {
+        let nodes: Vec<serde_json::Value> = self
+            .send(reqwest::Method::GET, "nodes?columns=mem_used", None)
+            .await?
+            .json()
+            .await?;
+        Ok(nodes.iter().filter_map(|n| n["mem_used"].as_u64()).sum())
+    }
+
     /// The names of every vhost.
     pub async fn vhost_names(&self) -> Result<Vec<String>, ManagementError> {
         self.names("vhosts").await
@@ -206,8 +236,9 @@ impl Management {
     }
 
     /// Creates `vhost` and, from the definitions, its users (named with
-    /// `user_prefix`, password from `password_of`), permissions and topic
-    /// permissions: the definitions file's access rules, in another vhost.
+    /// `user_prefix`, password from `password_of`), permissions, topic
+    /// permissions and policies: the definitions file's access rules and
+    /// bounds, in another vhost.
     pub async fn provision(
         &self,
         vhost: &str,
@@ -243,6 +274,16 @@ impl Management {
                 &field(p, "exchange"),
                 &field(p, "write"),
                 &field(p, "read"),
+            )
+            .await?;
+        }
+        for policy in &definitions.policies {
+            self.set_policy(
+                vhost,
+                &field(policy, "name"),
+                &field(policy, "pattern"),
+                &field(policy, "apply-to"),
+                &policy["definition"],
             )
             .await?;
         }

@@ -92,8 +92,67 @@ impl Publisher {
         Ok(())
     }
 
+    /// Sends and, while the broker nacks (a bounded queue is full: back-
+    /// pressure, `x-overflow: reject-publish`), sends the same message (same
+    /// message id) again after a growing pause, until it is confirmed or
+    /// `backoff` gives up. Returns how many attempts it took.
+    pub async fn send_until_accepted(
+        &self,
+        message: &OutgoingMessage,
+        backoff: &NackBackoff,
+    ) -> Result<u32, PublishError> {
+        let started = std::time::Instant::now();
+        let mut attempt = 1;
+        loop {
+            match self.send(message).await?.wait().await {
+                Err(PublishError::Nacked(id)) => match backoff.pause(attempt, started.elapsed()) {
+                    Some(pause) => {
+                        tracing::debug!(message_id = %id, attempt, ?pause, "nacked (queue full); sending again");
+                        tokio::time::sleep(pause).await;
+                        attempt += 1;
+                    }
+                    None => return Err(PublishError::Nacked(id)),
+                },
+                Err(other) => return Err(other),
+                Ok(()) => return Ok(attempt),
+            }
+        }
+    }
+
     pub fn channel(&self) -> &Channel {
         &self.channel
+    }
+}
+
+/// Pauses between attempts after nacks: doubling from `first` up to `max`,
+/// giving up once `give_up_after` has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NackBackoff {
+    pub first: std::time::Duration,
+    pub max: std::time::Duration,
+    pub give_up_after: std::time::Duration,
+}
+
+impl Default for NackBackoff {
+    fn default() -> Self {
+        NackBackoff {
+            first: std::time::Duration::from_millis(50),
+            max: std::time::Duration::from_secs(5),
+            give_up_after: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+impl NackBackoff {
+    /// The pause after the `attempt`-th nack, or `None` to give up.
+    pub fn pause(&self, attempt: u32, elapsed: std::time::Duration) -> Option<std::time::Duration> {
+        if elapsed >= self.give_up_after {
+            return None;
+        }
+        let doubled = self
+            .first
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)));
+        Some(doubled.min(self.max))
     }
 }
 
@@ -109,5 +168,25 @@ impl PendingConfirm {
             Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable(self.message_id)),
             Confirmation::Nack(_) => Err(PublishError::Nacked(self.message_id)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NackBackoff;
+    use std::time::Duration;
+
+    #[test]
+    fn nacks_back_off_doubling_to_a_ceiling_then_give_up() {
+        let backoff = NackBackoff {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(300),
+            give_up_after: Duration::from_secs(10),
+        };
+        let pauses: Vec<_> = (1..=5)
+            .map(|n| backoff.pause(n, Duration::ZERO).unwrap().as_millis())
+            .collect();
+        assert_eq!(pauses, [50, 100, 200, 300, 300]);
+        assert_eq!(backoff.pause(99, Duration::from_secs(10)), None);
     }
 }

@@ -24,6 +24,10 @@ pub struct Definitions {
     pub topic_permissions: Vec<Value>,
     #[serde(default)]
     pub users: Vec<Value>,
+    /// Bounds no AMQP declaration can carry on an existing queue (the
+    /// intake queue's `max-length`); applied through the management API.
+    #[serde(default)]
+    pub policies: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

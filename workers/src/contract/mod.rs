@@ -1,5 +1,6 @@
 //! The message contract with integrators: envelope, principals, payloads, schemas.
 
+pub mod applications;
 pub mod appointments;
 mod codice_fiscale;
 mod envelope;

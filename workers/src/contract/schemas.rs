@@ -58,6 +58,7 @@ pub const SCHEMA_FILES: &[SchemaFile] = &[
     schema_file!("appointment.cancel_requested", 1),
     schema_file!("appointment.command_outcome", 1),
     schema_file!("appointment.callback_due", 1),
+    schema_file!("application.submitted", 1),
     schema_file!("appointment.callback_outcome", 1),
     schema_file!("documents.window_opened", 1),
     schema_file!("documents.window_closed", 1),

@@ -2,12 +2,17 @@
 //! message alone, before any I/O. A message that fails here is dead-lettered
 //! with the [`Rejection`] as its reason; it never reaches the database.
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::application::{
+    case_request, check_application, ApplicationRefusal, ApplicationRules, CheckedApplication,
+};
 use super::content::{check_content, named_for};
 use super::delegation;
 use super::document::sanitize_file_name;
+use crate::contract::applications::ApplicationSubmitted;
 use crate::contract::schemas::{catalogue, ContractViolation};
 use crate::contract::{
     Authentication, Channel, DelegationGranted, DelegationRevoked, Envelope, InlineAttachment,
@@ -59,6 +64,22 @@ pub enum Rejection {
     NoDelegation { matricola: String, gestione: String },
     #[error("{0}")]
     Delegation(String),
+    #[error("intermediary holds no active delegation (delega) from {0} to act for them")]
+    NoPersonalDelegation(String),
+    #[error(transparent)]
+    Application(#[from] ApplicationRefusal),
+    #[error("{0}")]
+    Policy(String),
+}
+
+/// The applications policy shipped with the build, read once.
+fn application_rules() -> Result<&'static ApplicationRules, Rejection> {
+    static RULES: std::sync::OnceLock<Result<ApplicationRules, String>> =
+        std::sync::OnceLock::new();
+    RULES
+        .get_or_init(|| ApplicationRules::shipped().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| Rejection::Policy(e.clone()))
 }
 
 /// An attachment that passed its checks, decoded.
@@ -120,6 +141,18 @@ pub enum IntakeMessage {
     /// A *delega* granted (publisher checked here, the rest when applied).
     DelegationGranted(Envelope<DelegationGranted>),
     DelegationRevoked(Envelope<DelegationRevoked>),
+    /// A benefit application: opened as a ticket (`as_request`) and kept as
+    /// an application (one per citizen and benefit, checked when applied).
+    ApplicationSubmitted(Box<AdmittedApplication>),
+}
+
+/// An application that passed every check that needs no database.
+#[derive(Debug, Clone)]
+pub struct AdmittedApplication {
+    pub envelope: Envelope<ApplicationSubmitted>,
+    pub checked: CheckedApplication,
+    /// The back-office case it becomes, as the request a ticket is opened from.
+    pub as_request: Envelope<RequestSubmitted>,
 }
 
 /// The identity of a message for exactly-once processing (the inbox row).
@@ -130,6 +163,9 @@ impl IntakeMessage {
             IntakeMessage::MessageAdded(envelope) => &envelope.correlation_id,
             IntakeMessage::DelegationGranted(envelope) => &envelope.correlation_id,
             IntakeMessage::DelegationRevoked(envelope) => &envelope.correlation_id,
+            IntakeMessage::ApplicationSubmitted(application) => {
+                &application.envelope.correlation_id
+            }
         }
     }
 }
@@ -157,6 +193,12 @@ pub struct Admitted {
 /// routing key is the publishing channel's own name, so checking the envelope
 /// against it stops a channel from speaking as another.
 pub fn admit(routing_key: &str, body: &[u8]) -> Result<Admitted, Rejection> {
+    admit_at(routing_key, body, Utc::now())
+}
+
+/// [`admit`] with the clock given (an application's `occurred_at` may not be
+/// ahead of it).
+pub fn admit_at(routing_key: &str, body: &[u8], now: DateTime<Utc>) -> Result<Admitted, Rejection> {
     let value = catalogue().validate_bytes(body)?;
     let message_type = value["type"].as_str().unwrap_or_default().to_owned();
     match message_type.as_str() {
@@ -202,6 +244,22 @@ pub fn admit(routing_key: &str, body: &[u8]) -> Result<Admitted, Rejection> {
             Ok(Admitted {
                 idempotency,
                 message: IntakeMessage::DelegationRevoked(envelope),
+            })
+        }
+        "application.submitted" => {
+            let envelope: Envelope<ApplicationSubmitted> =
+                serde_json::from_value(value).map_err(|e| Rejection::Decode(e.to_string()))?;
+            check_routing_key(routing_key, envelope.channel, &envelope.message_type)?;
+            let checked = check_application(application_rules()?, &envelope, now)?;
+            let idempotency = idempotency_of(&envelope, "application.submitted")?;
+            let as_request = case_request(&envelope, &checked);
+            Ok(Admitted {
+                idempotency,
+                message: IntakeMessage::ApplicationSubmitted(Box::new(AdmittedApplication {
+                    envelope,
+                    checked,
+                    as_request,
+                })),
             })
         }
         _ => Err(Rejection::NotAnIntakeMessage(message_type)),

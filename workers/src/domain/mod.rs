@@ -1,6 +1,7 @@
 //! Domain rules as plain functions and types: no I/O here.
 
 pub mod access;
+pub mod application;
 pub mod appointment;
 pub mod booking;
 pub mod content;

@@ -4,6 +4,7 @@ use actix_web::{http::StatusCode, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
 use super::openapi::Problem;
+use crate::applications::ApplicationError;
 use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;
 use crate::domain::appointment::StateRefusal;
@@ -26,6 +27,8 @@ pub enum ApiError {
     Notifications(#[from] CentreError),
     #[error(transparent)]
     Appointments(#[from] AppointmentError),
+    #[error(transparent)]
+    Applications(#[from] ApplicationError),
     #[error("{0}")]
     Internal(String),
 }
@@ -49,6 +52,12 @@ impl ApiError {
             },
             // One code for HTTP and the broker's refusals.
             ApiError::Appointments(e) => e.code(),
+            ApiError::Applications(e) => match e {
+                ApplicationError::NotFound => "not_found",
+                ApplicationError::Forbidden(_) => "forbidden",
+                ApplicationError::Invalid(_) => "invalid",
+                ApplicationError::Policy(_) | ApplicationError::Database(_) => "internal",
+            },
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => "not_found",
                 CentreError::Forbidden(_) => "forbidden",
@@ -92,6 +101,17 @@ impl ResponseError for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 TicketError::Database(_) | TicketError::Encoding(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
+            ApiError::Applications(e) => match e {
+                ApplicationError::NotFound => StatusCode::NOT_FOUND,
+                ApplicationError::Forbidden(_) => StatusCode::FORBIDDEN,
+                ApplicationError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ApplicationError::Database(e) if crate::store::is_transient(e) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                ApplicationError::Policy(_) | ApplicationError::Database(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },

@@ -5,6 +5,7 @@
 //! table (`routes`), described for integrators in `/openapi.json`
 //! (`openapi`).
 
+mod applications;
 mod appointments;
 mod caller;
 pub(crate) mod documents;

@@ -28,7 +28,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
-use super::{appointments, documents, health, notifications, tickets};
+use super::{applications, appointments, documents, health, notifications, tickets};
 
 /// Every refusal's body: a status and `{"error": code, "message": why}`,
 /// with what the caller can do next for some codes.
@@ -170,6 +170,12 @@ pub struct Unavailable(Problem);
         appointments::cancel,
         appointments::receipt_json,
         appointments::receipt_pdf,
+        applications::list,
+        applications::detail,
+        applications::receipt_json,
+        applications::receipt_pdf,
+        applications::benefits,
+        applications::catalogue,
     ),
     components(
         schemas(Problem),
@@ -193,6 +199,7 @@ pub struct Unavailable(Problem);
         (name = "tickets", description = "Back-office tickets (quesiti): history search, detail, operators' actions"),
         (name = "notifications", description = "The citizen's notification centre and contacts; the operators' delivery log"),
         (name = "appointments", description = "Office calendars and two-phase booking (Prenota, Conferma, Cancella)"),
+        (name = "applications", description = "Benefit applications (domande): state, receipts, benefits; the caller's menu"),
     )
 )]
 pub struct ApiDoc;

@@ -10,7 +10,9 @@
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, Handler, Responder, Route};
 
-use super::{appointments, documents, health, notifications, openapi, staff, tickets};
+use super::{
+    applications, appointments, documents, health, notifications, openapi, staff, tickets,
+};
 
 /// Who a route is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +139,7 @@ fn table() -> Vec<Endpoint> {
         api("/me/contacts", M::PUT, notifications::save_contacts),
     ];
     table.extend(appointments::endpoints());
+    table.extend(applications::endpoints());
     table.extend(staff::endpoints());
     table
 }

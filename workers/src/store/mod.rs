@@ -1,6 +1,7 @@
 //! PostgreSQL: connection pool, migrations, and one module per table family.
 
 pub mod agent_reads;
+pub mod applications;
 pub mod appointments;
 pub mod booking_commands;
 pub mod dead_letters;

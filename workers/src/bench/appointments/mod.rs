@@ -14,7 +14,7 @@
 //! After each phase the database is asked for double bookings (live
 //! appointments above their slot's capacity): there must be none.
 
-mod client;
+pub(super) mod client;
 mod cpu;
 mod phases;
 

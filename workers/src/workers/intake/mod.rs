@@ -29,6 +29,7 @@ use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::inbox::InboxOutcome;
 
+mod applications;
 mod delegations;
 mod messages;
 mod requests;
@@ -193,6 +194,7 @@ impl IntakeWorker {
                         )?,
                         IntakeMessage::DelegationGranted(_)
                         | IntakeMessage::DelegationRevoked(_) => Vec::new(),
+                        IntakeMessage::ApplicationSubmitted(_) => Vec::new(),
                     };
                     Ok((message, attachments))
                 });
@@ -460,7 +462,9 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
     ) = Default::default();
     for (position, item) in group.iter().enumerate() {
         match item.admitted.message {
-            IntakeMessage::RequestSubmitted(_) => requests.push((position, item)),
+            IntakeMessage::RequestSubmitted(_) | IntakeMessage::ApplicationSubmitted(_) => {
+                requests.push((position, item))
+            }
             IntakeMessage::MessageAdded(_) => messages.push((position, item)),
             IntakeMessage::DelegationGranted(_) | IntakeMessage::DelegationRevoked(_) => {
                 grants_and_revocations.push((position, item))

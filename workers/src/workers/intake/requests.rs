@@ -6,6 +6,7 @@
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::applications::{self, Standing};
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::contract::{CodiceFiscale, Envelope, Principal, RequestSubmitted};
 use crate::documents::StoredFile;
@@ -14,6 +15,7 @@ use crate::domain::document::{Direction, DocumentState};
 use crate::domain::intake::{IntakeMessage, Rejection};
 use crate::domain::protocol::{Aoo, RegisteredFile};
 use crate::domain::ticket::{open_ticket, opened_event, NewTicket, TicketRegistration};
+use crate::store::applications as store_applications;
 use crate::store::delegations as delegations_store;
 use crate::store::documents::{self, Document};
 use crate::store::inbox::{self, InboxOutcome};
@@ -51,13 +53,46 @@ async fn subjects(
             },
         )
         .collect();
-    let delegations = tickets::delegating_citizens(conn, &positions)
+    let delegations = tickets::delegating_citizens(&mut *conn, &positions)
         .await
         .map_err(classify)?;
-    let gestioni = delegations_store::gestioni(conn).await.map_err(classify)?;
-    requests
+    let gestioni = delegations_store::gestioni(&mut *conn)
+        .await
+        .map_err(classify)?;
+    // An intermediary applies for a citizen under a delegation for the
+    // person (one not limited to a position).
+    let clients: Vec<(String, String)> = group
         .iter()
-        .map(|request| {
+        .filter_map(|item| {
+            let application = applications::application_of(item)?;
+            match &application.envelope.principal {
+                Principal::Intermediary { tax_code, .. } => Some((
+                    tax_code.to_string(),
+                    application.envelope.payload.applicant.tax_code.to_string(),
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    let represented = store_applications::represented(&mut *conn, &clients)
+        .await
+        .map_err(classify)?;
+    group
+        .iter()
+        .zip(&requests)
+        .map(|(item, request)| {
+            if let Some(application) = applications::application_of(item) {
+                let applicant = &application.envelope.payload.applicant.tax_code;
+                return Ok(match &request.principal {
+                    Principal::Intermediary { tax_code, .. }
+                        if !represented
+                            .contains(&(tax_code.to_string(), applicant.to_string())) =>
+                    {
+                        Err(Rejection::NoPersonalDelegation(applicant.to_string()).to_string())
+                    }
+                    _ => Ok(applicant.clone()),
+                });
+            }
             let gestione = gestione_of(&request.payload);
             if !gestioni.iter().any(|g| g == gestione) {
                 return Ok(Err(format!("unknown scheme (gestione) `{gestione}`")));
@@ -94,6 +129,7 @@ async fn subjects(
 fn request_of<'i>(item: &'i Item<'_>) -> Result<&'i Envelope<RequestSubmitted>, ApplyFailure> {
     match &item.admitted.message {
         IntakeMessage::RequestSubmitted(request) => Ok(request),
+        IntakeMessage::ApplicationSubmitted(application) => Ok(&application.as_request),
         _ => Err(ApplyFailure::Crashed(
             "not a request among the requests".into(),
         )),
@@ -152,6 +188,8 @@ struct Opening<'a> {
     attachments: &'a [StoredFile],
     /// The id its registration gets (the request itself goes to `register`).
     registration_id: Uuid,
+    /// When the ticket is an application's back-office case.
+    application: Option<&'a crate::domain::intake::AdmittedApplication>,
 }
 
 /// New requests: delegation check (intermediaries), inbox, routing, tickets,
@@ -164,6 +202,24 @@ pub(super) async fn open_tickets(
         return Ok(Vec::new());
     }
     let subjects = subjects(&mut *tx, group).await?;
+    // Applications: a different second one is refused like a request
+    // without its delegation; the same one again (the F5) is a duplicate,
+    // and nothing of it is recorded.
+    let standings = applications::standings(&mut *tx, group).await?;
+    let mut resubmitted = Vec::new();
+    let subjects: Vec<Result<CodiceFiscale, String>> = subjects
+        .into_iter()
+        .zip(&standings)
+        .zip(group)
+        .map(|((subject, standing), item)| match standing {
+            Some(Standing::Conflict(reason)) => Err(reason.clone()),
+            Some(Standing::Resubmitted) => {
+                resubmitted.push(item.admitted.idempotency.message_id);
+                Err("the same application again".to_owned())
+            }
+            _ => subject,
+        })
+        .collect();
     // Refused on what the database knows now, but applied before (a
     // redelivery after the intermediary's delegation was revoked): that is a
     // duplicate to acknowledge, not a refusal to dead-letter.
@@ -228,6 +284,7 @@ pub(super) async fn open_tickets(
             ticket,
             attachments: item.attachments,
             registration_id,
+            application: applications::application_of(item),
         });
     }
 
@@ -239,6 +296,14 @@ pub(super) async fn open_tickets(
         .map(|o| (&o.ticket, o.registration_id))
         .collect();
     tickets::insert(&mut *tx, &rows).await.map_err(classify)?;
+    let application_rows = openings
+        .iter()
+        .filter_map(|o| {
+            o.application
+                .map(|application| applications::new_application(application, &o.ticket))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    applications::insert(&mut *tx, &application_rows).await?;
     let documents: Vec<Document> = openings
         .iter()
         .flat_map(|o| attachment_documents(&o.ticket, o.registration_id, o.attachments))
@@ -292,7 +357,10 @@ pub(super) async fn open_tickets(
                 .next()
                 .map(ItemOutcome::Inbox)
                 .ok_or_else(|| ApplyFailure::Crashed("inbox returned fewer outcomes".into())),
-            Err(_) if applied_before.contains(&item.admitted.idempotency.message_id) => {
+            Err(_)
+                if applied_before.contains(&item.admitted.idempotency.message_id)
+                    || resubmitted.contains(&item.admitted.idempotency.message_id) =>
+            {
                 Ok(ItemOutcome::Inbox(InboxOutcome::Duplicate))
             }
             Err(reason) => Ok(ItemOutcome::Refused(reason)),

@@ -1,0 +1,440 @@
+//! `sportello bench clickday`: the opening day of seed 004 as a burst. A
+//! million applications (resubmissions and invalid ones among them) are
+//! published as fast as the broker confirms them, drained by intake and
+//! relay worker *processes*, then audited: one application per (citizen,
+//! benefit), none lost, none twice, gapless protocol numbers, every invalid
+//! one dead-lettered. Twice: plain, and with the intake process killed
+//! (SIGKILL) and restarted mid-burst.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::appointments::client::citizen;
+use super::{
+    bench_suffix, publish_confirmed, BenchBroker, BenchDatabase, ScratchDatabase, ScratchVhost,
+};
+use crate::app;
+use crate::broker::management::Management;
+use crate::broker::names::{DEAD_LETTER_QUEUE, INTAKE_EXCHANGE, INTAKE_REQUESTS_QUEUE};
+use crate::broker::publisher::Publisher;
+use crate::broker::{self};
+use crate::config::Settings;
+
+#[derive(Debug, clap::Args)]
+pub struct ClickDayBench {
+    /// Messages in the burst.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub applications: usize,
+    /// Share of the burst that resends an application already in it (the F5).
+    #[arg(long, default_value_t = 0.10)]
+    pub resubmissions: f64,
+    /// Share that is invalid (a wrong IBAN check digit): dead-lettered.
+    #[arg(long, default_value_t = 0.03)]
+    pub invalid: f64,
+    /// Intake consumers in the worker process.
+    #[arg(long, default_value_t = 2)]
+    pub consumers: usize,
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub prefetch: u16,
+    /// Only the plain run (no SIGKILL run).
+    #[arg(long)]
+    pub plain_only: bool,
+    #[command(flatten)]
+    pub broker: BenchBroker,
+    #[command(flatten)]
+    pub database: BenchDatabase,
+}
+
+/// What one burst is made of, decided by position so the audit knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A new (citizen, benefit) pair: the `n`-th.
+    Fresh(usize),
+    /// The `n`-th pair again, as its first message had it.
+    Resubmission(usize),
+    Invalid(usize),
+}
+
+const BENEFITS: [(&str, &str); 2] = [
+    ("covid19_indemnity", "seasonal_tourism_spa"),
+    ("babysitting_bonus", "private_sector_parents"),
+];
+
+/// The burst's plan: every `1/resubmissions`-th message resends the pair
+/// made just before, every `1/invalid`-th is invalid, the rest are new
+/// pairs (each citizen applies for both benefits).
+fn plan(count: usize, resubmissions: f64, invalid: f64) -> Vec<Kind> {
+    let every = |share: f64| {
+        if share > 0.0 {
+            (1.0 / share).round().max(2.0) as usize
+        } else {
+            usize::MAX
+        }
+    };
+    let (resend_every, invalid_every) = (every(resubmissions), every(invalid));
+    let mut pairs = 0usize;
+    (0..count)
+        .map(|i| {
+            if i % invalid_every == invalid_every - 1 {
+                Kind::Invalid(i)
+            } else if i % resend_every == resend_every - 1 && pairs > 0 {
+                Kind::Resubmission(pairs - 1)
+            } else {
+                pairs += 1;
+                Kind::Fresh(pairs - 1)
+            }
+        })
+        .collect()
+}
+
+fn body(kind: Kind, position: usize) -> Vec<u8> {
+    let (pair, iban) = match kind {
+        Kind::Fresh(pair) | Kind::Resubmission(pair) => (pair, "IT60X0542811101000000123456"),
+        // A wrong check digit: refused at admission.
+        Kind::Invalid(n) => (n, "IT61X0542811101000000123456"),
+    };
+    let tax_code = citizen(pair / BENEFITS.len())
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let (benefit, category) = BENEFITS[pair % BENEFITS.len()];
+    let fields = if benefit == "covid19_indemnity" {
+        json!({"employer_tax_code": "01234567897", "contract_end_date": "2019-10-31",
+               "not_employed_on_2020_03_17": true})
+    } else {
+        json!({"child_tax_code": "RSSMRA85T10A562S", "child_birth_date": "2012-05-10", "amount_eur": 600})
+    };
+    let message: Value = json!({
+        "message_id": Uuid::now_v7(),
+        "type": "application.submitted",
+        "schema_version": 1,
+        "channel": "web",
+        // 17:05 in Rome on the opening day: inside the citizens' window.
+        "occurred_at": "2020-04-01T15:05:00Z",
+        "correlation_id": format!("clickday-{position}"),
+        "idempotency_key": format!("clickday-{position:08}"),
+        "principal": {"kind": "citizen", "tax_code": tax_code,
+                      "authentication": {"method": "SPID", "level": 2}},
+        "payload": {
+            "benefit": benefit, "category": category,
+            "applicant": {"tax_code": tax_code, "surname": "Bianchi", "name": "Mario"},
+            "fields": fields,
+            "payment": {"iban": iban, "holders": [{"tax_code": tax_code, "name": "Mario Bianchi"}]},
+            "location": {"province": "CR", "municipality": "Crema"}
+        }
+    });
+    serde_json::to_vec(&message).unwrap_or_default()
+}
+
+pub async fn run(bench: ClickDayBench) -> anyhow::Result<()> {
+    let kinds = plan(bench.applications, bench.resubmissions, bench.invalid);
+    let pairs = kinds.iter().filter(|k| matches!(k, Kind::Fresh(_))).count();
+    let invalid = kinds
+        .iter()
+        .filter(|k| matches!(k, Kind::Invalid(_)))
+        .count();
+    println!(
+        "burst: {} messages, {} distinct (citizen, benefit) pairs from {} citizens, {} resubmissions, {} invalid",
+        kinds.len(),
+        pairs,
+        pairs.div_ceil(BENEFITS.len()),
+        kinds.len() - pairs - invalid,
+        invalid
+    );
+    let mut runs = vec![false];
+    if !bench.plain_only {
+        runs.push(true);
+    }
+    for kill in runs {
+        let suffix = bench_suffix();
+        let vhost = ScratchVhost::create(&bench.broker, &suffix).await?;
+        let database = ScratchDatabase::create(&bench.database.database_url, &suffix).await?;
+        let outcome = burst(&bench, &kinds, kill, &vhost.amqp_url, &database.url).await;
+        vhost.remove().await?;
+        database.remove().await?;
+        let report = outcome?;
+        report.print(if kill {
+            "intake killed (SIGKILL) and restarted mid-burst"
+        } else {
+            "plain"
+        });
+        report.audit(pairs, invalid)?;
+    }
+    Ok(())
+}
+
+struct Report {
+    published: usize,
+    publish_seconds: f64,
+    drain_seconds: f64,
+    applications: i64,
+    duplicated: i64,
+    tickets: i64,
+    gaps: i64,
+    dead_lettered: u32,
+    pending_events: i64,
+    left_in_queue: u32,
+    worker_peak_kib: u64,
+    broker_peak_bytes: u64,
+    kills: usize,
+}
+
+impl Report {
+    fn print(&self, title: &str) {
+        println!("-- {title}");
+        println!(
+            "accepted at the broker: {:>10.0} msg/s ({} in {:.1} s)",
+            self.published as f64 / self.publish_seconds,
+            self.published,
+            self.publish_seconds
+        );
+        println!(
+            "processed end to end:   {:>10.0} msg/s (all {} settled and events relayed in {:.1} s)",
+            self.published as f64 / self.drain_seconds,
+            self.published,
+            self.drain_seconds
+        );
+        println!("applications:           {:>10}", self.applications);
+        println!("tickets (cases):        {:>10}", self.tickets);
+        println!("duplicated:             {:>10}", self.duplicated);
+        println!("protocol-number gaps:   {:>10}", self.gaps);
+        println!("dead-lettered:          {:>10}", self.dead_lettered);
+        println!("left in the queue:      {:>10}", self.left_in_queue);
+        println!("events not relayed:     {:>10}", self.pending_events);
+        println!("intake kills:           {:>10}", self.kills);
+        println!(
+            "workers' peak resident: {:>10.0} MiB (intake + relay processes)",
+            self.worker_peak_kib as f64 / 1024.0
+        );
+        println!(
+            "broker's peak memory:   {:>10.0} MiB",
+            self.broker_peak_bytes as f64 / 1_048_576.0
+        );
+    }
+
+    fn audit(&self, pairs: usize, invalid: usize) -> anyhow::Result<()> {
+        let lost = pairs as i64 - self.applications;
+        println!("lost:                   {lost:>10}");
+        if lost != 0
+            || self.duplicated != 0
+            || self.gaps != 0
+            || self.tickets != self.applications
+            || self.dead_lettered as usize != invalid
+            || self.left_in_queue != 0
+        {
+            anyhow::bail!("the audit failed (see the figures above)");
+        }
+        println!("audit: every application once, none lost, numbers gapless, every invalid one dead-lettered");
+        Ok(())
+    }
+}
+
+/// A worker process of this binary.
+fn spawn(kind: &str, settings: &Settings) -> anyhow::Result<Child> {
+    Ok(Command::new(std::env::current_exe()?)
+        .args(["worker", kind])
+        .env("AMQP_URL", &settings.amqp_url)
+        .env("DATABASE_URL", &settings.database_url)
+        .env("INTAKE_CONSUMERS", settings.intake_consumers.to_string())
+        .env("INTAKE_BATCH_SIZE", settings.intake_batch_size.to_string())
+        .env("INTAKE_PREFETCH", settings.intake_prefetch.to_string())
+        .env("METRICS_ADDRESS", "127.0.0.1:0")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+/// Resident set now and at its peak (KiB) of a process, from /proc.
+fn resident_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn burst(
+    bench: &ClickDayBench,
+    kinds: &[Kind],
+    kill: bool,
+    amqp_url: &str,
+    database_url: &str,
+) -> anyhow::Result<Report> {
+    let settings = Settings {
+        amqp_url: amqp_url.to_owned(),
+        database_url: database_url.to_owned(),
+        intake_consumers: bench.consumers,
+        intake_batch_size: bench.batch_size,
+        intake_prefetch: bench.prefetch,
+        ..Settings::local_defaults()
+    };
+    let pool = app::migrate(&settings).await?;
+    app::declare_topology(&settings).await?;
+    let management = Management::new(&bench.broker.management_url)?;
+    let mut intake = spawn("intake", &settings)?;
+    let mut relay = spawn("outbox-relay", &settings)?;
+    let mut intake_peak_before_kill = 0;
+    let mut kills = 0;
+
+    let connection = broker::connect(amqp_url, "bench-clickday").await?;
+    let publisher = Publisher::open(&connection).await?;
+    let started = Instant::now();
+    let mut broker_peak = 0u64;
+    const CHUNK: usize = 10_000;
+    for (chunk_index, chunk) in kinds.chunks(CHUNK).enumerate() {
+        let bodies: Vec<Vec<u8>> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| body(*kind, chunk_index * CHUNK + i))
+            .collect();
+        publish_confirmed(
+            &publisher,
+            INTAKE_EXCHANGE,
+            "web.application.submitted",
+            &bodies,
+        )
+        .await?;
+        if chunk_index % 10 == 0 {
+            broker_peak = broker_peak.max(management.memory_used().await.unwrap_or(0));
+        }
+        // A third of the way in: the intake process dies without a word.
+        if kill && kills == 0 && (chunk_index + 1) * CHUNK >= kinds.len() / 3 {
+            intake_peak_before_kill = resident_kib(intake.id());
+            intake.kill()?;
+            intake.wait()?;
+            kills += 1;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            intake = spawn("intake", &settings)?;
+        }
+    }
+    let publish_seconds = started.elapsed().as_secs_f64();
+
+    let channel = connection.create_channel().await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let mut worker_peak = 0;
+    let drain_seconds = loop {
+        let waiting = channel
+            .queue_declare(INTAKE_REQUESTS_QUEUE.into(), passive, FieldTable::default())
+            .await?
+            .message_count();
+        worker_peak = worker_peak.max(resident_kib(intake.id()) + resident_kib(relay.id()));
+        broker_peak = broker_peak.max(management.memory_used().await.unwrap_or(0));
+        if waiting == 0 {
+            let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+                .fetch_one(&pool)
+                .await?;
+            if pending == 0 {
+                break started.elapsed().as_secs_f64();
+            }
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            anyhow::bail!("the burst was not drained in an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    worker_peak = worker_peak.max(intake_peak_before_kill + resident_kib(relay.id()));
+    for child in [&mut intake, &mut relay] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    let (applications, duplicated, tickets, pending_events): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM applications),
+                (SELECT count(*) - count(DISTINCT (citizen_tax_code, benefit)) FROM applications),
+                (SELECT count(*) FROM tickets),
+                (SELECT count(*) FROM outbox)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    // Per office and year: as many registrations as the highest number.
+    let gaps: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(max_number - registered), 0)::bigint FROM
+           (SELECT max(number) AS max_number, count(*) AS registered
+            FROM registrations GROUP BY aoo, year) AS per_register",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let dead_lettered = channel
+        .queue_declare(DEAD_LETTER_QUEUE.into(), passive, FieldTable::default())
+        .await?
+        .message_count();
+    let left_in_queue = channel
+        .queue_declare(INTAKE_REQUESTS_QUEUE.into(), passive, FieldTable::default())
+        .await?
+        .message_count();
+    connection.close(200, "done".into()).await?;
+    pool.close().await;
+    Ok(Report {
+        published: kinds.len(),
+        publish_seconds,
+        drain_seconds,
+        applications,
+        duplicated,
+        tickets,
+        gaps,
+        dead_lettered,
+        pending_events,
+        left_in_queue,
+        worker_peak_kib: worker_peak,
+        broker_peak_bytes: broker_peak,
+        kills,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_mixes_new_pairs_resubmissions_and_invalid_ones() {
+        let kinds = plan(1000, 0.10, 0.03);
+        let fresh = kinds.iter().filter(|k| matches!(k, Kind::Fresh(_))).count();
+        let again = kinds
+            .iter()
+            .filter(|k| matches!(k, Kind::Resubmission(_)))
+            .count();
+        let invalid = kinds
+            .iter()
+            .filter(|k| matches!(k, Kind::Invalid(_)))
+            .count();
+        assert_eq!(fresh + again + invalid, 1000);
+        assert!((90..=110).contains(&again), "{again}");
+        assert!((25..=40).contains(&invalid), "{invalid}");
+        // Every resubmission repeats a pair already sent.
+        let mut seen = 0;
+        for kind in kinds {
+            match kind {
+                Kind::Fresh(pair) => seen = seen.max(pair + 1),
+                Kind::Resubmission(pair) => assert!(pair < seen),
+                Kind::Invalid(_) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn every_body_is_admitted_or_refused_as_planned() {
+        for (position, kind) in plan(200, 0.10, 0.03).into_iter().enumerate() {
+            let admitted =
+                crate::domain::intake::admit("web.application.submitted", &body(kind, position));
+            assert_eq!(
+                admitted.is_ok(),
+                !matches!(kind, Kind::Invalid(_)),
+                "{kind:?}: {admitted:?}"
+            );
+        }
+    }
+}
