@@ -66,7 +66,13 @@ pub fn delivered_to(address: &str) -> Vec<String> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "eml"))
         .collect();
-    files.sort();
+    // In the order the sink received them: by number, not as text ("10" < "9").
+    files.sort_by_key(|p| {
+        p.file_stem()
+            .and_then(|stem| stem.to_str())
+            .and_then(|stem| stem.parse::<u64>().ok())
+            .unwrap_or(u64::MAX)
+    });
     files
         .iter()
         .filter_map(|p| std::fs::read(p).ok())
