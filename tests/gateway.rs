@@ -12,8 +12,8 @@ use sportello::domain::video::Role;
 use sportello::workers::WorkerKind;
 use support::eventually;
 use support::gateway::{
-    citizen_pass, client, close_code, env_with_sms, last_code, link, next, next_of, operator_pass,
-    send, socket, video_appointment, Gateway, PHONE,
+    admit, citizen_pass, client, close_code, env_with_sms, last_code, link, next, next_of,
+    operator_pass, send, socket, video_appointment, Gateway, PHONE,
 };
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -124,12 +124,7 @@ async fn the_citizen_enters_with_the_sms_code_waits_and_is_admitted_chat_is_kept
     let welcome = next_of(&mut o, "welcome").await;
     assert_eq!(welcome["peer_present"], true);
     assert_eq!(next_of(&mut c, "peer").await["present"], true);
-    send(
-        &mut o,
-        json!({"type": "control", "room": id, "action": "admit"}),
-    )
-    .await;
-    assert_eq!(next_of(&mut c, "state").await["phase"], "admitted");
+    assert_eq!(admit(&mut o, &mut c, id).await["phase"], "admitted");
     assert_eq!(next_of(&mut o, "state").await["phase"], "admitted");
 
     // Signalling both ways.
@@ -318,12 +313,7 @@ async fn links_codes_and_signalling_are_refused_clearly_and_nothing_else_is_dist
         .await
         .unwrap();
     next_of(&mut c, "welcome").await;
-    send(
-        &mut o,
-        json!({"type": "control", "room": id, "action": "admit"}),
-    )
-    .await;
-    next_of(&mut c, "state").await;
+    admit(&mut o, &mut c, id).await;
 
     // Signalling naming another room: refused, the connection goes on.
     send(
@@ -416,12 +406,7 @@ async fn a_room_never_holds_more_than_two_a_third_is_refused_or_replaces_by_choi
     next_of(&mut third, "welcome").await;
     assert_eq!(next_of(&mut first, "replaced").await["type"], "replaced");
     assert_eq!(close_code(&mut first).await, Some(1008));
-    send(
-        &mut o,
-        json!({"type": "control", "room": id, "action": "admit"}),
-    )
-    .await;
-    next_of(&mut third, "state").await;
+    admit(&mut o, &mut third, id).await;
     send(
         &mut o,
         json!({"type": "offer", "room": id, "sdp": "v=0 to the new tab"}),
@@ -464,12 +449,7 @@ async fn participants_on_two_gateway_processes_reach_each_other_through_the_brok
         .unwrap();
     assert_eq!(next_of(&mut o, "welcome").await["peer_present"], true);
     assert_eq!(next_of(&mut c, "peer").await["present"], true);
-    send(
-        &mut o,
-        json!({"type": "control", "room": id, "action": "admit"}),
-    )
-    .await;
-    assert_eq!(next_of(&mut c, "state").await["phase"], "admitted");
+    assert_eq!(admit(&mut o, &mut c, id).await["phase"], "admitted");
     send(
         &mut o,
         json!({"type": "offer", "room": id, "sdp": "v=0 across"}),

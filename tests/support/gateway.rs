@@ -264,3 +264,14 @@ pub async fn send(socket: &mut Socket, message: Value) {
         .await
         .unwrap();
 }
+
+/// The operator admits the citizen (grants them permission to publish);
+/// the citizen's `state` message that follows.
+pub async fn admit(operator: &mut Socket, citizen: &mut Socket, room: Uuid) -> Value {
+    send(
+        operator,
+        json!({"type": "control", "room": room, "action": "admit"}),
+    )
+    .await;
+    next_of(citizen, "state").await
+}

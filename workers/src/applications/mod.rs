@@ -90,13 +90,8 @@ impl From<ApplicationView> for Application {
     }
 }
 
-pub fn rules() -> Result<&'static ApplicationRules, ApplicationError> {
-    static RULES: std::sync::OnceLock<Result<ApplicationRules, String>> =
-        std::sync::OnceLock::new();
-    RULES
-        .get_or_init(|| ApplicationRules::shipped().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| ApplicationError::Policy(e.clone()))
+fn rules() -> Result<&'static ApplicationRules, ApplicationError> {
+    ApplicationRules::shipped().map_err(ApplicationError::Policy)
 }
 
 /// May `principal` read the applications of `citizen` (held by `office`)?
@@ -229,15 +224,8 @@ impl Receipt {
         let category = benefit
             .and_then(|b| b.categories.iter().find(|c| c.id == view.category))
             .map_or_else(|| view.category.clone(), |c| c.label.clone());
-        let tail: String = view
-            .iban
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        // An IBAN is ASCII: byte offsets are character offsets.
+        let tail = &view.iban[view.iban.len().saturating_sub(4)..];
         Receipt {
             application_id: view.id,
             signature: view.signature.clone(),

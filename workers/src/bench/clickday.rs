@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use super::appointments::client::citizen;
 use super::{
-    bench_suffix, publish_confirmed, BenchBroker, BenchDatabase, ScratchDatabase, ScratchVhost,
+    bench_suffix, publish_confirmed, BenchBroker, BenchDatabase, IntakeShape, ScratchDatabase,
+    ScratchVhost,
 };
 use crate::app;
 use crate::broker::management::Management;
@@ -36,13 +37,8 @@ pub struct ClickDayBench {
     /// Share that is invalid (a wrong IBAN check digit): dead-lettered.
     #[arg(long, default_value_t = 0.03)]
     pub invalid: f64,
-    /// Intake consumers in the worker process.
-    #[arg(long, default_value_t = 2)]
-    pub consumers: usize,
-    #[arg(long, default_value_t = 500)]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = 1000)]
-    pub prefetch: u16,
+    #[command(flatten)]
+    pub intake: IntakeShape,
     /// Only the plain run (no SIGKILL run).
     #[arg(long)]
     pub plain_only: bool,
@@ -251,17 +247,9 @@ fn spawn(kind: &str, settings: &Settings) -> anyhow::Result<Child> {
         .spawn()?)
 }
 
-/// Resident set now and at its peak (KiB) of a process, from /proc.
+/// The peak resident set of a process (KiB), 0 once it is gone.
 fn resident_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    super::process_memory_kib(pid, "VmHWM").unwrap_or(0)
 }
 
 async fn burst(
@@ -274,9 +262,9 @@ async fn burst(
     let settings = Settings {
         amqp_url: amqp_url.to_owned(),
         database_url: database_url.to_owned(),
-        intake_consumers: bench.consumers,
-        intake_batch_size: bench.batch_size,
-        intake_prefetch: bench.prefetch,
+        intake_consumers: bench.intake.consumers,
+        intake_batch_size: bench.intake.batch_size,
+        intake_prefetch: bench.intake.prefetch,
         ..Settings::local_defaults()
     };
     let pool = app::migrate(&settings).await?;

@@ -204,16 +204,7 @@ async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> an
     Ok(())
 }
 
-/// VmRSS of a process, in MiB (Linux).
+/// VmRSS of a process, in MiB.
 fn resident_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    super::process_memory_kib(pid, "VmRSS").map_or(f64::NAN, |kib| kib as f64 / 1024.0)
 }

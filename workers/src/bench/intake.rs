@@ -9,7 +9,7 @@ use lapin::types::FieldTable;
 
 use super::{
     bench_suffix, median, publish_confirmed, request_bodies, BenchBroker, BenchDatabase,
-    ScratchDatabase, ScratchVhost,
+    IntakeShape, ScratchDatabase, ScratchVhost,
 };
 use crate::app;
 use crate::broker::names::{INTAKE_EXCHANGE, INTAKE_REQUESTS_QUEUE};
@@ -28,15 +28,8 @@ pub struct IntakeBench {
     /// 2-core machine is noisy.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    /// Intake consumers in the measured pipeline (the worker's default).
-    #[arg(long, default_value_t = 2)]
-    pub consumers: usize,
-    /// Most messages per database transaction in the pipeline.
-    #[arg(long, default_value_t = 500)]
-    pub batch_size: usize,
-    /// Prefetch of each intake consumer.
-    #[arg(long, default_value_t = 1000)]
-    pub prefetch: u16,
+    #[command(flatten)]
+    pub intake: IntakeShape,
     #[command(flatten)]
     pub broker: BenchBroker,
     #[command(flatten)]
@@ -76,9 +69,9 @@ async fn measure(
         amqp_url: amqp_url.to_owned(),
         database_url: database_url.to_owned(),
         database_pool_size: 10,
-        intake_consumers: bench.consumers,
-        intake_batch_size: bench.batch_size,
-        intake_prefetch: bench.prefetch,
+        intake_consumers: bench.intake.consumers,
+        intake_batch_size: bench.intake.batch_size,
+        intake_prefetch: bench.intake.prefetch,
         handler_max_attempts: 5,
         shutdown_grace_seconds: 30,
         ..Settings::local_defaults()

@@ -74,6 +74,20 @@ pub struct BenchDatabase {
 }
 
 /// The broker a bench creates its vhost on.
+/// How the measured intake worker runs (its defaults are the worker's).
+#[derive(Debug, clap::Args)]
+pub struct IntakeShape {
+    /// Intake consumers.
+    #[arg(long, default_value_t = 2)]
+    pub consumers: usize,
+    /// Most messages per database transaction.
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
+    /// Prefetch of each intake consumer.
+    #[arg(long, default_value_t = 1000)]
+    pub prefetch: u16,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct BenchBroker {
     #[arg(
@@ -169,6 +183,16 @@ impl ScratchDatabase {
     }
 }
 
+/// A memory figure of a process from `/proc/<pid>/status` (Linux), in KiB:
+/// `VmRSS` (resident now) or `VmHWM` (its peak).
+fn process_memory_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+}
+
 fn bench_suffix() -> String {
     Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
@@ -261,4 +285,15 @@ fn request_bodies(round: usize, count: usize) -> Vec<Vec<u8>> {
             .unwrap_or_default()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_process_memory_figure_is_read_from_proc() {
+        let own = std::process::id();
+        assert!(super::process_memory_kib(own, "VmRSS").is_some_and(|kib| kib > 0));
+        assert!(super::process_memory_kib(own, "VmHWM").is_some_and(|kib| kib > 0));
+        assert_eq!(super::process_memory_kib(own, "NoSuchField"), None);
+    }
 }

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 
 use super::names::EVENTS_EXCHANGE;
@@ -40,17 +40,7 @@ pub async fn watch(watch: Watch<'_>) -> Result<(), WatchError> {
     let connection = super::connect(watch.amqp_url, "sportello-events-watch").await?;
     let channel = connection.create_channel().await?;
     let queue = format!("sportello.watch.{}", uuid::Uuid::new_v4().simple());
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    super::declare_private_queue(&channel, &queue).await?;
     channel
         .queue_bind(
             queue.as_str().into(),

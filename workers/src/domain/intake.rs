@@ -2,7 +2,7 @@
 //! message alone, before any I/O. A message that fails here is dead-lettered
 //! with the [`Rejection`] as its reason; it never reaches the database.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -70,16 +70,6 @@ pub enum Rejection {
     Application(#[from] ApplicationRefusal),
     #[error("{0}")]
     Policy(String),
-}
-
-/// The applications policy shipped with the build, read once.
-fn application_rules() -> Result<&'static ApplicationRules, Rejection> {
-    static RULES: std::sync::OnceLock<Result<ApplicationRules, String>> =
-        std::sync::OnceLock::new();
-    RULES
-        .get_or_init(|| ApplicationRules::shipped().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| Rejection::Policy(e.clone()))
 }
 
 /// An attachment that passed its checks, decoded.
@@ -193,12 +183,6 @@ pub struct Admitted {
 /// routing key is the publishing channel's own name, so checking the envelope
 /// against it stops a channel from speaking as another.
 pub fn admit(routing_key: &str, body: &[u8]) -> Result<Admitted, Rejection> {
-    admit_at(routing_key, body, Utc::now())
-}
-
-/// [`admit`] with the clock given (an application's `occurred_at` may not be
-/// ahead of it).
-pub fn admit_at(routing_key: &str, body: &[u8], now: DateTime<Utc>) -> Result<Admitted, Rejection> {
     let value = catalogue().validate_bytes(body)?;
     let message_type = value["type"].as_str().unwrap_or_default().to_owned();
     match message_type.as_str() {
@@ -250,7 +234,9 @@ pub fn admit_at(routing_key: &str, body: &[u8], now: DateTime<Utc>) -> Result<Ad
             let envelope: Envelope<ApplicationSubmitted> =
                 serde_json::from_value(value).map_err(|e| Rejection::Decode(e.to_string()))?;
             check_routing_key(routing_key, envelope.channel, &envelope.message_type)?;
-            let checked = check_application(application_rules()?, &envelope, now)?;
+            let rules = ApplicationRules::shipped().map_err(Rejection::Policy)?;
+            // The clock only bounds `occurred_at` (never ahead of it).
+            let checked = check_application(rules, &envelope, Utc::now())?;
             let idempotency = idempotency_of(&envelope, "application.submitted")?;
             let as_request = case_request(&envelope, &checked);
             Ok(Admitted {

@@ -17,7 +17,7 @@ use crate::documents::{self, DocumentError};
 use crate::domain::document::DocumentState;
 use crate::domain::video::room::{self, Act};
 use crate::domain::video::Role;
-use crate::http::documents::{attachment, read_upload, views};
+use crate::http::documents::{attachment, read_upload, receipt_download, views};
 use crate::http::ApiError;
 use crate::video::Opened;
 
@@ -96,7 +96,7 @@ pub async fn upload(
         &principal,
         opened.room.case_id,
         upload,
-        &format!("video-{}", opened.appointment.id.simple()),
+        &opened.correlation_id(),
     )
     .await
     .map_err(api)?;
@@ -149,7 +149,7 @@ pub async fn delete(
         &state.pool,
         &principal,
         document_id,
-        &format!("video-{}", opened.appointment.id.simple()),
+        &opened.correlation_id(),
     )
     .await
     .map_err(api)?;
@@ -188,7 +188,7 @@ pub async fn register(
             "Videochiamata - {} - {}",
             opened.appointment.desk_name, opened.appointment.notes
         ),
-        &format!("video-{}", opened.appointment.id.simple()),
+        &opened.correlation_id(),
     )
     .await
     .map_err(api)?;
@@ -205,12 +205,5 @@ pub async fn receipt(
     let receipt = documents::receipt(&state.pool, &principal, registration_id)
         .await
         .map_err(api)?;
-    let file_name = format!(
-        "ricevuta-{}.pdf",
-        receipt.signature.replace(['/', '.'], "-")
-    );
-    Ok(HttpResponse::Ok()
-        .content_type("application/pdf")
-        .insert_header(attachment(&file_name))
-        .body(receipt.pdf))
+    Ok(receipt_download(receipt))
 }

@@ -334,12 +334,7 @@ impl Worker for GatewayWorker {
                 let state = GatewayState::new(&self.settings, pool, &gateway_id)
                     .await
                     .map_err(|e| WorkerError::Other(e.to_string()))?;
-                let listener = TcpListener::bind(&self.settings.gateway_address).map_err(|e| {
-                    WorkerError::Other(format!(
-                        "cannot listen on {}: {e}",
-                        self.settings.gateway_address
-                    ))
-                })?;
+                let listener = crate::runtime::http_server::listen(&self.settings.gateway_address)?;
                 tracing::info!(address = %self.settings.gateway_address, %gateway_id, "video gateway listening");
                 let relay = state.relay.clone();
                 let state = web::Data::new(state);

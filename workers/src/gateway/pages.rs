@@ -16,6 +16,7 @@ use super::{link_refusal, open_link, GatewayState, PASS_COOKIE};
 use crate::contract::Principal;
 use crate::domain::video::code::Code;
 use crate::domain::video::Role;
+use crate::http::cross_origin;
 use crate::timers::cron::TIME_ZONE;
 use crate::video::{self, Opened, VideoError};
 
@@ -123,25 +124,30 @@ fn about(opened: &Opened, token: &str) -> Value {
     }
 }
 
-/// Whether a POST comes from another site (its `Origin` names another host).
-fn cross_origin(request: &HttpRequest) -> bool {
-    let Some(origin) = request.headers().get(header::ORIGIN) else {
-        return false;
-    };
-    let host = request.connection_info().host().to_ascii_lowercase();
-    !origin
-        .to_str()
-        .ok()
-        .and_then(|origin| origin.split_once("://"))
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(&host))
-}
-
 fn cross_origin_refused() -> HttpResponse {
     render(
         StatusCode::FORBIDDEN,
         "chiusa.html",
         context! { heading => "Richiesta rifiutata", message => "Il modulo non proviene da questa pagina.", desk => "" },
     )
+}
+
+/// What every form of a link's pages checks first: posted from this site,
+/// through a valid link of `role`. Otherwise the page to answer with.
+async fn form_link(
+    state: &GatewayState,
+    request: &HttpRequest,
+    token: &str,
+    role: Role,
+) -> Result<Opened, HttpResponse> {
+    if cross_origin(request) {
+        return Err(cross_origin_refused());
+    }
+    match open_link(state, token).await {
+        Ok(opened) if opened.token.role == role => Ok(opened),
+        Ok(_) => Err(closed_page(&VideoError::NoRoom)),
+        Err(error) => Err(closed_page(&error)),
+    }
 }
 
 pub async fn script() -> HttpResponse {
@@ -206,16 +212,12 @@ pub async fn send_code(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    if cross_origin(&request) {
-        return cross_origin_refused();
-    }
-    let opened = match open_link(&state, &path).await {
-        Ok(opened) if opened.token.role == Role::Citizen => opened,
-        Ok(_) => return closed_page(&VideoError::NoRoom),
-        Err(error) => return closed_page(&error),
+    let opened = match form_link(&state, &request, &path, Role::Citizen).await {
+        Ok(opened) => opened,
+        Err(page) => return page,
     };
     let page = about(&opened, &path);
-    let correlation_id = format!("video-{}", opened.appointment.id.simple());
+    let correlation_id = opened.correlation_id();
     match video::send_code(
         &state.pool,
         state.sms.as_ref(),
@@ -285,13 +287,9 @@ pub async fn redeem_code(
     path: web::Path<String>,
     form: web::Form<CodeForm>,
 ) -> HttpResponse {
-    if cross_origin(&request) {
-        return cross_origin_refused();
-    }
-    let opened = match open_link(&state, &path).await {
-        Ok(opened) if opened.token.role == Role::Citizen => opened,
-        Ok(_) => return closed_page(&VideoError::NoRoom),
-        Err(error) => return closed_page(&error),
+    let opened = match form_link(&state, &request, &path, Role::Citizen).await {
+        Ok(opened) => opened,
+        Err(page) => return page,
     };
     let page = about(&opened, &path);
     let wrong = |message: String| {
@@ -330,13 +328,9 @@ pub async fn operator_sign_in(
     path: web::Path<String>,
     form: web::Form<OperatorForm>,
 ) -> HttpResponse {
-    if cross_origin(&request) {
-        return cross_origin_refused();
-    }
-    let opened = match open_link(&state, &path).await {
-        Ok(opened) if opened.token.role == Role::Operator => opened,
-        Ok(_) => return closed_page(&VideoError::NoRoom),
-        Err(error) => return closed_page(&error),
+    let opened = match form_link(&state, &request, &path, Role::Operator).await {
+        Ok(opened) => opened,
+        Err(page) => return page,
     };
     let page = about(&opened, &path);
     let claims = match state.keys.verify_claims(form.token.trim()).await {

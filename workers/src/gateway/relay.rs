@@ -11,9 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use serde::{Deserialize, Serialize};
@@ -97,17 +95,7 @@ impl Relay {
             )
             .await?;
         let queue = format!("sportello.gateway.{gateway_id}");
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        crate::broker::declare_private_queue(&channel, &queue).await?;
         let mut consumer = channel
             .basic_consume(
                 queue.as_str().into(),

@@ -483,7 +483,7 @@ impl Connection {
             &self.author_id,
             control,
             &self.citizen_link,
-            &format!("video-{}", self.room.simple()),
+            &video::correlation_id(self.room),
         )
         .await
         {

@@ -7,6 +7,7 @@ use serde_json::json;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::documents::pdf_download;
 use super::openapi::{Forbidden, NotFound};
 use super::routes::{api, Endpoint};
 use super::{ApiError, ApiState, Caller};
@@ -155,16 +156,10 @@ pub async fn receipt_pdf(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let found = applications::detail(&state.pool, &caller.principal, path.into_inner()).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/pdf")
-        .insert_header((
-            "Content-Disposition",
-            format!(
-                "attachment; filename=\"ricevuta-domanda-{}.pdf\"",
-                found.view.id
-            ),
-        ))
-        .body(Receipt::of(&found).pdf()))
+    Ok(pdf_download(
+        &format!("ricevuta-domanda-{}.pdf", found.view.id),
+        Receipt::of(&found).pdf(),
+    ))
 }
 
 #[utoipa::path(

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::documents::pdf_download;
 use super::openapi::{Conflict, Forbidden, NotFound, Problem, Unprocessable};
 use super::routes::{api, Endpoint};
 use super::tickets::IDEMPOTENCY_HEADER;
@@ -434,14 +435,8 @@ pub async fn receipt_pdf(
         path.into_inner(),
     )
     .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/pdf")
-        .insert_header((
-            "Content-Disposition",
-            format!(
-                "attachment; filename=\"appuntamento-{}.pdf\"",
-                receipt.appointment_id
-            ),
-        ))
-        .body(receipt.pdf()))
+    Ok(pdf_download(
+        &format!("appuntamento-{}.pdf", receipt.appointment_id),
+        receipt.pdf(),
+    ))
 }

@@ -246,6 +246,23 @@ pub async fn download(
         .body(bytes))
 }
 
+/// A PDF the browser saves as `file_name`.
+pub(crate) fn pdf_download(file_name: &str, pdf: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header(attachment(file_name))
+        .body(pdf)
+}
+
+/// A registration's receipt, saved under a name made of its signature.
+pub(crate) fn receipt_download(receipt: documents::Receipt) -> HttpResponse {
+    let file_name = format!(
+        "ricevuta-{}.pdf",
+        receipt.signature.replace(['/', '.'], "-")
+    );
+    pdf_download(&file_name, receipt.pdf)
+}
+
 pub(crate) fn attachment(file_name: &str) -> ContentDisposition {
     ContentDisposition {
         disposition: DispositionType::Attachment,
@@ -378,14 +395,7 @@ pub async fn receipt(
     registration_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let receipt = documents::receipt(&state.pool, &caller.principal, *registration_id).await?;
-    let file_name = format!(
-        "ricevuta-{}.pdf",
-        receipt.signature.replace(['/', '.'], "-")
-    );
-    Ok(HttpResponse::Ok()
-        .content_type("application/pdf")
-        .insert_header(attachment(&file_name))
-        .body(receipt.pdf))
+    Ok(receipt_download(receipt))
 }
 
 #[derive(Deserialize, ToSchema)]

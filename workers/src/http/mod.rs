@@ -35,7 +35,7 @@ use crate::store;
 
 pub use caller::Caller;
 pub use error::ApiError;
-pub(crate) use staff::needs_secure_cookie;
+pub(crate) use staff::{cross_origin, needs_secure_cookie};
 
 /// What every handler can reach.
 pub struct ApiState {
@@ -164,12 +164,7 @@ impl Worker for ApiWorker {
                     &self.settings.database_url,
                     self.settings.database_pool_size,
                 )?;
-                let listener = TcpListener::bind(&self.settings.http_address).map_err(|e| {
-                    WorkerError::Other(format!(
-                        "cannot listen on {}: {e}",
-                        self.settings.http_address
-                    ))
-                })?;
+                let listener = crate::runtime::http_server::listen(&self.settings.http_address)?;
                 tracing::info!(address = %self.settings.http_address, "HTTP API listening");
                 let server = serve(ApiState::new(&self.settings, pool), listener)
                     .map_err(|e| WorkerError::Other(e.to_string()))?;

@@ -8,6 +8,7 @@ pub mod dead_letters;
 pub mod delegations;
 pub mod documents;
 pub mod inbox;
+mod keys;
 pub mod notifications;
 pub mod outage;
 pub mod outbox;

@@ -1,20 +1,14 @@
 //! Staff sessions (`/ufficio`): opened by a sign-in with the identity
 //! provider's token, ended by signing out or by their expiry.
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
+use super::keys::{digest, new_key};
 use crate::contract::Principal;
 
 /// Expired sessions are kept this long (who was signed in when), then purged.
 const KEEP_EXPIRED_DAYS: i32 = 7;
-
-fn digest(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
 
 /// Opens a session for `principal` until `expires_at` and returns its key,
 /// the only copy of which goes to the browser.
@@ -23,9 +17,7 @@ pub async fn open(
     principal: &Principal,
     expires_at: DateTime<Utc>,
 ) -> Result<String, sqlx::Error> {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let key = new_key();
     let principal =
         serde_json::to_value(principal).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(

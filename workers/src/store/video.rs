@@ -1,14 +1,12 @@
 //! Video rooms in PostgreSQL: the room (its state and case), the one-time
 //! codes, the passes browsers hold, the two seats, and the chat.
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use super::keys::{digest, new_key};
 use crate::contract::Principal;
 use crate::domain::video::code::IssuedCode;
 use crate::domain::video::room::{RoomState, Window};
@@ -213,10 +211,6 @@ pub async fn record_attempt(
     Ok(())
 }
 
-fn digest(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
 /// A pass for `role` in the room until `expires_at`; returns its key, whose
 /// only copy goes to the browser.
 pub async fn open_pass(
@@ -226,9 +220,7 @@ pub async fn open_pass(
     principal: &Principal,
     expires_at: DateTime<Utc>,
 ) -> Result<String, sqlx::Error> {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let key = new_key();
     let principal =
         serde_json::to_value(principal).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(

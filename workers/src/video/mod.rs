@@ -61,7 +61,16 @@ pub struct Opened {
     pub room: Room,
 }
 
+/// The correlation id of everything done in an appointment's room.
+pub fn correlation_id(appointment_id: Uuid) -> String {
+    format!("video-{}", appointment_id.simple())
+}
+
 impl Opened {
+    pub fn correlation_id(&self) -> String {
+        correlation_id(self.appointment.id)
+    }
+
     pub fn schedule(&self) -> Schedule {
         Schedule {
             starts_at: self.appointment.starts_at,

@@ -38,9 +38,17 @@ pub enum RulesError {
 }
 
 impl ApplicationRules {
-    /// The policy shipped with the build.
-    pub fn shipped() -> Result<ApplicationRules, RulesError> {
-        ApplicationRules::parse(include_str!("../../../config/applications.json"))
+    /// The policy shipped with the build, parsed once per process.
+    pub fn shipped() -> Result<&'static ApplicationRules, String> {
+        static RULES: std::sync::OnceLock<Result<ApplicationRules, String>> =
+            std::sync::OnceLock::new();
+        RULES
+            .get_or_init(|| {
+                ApplicationRules::parse(include_str!("../../../config/applications.json"))
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn parse(raw: &str) -> Result<ApplicationRules, RulesError> {

@@ -23,7 +23,7 @@ fn check(
     envelope: &Envelope<ApplicationSubmitted>,
 ) -> Result<CheckedApplication, ApplicationRefusal> {
     check_application(
-        &ApplicationRules::shipped().unwrap(),
+        ApplicationRules::shipped().unwrap(),
         envelope,
         envelope.occurred_at,
     )

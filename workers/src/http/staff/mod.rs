@@ -39,6 +39,7 @@ use super::routes::{page, Endpoint};
 use super::ApiState;
 
 pub use held_calls::HeldCalls;
+pub(crate) use session::cross_origin;
 pub(crate) use sign_in::needs_secure_cookie;
 
 const SESSION_COOKIE: &str = "sportello_sessione";

@@ -74,7 +74,9 @@ pub(super) async fn session(state: &ApiState, request: &HttpRequest) -> Result<S
 /// Whether a POST may come from another site: only when its `Origin` is
 /// present and names a host other than ours. (Browsers send `Origin` on
 /// every form POST; tools that send none are not a cross-site threat.)
-pub(super) fn cross_origin(request: &HttpRequest) -> bool {
+/// A form posted from another site (its `Origin` names another host): the
+/// staff pages and the video gateway refuse it.
+pub(crate) fn cross_origin(request: &HttpRequest) -> bool {
     let Some(origin) = request.headers().get(header::ORIGIN) else {
         return false;
     };

@@ -288,7 +288,7 @@ impl Consumer<'_> {
             // Say why no connection could be had, not only "pool timed out".
             Err(error) if store::is_transient(&error) => {
                 return Err(Failure::Transient(
-                    store::outage::explain(&self.pool, &error).await,
+                    store::outage::explain(self.pool, &error).await,
                 ))
             }
             Err(error) => return Err(AppointmentError::from(error).into()),

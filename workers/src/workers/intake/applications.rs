@@ -115,10 +115,3 @@ pub(super) fn new_application(
 fn json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ApplyFailure> {
     serde_json::to_value(value).map_err(|e| ApplyFailure::Crashed(e.to_string()))
 }
-
-pub(super) async fn insert(
-    conn: &mut sqlx::PgConnection,
-    rows: &[NewApplication],
-) -> Result<(), ApplyFailure> {
-    store::insert(conn, rows).await.map_err(classify)
-}

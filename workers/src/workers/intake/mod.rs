@@ -193,8 +193,8 @@ impl IntakeWorker {
                             self.settings.document_max_bytes,
                         )?,
                         IntakeMessage::DelegationGranted(_)
-                        | IntakeMessage::DelegationRevoked(_) => Vec::new(),
-                        IntakeMessage::ApplicationSubmitted(_) => Vec::new(),
+                        | IntakeMessage::DelegationRevoked(_)
+                        | IntakeMessage::ApplicationSubmitted(_) => Vec::new(),
                     };
                     Ok((message, attachments))
                 });

@@ -303,7 +303,9 @@ pub(super) async fn open_tickets(
                 .map(|application| applications::new_application(application, &o.ticket))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    applications::insert(&mut *tx, &application_rows).await?;
+    store_applications::insert(&mut *tx, &application_rows)
+        .await
+        .map_err(classify)?;
     let documents: Vec<Document> = openings
         .iter()
         .flat_map(|o| attachment_documents(&o.ticket, o.registration_id, o.attachments))
