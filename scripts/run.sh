@@ -8,6 +8,11 @@ bash scripts/services.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sportello-target}"
 export DATABASE_URL="${DATABASE_URL:-postgres://sportello:sportello@127.0.0.1:5432/sportello}"
+# On the local broker the video gateway connects as its own, least-privileged
+# user (with a broker of your own, set GATEWAY_AMQP_URL too, or it uses AMQP_URL).
+if [ -z "${AMQP_URL:-}" ]; then
+  export GATEWAY_AMQP_URL="${GATEWAY_AMQP_URL:-amqp://sportello-gateway:sportello-gateway-dev@127.0.0.1:5672/sportello}"
+fi
 export AMQP_URL="${AMQP_URL:-amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello}"
 
 # Local state stays under var/ (ignored by git), whoever runs this.

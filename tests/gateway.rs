@@ -205,11 +205,67 @@ async fn the_citizen_enters_with_the_sms_code_waits_and_is_admitted_chat_is_kept
         "Informazioni sulla sessione telematica",
         "Milano",
         "Richiesta maggiori informazioni",
-        support::gateway::CITIZEN,
-        "E49020001",
+        &format!(
+            "Cittadino: {}, codice fiscale {}",
+            support::gateway::CITIZEN_NAME,
+            support::gateway::CITIZEN
+        ),
+        "Operatore E49020001",
     ] {
         assert!(page.contains(expected), "{expected} missing");
     }
+
+    // The operator ends the call: "Chiamata terminata" for both, and the
+    // appointment took place (done, with its event, in its history).
+    send(
+        &mut o,
+        json!({"type": "control", "room": id, "action": "end_call"}),
+    )
+    .await;
+    assert_eq!(next_of(&mut c, "state").await["phase"], "ended");
+    let state: String = sqlx::query_scalar("SELECT state FROM appointments WHERE id = $1")
+        .bind(id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "done");
+    let completed: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT convert_from(body, 'UTF8')::jsonb FROM outbox
+         WHERE routing_key = 'appointment.completed'",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(completed.len(), 1);
+    let event = &completed[0];
+    sportello::contract::schemas::catalogue()
+        .validate(event)
+        .expect("appointment.completed validates against its schema");
+    assert_eq!(event["payload"]["appointment_id"], id.to_string());
+    assert_eq!(event["payload"]["completed_by"], "video_call_ended");
+    assert_eq!(event["payload"]["actor_id"], "E49020001");
+    let history =
+        sportello::appointments::list(&env.pool, &support::citizen(support::gateway::CITIZEN))
+            .await
+            .unwrap();
+    let json = serde_json::to_value(&history).unwrap();
+    assert_eq!(json[0]["id"], id.to_string());
+    assert_eq!(json[0]["state"], "done");
+    assert_eq!(json[0]["citizen_name"], support::gateway::CITIZEN_NAME);
+    // Ending it again is refused; nothing is announced twice.
+    send(
+        &mut o,
+        json!({"type": "control", "room": id, "action": "end_call"}),
+    )
+    .await;
+    assert_eq!(next_of(&mut o, "error").await["code"], "refused");
+    let announced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE routing_key = 'appointment.completed'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(announced, 1);
     gateway.stop().await;
     sms.stop().await;
     env.cleanup().await;

@@ -21,6 +21,8 @@ use sportello::auth::TokenKeys;
 use sportello::broker::{self, names};
 use sportello::contract::Principal;
 use sportello::domain::appointment::Mode;
+use sportello::domain::video::link::{latest_use, LinkSigner};
+use sportello::domain::video::{Role, WINDOW_HOURS};
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
 use support::browser::*;
@@ -31,6 +33,8 @@ const CREMA: &str = "1901";
 const CREMONA: &str = "1900";
 const DESK: &str = "conto_assicurativo";
 const CREMA_CITIZEN: &str = "RSSMRA85T10A562S";
+/// The name Crema's citizen declares when booking.
+const CREMA_CITIZEN_NAME: &str = "Mario Rossi";
 const IN_PERSON_CITIZEN: &str = "FRRLCU75C41D969A";
 const CREMONA_CITIZEN: &str = "BNCGVN70A41F205O";
 
@@ -128,6 +132,7 @@ impl Desk<'_> {
             on_behalf_of: None,
             matricola: None,
             channel: None,
+            citizen_name: (citizen_tax_code == CREMA_CITIZEN).then(|| CREMA_CITIZEN_NAME.into()),
         };
         let hold = appointments::hold(&self.env.pool, &settings, &who, &request, None, "t")
             .await
@@ -172,6 +177,18 @@ async fn common_day(env: &TestEnv) -> NaiveDate {
         day += chrono::Duration::days(1);
     }
     panic!("no day with phone call-backs at both offices");
+}
+
+/// A day at least two days ahead with a free video slot at Crema's desk.
+async fn video_day(env: &TestEnv) -> NaiveDate {
+    let mut day = Utc::now().date_naive() + chrono::Duration::days(2);
+    for _ in 0..30 {
+        if first_free(env, CREMA, Mode::Video, day).await.is_some() {
+            return day;
+        }
+        day += chrono::Duration::days(1);
+    }
+    panic!("no video day at Crema");
 }
 
 /// Calls ready on the desk's queue of `office` (not those someone holds).
@@ -313,6 +330,14 @@ async fn the_agenda_shows_the_office_appointments_of_a_day_and_no_other_office()
                     !agenda.contains(CREMONA_CITIZEN),
                     "another office's: {agenda}"
                 );
+                assert!(agenda.contains(CREMA_CITIZEN_NAME), "{agenda}");
+                // No video appointment that day: no room to enter.
+                assert!(!agenda.contains("Entra nella stanza"), "{agenda}");
+
+                // A confirmed video appointment has the operator's join link,
+                // for its room and the operator's role only; a held one none.
+                let video = day_of_video(desk, client).await;
+                assert!(video.is_ok(), "{video:?}");
 
                 // The next day has none of them; back to the day by its link.
                 submit_link(client, "#giorno-successivo").await;
@@ -355,6 +380,82 @@ async fn the_agenda_shows_the_office_appointments_of_a_day_and_no_other_office()
         },
     )
     .await;
+}
+
+/// Books a confirmed and a held video appointment on Crema's video day and
+/// reads the agenda of that day: the confirmed one's "Entra nella stanza"
+/// link must be the operator's link to its room, signed as the video link
+/// rules say (valid to the slot's end plus the document window).
+async fn day_of_video(desk: &Desk<'_>, client: &Client) -> Result<(), String> {
+    let day = video_day(desk.env).await;
+    let confirmed = desk
+        .book(CREMA, Mode::Video, day, CREMA_CITIZEN, true)
+        .await;
+    desk.book(CREMA, Mode::Video, day, IN_PERSON_CITIZEN, false)
+        .await;
+    client
+        .goto(&format!(
+            "{}/ufficio/agenda?giorno={}",
+            desk.base,
+            day.format("%Y-%m-%d")
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    let links = client
+        .find_all(Locator::Css("#appuntamenti a.entra"))
+        .await
+        .map_err(|e| e.to_string())?;
+    if links.len() != 1 {
+        return Err(format!("{} join links, not 1", links.len()));
+    }
+    let text = links[0].text().await.map_err(|e| e.to_string())?;
+    let href = links[0]
+        .attr("href")
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    if text.trim() != "Entra nella stanza" {
+        return Err(format!("link text `{text}`"));
+    }
+    let ends_at: chrono::DateTime<Utc> =
+        sqlx::query_scalar("SELECT ends_at FROM appointments WHERE id = $1")
+            .bind(confirmed)
+            .fetch_one(&desk.env.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    let settings = &desk.env.settings;
+    let expected =
+        BookingSettings::from_settings(settings).room_link(confirmed, Role::Operator, ends_at);
+    if href != expected {
+        return Err(format!("href {href}, expected {expected}"));
+    }
+    let token = href
+        .rsplit_once("/stanza/")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    let verified = LinkSigner::new(&settings.video_link_secret)
+        .verify(token, Utc::now())
+        .map_err(|e| e.to_string())?;
+    if (verified.appointment_id, verified.role) != (confirmed, Role::Operator) {
+        return Err(format!("{verified:?}"));
+    }
+    // Valid to the slot's end plus the longest document window.
+    if verified.expires_at.timestamp() != latest_use(ends_at).timestamp()
+        || latest_use(ends_at) < ends_at + chrono::Duration::hours(WINDOW_HOURS)
+    {
+        return Err(format!("expires {}", verified.expires_at));
+    }
+    // The citizen's link is not on the operator's page.
+    let citizen_link = BookingSettings::from_settings(settings).video_link(confirmed, ends_at);
+    let page = client.source().await.map_err(|e| e.to_string())?;
+    let citizen_token = citizen_link
+        .rsplit_once("/stanza/")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    if page.contains(citizen_token) {
+        return Err("the citizen's link is on the agenda".into());
+    }
+    Ok(())
 }
 
 /// Clicks a link and waits for the page it leads to.

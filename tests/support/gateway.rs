@@ -22,6 +22,8 @@ use super::TestEnv;
 
 pub const PHONE: &str = "+393331234567";
 pub const CITIZEN: &str = "RSSMRA85T10A562S";
+/// The name the booking declared for `CITIZEN`.
+pub const CITIZEN_NAME: &str = "Mario Rossi";
 pub const OFFICE: &str = "4902";
 
 pub struct Gateway {
@@ -91,9 +93,9 @@ pub async fn video_appointment(env: &TestEnv, starts_in: i64) -> Uuid {
     sqlx::query(
         "INSERT INTO appointments (id, subject_tax_code, booked_by, booked_by_key, channel,
              office_aoo, desk_kind, mode, starts_at, ends_at, state, hold_expires_at, phone, notes,
-             request_sha256, correlation_id, created_at, updated_at, confirmed_at)
+             request_sha256, correlation_id, created_at, updated_at, confirmed_at, citizen_name)
          VALUES ($1, $2, $3, $4, 'web', $5, 'conto_assicurativo', 'video', $6, $7, 'confirmed',
-             now(), $8, 'Richiesta maggiori informazioni', 'x', 'test', now(), now(), now())",
+             now(), $8, 'Richiesta maggiori informazioni', 'x', 'test', now(), now(), now(), $9)",
     )
     .bind(id)
     .bind(CITIZEN)
@@ -103,6 +105,7 @@ pub async fn video_appointment(env: &TestEnv, starts_in: i64) -> Uuid {
     .bind(starts_at)
     .bind(ends_at)
     .bind(PHONE)
+    .bind(CITIZEN_NAME)
     .execute(&env.pool)
     .await
     .unwrap();

@@ -85,6 +85,8 @@ impl TestEnv {
         );
         let mut settings = Settings {
             amqp_url: user_url(&amqp_base, &id, &vhost, "sportello-app"),
+            // The gateway runs as its own least-privileged broker user.
+            gateway_amqp_url: Some(user_url(&amqp_base, &id, &vhost, "sportello-gateway")),
             database_url,
             database_pool_size: 5,
             intake_consumers: 2,

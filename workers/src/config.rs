@@ -162,6 +162,15 @@ pub struct Settings {
     #[arg(long, env = "GATEWAY_ADDRESS", default_value = "127.0.0.1:8090")]
     pub gateway_address: String,
 
+    /// RabbitMQ URL of the gateway's own broker user (`sportello-gateway` in
+    /// broker-config/definitions.json: its private relay queues and the
+    /// `sportello.gateway` exchange, nothing else), in the same vhost as
+    /// AMQP_URL. Unset: the gateway uses AMQP_URL (development; set it in
+    /// production). Secret (also GATEWAY_AMQP_URL_FILE); production refuses
+    /// the repository's password.
+    #[arg(long, env = "GATEWAY_AMQP_URL", hide_env_values = true)]
+    pub gateway_amqp_url: Option<String>,
+
     /// STUN servers handed to the browsers, comma separated, e.g.
     /// `stun:turn.sportello.example:3478` (empty: host candidates only).
     #[arg(long, env = "STUN_URLS", default_value = "")]
@@ -187,6 +196,17 @@ pub struct Settings {
     /// the connection with 1009 (message too big).
     #[arg(long, env = "GATEWAY_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub gateway_max_frame_bytes: usize,
+
+    /// Messages one room WebSocket may send per second, sustained; a
+    /// connection over its limit is closed with 1008 (`rate_limited`),
+    /// the room and its other participant go on.
+    #[arg(long, env = "GATEWAY_MESSAGES_PER_SECOND", default_value_t = crate::domain::video::rate::MESSAGES_PER_SECOND)]
+    pub gateway_messages_per_second: u32,
+
+    /// Messages one room WebSocket may send at once (the ICE candidates'
+    /// burst when a call starts).
+    #[arg(long, env = "GATEWAY_MESSAGE_BURST", default_value_t = crate::domain::video::rate::MESSAGE_BURST)]
+    pub gateway_message_burst: u32,
 
     /// Directory of the content-addressed document store.
     #[arg(long, env = "DOCUMENT_STORE_DIR", default_value = "./data/documents")]
@@ -295,6 +315,15 @@ pub enum Environment {
 }
 
 impl Settings {
+    /// The broker URL the video gateway connects with: its own user when
+    /// GATEWAY_AMQP_URL is set, otherwise AMQP_URL's.
+    pub fn gateway_broker_url(&self) -> &str {
+        self.gateway_amqp_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+            .unwrap_or(&self.amqp_url)
+    }
+
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
     }

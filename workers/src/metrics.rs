@@ -62,6 +62,8 @@ pub struct Metrics {
     pub http_request_seconds: Histogram,
     /// Open video-room WebSockets on this gateway process.
     pub gateway_connections: Gauge,
+    /// Room WebSockets closed for sending over their message rate.
+    pub gateway_rate_limited: Counter,
 }
 
 impl Metrics {
@@ -116,6 +118,11 @@ impl Metrics {
                 "gateway_connections",
                 "Open video-room WebSockets",
                 Gauge::default()
+            ),
+            gateway_rate_limited: registered!(
+                "gateway_rate_limited",
+                "Video-room WebSockets closed for sending over their message rate",
+                Counter::default()
             ),
             registry,
         }

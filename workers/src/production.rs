@@ -79,10 +79,13 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         Some(url) if !is_https(url) && !is_loopback_http(url) => found.push(Problem::PlainJwksUrl),
         Some(_) => {}
     }
+    let gateway_url = settings.gateway_amqp_url.as_ref();
     for (setting, url) in [
-        ("AMQP_URL", &settings.amqp_url),
-        ("DATABASE_URL", &settings.database_url),
+        ("AMQP_URL", Some(&settings.amqp_url)),
+        ("GATEWAY_AMQP_URL", gateway_url),
+        ("DATABASE_URL", Some(&settings.database_url)),
     ] {
+        let Some(url) = url else { continue };
         match url::Url::parse(url) {
             Err(_) => found.push(Problem::InvalidUrl { setting }),
             Ok(parsed) => {
@@ -360,6 +363,50 @@ mod tests {
                 setting: "DATABASE_URL"
             }]
         );
+    }
+
+    #[test]
+    fn the_gateway_broker_users_repository_password_is_refused() {
+        let development = Settings {
+            gateway_amqp_url: Some(
+                "amqp://sportello-gateway:sportello-gateway-dev@broker/sportello".into(),
+            ),
+            ..proper()
+        };
+        assert_eq!(
+            problems(&development),
+            [Problem::RepositoryPassword {
+                setting: "GATEWAY_AMQP_URL",
+                user: "sportello-gateway".into()
+            }]
+        );
+        assert!(!Problem::RepositoryPassword {
+            setting: "GATEWAY_AMQP_URL",
+            user: "sportello-gateway".into()
+        }
+        .to_string()
+        .contains("sportello-gateway-dev"));
+        let own = Settings {
+            gateway_amqp_url: Some("amqps://sportello-gateway:Jq4%2Fz@broker/sportello".into()),
+            ..proper()
+        };
+        assert_eq!(problems(&own), []);
+        assert_eq!(
+            own.gateway_broker_url(),
+            "amqps://sportello-gateway:Jq4%2Fz@broker/sportello"
+        );
+        let garbled = Settings {
+            gateway_amqp_url: Some("broker/sportello".into()),
+            ..proper()
+        };
+        assert_eq!(
+            problems(&garbled),
+            [Problem::InvalidUrl {
+                setting: "GATEWAY_AMQP_URL"
+            }]
+        );
+        // Unset: the gateway falls back to AMQP_URL's user.
+        assert_eq!(proper().gateway_broker_url(), proper().amqp_url);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::Path;
 pub const SECRET_SETTINGS: &[&str] = &[
     "JWT_SECRET",
     "AMQP_URL",
+    "GATEWAY_AMQP_URL",
     "DATABASE_URL",
     "SMTP_URL",
     "SMS_PROVIDER_URL",

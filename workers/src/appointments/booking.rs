@@ -17,8 +17,8 @@ use crate::contract::{
 use crate::domain::access::CaseParties;
 use crate::domain::access::Delegation;
 use crate::domain::appointment::{
-    booking_party, calendar, cassetto_eligibility, decide, AppointmentState, CancelledBy, Command,
-    DeskKind, Mode, Notes, PhoneNumber, Transition, HOLD_TIMER_KIND,
+    booking_party, calendar, cassetto_eligibility, decide, AppointmentState, CancelledBy,
+    CitizenName, Command, DeskKind, Mode, Notes, PhoneNumber, Transition, HOLD_TIMER_KIND,
 };
 use crate::domain::document::Side;
 use crate::store::appointments::{self as store, AppointmentRecord, NewAppointment, SlotKey};
@@ -49,6 +49,13 @@ pub struct HoldRequest {
     pub matricola: Option<String>,
     #[serde(default)]
     pub channel: Option<Channel>,
+    /// The citizen's name (*nome e cognome*), as the channel knows it (the
+    /// identity provider's attributes, or what the citizen told the agent
+    /// or the desk); shown to the operator in the video room. Optional.
+    /// Left out of the request's hash when absent, so requests kept from
+    /// before it existed hash the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citizen_name: Option<String>,
 }
 
 /// The answer to *Prenota*: the held appointment (or, for a resent request,
@@ -166,6 +173,12 @@ pub async fn hold_in(
     let office = crate::domain::protocol::Aoo::parse(&request.office).map_err(invalid)?;
     let phone = PhoneNumber::parse(&request.phone).map_err(invalid)?;
     let notes = Notes::parse(&request.notes).map_err(invalid)?;
+    let citizen_name = request
+        .citizen_name
+        .as_deref()
+        .map(CitizenName::parse)
+        .transpose()
+        .map_err(invalid)?;
     let on_behalf_of = request
         .on_behalf_of
         .as_deref()
@@ -240,6 +253,7 @@ pub async fn hold_in(
             hold_expires_at,
             phone: phone.as_str(),
             notes: notes.as_str(),
+            citizen_name: citizen_name.as_ref().map(CitizenName::as_str),
             ticket_id: request.ticket_id,
             idempotency_key,
             request_sha256: &request_sha256,

@@ -194,7 +194,25 @@ pub async fn record_outcome_in(
     }
     let appointment = match payload.outcome {
         CallbackResult::Done => {
-            store::set_state(conn, appointment.id, AppointmentState::Done, None, now).await?
+            match super::completion::complete_in(
+                conn,
+                appointment.id,
+                super::completion::CompletedBy::CallbackAnswered,
+                &agent,
+                &envelope.correlation_id,
+                now,
+            )
+            .await
+            {
+                Ok(done) => done,
+                // Cancelled meanwhile: the call is recorded, the state stays.
+                Err(AppointmentError::State(refusal)) => {
+                    tracing::warn!(appointment_id = %appointment.id, %refusal,
+                        "call-back answered for an appointment that is not confirmed");
+                    appointment
+                }
+                Err(error) => return Err(error),
+            }
         }
         CallbackResult::NoAnswer if call.attempt < MAX_ATTEMPTS => {
             let minutes = payload.retry_after_minutes.unwrap_or(DEFAULT_RETRY_MINUTES);

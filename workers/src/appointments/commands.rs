@@ -175,6 +175,7 @@ async fn attempt(
                 on_behalf_of: payload.for_tax_code.as_ref().map(|t| t.to_string()),
                 matricola: None,
                 channel: Some(envelope.channel),
+                citizen_name: payload.citizen_name.clone(),
             };
             let hold = super::hold_in(
                 conn,

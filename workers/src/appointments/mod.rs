@@ -9,6 +9,7 @@
 mod booking;
 pub mod callbacks;
 pub mod commands;
+pub mod completion;
 pub mod lookups;
 pub mod receipt;
 

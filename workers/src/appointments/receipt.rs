@@ -125,6 +125,7 @@ mod tests {
         AppointmentRecord {
             id: Uuid::now_v7(),
             subject_tax_code: "RSSMRA85T10A562S".into(),
+            citizen_name: None,
             matricola: None,
             channel: "web".into(),
             office_aoo: "1900".into(),

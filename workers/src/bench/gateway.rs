@@ -63,6 +63,7 @@ async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> an
         .args(["worker", "gateway"])
         .env("DATABASE_URL", database_url)
         .env("AMQP_URL", amqp_url)
+        .env("GATEWAY_AMQP_URL", amqp_url)
         .env("GATEWAY_ADDRESS", format!("127.0.0.1:{port}"))
         .env("METRICS_ADDRESS", "")
         .env("DATABASE_POOL_SIZE", "20")

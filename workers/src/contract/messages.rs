@@ -204,6 +204,27 @@ pub struct AppointmentConfirmed {
     pub contact: Contact,
 }
 
+/// `appointment.completed` v1: a confirmed appointment took place and is
+/// now *svolto* (done): the operator ended its video call, or its call-back
+/// was answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentCompleted {
+    pub appointment_id: Uuid,
+    pub subject_tax_code: CodiceFiscale,
+    pub office_aoo: String,
+    /// The desk's kind (`conto_assicurativo`).
+    pub desk_kind: String,
+    /// `in_person`, `phone` or `video`.
+    pub mode: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    /// `video_call_ended` or `callback_answered`.
+    pub completed_by: String,
+    /// The operator (or contact-centre agent) who completed it.
+    pub actor_id: String,
+}
+
 /// `appointment.cancelled` v1: a confirmed appointment was cancelled
 /// (*Cancella prenotazione*) by the citizen's side or the office.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

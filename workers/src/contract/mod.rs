@@ -10,8 +10,8 @@ pub mod schemas;
 pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError};
 pub use envelope::{Authentication, Channel, Envelope, Identification, PinKind, Principal};
 pub use messages::{
-    AppointmentCancelled, AppointmentConfirmed, Contact, DelegationGranted, DelegationGrantedEvent,
-    DelegationRevoked, DelegationRevokedEvent, DocumentStateChanged, DocumentsRegistered,
-    DocumentsRegistrationRequested, Event, InlineAttachment, MessageAdded, RequestSubmitted,
-    TicketChanged, TicketMessageAdded, TicketOpened, TimerFired,
+    AppointmentCancelled, AppointmentCompleted, AppointmentConfirmed, Contact, DelegationGranted,
+    DelegationGrantedEvent, DelegationRevoked, DelegationRevokedEvent, DocumentStateChanged,
+    DocumentsRegistered, DocumentsRegistrationRequested, Event, InlineAttachment, MessageAdded,
+    RequestSubmitted, TicketChanged, TicketMessageAdded, TicketOpened, TimerFired,
 };

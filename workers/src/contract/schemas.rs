@@ -51,6 +51,7 @@ pub const SCHEMA_FILES: &[SchemaFile] = &[
     schema_file!("timer.fired", 1),
     schema_file!("appointment.confirmed", 1),
     schema_file!("appointment.cancelled", 1),
+    schema_file!("appointment.completed", 1),
     schema_file!("appointment.availability_requested", 1),
     schema_file!("appointment.availability", 1),
     schema_file!("appointment.hold_requested", 1),

@@ -35,6 +35,7 @@ use crate::config::Settings;
 use crate::contract::Principal;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::domain::video::link::{LinkRefusal, LinkSigner};
+use crate::domain::video::rate::RateLimit;
 use crate::domain::video::room::ScheduleRefusal;
 use crate::domain::video::{turn, Role};
 use crate::notifications::sms::{SmsProvider, SmsProviderConfig};
@@ -59,6 +60,8 @@ pub struct GatewayState {
     pub blobs: Arc<dyn BlobStore>,
     pub max_document_bytes: usize,
     pub max_frame_bytes: usize,
+    /// How fast one WebSocket may send (a token bucket per connection).
+    pub message_rate: RateLimit,
     stun_urls: Vec<String>,
     turn_urls: Vec<String>,
     turn_secret: String,
@@ -80,7 +83,13 @@ impl GatewayState {
         pool: PgPool,
         gateway_id: &str,
     ) -> Result<Self, relay::RelayError> {
-        let relay = Relay::start(&settings.amqp_url, gateway_id).await?;
+        if settings.is_production() && settings.gateway_amqp_url.is_none() {
+            tracing::warn!(
+                "GATEWAY_AMQP_URL is not set: the gateway connects with AMQP_URL's broker user, \
+                 which may do more than it needs (set the sportello-gateway user's URL)"
+            );
+        }
+        let relay = Relay::start(settings.gateway_broker_url(), gateway_id).await?;
         let sms = settings.sms_provider_url.as_ref().and_then(|url| {
             SmsProvider::new(SmsProviderConfig {
                 url: url.clone(),
@@ -103,6 +112,10 @@ impl GatewayState {
             blobs: Arc::new(LocalBlobStore::new(&settings.document_store_dir)),
             max_document_bytes: settings.document_max_bytes,
             max_frame_bytes: settings.gateway_max_frame_bytes,
+            message_rate: RateLimit {
+                per_second: settings.gateway_messages_per_second,
+                burst: settings.gateway_message_burst,
+            },
             stun_urls: list(&settings.stun_urls),
             turn_urls: list(&settings.turn_urls),
             turn_secret: settings.turn_secret.clone(),

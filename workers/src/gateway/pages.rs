@@ -120,6 +120,7 @@ fn about(opened: &Opened, token: &str) -> Value {
         ends => ends.format("%H:%M").to_string(),
         phone_tail,
         citizen => a.subject_tax_code,
+        citizen_name => a.citizen_name.clone().unwrap_or_default(),
         operator_id => opened.room.operator_id.clone().unwrap_or_else(|| "-".into()),
     }
 }

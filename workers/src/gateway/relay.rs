@@ -6,6 +6,12 @@
 //! connections in, and hands what arrives to its local connections (never
 //! back to the sender). A process serving both participants gets its own
 //! messages through the broker too: one path, the same order.
+//!
+//! The gateway connects as its own broker user (`sportello-gateway`,
+//! GATEWAY_AMQP_URL): it may declare and read only its private queues
+//! `sportello.gateway.<32 hex>`, bind them to and publish on
+//! `sportello.gateway` with routing keys `room.<32 hex>`, and nothing else
+//! (no intake, no events).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,12 +89,15 @@ impl Relay {
         let connection =
             crate::broker::connect(amqp_url, &format!("sportello-gateway-{gateway_id}")).await?;
         let channel = connection.create_channel().await?;
+        // The exchange belongs to the topology (definitions.json): checked,
+        // never declared, so the gateway's broker user needs no right to
+        // configure (or delete) it.
         channel
             .exchange_declare(
                 GATEWAY_EXCHANGE.into(),
                 lapin::ExchangeKind::Topic,
                 lapin::options::ExchangeDeclareOptions {
-                    durable: true,
+                    passive: true,
                     ..Default::default()
                 },
                 FieldTable::default(),

@@ -3,7 +3,10 @@
 //! and the operator's controls. JSON text messages; every client message
 //! names its room, and one naming another room is refused (an error
 //! message; the connection and the room go on). A message larger than
-//! `GATEWAY_MAX_FRAME_BYTES` closes the connection with 1009.
+//! `GATEWAY_MAX_FRAME_BYTES` closes the connection with 1009; one sending
+//! faster than its token bucket allows (`GATEWAY_MESSAGES_PER_SECOND`,
+//! burst `GATEWAY_MESSAGE_BURST`) is closed with 1008 `rate_limited`. Either
+//! way only that connection ends; the room and its other participant go on.
 //!
 //! The citizen may signal only once the operator admitted them: admission
 //! is the server granting the citizen's connection permission to publish,
@@ -22,6 +25,7 @@ use uuid::Uuid;
 
 use super::relay::{Outbound, Relayed};
 use super::{authenticate, GatewayState, Problem};
+use crate::domain::video::rate::TokenBucket;
 use crate::domain::video::room::{self, Act, Control, RoomState};
 use crate::domain::video::Role;
 use crate::video::{self, Seating};
@@ -259,10 +263,36 @@ impl Connection {
         outbound: &mut mpsc::UnboundedReceiver<Outbound>,
     ) -> Option<CloseReason> {
         let mut ping = tokio::time::interval(std::time::Duration::from_secs(20));
+        let mut bucket = TokenBucket::new(self.state.message_rate, std::time::Instant::now());
         loop {
             tokio::select! {
                 incoming = stream.next() => match incoming {
                     None => return None,
+                    Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_)))
+                        if !bucket.try_take(std::time::Instant::now()) =>
+                    {
+                        let limit = bucket.limit();
+                        tracing::warn!(room = %self.room, role = self.role.as_str(),
+                            per_second = limit.per_second, burst = limit.burst,
+                            "WebSocket over its message rate: closed");
+                        crate::metrics::metrics().gateway_rate_limited.inc();
+                        let _ = session
+                            .text(error_message(
+                                "rate_limited",
+                                &format!(
+                                    "troppi messaggi: al massimo {} al secondo (picchi di {})",
+                                    limit.per_second, limit.burst
+                                ),
+                            ))
+                            .await;
+                        return Some(CloseReason {
+                            code: CloseCode::Policy,
+                            description: Some(format!(
+                                "rate_limited: at most {} messages per second, bursts of {}",
+                                limit.per_second, limit.burst
+                            )),
+                        });
+                    }
                     Some(Err(actix_ws::ProtocolError::Overflow)) => {
                         tracing::info!(room = %self.room, "oversized WebSocket message: closed");
                         return Some(CloseReason {

@@ -55,6 +55,7 @@ macro_rules! appointment_example {
         serde_json::json!({
             "id": "0193a1e0-5555-7000-8000-000000000005",
             "subject_tax_code": "RSSMRA85T10A562S",
+            "citizen_name": "Mario Rossi",
             "matricola": null,
             "channel": "web",
             "office_aoo": "1901",

@@ -225,6 +225,7 @@ pub struct NewAppointment<'a> {
     pub hold_expires_at: DateTime<Utc>,
     pub phone: &'a str,
     pub notes: &'a str,
+    pub citizen_name: Option<&'a str>,
     pub ticket_id: Option<Uuid>,
     pub idempotency_key: Option<&'a str>,
     pub request_sha256: &'a str,
@@ -244,9 +245,9 @@ pub async fn insert(
              INSERT INTO appointments (id, subject_tax_code, matricola, booked_by, booked_by_key,
                  channel, office_aoo, desk_kind, mode, starts_at, ends_at, state, hold_expires_at,
                  phone, notes, ticket_id, idempotency_key, request_sha256, correlation_id,
-                 created_at, updated_at)
+                 created_at, updated_at, citizen_name)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'held', $12, $13, $14, $15,
-                     $16, $17, $18, $19, $19)
+                     $16, $17, $18, $19, $19, $20)
              RETURNING *)
          SELECT {}",
         COLUMNS.replace("FROM appointments a", "FROM inserted a")
@@ -271,6 +272,7 @@ pub async fn insert(
         .bind(new.request_sha256)
         .bind(new.correlation_id)
         .bind(new.at)
+        .bind(new.citizen_name)
         .fetch_one(conn)
         .await?;
     decode(&row)
@@ -287,6 +289,8 @@ pub fn is_key_conflict(error: &sqlx::Error) -> bool {
 pub struct AppointmentRecord {
     pub id: Uuid,
     pub subject_tax_code: String,
+    /// The citizen's name as the booking declared it, when it did.
+    pub citizen_name: Option<String>,
     pub matricola: Option<String>,
     pub channel: String,
     pub office_aoo: String,
@@ -326,7 +330,8 @@ impl AppointmentRecord {
     }
 }
 
-const COLUMNS: &str = "a.id, a.subject_tax_code, a.matricola, a.channel, a.office_aoo,
+const COLUMNS: &str =
+    "a.id, a.subject_tax_code, a.citizen_name, a.matricola, a.channel, a.office_aoo,
      o.name AS office_name, a.desk_kind, d.name AS desk_name, a.mode, a.starts_at, a.ends_at,
      a.state, a.hold_expires_at, a.phone, a.notes, a.ticket_id, a.cancelled_by,
      a.cancel_reason, a.created_at, a.updated_at, a.confirmed_at, a.cancelled_at,
@@ -342,6 +347,7 @@ fn decode(row: &PgRow) -> Result<AppointmentRecord, sqlx::Error> {
     Ok(AppointmentRecord {
         id: row.try_get("id")?,
         subject_tax_code: row.try_get("subject_tax_code")?,
+        citizen_name: row.try_get("citizen_name")?,
         matricola: row.try_get("matricola")?,
         channel: row.try_get("channel")?,
         office_aoo: row.try_get("office_aoo")?,

@@ -10,6 +10,7 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::appointments::completion::{self, CompletedBy};
 use crate::contract::{Authentication, CodiceFiscale, Event, Principal};
 use crate::domain::appointment::{AppointmentState, Mode};
 use crate::domain::notification::SendOutcome;
@@ -49,6 +50,8 @@ pub enum VideoError {
     Control(#[from] ControlRefusal),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("the appointment could not be completed: {0}")]
+    Completion(String),
     #[error("event encoding: {0}")]
     Encoding(#[from] serde_json::Error),
 }
@@ -236,6 +239,8 @@ pub async fn operator_pass(
 
 /// Applies an operator's control; granting the window schedules its timer
 /// and announces it (`documents.window_opened`) in the same transaction.
+/// Ending the call (with or without the window) makes the appointment done
+/// (`appointment.completed`), in that transaction too.
 pub async fn control(
     pool: &PgPool,
     id: Uuid,
@@ -250,6 +255,26 @@ pub async fn control(
     let room = store::lock(&mut tx, id).await?.ok_or(VideoError::NoRoom)?;
     let next = room::control(&room.state, role, control, now)?;
     store::save(&mut tx, id, &next, Some(operator_id)).await?;
+    if room.state.ended_at.is_none() && next.ended_at.is_some() {
+        // The call took place: the appointment is done, with its event.
+        match completion::complete_in(
+            &mut tx,
+            id,
+            CompletedBy::VideoCallEnded,
+            operator_id,
+            correlation_id,
+            now,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(error) => match completion::is_state_refusal(&error) {
+                Some(refusal) => tracing::warn!(appointment_id = %id, %refusal,
+                    "the call ended but the appointment is not confirmed: left as it is"),
+                None => return Err(VideoError::Completion(error.to_string())),
+            },
+        }
+    }
     if let (Window::None, Window::Open { closes_at }) = (room.state.window, next.window) {
         timers::schedule(
             &mut tx,

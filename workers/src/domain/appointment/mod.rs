@@ -163,6 +163,45 @@ impl From<Notes> for String {
     }
 }
 
+/// The citizen's name as the booking declares it (*nome e cognome*):
+/// optional, shown to the operator with the codice fiscale. At most this
+/// many characters.
+pub const MAX_CITIZEN_NAME: usize = 120;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct CitizenName(String);
+
+impl CitizenName {
+    /// Trimmed, inner runs of spaces made one; letters required (names
+    /// such as "D'Angelo Maria-Luisa" pass), no control characters.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+        if name.is_empty() {
+            return Err(InvalidValue("the citizen's name is empty".into()));
+        }
+        if name.chars().count() > MAX_CITIZEN_NAME {
+            return Err(InvalidValue(format!(
+                "the citizen's name is at most {MAX_CITIZEN_NAME} characters"
+            )));
+        }
+        if !name.chars().any(char::is_alphabetic) || name.chars().any(char::is_control) {
+            return Err(InvalidValue("not a citizen's name".into()));
+        }
+        Ok(Self(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<CitizenName> for String {
+    fn from(name: CitizenName) -> String {
+        name.0
+    }
+}
+
 /// Where an appointment is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -262,6 +301,8 @@ pub enum StateRefusal {
     Done,
     #[error("the appointment has started; it can no longer be cancelled by the citizen")]
     TooLateToCancel,
+    #[error("the appointment was never confirmed; it cannot have taken place")]
+    NotConfirmed,
 }
 
 /// Decides `command` on an appointment in `state` at `now`.
@@ -293,6 +334,21 @@ pub fn decide(
             S::Confirmed,
         ) if now >= starts_at => Err(StateRefusal::TooLateToCancel),
         (Command::Cancel { by }, S::Confirmed) => Ok(Transition::Cancel { by, announce: true }),
+    }
+}
+
+/// The meeting took place (the operator ended the video call, or a
+/// call-back was answered): confirmed → done. `Ok(false)`: it already was,
+/// nothing changes. A cancelled, expired or unconfirmed appointment did not
+/// take place and stays as it is.
+pub fn complete(state: AppointmentState) -> Result<bool, StateRefusal> {
+    use AppointmentState as S;
+    match state {
+        S::Confirmed => Ok(true),
+        S::Done => Ok(false),
+        S::Cancelled => Err(StateRefusal::Cancelled),
+        S::Expired => Err(StateRefusal::HoldExpired),
+        S::Held => Err(StateRefusal::NotConfirmed),
     }
 }
 

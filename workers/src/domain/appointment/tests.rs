@@ -188,6 +188,41 @@ fn cancel_releases_and_only_a_confirmed_cancellation_is_announced() {
 }
 
 #[test]
+fn a_citizen_name_is_trimmed_and_checked() {
+    assert_eq!(
+        CitizenName::parse("  Mario   Rossi ").unwrap().as_str(),
+        "Mario Rossi"
+    );
+    assert_eq!(
+        CitizenName::parse("D'Angelo Maria-Luisa").unwrap().as_str(),
+        "D'Angelo Maria-Luisa"
+    );
+    assert!(CitizenName::parse("   ").is_err());
+    assert!(CitizenName::parse("12345").is_err());
+    assert!(CitizenName::parse("Mario\u{0}Rossi").is_err());
+    assert!(CitizenName::parse(&"a".repeat(121)).is_err());
+    assert!(CitizenName::parse(&"à".repeat(120)).is_ok());
+}
+
+#[test]
+fn only_a_confirmed_appointment_is_completed_and_once() {
+    assert_eq!(complete(AppointmentState::Confirmed), Ok(true));
+    assert_eq!(complete(AppointmentState::Done), Ok(false));
+    assert_eq!(
+        complete(AppointmentState::Cancelled),
+        Err(StateRefusal::Cancelled)
+    );
+    assert_eq!(
+        complete(AppointmentState::Expired),
+        Err(StateRefusal::HoldExpired)
+    );
+    assert_eq!(
+        complete(AppointmentState::Held),
+        Err(StateRefusal::NotConfirmed)
+    );
+}
+
+#[test]
 fn cassetto_booking_waits_n_days_unless_rejected() {
     let first = Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0).unwrap();
     let conversation = Conversation {

@@ -1,10 +1,12 @@
 //! The video room (*Sportello telematico*, seed 000), as plain rules: who may
 //! open a room and when (`link`), the one-time SMS code (`code`), the room's
-//! state and its two seats (`room`), and the TURN relay's short-lived
+//! state and its two seats (`room`), how fast a connection may send
+//! (`rate`), and the TURN relay's short-lived
 //! credentials (`turn`). The gateway (`crate::gateway`) does the I/O.
 
 pub mod code;
 pub mod link;
+pub mod rate;
 pub mod room;
 pub mod turn;
 

@@ -1,7 +1,8 @@
 //! The office's agenda (*agenda appuntamenti*) for one day, Europe/Rome:
 //! every appointment of the signed-in operator's office (scoped in SQL by
 //! the session's office), of one desk or all, with the links to the
-//! previous and next day.
+//! previous and next day; a confirmed video appointment has the operator's
+//! join link ("Entra nella stanza").
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,7 +14,9 @@ use super::errors::UNAVAILABLE;
 use super::render::{error_page, render};
 use super::session::{session, Session};
 use super::ApiState;
+use crate::appointments::BookingSettings;
 use crate::domain::appointment::{AppointmentState, DeskKind, Mode};
+use crate::domain::video::Role;
 use crate::store::appointments::{self as store, AppointmentRecord};
 use crate::timers::cron::TIME_ZONE;
 
@@ -49,9 +52,13 @@ pub(super) struct Row {
     pub(super) desk: String,
     pub(super) mode: &'static str,
     pub(super) citizen: String,
+    /// As the booking declared it; empty when it did not.
+    pub(super) citizen_name: String,
     pub(super) phone: String,
     pub(super) notes: String,
     pub(super) state: &'static str,
+    /// The operator's link to the video room ("Entra nella stanza").
+    pub(super) join_link: Option<String>,
 }
 
 pub(super) fn mode_label(mode: Mode) -> &'static str {
@@ -100,7 +107,16 @@ pub(super) fn parse_query(
     Ok((day, desk))
 }
 
-fn row(a: &AppointmentRecord) -> Row {
+/// The operator's join link of a confirmed video appointment: signed for
+/// this appointment and the operator's role, valid to the slot's end plus
+/// the longest document window; the gateway decides on each use whether
+/// the room is open yet (from 15 minutes before the slot).
+fn join_link(settings: &BookingSettings, a: &AppointmentRecord) -> Option<String> {
+    (a.mode == Mode::Video && a.state == AppointmentState::Confirmed)
+        .then(|| settings.room_link(a.id, Role::Operator, a.ends_at))
+}
+
+fn row(settings: &BookingSettings, a: &AppointmentRecord) -> Row {
     Row {
         time: format!(
             "{}-{}",
@@ -110,9 +126,11 @@ fn row(a: &AppointmentRecord) -> Row {
         desk: a.desk_name.clone(),
         mode: mode_label(a.mode),
         citizen: a.subject_tax_code.clone(),
+        citizen_name: a.citizen_name.clone().unwrap_or_default(),
         phone: a.phone.clone(),
         notes: a.notes.clone(),
         state: state_label(a.state),
+        join_link: join_link(settings, a),
     }
 }
 
@@ -205,7 +223,10 @@ pub(super) async fn agenda(state: web::Data<ApiState>, request: HttpRequest) -> 
             );
         }
     };
-    let rows: Vec<Row> = appointments.iter().map(row).collect();
+    let rows: Vec<Row> = appointments
+        .iter()
+        .map(|a| row(&state.booking, a))
+        .collect();
     let previous_day = day.pred_opt().map(|d| link(d, desk.as_ref()));
     let next_day = day.succ_opt().map(|d| link(d, desk.as_ref()));
     render(
@@ -257,6 +278,71 @@ mod tests {
         let (day, desk) = parse_query(&query("2026-12-03", "ammortizzatori"), now).unwrap();
         assert_eq!(day.to_string(), "2026-12-03");
         assert_eq!(desk.unwrap().as_str(), "ammortizzatori");
+    }
+
+    fn appointment(mode: Mode, state: AppointmentState) -> AppointmentRecord {
+        let starts_at = at("2026-12-02T08:30:00Z");
+        AppointmentRecord {
+            id: uuid::Uuid::now_v7(),
+            subject_tax_code: "RSSMRA85T10A562S".into(),
+            citizen_name: Some("Mario Rossi".into()),
+            matricola: None,
+            channel: "web".into(),
+            office_aoo: "1901".into(),
+            office_name: "Crema".into(),
+            desk_kind: "conto_assicurativo".into(),
+            desk_name: "Conto assicurativo".into(),
+            mode,
+            starts_at,
+            ends_at: starts_at + chrono::Duration::minutes(20),
+            state,
+            hold_expires_at: starts_at,
+            phone: "+393331234567".into(),
+            notes: "Estratto conto".into(),
+            ticket_id: None,
+            cancelled_by: None,
+            cancel_reason: None,
+            created_at: starts_at,
+            updated_at: starts_at,
+            confirmed_at: None,
+            cancelled_at: None,
+            booked_by: serde_json::json!({"kind": "citizen"}),
+            booked_by_key: "citizen:RSSMRA85T10A562S".into(),
+            request_sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_confirmed_video_appointment_has_the_operators_join_link() {
+        let settings = BookingSettings::from_settings(&crate::config::Settings::local_defaults());
+        let signer = crate::domain::video::link::LinkSigner::new(
+            crate::domain::video::link::DEVELOPMENT_LINK_SECRET,
+        );
+        let video = appointment(Mode::Video, AppointmentState::Confirmed);
+        let row = row(&settings, &video);
+        assert_eq!(row.citizen_name, "Mario Rossi");
+        let link = row.join_link.expect("a join link");
+        let token = link.rsplit_once("/stanza/").unwrap().1;
+        let verified = signer.verify(token, video.starts_at).unwrap();
+        assert_eq!(verified.appointment_id, video.id);
+        assert_eq!(verified.role, Role::Operator);
+        assert_eq!(
+            verified.expires_at,
+            crate::domain::video::link::latest_use(video.ends_at)
+        );
+        for (mode, state) in [
+            (Mode::Video, AppointmentState::Held),
+            (Mode::Video, AppointmentState::Cancelled),
+            (Mode::Video, AppointmentState::Done),
+            (Mode::InPerson, AppointmentState::Confirmed),
+            (Mode::Phone, AppointmentState::Confirmed),
+        ] {
+            assert_eq!(
+                join_link(&settings, &appointment(mode, state)),
+                None,
+                "{mode:?} {state:?}"
+            );
+        }
     }
 
     #[test]

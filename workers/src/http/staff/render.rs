@@ -221,8 +221,10 @@ mod tests {
                     operator, desks => vec![("ammortizzatori", "<b>ammortizzatori</b>")],
                     appointments => vec![super::super::agenda::Row {
                         time: "14:00-14:15".into(), desk: "d".into(), mode: "ricontatto telefonico",
-                        citizen: "RSSMRA85T10A562S".into(), phone: "+393331234567".into(),
+                        citizen: "RSSMRA85T10A562S".into(), citizen_name: "<i>Mario</i>".into(),
+                        phone: "+393331234567".into(),
                         notes: "<script>".into(), state: "confermato",
+                        join_link: Some("https://video.example/stanza/a\"b".into()),
                     }],
                     day => "2026-12-02", day_label => "02/12/2026", desk => "ammortizzatori",
                     previous_day => "/ufficio/agenda?giorno=2026-12-01", next_day => None::<String>,
@@ -230,7 +232,11 @@ mod tests {
             })
             .unwrap();
         assert!(
-            agenda.contains("ricontatto telefonico") && !agenda.contains("<script>"),
+            agenda.contains("ricontatto telefonico")
+                && !agenda.contains("<script>")
+                && !agenda.contains("<i>Mario")
+                && !agenda.contains("a\"b")
+                && agenda.contains("Entra nella stanza"),
             "{agenda}"
         );
         let callbacks = TEMPLATES
