@@ -108,7 +108,11 @@ async fn a_burst_of_ice_candidates_passes_a_flood_closes_only_that_connection() 
         next_of(&mut c, "welcome").await["state"]["phase"],
         "admitted"
     );
-    send(&mut c, json!({"type": "chat", "room": id, "text": "Eccomi"})).await;
+    send(
+        &mut c,
+        json!({"type": "chat", "room": id, "text": "Eccomi"}),
+    )
+    .await;
     assert_eq!(next_of(&mut o, "chat").await["body"], "Eccomi");
 
     gateway.stop().await;

@@ -334,11 +334,6 @@ async fn the_agenda_shows_the_office_appointments_of_a_day_and_no_other_office()
                 // No video appointment that day: no room to enter.
                 assert!(!agenda.contains("Entra nella stanza"), "{agenda}");
 
-                // A confirmed video appointment has the operator's join link,
-                // for its room and the operator's role only; a held one none.
-                let video = day_of_video(desk, client).await;
-                assert!(video.is_ok(), "{video:?}");
-
                 // The next day has none of them; back to the day by its link.
                 submit_link(client, "#giorno-successivo").await;
                 assert!(text_of(client, "#appuntamenti")
@@ -376,6 +371,11 @@ async fn the_agenda_shows_the_office_appointments_of_a_day_and_no_other_office()
                 assert!(page.contains("non è una data valida"), "{page}");
                 let (status, _) = desk.get_with_cookie("/ufficio/agenda", "").await;
                 assert_eq!(status, StatusCode::SEE_OTHER);
+
+                // A confirmed video appointment has the operator's join link,
+                // for its room and the operator's role only; a held one none.
+                let video = day_of_video(desk, client).await;
+                assert!(video.is_ok(), "{video:?}");
             })
         },
     )
