@@ -134,9 +134,12 @@ async fn a_video_call_is_held_confirmed_with_its_receipt_notified_and_cancelled(
     );
 
     // Prenota, resent with the same key: one hold.
-    let body = booking("1901", "ammortizzatori", "video", at(wednesday, 9, 10));
+    let mut body = booking("1901", "ammortizzatori", "video", at(wednesday, 9, 10));
+    // The name the citizen's channel knows, kept as declared (spaces tidied).
+    body["citizen_name"] = json!("  Mario   Rossi ");
     let (status, held) = post_with_key(&api, &me, "prenota-1", body.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{held}");
+    assert_eq!(held["appointment"]["citizen_name"], "Mario Rossi");
     assert_eq!(held["outcome"], "held");
     let id = held["appointment_id"].as_str().unwrap().to_owned();
     let expires: DateTime<Utc> = held["hold_expires_at"].as_str().unwrap().parse().unwrap();
@@ -348,6 +351,18 @@ async fn bad_input_is_refused_with_its_reason_and_nothing_written() {
         StatusCode::NOT_FOUND,
         "unknown_desk",
         "astrologia",
+    ));
+    cases.push((
+        with("citizen_name", json!("12345")),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        "not a citizen's name",
+    ));
+    cases.push((
+        with("citizen_name", json!("M".repeat(121))),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        "at most 120 characters",
     ));
     cases.push((
         with("mode", json!("piccione")),

@@ -333,15 +333,26 @@ async fn a_phone_appointment_becomes_a_call_at_its_time_and_no_answer_calls_agai
         WorkerKind::OutboxRelay,
         WorkerKind::Timers,
     ]);
+    let mut completed = env
+        .probe(names::EVENTS_EXCHANGE, "appointment.completed")
+        .await;
     let mut requester = Requester::open(&env, "contact_center").await;
     let (_, starts_at) = first_free_phone_slot(&mut requester, "avail-call").await;
-    let held = requester
-        .ask(&hold(agent_for(CITIZEN), "hold-call", starts_at))
-        .await;
+    // The agent also gives the caller's name (optional in v1).
+    let mut request = hold(agent_for(CITIZEN), "hold-call", starts_at);
+    request["payload"]["citizen_name"] = json!("Mario Rossi");
+    let held = requester.ask(&request).await;
     let appointment_id = held["payload"]["appointment_id"]
         .as_str()
         .unwrap()
         .to_owned();
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT citizen_name FROM appointments WHERE id = $1::uuid")
+            .bind(&appointment_id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(name.as_deref(), Some("Mario Rossi"));
     let confirmed = requester
         .ask(&envelope(
             "contact_center",
@@ -392,6 +403,15 @@ async fn a_phone_appointment_becomes_a_call_at_its_time_and_no_answer_calls_agai
     })
     .await;
     assert!(done, "the answered call did not close the appointment");
+    // Announced once, as the answered call-back.
+    let event = completed
+        .next_json(WAIT)
+        .await
+        .expect("appointment.completed");
+    assert_eq!(event["payload"]["appointment_id"], appointment_id.as_str());
+    assert_eq!(event["payload"]["completed_by"], "callback_answered");
+    assert_eq!(event["payload"]["actor_id"], "CC-0042");
+    assert!(completed.next_json(Duration::from_secs(1)).await.is_none());
     env.cleanup().await;
 }
 
