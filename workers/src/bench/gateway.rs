@@ -29,6 +29,11 @@ pub struct GatewayBench {
     /// Echo messages per room.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Milliseconds between a room's echoes; rooms start evenly spread over
+    /// one interval, so 1,000 rooms offer 1,000 messages a second. 0 sends
+    /// every room's echoes at once, which measures the queue, not the relay.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
     #[command(flatten)]
     database: BenchDatabase,
     #[command(flatten)]
@@ -86,7 +91,9 @@ async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> an
     let mut conn = pool.acquire().await?;
     for i in 0..bench.rooms {
         let id = Uuid::now_v7();
-        let slot = starts_at + chrono::Duration::seconds(i as i64);
+        // Every room already started (one second apart): a room opens only
+        // 15 minutes before its slot, and 1,000 rooms span more than that.
+        let slot = starts_at - chrono::Duration::seconds(i as i64);
         sqlx::query("INSERT INTO appointment_slots (office_aoo, desk_kind, mode, starts_at, capacity, taken) VALUES ('4902', 'conto_assicurativo', 'video', $1, 1, 1)")
             .bind(slot).execute(&mut *conn).await?;
         sqlx::query("INSERT INTO appointments (id, subject_tax_code, booked_by, booked_by_key, channel, office_aoo, desk_kind, mode, starts_at, ends_at, state, hold_expires_at, phone, notes, request_sha256, correlation_id, created_at, updated_at, confirmed_at) VALUES ($1, 'RSSMRA85T10A562S', '{}'::jsonb, 'bench', 'web', '4902', 'conto_assicurativo', 'video', $2, $3, 'confirmed', now(), '+393331234567', 'bench', 'x', 'bench', now(), now(), now())")
@@ -143,15 +150,34 @@ async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> an
         sockets.push((*id, operator, citizen));
     }
     let rss = resident_mib(child.id().unwrap_or_default());
-    println!("relaying {} echoes ...", bench.rooms * bench.rounds);
+    let interval = Duration::from_millis(bench.interval_ms);
+    println!(
+        "relaying {} echoes, {} ...",
+        bench.rooms * bench.rounds,
+        if bench.interval_ms == 0 {
+            "all at once".to_owned()
+        } else {
+            format!(
+                "{:.0} messages/s offered",
+                bench.rooms as f64 / interval.as_secs_f64()
+            )
+        }
+    );
     let started = Instant::now();
+    let rooms = bench.rooms.max(1) as u32;
     let tasks: Vec<_> = sockets
         .into_iter()
-        .map(|(id, mut operator, mut citizen)| {
+        .enumerate()
+        .map(|(index, (id, mut operator, mut citizen))| {
             let rounds = bench.rounds;
+            // This room's place in the interval: rooms do not all speak at once.
+            let offset = interval.mul_f64(f64::from(index as u32 % rooms) / f64::from(rooms));
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(rounds);
+                let mut next = tokio::time::Instant::now() + offset;
                 for _ in 0..rounds {
+                    tokio::time::sleep_until(next).await;
+                    next += interval;
                     let sent = Instant::now();
                     let message = json!({"type": "echo", "room": id, "payload": 1}).to_string();
                     if operator.send(Message::Text(message.into())).await.is_err() {

@@ -194,6 +194,26 @@ impl Management {
         Ok(nodes.iter().filter_map(|n| n["mem_used"].as_u64()).sum())
     }
 
+    /// Messages in a queue, ready and unacknowledged, as the management
+    /// statistics last saw them (they lag by the broker's collection
+    /// interval, 5 s by default); `None` before the first statistics.
+    pub async fn queue_messages(
+        &self,
+        vhost: &str,
+        queue: &str,
+    ) -> Result<Option<u64>, ManagementError> {
+        let queue: serde_json::Value = self
+            .send(
+                reqwest::Method::GET,
+                &format!("queues/{}/{}?columns=messages", encode(vhost), encode(queue)),
+                None,
+            )
+            .await?
+            .json()
+            .await?;
+        Ok(queue["messages"].as_u64())
+    }
+
     /// The names of every vhost.
     pub async fn vhost_names(&self) -> Result<Vec<String>, ManagementError> {
         self.names("vhosts").await
