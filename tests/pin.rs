@@ -106,18 +106,33 @@ async fn anonymous(api: &Api, method: Method, path: &str, body: Value) -> (Statu
     api.call(method, path, None, Some(body)).await
 }
 
-async fn with_token(api: &Api, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut request = api.client.request(method, format!("{}{path}", api.base)).bearer_auth(token);
+async fn with_token(
+    api: &Api,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = api
+        .client
+        .request(method, format!("{}{path}", api.base))
+        .bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }
     let response = request.send().await.unwrap();
-    (response.status(), response.json().await.unwrap_or(Value::Null))
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 /// The 8 characters after `marker` in `text`.
 fn half_after(text: &str, marker: &str) -> String {
-    let start = text.find(marker).unwrap_or_else(|| panic!("{marker:?} not in {text:?}")) + marker.len();
+    let start = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in {text:?}"))
+        + marker.len();
     let half: String = text[start..].chars().take(8).collect();
     assert!(half.bytes().all(|b| HALF_ALPHABET.contains(&b)), "{half:?}");
     half
@@ -125,7 +140,10 @@ fn half_after(text: &str, marker: &str) -> String {
 
 async fn wait_for_sms(sms: &SmsGateway, to: &str, count: usize) -> Vec<String> {
     assert!(
-        eventually(Duration::from_secs(20), || async { sms.delivered_to(to).len() >= count }).await,
+        eventually(Duration::from_secs(20), || async {
+            sms.delivered_to(to).len() >= count
+        })
+        .await,
         "{count} SMS to {to}"
     );
     sms.delivered_to(to).into_iter().map(|s| s.text).collect()
@@ -136,7 +154,10 @@ async fn take_letter(api: &Api) -> (String, Vec<u8>) {
     let keys = PinKeys::new(&api.env.settings.pin_secret);
     let mut pdfs = Vec::new();
     let outcome = sportello::pin::postal::take(&api.env.pool, &keys, 10, |letters| {
-        pdfs = letters.into_iter().map(|l| (l.recipient, l.address, l.pdf)).collect::<Vec<_>>();
+        pdfs = letters
+            .into_iter()
+            .map(|l| (l.recipient, l.address, l.pdf))
+            .collect::<Vec<_>>();
         async { Ok::<(), ()>(()) }
     })
     .await
@@ -162,7 +183,13 @@ async fn issued_pin(api: &Api, sms: &SmsGateway, email: &str) -> (String, String
 }
 
 async fn sign_in(api: &Api, pin: &str) -> (StatusCode, Value) {
-    anonymous(api, Method::POST, "/pin/sign-in", json!({"tax_code": TAX_CODE, "pin": pin})).await
+    anonymous(
+        api,
+        Method::POST,
+        "/pin/sign-in",
+        json!({"tax_code": TAX_CODE, "pin": pin}),
+    )
+    .await
 }
 
 async fn first_use(api: &Api, initial: &str, new_pin: &str) -> (StatusCode, Value) {
@@ -198,7 +225,8 @@ async fn assert_nowhere(api: &Api, events: &[Vec<u8>], dead: &[Vec<u8>], secrets
         text("SELECT title || body FROM notifications").await,
         text("SELECT detail FROM delivery_attempts").await,
         text("SELECT convert_from(body, 'UTF8') FROM outbox").await,
-        text("SELECT concat_ws(' ', first_half_hash, initial_hash, pin_hash) FROM pin_credentials").await,
+        text("SELECT concat_ws(' ', first_half_hash, initial_hash, pin_hash) FROM pin_credentials")
+            .await,
     ]
     .join("\n");
     assert!(stored.contains("[[PIN]]"), "deliveries keep the marker");
@@ -207,7 +235,10 @@ async fn assert_nowhere(api: &Api, events: &[Vec<u8>], dead: &[Vec<u8>], secrets
         assert!(!metrics.contains(secret), "a PIN secret is in the metrics");
         assert!(!stored.contains(secret), "a PIN secret is stored in clear");
         for event in events.iter().chain(dead) {
-            assert!(!String::from_utf8_lossy(event).contains(secret), "a PIN secret is in a message");
+            assert!(
+                !String::from_utf8_lossy(event).contains(secret),
+                "a PIN secret is in a message"
+            );
         }
     }
 }
@@ -256,40 +287,64 @@ async fn a_pin_is_requested_split_used_first_and_signed_in_with_no_half_anywhere
     let simplified = body["access_token"].as_str().unwrap().to_owned();
     let (status, menu) = with_token(&api, Method::GET, "/catalogue", &simplified, None).await;
     assert_eq!(status, StatusCode::OK, "{menu}");
-    let tickets = menu["services"].as_array().unwrap().iter().find(|s| s["id"] == "tickets").unwrap();
+    let tickets = menu["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "tickets")
+        .unwrap();
     assert_eq!(tickets["available"], false, "{tickets}");
 
     // All 16 characters: first use comes first.
     let initial = format!("{first}{second}");
     let (status, body) = sign_in(&api, &initial).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("first_use_required")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("first_use_required"))
+    );
     // First use: refusals for the new PIN, then the new PIN.
     let (status, body) = first_use(&api, &initial, "abcdefgh").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["fields"][0]["field"], "new_pin");
     let (status, body) = first_use(&api, &first, "Nuovo123").await;
-    assert_eq!((status, body["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("pin")));
+    assert_eq!(
+        (status, body["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("pin"))
+    );
     let (status, body) = first_use(&api, &initial, "Nuovo123").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["pin_kind"], "ordinary");
     let (status, body) = first_use(&api, &initial, "Nuovo456").await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("initial_pin_replaced")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("initial_pin_replaced"))
+    );
 
     // Afterwards: the own PIN signs in; the first half no longer does.
     let (status, body) = sign_in(&api, "Nuovo123").await;
-    assert_eq!((status, body["pin_kind"].as_str()), (StatusCode::OK, Some("ordinary")), "{body}");
+    assert_eq!(
+        (status, body["pin_kind"].as_str()),
+        (StatusCode::OK, Some("ordinary")),
+        "{body}"
+    );
     let ordinary = body["access_token"].as_str().unwrap().to_owned();
     let (status, _) = with_token(&api, Method::GET, "/tickets", &ordinary, None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = sign_in(&api, &first).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("wrong_pin")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("wrong_pin"))
+    );
     // Case matters for the chosen PIN.
     let (status, _) = sign_in(&api, "nuovo123").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // A second request for the same tax code is refused.
     let (status, body) = anonymous(&api, Method::POST, "/pin/requests", request_body(&email)).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("pin_already_issued")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("pin_already_issued"))
+    );
 
     // The audit trail: every step an event, none with a secret.
     let events = drain(&mut events).await;
@@ -299,11 +354,25 @@ async fn a_pin_is_requested_split_used_first_and_signed_in_with_no_half_anywhere
         .filter(|e| e["type"] == "pin.changed")
         .map(|e| e["payload"]["step"].as_str().unwrap().to_owned())
         .collect();
-    for step in ["requested", "first_half_queued", "second_half_queued", "simplified_sign_in", "first_use_completed", "signed_in", "sign_in_failed"] {
+    for step in [
+        "requested",
+        "first_half_queued",
+        "second_half_queued",
+        "simplified_sign_in",
+        "first_use_completed",
+        "signed_in",
+        "sign_in_failed",
+    ] {
         assert!(steps.iter().any(|s| s == step), "{step} in {steps:?}");
     }
     let dead = drain(&mut dead).await;
-    assert_nowhere(&api, &events, &dead, &[&first, &second, &initial, "Nuovo123"]).await;
+    assert_nowhere(
+        &api,
+        &events,
+        &dead,
+        &[&first, &second, &initial, "Nuovo123"],
+    )
+    .await;
     api.stop().await;
 }
 
@@ -330,22 +399,46 @@ async fn a_request_is_refused_field_by_field_and_only_for_its_caller() {
         (json!({"birthplace_code": "H501"}), "birthplace_code"),
         (json!({"tax_code": "RSSMRA85T10A562X"}), "tax_code"),
         (json!({"birth_province": null}), "birth_province"),
-        (json!({"contacts": {"mobile": "3331234567", "email": email}}), "contacts.mobile"),
-        (json!({"contacts": {"mobile": "+393331234567"}}), "contacts.email"),
+        (
+            json!({"contacts": {"mobile": "3331234567", "email": email}}),
+            "contacts.mobile",
+        ),
+        (
+            json!({"contacts": {"mobile": "+393331234567"}}),
+            "contacts.email",
+        ),
         (json!({"contacts": {"email": email}}), "contacts.mobile"),
-        (json!({"contacts": {"mobile": "+393331234567", "pec": "not-a-pec"}}), "contacts.pec"),
-        (json!({"residence": {"country": "IT", "address": "Via Roma", "street_number": "1", "postal_code": "2601", "municipality": "Crema", "province": "CR"}}), "residence.postal_code"),
-        (json!({"residence": {"country": "DE", "address": "Hauptstraße 5"}}), "residence.city"),
+        (
+            json!({"contacts": {"mobile": "+393331234567", "pec": "not-a-pec"}}),
+            "contacts.pec",
+        ),
+        (
+            json!({"residence": {"country": "IT", "address": "Via Roma", "street_number": "1", "postal_code": "2601", "municipality": "Crema", "province": "CR"}}),
+            "residence.postal_code",
+        ),
+        (
+            json!({"residence": {"country": "DE", "address": "Hauptstraße 5"}}),
+            "residence.city",
+        ),
         (json!({"first_half_to": "pec"}), "first_half_to"),
     ] {
-        let (status, body) = anonymous(&api, Method::POST, "/pin/requests", refused(patch.clone())).await;
+        let (status, body) =
+            anonymous(&api, Method::POST, "/pin/requests", refused(patch.clone())).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{patch}: {body}");
         assert_eq!(body["error"], "invalid");
-        let fields: Vec<&str> = body["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        let fields: Vec<&str> = body["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
         assert!(fields.contains(&field), "{patch}: {fields:?}");
         assert!(body["message"].as_str().unwrap().contains(field), "{body}");
     }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM pin_credentials").fetch_one(&api.env.pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM pin_credentials")
+        .fetch_one(&api.env.pool)
+        .await
+        .unwrap();
     assert_eq!(count, 0, "nothing refused was stored");
 
     // The contact centre requests for its caller only; other principals not at all.
@@ -354,13 +447,26 @@ async fn a_request_is_refused_field_by_field_and_only_for_its_caller() {
         on_behalf_of: CodiceFiscale::parse(caller).unwrap(),
         identified_by: Some(Identification::Cie),
     };
-    let (status, _) = api.post("/pin/requests", &agent_for("BNCGVN70A41F205O"), request_body(&email)).await;
+    let (status, _) = api
+        .post(
+            "/pin/requests",
+            &agent_for("BNCGVN70A41F205O"),
+            request_body(&email),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = api.post("/pin/requests", &operator("1901"), request_body(&email)).await;
+    let (status, _) = api
+        .post("/pin/requests", &operator("1901"), request_body(&email))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, body) = api.post("/pin/requests", &agent_for(TAX_CODE), request_body(&email)).await;
+    let (status, body) = api
+        .post("/pin/requests", &agent_for(TAX_CODE), request_body(&email))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let channel: String = sqlx::query_scalar("SELECT channel FROM pin_credentials").fetch_one(&api.env.pool).await.unwrap();
+    let channel: String = sqlx::query_scalar("SELECT channel FROM pin_credentials")
+        .fetch_one(&api.env.pool)
+        .await
+        .unwrap();
     assert_eq!(channel, "contact_center");
     // First half by email, as asked.
     let mut body = request_body(&unique_mail("altro"));
@@ -386,28 +492,63 @@ async fn repeated_wrong_pins_lock_with_a_clear_message_until_the_time_passes() {
     let (api, sms) = start().await;
     let (first, _second) = issued_pin(&api, &sms, &unique_mail("blocco")).await;
     // An unknown tax code answers like a wrong PIN.
-    let (status, body) = anonymous(&api, Method::POST, "/pin/sign-in", json!({"tax_code": "BNCGVN70A41F205O", "pin": "ABCD2345"})).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("wrong_pin")));
-    let (status, body) = anonymous(&api, Method::POST, "/pin/sign-in", json!({"tax_code": TAX_CODE, "pin": "abc"})).await;
-    assert_eq!((status, body["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("pin")));
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/sign-in",
+        json!({"tax_code": "BNCGVN70A41F205O", "pin": "ABCD2345"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("wrong_pin"))
+    );
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/sign-in",
+        json!({"tax_code": TAX_CODE, "pin": "abc"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("pin"))
+    );
 
     // Brute force: a guess per call, in parallel as an attacker would.
     let guesses: Vec<String> = (0..12).map(|i| format!("WRNG{i:04}")).collect();
     let answers = futures::future::join_all(guesses.iter().map(|g| sign_in(&api, g))).await;
-    let unauthorized = answers.iter().filter(|(s, _)| *s == StatusCode::UNAUTHORIZED).count();
-    let locked = answers.iter().filter(|(s, _)| *s == StatusCode::LOCKED).count();
+    let unauthorized = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::UNAUTHORIZED)
+        .count();
+    let locked = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::LOCKED)
+        .count();
     assert_eq!(unauthorized, 4, "four wrong attempts are told wrong");
-    assert_eq!(locked, 8, "the fifth locks; every attempt after it is refused unchecked");
+    assert_eq!(
+        locked, 8,
+        "the fifth locks; every attempt after it is refused unchecked"
+    );
     let (status, body) = sign_in(&api, &first).await;
-    assert_eq!(status, StatusCode::LOCKED, "the right PIN is refused while locked");
+    assert_eq!(
+        status,
+        StatusCode::LOCKED,
+        "the right PIN is refused while locked"
+    );
     assert_eq!(body["error"], "pin_locked");
     assert!(body["locked_until"].is_string(), "{body}");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("wait until then") && message.contains("Hai smarrito il PIN?"), "{message}");
-    let (failures, locks): (i32, i32) = sqlx::query_as("SELECT failures, locks_in_a_row FROM pin_credentials")
-        .fetch_one(&api.env.pool)
-        .await
-        .unwrap();
+    assert!(
+        message.contains("wait until then") && message.contains("Hai smarrito il PIN?"),
+        "{message}"
+    );
+    let (failures, locks): (i32, i32) =
+        sqlx::query_as("SELECT failures, locks_in_a_row FROM pin_credentials")
+            .fetch_one(&api.env.pool)
+            .await
+            .unwrap();
     assert_eq!((failures, locks), (0, 1));
 
     // Time passes (the lock's end moved into the past): the right PIN works.
@@ -420,13 +561,6 @@ async fn repeated_wrong_pins_lock_with_a_clear_message_until_the_time_passes() {
     api.stop().await;
 }
 
-/// The citizen's PIN after first use, ready for recovery.
-async fn activated(api: &Api, sms: &SmsGateway, email: &str) {
-    let (first, second) = issued_pin(api, sms, email).await;
-    let (status, body) = first_use(api, &format!("{first}{second}"), "Nuovo123").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
-
 #[actix_rt::test]
 async fn a_lost_pin_is_recovered_on_two_contacts_after_an_email_confirmation() {
     let (api, sms) = start().await;
@@ -435,15 +569,37 @@ async fn a_lost_pin_is_recovered_on_two_contacts_after_an_email_confirmation() {
     let (first, second) = issued_pin(&api, &sms, &email).await;
     let recovery = json!({"tax_code": TAX_CODE, "mobile": "+393331234567", "email": email});
     let (status, body) = anonymous(&api, Method::POST, "/pin/recovery", recovery.clone()).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("recovery_not_available")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("recovery_not_available")),
+        "{body}"
+    );
     let (status, _) = first_use(&api, &format!("{first}{second}"), "Nuovo123").await;
     assert_eq!(status, StatusCode::OK);
 
     // Refusals: one contact, a contact not on record.
-    let (status, body) = anonymous(&api, Method::POST, "/pin/recovery", json!({"tax_code": TAX_CODE, "email": email})).await;
-    assert_eq!((status, body["fields"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("contacts")));
-    let (status, body) = anonymous(&api, Method::POST, "/pin/recovery", json!({"tax_code": TAX_CODE, "mobile": "+393339999999", "email": email})).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("contacts_mismatch")));
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/recovery",
+        json!({"tax_code": TAX_CODE, "email": email}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("contacts"))
+    );
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/recovery",
+        json!({"tax_code": TAX_CODE, "mobile": "+393339999999", "email": email}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("contacts_mismatch"))
+    );
 
     // Lock it, then recover: recovery lifts the lock.
     for _ in 0..5 {
@@ -455,36 +611,91 @@ async fn a_lost_pin_is_recovered_on_two_contacts_after_an_email_confirmation() {
     let mail = wait_for_mail(&email, Duration::from_secs(20)).await;
     let link = readable(mail.last().unwrap());
     let start = link.find("token=").unwrap() + "token=".len();
-    let token: String = link[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').collect();
-    assert!(!link.contains("[[PIN]]"), "the link's secret was put in: {link}");
+    let token: String = link[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect();
+    assert!(
+        !link.contains("[[PIN]]"),
+        "the link's secret was put in: {link}"
+    );
 
-    let (status, body) = anonymous(&api, Method::POST, "/pin/recovery/confirmation", json!({"token": format!("{token}x")})).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("link_invalid")));
-    let (status, body) = anonymous(&api, Method::POST, "/pin/recovery/confirmation", json!({"token": token})).await;
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/recovery/confirmation",
+        json!({"token": format!("{token}x")}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("link_invalid"))
+    );
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/recovery/confirmation",
+        json!({"token": token}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = anonymous(&api, Method::POST, "/pin/recovery/confirmation", json!({"token": token})).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a link works once");
+    let (status, _) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/recovery/confirmation",
+        json!({"token": token}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a link works once"
+    );
 
     // Half by SMS, half by email.
     let texts = wait_for_sms(&sms, "+393331234567", 2).await;
     let new_first = half_after(texts.last().unwrap(), "nuovo PIN: ");
     assert!(
-        eventually(Duration::from_secs(20), || async { wait_for_mail(&email, Duration::from_millis(10)).await.len() >= 2 }).await
+        eventually(Duration::from_secs(20), || async {
+            wait_for_mail(&email, Duration::from_millis(10)).await.len() >= 2
+        })
+        .await
     );
     let mail = wait_for_mail(&email, Duration::from_secs(1)).await;
     let new_second = half_after(&readable(mail.last().unwrap()), "nuovo PIN: ");
     // The old PIN is gone, the lock too; the new one goes through first use.
-    assert_eq!(sign_in(&api, "Nuovo123").await.0, StatusCode::UNAUTHORIZED);
+    // Until first use, no 8 characters open it: not the old PIN, not a half.
+    let (status, body) = sign_in(&api, "Nuovo123").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("simplified_not_allowed"))
+    );
     let (status, body) = sign_in(&api, &new_first).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("simplified_not_allowed")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("simplified_not_allowed"))
+    );
     let (status, body) = first_use(&api, &format!("{new_first}{new_second}"), "Ancora77").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(sign_in(&api, "Ancora77").await.0, StatusCode::OK);
+    // Halves by SMS and by email, and the link's secret: in no log, no
+    // stored body, no metric.
+    let link_secret = token.split_once('.').unwrap().1.to_owned();
+    assert_nowhere(
+        &api,
+        &[],
+        &[],
+        &[&new_first, &new_second, &link_secret, "Ancora77"],
+    )
+    .await;
     api.stop().await;
 }
 
 fn form_part(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Part {
-    reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()).mime_str("application/pdf").unwrap()
+    reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_owned())
+        .mime_str("application/pdf")
+        .unwrap()
 }
 
 #[actix_rt::test]
@@ -494,8 +705,19 @@ async fn an_ordinary_pin_becomes_dispositivo_when_the_office_approves_the_signed
     let (first, second) = issued_pin(&api, &sms, &email).await;
     let (_, body) = sign_in(&api, &first).await;
     let simplified = body["access_token"].as_str().unwrap().to_owned();
-    let (status, _) = with_token(&api, Method::GET, "/pin/conversion/form.pdf", &simplified, None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "the simplified PIN does not convert");
+    let (status, _) = with_token(
+        &api,
+        Method::GET,
+        "/pin/conversion/form.pdf",
+        &simplified,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the simplified PIN does not convert"
+    );
     let (_, body) = first_use(&api, &format!("{first}{second}"), "Nuovo123").await;
     let ordinary = body["access_token"].as_str().unwrap().to_owned();
 
@@ -524,28 +746,50 @@ async fn an_ordinary_pin_becomes_dispositivo_when_the_office_approves_the_signed
             .send()
     };
     let refused = upload(vec![form.clone()], true).await.unwrap();
-    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "two files are needed");
-    let refused = upload(vec![form.clone(), b"not a pdf".to_vec()], true).await.unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "two files are needed"
+    );
+    let refused = upload(vec![form.clone(), b"not a pdf".to_vec()], true)
+        .await
+        .unwrap();
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["fields"][0]["field"], "identity_document", "{body}");
-    let refused = upload(vec![form.clone(), form.clone()], false).await.unwrap();
-    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "conformity is declared");
-    let accepted = upload(vec![form.clone(), form.clone()], true).await.unwrap();
+    let refused = upload(vec![form.clone(), form.clone()], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "conformity is declared"
+    );
+    let accepted = upload(vec![form.clone(), form.clone()], true)
+        .await
+        .unwrap();
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
     let message_id: Value = accepted.json().await.unwrap();
     let message_id = uuid::Uuid::parse_str(message_id["message_id"].as_str().unwrap()).unwrap();
-    let again = upload(vec![form.clone(), form.clone()], true).await.unwrap();
-    assert_eq!(again.status(), StatusCode::CONFLICT, "one conversion at a time");
+    let again = upload(vec![form.clone(), form.clone()], true)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::CONFLICT,
+        "one conversion at a time"
+    );
 
     // The upload opened a back-office case at the residence's office, with both files.
     let pool = &api.env.pool;
     assert!(
         eventually(Duration::from_secs(20), || async {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tickets WHERE request_message_id = $1")
-                .bind(message_id)
-                .fetch_one(pool)
-                .await
-                .unwrap()
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM tickets WHERE request_message_id = $1",
+            )
+            .bind(message_id)
+            .fetch_one(pool)
+            .await
+            .unwrap()
                 == 1
         })
         .await,
@@ -557,7 +801,10 @@ async fn an_ordinary_pin_becomes_dispositivo_when_the_office_approves_the_signed
             .fetch_one(pool)
             .await
             .unwrap();
-    assert_eq!((office.as_str(), ambito.as_str()), ("1901", "pin_dispositivo"));
+    assert_eq!(
+        (office.as_str(), ambito.as_str()),
+        ("1901", "pin_dispositivo")
+    );
     let documents: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE case_id = $1")
         .bind(ticket)
         .fetch_one(pool)
@@ -568,26 +815,47 @@ async fn an_ordinary_pin_becomes_dispositivo_when_the_office_approves_the_signed
     // Still ordinary while the office examines it; then approved.
     assert_eq!(sign_in(&api, "Nuovo123").await.1["pin_kind"], "ordinary");
     let office = operator("1901");
-    let (status, body) = api.post(&format!("/tickets/{ticket}/take-in-charge"), &office, json!({"comment": "Verifica documento"})).await;
+    let (status, body) = api
+        .post(
+            &format!("/tickets/{ticket}/take-in-charge"),
+            &office,
+            json!({"comment": "Verifica documento"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = api
-        .post(&format!("/tickets/{ticket}/close"), &office, json!({"outcome": "accolta", "comment": "Documento verificato"}))
+        .post(
+            &format!("/tickets/{ticket}/close"),
+            &office,
+            json!({"outcome": "accolta", "comment": "Documento verificato"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = sign_in(&api, "Nuovo123").await;
-    assert_eq!((status, body["pin_kind"].as_str()), (StatusCode::OK, Some("dispositivo")), "{body}");
+    assert_eq!(
+        (status, body["pin_kind"].as_str()),
+        (StatusCode::OK, Some("dispositivo")),
+        "{body}"
+    );
     // The citizen is told the outcome.
     assert!(
         eventually(Duration::from_secs(20), || async {
-            sms.delivered_to("+393331234567").iter().any(|s| s.text.contains("accolta") || s.text.contains("chius"))
+            sms.delivered_to("+393331234567")
+                .iter()
+                .any(|s| s.text.contains("accolta") || s.text.contains("chius"))
         })
         .await,
         "the outcome notification: {:?}",
-        sms.delivered_to("+393331234567").iter().map(|s| s.text.clone()).collect::<Vec<_>>()
+        sms.delivered_to("+393331234567")
+            .iter()
+            .map(|s| s.text.clone())
+            .collect::<Vec<_>>()
     );
     let dispositivo = Principal::Citizen {
         tax_code: CodiceFiscale::parse(TAX_CODE).unwrap(),
-        authentication: Authentication::Pin { pin_kind: PinKind::Dispositivo },
+        authentication: Authentication::Pin {
+            pin_kind: PinKind::Dispositivo,
+        },
     };
     let (status, _) = api.get("/pin/conversion/form.pdf", &dispositivo).await;
     assert_eq!(status, StatusCode::CONFLICT, "already dispositivo");

@@ -266,7 +266,8 @@ fn main() -> ExitCode {
             } => {
                 let pool = sportello::store::connect(&settings.database_url, 2).await?;
                 let keys = sportello::pin::crypto::PinKeys::new(&settings.pin_secret);
-                let taken = sportello::pin::postal::take_into_dir(&pool, &keys, limit, &dir).await?;
+                let taken =
+                    sportello::pin::postal::take_into_dir(&pool, &keys, limit, &dir).await?;
                 println!("{taken} letters written to {}", dir.display());
             }
             Command::Publish { file, amqp_url } => {

@@ -9,10 +9,10 @@ use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;
 use crate::domain::appointment::StateRefusal;
 use crate::domain::document::IllegalTransition;
+use crate::domain::pin::SignInRefusal;
 use crate::domain::ticket::LifecycleError;
 use crate::notifications::centre::CentreError;
 use crate::pin::PinError;
-use crate::domain::pin::SignInRefusal;
 use crate::tickets::TicketError;
 
 #[derive(Debug, thiserror::Error)]

@@ -60,7 +60,11 @@ pub async fn request(
             principal: Principal::ContactCenterAgent { on_behalf_of, .. },
             ..
         }) => {
-            if body.tax_code.as_deref().map(str::trim).map(str::to_ascii_uppercase)
+            if body
+                .tax_code
+                .as_deref()
+                .map(str::trim)
+                .map(str::to_ascii_uppercase)
                 != Some(on_behalf_of.to_string())
             {
                 return Err(PinError::Forbidden(
@@ -70,14 +74,20 @@ pub async fn request(
             }
             Channel::ContactCenter
         }
-        Some(_) => {
-            return Err(PinError::Forbidden(
-                "a PIN is requested by the citizen (no token) or by a contact-centre agent for them".into(),
-            )
-            .into())
-        }
+        Some(_) => return Err(PinError::Forbidden(
+            "a PIN is requested by the citizen (no token) or by a contact-centre agent for them"
+                .into(),
+        )
+        .into()),
     };
-    let issued = pin::request(&state.pool, &state.pin, &body, channel, &correlation_id(&http)).await?;
+    let issued = pin::request(
+        &state.pool,
+        &state.pin,
+        &body,
+        channel,
+        &correlation_id(&http),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(issued))
 }
 
@@ -111,7 +121,14 @@ pub async fn sign_in(
     http: HttpRequest,
     body: web::Json<SignInBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let signed = pin::sign_in(&state.pool, &state.pin, &body.tax_code, &body.pin, &correlation_id(&http)).await?;
+    let signed = pin::sign_in(
+        &state.pool,
+        &state.pin,
+        &body.tax_code,
+        &body.pin,
+        &correlation_id(&http),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(signed))
 }
 
@@ -228,7 +245,10 @@ pub async fn recovery_confirm(
     ),
     security(("bearer" = []))
 )]
-pub async fn conversion_form(state: web::Data<ApiState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn conversion_form(
+    state: web::Data<ApiState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let pdf = conversion::form_pdf(&state.pool, &caller.principal).await?;
     Ok(pdf_download("richiesta-pin-dispositivo.pdf", pdf))
 }

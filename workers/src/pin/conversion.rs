@@ -46,7 +46,10 @@ fn ordinary_pin_citizen(principal: &Principal) -> Result<&CodiceFiscale, PinErro
     }
 }
 
-async fn active_credential(pool: &PgPool, tax_code: &CodiceFiscale) -> Result<CredentialRow, PinError> {
+async fn active_credential(
+    pool: &PgPool,
+    tax_code: &CodiceFiscale,
+) -> Result<CredentialRow, PinError> {
     let mut tx = pool.begin().await?;
     let row = store::lock_credential(&mut tx, tax_code.as_str())
         .await?
@@ -76,9 +79,8 @@ pub fn form_lines(row: &CredentialRow) -> Vec<String> {
     if let Some(residence) = residence {
         lines.push(format!("Residenza: {}", residence.lines().join(", ")));
     }
-    let contact = |label: &str, value: &Option<String>| {
-        value.as_ref().map(|v| format!("{label}: {v}"))
-    };
+    let contact =
+        |label: &str, value: &Option<String>| value.as_ref().map(|v| format!("{label}: {v}"));
     lines.extend(
         [
             contact("Cellulare", &row.mobile),
@@ -91,7 +93,8 @@ pub fn form_lines(row: &CredentialRow) -> Vec<String> {
     );
     lines.extend([
         String::new(),
-        "Il/la sottoscritto/a chiede la conversione del proprio PIN ordinario in PIN dispositivo".into(),
+        "Il/la sottoscritto/a chiede la conversione del proprio PIN ordinario in PIN dispositivo"
+            .into(),
         "e allega copia del documento di identità (carta d'identità, patente o passaporto).".into(),
         String::new(),
         "Luogo e data ____________________     Firma ______________________________".into(),
@@ -124,16 +127,22 @@ pub async fn submit(
         ));
     }
     if !conformity_asserted {
-        return Err(PinError::field("conformity", "declare that the files conform to the originals"));
+        return Err(PinError::field(
+            "conformity",
+            "declare that the files conform to the originals",
+        ));
     }
     let mut attachments = Vec::new();
     for (file, field) in files.iter().zip(["signed_form", "identity_document"]) {
         if file.bytes.is_empty() || file.bytes.len() > max_bytes {
-            return Err(PinError::field(field, format!("a file of 1 to {max_bytes} bytes")));
+            return Err(PinError::field(
+                field,
+                format!("a file of 1 to {max_bytes} bytes"),
+            ));
         }
         check_content(&file.bytes).map_err(|e| PinError::field(field, e))?;
-        let name = sanitize_file_name(&file.declared_name)
-            .unwrap_or_else(|_| format!("{field}.pdf"));
+        let name =
+            sanitize_file_name(&file.declared_name).unwrap_or_else(|_| format!("{field}.pdf"));
         attachments.push(json!({
             "file_name": name,
             "content_base64": base64::engine::general_purpose::STANDARD.encode(&file.bytes),
@@ -142,7 +151,12 @@ pub async fn submit(
     let row = active_credential(pool, &tax_code).await?;
     let residence: Residence = serde_json::from_value(row.residence.clone())?;
     let location = match &residence {
-        Residence::Italy { postal_code, municipality, province, .. } => {
+        Residence::Italy {
+            postal_code,
+            municipality,
+            province,
+            ..
+        } => {
             json!({"province": province, "municipality": municipality, "postal_code": postal_code})
         }
         // Residents abroad: no territorial office; triage routes the case.

@@ -73,12 +73,21 @@ impl PinKeys {
         (nonce.to_vec(), sealed)
     }
 
-    pub fn open(&self, nonce: &[u8], sealed: &[u8], context: &[u8]) -> Result<Revealed, CryptoError> {
+    pub fn open(
+        &self,
+        nonce: &[u8],
+        sealed: &[u8],
+        context: &[u8],
+    ) -> Result<Revealed, CryptoError> {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Unseal)?;
         let mut buffer = sealed.to_vec();
         let plain = self
             .seal
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut buffer)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut buffer,
+            )
             .map_err(|_| CryptoError::Unseal)?;
         let text = std::str::from_utf8(plain).map_err(|_| CryptoError::Unseal)?;
         Ok(Revealed(text.to_owned()))
@@ -138,8 +147,11 @@ pub fn hash(secret: &str) -> Result<String, CryptoError> {
 /// Whether `secret` matches the PHC string (argon2 compares the outputs in
 /// constant time). A malformed stored hash matches nothing.
 pub fn verify(phc: &str, secret: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(phc).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// A hash nothing matches, verified when there is no credential so that an
@@ -177,9 +189,14 @@ mod tests {
         assert!(!sealed
             .windows(HALF_LENGTH)
             .any(|w| w == half.expose().as_bytes()));
-        assert_eq!(keys.open(&nonce, &sealed, b"row-1").unwrap().expose(), half.expose());
+        assert_eq!(
+            keys.open(&nonce, &sealed, b"row-1").unwrap().expose(),
+            half.expose()
+        );
         assert!(keys.open(&nonce, &sealed, b"row-2").is_err());
-        assert!(PinKeys::new("another").open(&nonce, &sealed, b"row-1").is_err());
+        assert!(PinKeys::new("another")
+            .open(&nonce, &sealed, b"row-1")
+            .is_err());
     }
 
     #[test]

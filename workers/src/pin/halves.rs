@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use super::crypto::PinKeys;
 use crate::domain::notification::{Medium, Tab};
-use crate::store::notifications::{self as notifications, ClaimedDelivery, NewDelivery, NewNotification};
+use crate::store::notifications::{
+    self as notifications, ClaimedDelivery, NewDelivery, NewNotification,
+};
 use crate::store::pins;
 
 /// Where a sealed secret goes in a delivery's body.
@@ -30,13 +32,25 @@ pub struct Destination {
 
 impl Destination {
     pub fn sms(phone: &str) -> Self {
-        Self { medium: Medium::Sms, address: phone.to_owned(), label: "sms" }
+        Self {
+            medium: Medium::Sms,
+            address: phone.to_owned(),
+            label: "sms",
+        }
     }
     pub fn email(address: &str) -> Self {
-        Self { medium: Medium::Email, address: address.to_owned(), label: "email" }
+        Self {
+            medium: Medium::Email,
+            address: address.to_owned(),
+            label: "email",
+        }
     }
     pub fn pec(address: &str) -> Self {
-        Self { medium: Medium::Email, address: address.to_owned(), label: "pec" }
+        Self {
+            medium: Medium::Email,
+            address: address.to_owned(),
+            label: "pec",
+        }
     }
 
     /// `sms:+39…`, as a recovery row keeps it.

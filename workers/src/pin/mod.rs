@@ -29,7 +29,9 @@ use crate::contract::{Authentication, Channel, CodiceFiscale, Event, PinKind, Pr
 use crate::domain::pin::request::{judge, FieldError, FirstHalfMedium};
 use crate::domain::pin::secret::SecretError;
 use crate::domain::pin::sign_in::what_to_check;
-use crate::domain::pin::{Check, ChosenPin, CredentialState, LockPolicy, PresentedPin, SignInRefusal};
+use crate::domain::pin::{
+    Check, ChosenPin, CredentialState, LockPolicy, PresentedPin, SignInRefusal,
+};
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::pins::{self as store, CredentialRow, NewCredential};
 use crypto::PinKeys;
@@ -50,7 +52,9 @@ pub enum PinError {
     RecoveryNotAvailable,
     #[error("the contacts given do not match those on record for this tax code")]
     ContactsMismatch,
-    #[error("the recovery link is invalid, used or expired: start again from \"Hai smarrito il PIN?\"")]
+    #[error(
+        "the recovery link is invalid, used or expired: start again from \"Hai smarrito il PIN?\""
+    )]
     LinkInvalid,
     #[error("{0}")]
     Forbidden(String),
@@ -208,7 +212,8 @@ fn first_half_message(medium: FirstHalfMedium) -> Message<'static> {
     Message {
         rule: "pin-first-half",
         title: "PIN INPS: prima parte inviata",
-        centre_body: "Ti abbiamo inviato la prima parte del PIN. La seconda parte arriverà per posta.",
+        centre_body:
+            "Ti abbiamo inviato la prima parte del PIN. La seconda parte arriverà per posta.",
         subject: "INPS - Il tuo PIN: prima parte",
         text,
     }
@@ -293,13 +298,45 @@ pub async fn request(
     .await?;
     let issued = CredentialState::Issued;
     let events = [
-        event(&tax_code, "requested", Some(channel), issued, None, None, correlation_id, now)?,
-        event(&tax_code, "first_half_queued", Some(channel), issued, Some(to.label), None, correlation_id, now)?,
-        event(&tax_code, "second_half_queued", Some(channel), issued, Some("post"), None, correlation_id, now)?,
+        event(
+            &tax_code,
+            "requested",
+            Some(channel),
+            issued,
+            None,
+            None,
+            correlation_id,
+            now,
+        )?,
+        event(
+            &tax_code,
+            "first_half_queued",
+            Some(channel),
+            issued,
+            Some(to.label),
+            None,
+            correlation_id,
+            now,
+        )?,
+        event(
+            &tax_code,
+            "second_half_queued",
+            Some(channel),
+            issued,
+            Some("post"),
+            None,
+            correlation_id,
+            now,
+        )?,
     ];
     outbox::enqueue(&mut tx, &events).await?;
     tx.commit().await?;
-    tracing::info!(channel = channel.as_str(), first_half = to.label, correlation_id, "PIN requested and issued");
+    tracing::info!(
+        channel = channel.as_str(),
+        first_half = to.label,
+        correlation_id,
+        "PIN requested and issued"
+    );
     Ok(Issued {
         tax_code,
         state: issued.as_str(),
@@ -327,7 +364,14 @@ async fn checked(
     presented: &PresentedPin,
     correlation_id: &str,
     only: Option<Check>,
-) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, CredentialRow, Check), PinError> {
+) -> Result<
+    (
+        sqlx::Transaction<'static, sqlx::Postgres>,
+        CredentialRow,
+        Check,
+    ),
+    PinError,
+> {
     let now = Utc::now();
     let mut tx = pool.begin().await?;
     let Some(row) = store::lock_credential(&mut tx, tax_code.as_str()).await? else {
@@ -343,7 +387,10 @@ async fn checked(
     if let Some(only) = only.filter(|only| *only != check) {
         return Err(match only {
             Check::Initial if state == CredentialState::Active => SignInRefusal::AlreadyReplaced,
-            _ => SignInRefusal::Wrong { failures: 0, locked_until: None },
+            _ => SignInRefusal::Wrong {
+                failures: 0,
+                locked_until: None,
+            },
         }
         .into());
     }
@@ -360,21 +407,50 @@ async fn checked(
     let locks = u32::try_from(row.locks_in_a_row).unwrap_or(0);
     let locked_until = service.policy.after_failure(failures, locks, now);
     store::record_failure(&mut tx, tax_code.as_str(), failures as i32, locked_until).await?;
-    let mut events = vec![event(tax_code.as_str(), "sign_in_failed", None, state, None, None, correlation_id, now)?];
+    let mut events = vec![event(
+        tax_code.as_str(),
+        "sign_in_failed",
+        None,
+        state,
+        None,
+        None,
+        correlation_id,
+        now,
+    )?];
     if locked_until.is_some() {
-        events.push(event(tax_code.as_str(), "locked", None, state, None, None, correlation_id, now)?);
+        events.push(event(
+            tax_code.as_str(),
+            "locked",
+            None,
+            state,
+            None,
+            None,
+            correlation_id,
+            now,
+        )?);
     }
     outbox::enqueue(&mut tx, &events).await?;
     tx.commit().await?;
-    tracing::info!(failures, locked = locked_until.is_some(), correlation_id, "PIN sign-in refused: wrong PIN");
+    tracing::info!(
+        failures,
+        locked = locked_until.is_some(),
+        correlation_id,
+        "PIN sign-in refused: wrong PIN"
+    );
     Err(match locked_until {
         Some(until) => SignInRefusal::Locked { until },
-        None => SignInRefusal::Wrong { failures, locked_until },
+        None => SignInRefusal::Wrong {
+            failures,
+            locked_until,
+        },
     }
     .into())
 }
 
-async fn kind_after_first_use(conn: &mut PgConnection, tax_code: &str) -> Result<PinKind, PinError> {
+async fn kind_after_first_use(
+    conn: &mut PgConnection,
+    tax_code: &str,
+) -> Result<PinKind, PinError> {
     Ok(if store::is_dispositivo(conn, tax_code).await? {
         PinKind::Dispositivo
     } else {
@@ -382,7 +458,11 @@ async fn kind_after_first_use(conn: &mut PgConnection, tax_code: &str) -> Result
     })
 }
 
-fn token(service: &PinService, tax_code: &CodiceFiscale, kind: PinKind) -> Result<SignedIn, PinError> {
+fn token(
+    service: &PinService,
+    tax_code: &CodiceFiscale,
+    kind: PinKind,
+) -> Result<SignedIn, PinError> {
     let principal = Principal::Citizen {
         tax_code: tax_code.clone(),
         authentication: Authentication::Pin { pin_kind: kind },
@@ -409,10 +489,15 @@ pub async fn sign_in(
 ) -> Result<SignedIn, PinError> {
     let tax_code = parse_tax_code(tax_code)?;
     let presented = PresentedPin::parse(pin).map_err(|e| PinError::secret("pin", e))?;
-    let (mut tx, _row, check) = checked(pool, service, &tax_code, &presented, correlation_id, None).await?;
+    let (mut tx, _row, check) =
+        checked(pool, service, &tax_code, &presented, correlation_id, None).await?;
     let now = Utc::now();
     let (kind, step, state) = match check {
-        Check::FirstHalf => (PinKind::Simplified, "simplified_sign_in", CredentialState::Issued),
+        Check::FirstHalf => (
+            PinKind::Simplified,
+            "simplified_sign_in",
+            CredentialState::Issued,
+        ),
         Check::Chosen => (
             kind_after_first_use(&mut tx, tax_code.as_str()).await?,
             "signed_in",
@@ -425,7 +510,20 @@ pub async fn sign_in(
             return Err(SignInRefusal::FirstUseRequired.into());
         }
     };
-    outbox::enqueue(&mut tx, &[event(tax_code.as_str(), step, None, state, None, None, correlation_id, now)?]).await?;
+    outbox::enqueue(
+        &mut tx,
+        &[event(
+            tax_code.as_str(),
+            step,
+            None,
+            state,
+            None,
+            None,
+            correlation_id,
+            now,
+        )?],
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(pin_kind = kind_name(kind), correlation_id, "PIN sign-in");
     token(service, &tax_code, kind)
@@ -443,19 +541,38 @@ pub async fn first_use(
     let tax_code = parse_tax_code(tax_code)?;
     let presented = PresentedPin::parse(pin).map_err(|e| PinError::secret("pin", e))?;
     if !matches!(presented, PresentedPin::Sixteen(_)) {
-        return Err(PinError::field("pin", "first use takes all 16 characters of the initial PIN"));
+        return Err(PinError::field(
+            "pin",
+            "first use takes all 16 characters of the initial PIN",
+        ));
     }
     let chosen = ChosenPin::parse(new_pin, &presented.generated_form())
         .map_err(|e| PinError::secret("new_pin", e))?;
     let pin_hash = hash(chosen.expose().to_owned()).await?;
-    let (mut tx, _row, _) =
-        checked(pool, service, &tax_code, &presented, correlation_id, Some(Check::Initial)).await?;
+    let (mut tx, _row, _) = checked(
+        pool,
+        service,
+        &tax_code,
+        &presented,
+        correlation_id,
+        Some(Check::Initial),
+    )
+    .await?;
     store::activate(&mut tx, tax_code.as_str(), &pin_hash).await?;
     let kind = kind_after_first_use(&mut tx, tax_code.as_str()).await?;
     let now = Utc::now();
     outbox::enqueue(
         &mut tx,
-        &[event(tax_code.as_str(), "first_use_completed", None, CredentialState::Active, None, None, correlation_id, now)?],
+        &[event(
+            tax_code.as_str(),
+            "first_use_completed",
+            None,
+            CredentialState::Active,
+            None,
+            None,
+            correlation_id,
+            now,
+        )?],
     )
     .await?;
     tx.commit().await?;

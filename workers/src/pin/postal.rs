@@ -29,7 +29,10 @@ pub async fn queue(
     let id = Uuid::now_v7();
     let (nonce, sealed) = keys.seal(second.expose(), id.as_bytes());
     let address = serde_json::to_value(residence)?;
-    store::queue_letter(conn, id, tax_code, recipient, &address, &nonce, &sealed, now).await?;
+    store::queue_letter(
+        conn, id, tax_code, recipient, &address, &nonce, &sealed, now,
+    )
+    .await?;
     Ok(id)
 }
 
@@ -48,7 +51,9 @@ pub struct Letter {
 
 impl std::fmt::Debug for Letter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Letter").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Letter")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,7 +70,8 @@ fn letter_lines(recipient: &str, address: &[String], half: &str) -> Vec<String> 
         String::new(),
         format!("Seconda parte del PIN: {half}"),
         String::new(),
-        "Al primo accesso inserisci i 16 caratteri: prima i primi 8, ricevuti via SMS, email".into(),
+        "Al primo accesso inserisci i 16 caratteri: prima i primi 8, ricevuti via SMS, email"
+            .into(),
         "o PEC, poi questi 8. Ti sarà chiesto di sostituirli con un PIN di 8 caratteri,".into(),
         "da conservare per gli accessi successivi.".into(),
         String::new(),
@@ -152,7 +158,11 @@ mod tests {
 
     #[test]
     fn the_letter_carries_the_half_and_the_address() {
-        let lines = letter_lines("Mario Rossi", &["Via Roma 1".into(), "70121 Bari (BA)".into()], "ABCD2345");
+        let lines = letter_lines(
+            "Mario Rossi",
+            &["Via Roma 1".into(), "70121 Bari (BA)".into()],
+            "ABCD2345",
+        );
         assert_eq!(lines[0], "Mario Rossi");
         assert!(lines.iter().any(|l| l.contains("ABCD2345")));
         let pdf = lines_pdf("INPS - Il tuo PIN", &lines);

@@ -34,11 +34,17 @@ pub struct RecoveryRequest {
 }
 
 fn given(raw: &Option<String>) -> Option<String> {
-    raw.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    raw.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 fn same_phone(given: &str, kept: Option<&str>) -> bool {
-    normalize_phone(given).ok().as_deref().is_some_and(|p| Some(p) == kept)
+    normalize_phone(given)
+        .ok()
+        .as_deref()
+        .is_some_and(|p| Some(p) == kept)
 }
 
 fn same_mail(given: &str, kept: Option<&str>) -> bool {
@@ -56,7 +62,10 @@ pub async fn request(
         .ok_or_else(|| PinError::field("tax_code", "required"))
         .and_then(|t| CodiceFiscale::parse(&t).map_err(|e| PinError::field("tax_code", e)))?;
     let (mobile, email, pec) = (given(&raw.mobile), given(&raw.email), given(&raw.pec));
-    let count = [&mobile, &email, &pec].iter().filter(|c| c.is_some()).count();
+    let count = [&mobile, &email, &pec]
+        .iter()
+        .filter(|c| c.is_some())
+        .count();
     if count < 2 {
         return Err(PinError::Invalid(vec![FieldError::new(
             "contacts",
@@ -71,9 +80,15 @@ pub async fn request(
     if row.state != CredentialState::Active.as_str() {
         return Err(PinError::RecoveryNotAvailable);
     }
-    let matches = mobile.as_deref().is_none_or(|m| same_phone(m, row.mobile.as_deref()))
-        && email.as_deref().is_none_or(|e| same_mail(e, row.email.as_deref()))
-        && pec.as_deref().is_none_or(|p| same_mail(p, row.pec.as_deref()));
+    let matches = mobile
+        .as_deref()
+        .is_none_or(|m| same_phone(m, row.mobile.as_deref()))
+        && email
+            .as_deref()
+            .is_none_or(|e| same_mail(e, row.email.as_deref()))
+        && pec
+            .as_deref()
+            .is_none_or(|p| same_mail(p, row.pec.as_deref()));
     if !matches {
         return Err(PinError::ContactsMismatch);
     }
@@ -136,7 +151,16 @@ pub async fn request(
     .await?;
     outbox::enqueue(
         &mut tx,
-        &[event(tax_code.as_str(), "recovery_requested", None, CredentialState::Active, Some(confirm_to.label), None, correlation_id, now)?],
+        &[event(
+            tax_code.as_str(),
+            "recovery_requested",
+            None,
+            CredentialState::Active,
+            Some(confirm_to.label),
+            None,
+            correlation_id,
+            now,
+        )?],
     )
     .await?;
     tx.commit().await?;
@@ -158,7 +182,9 @@ pub async fn confirm(
     let initial = crypto::generate_initial();
     let initial_hash = hash(initial.whole()).await?;
     let mut tx = pool.begin().await?;
-    let recovery = store::lock_recovery(&mut tx, id).await?.ok_or(PinError::LinkInvalid)?;
+    let recovery = store::lock_recovery(&mut tx, id)
+        .await?
+        .ok_or(PinError::LinkInvalid)?;
     if !crypto::link_secret_matches(secret, &recovery.secret_hash)
         || recovery.confirmed_at.is_some()
         || recovery.expires_at <= now
@@ -175,7 +201,10 @@ pub async fn confirm(
     let second = Destination::decode(&recovery.second_to).ok_or(PinError::LinkInvalid)?;
     store::reissue(&mut tx, &recovery.tax_code, &initial_hash).await?;
     store::confirm_recovery(&mut tx, id).await?;
-    for (to, half, ordinal) in [(&first, &initial.first, "prima"), (&second, &initial.second, "seconda")] {
+    for (to, half, ordinal) in [
+        (&first, &initial.first, "prima"),
+        (&second, &initial.second, "seconda"),
+    ] {
         let text = format!(
             "INPS: {ordinal} parte del tuo nuovo PIN: [[PIN]]. L'altra parte ti è stata inviata sull'altro recapito. Al primo accesso inserisci i 16 caratteri e scegli il tuo nuovo PIN."
         );
@@ -186,9 +215,14 @@ pub async fn confirm(
             &recovery.tax_code,
             to,
             &Message {
-                rule: if ordinal == "prima" { "pin-recovery-first-half" } else { "pin-recovery-second-half" },
+                rule: if ordinal == "prima" {
+                    "pin-recovery-first-half"
+                } else {
+                    "pin-recovery-second-half"
+                },
                 title: &title,
-                centre_body: "Ti abbiamo inviato il nuovo PIN, metà su un recapito e metà sull'altro.",
+                centre_body:
+                    "Ti abbiamo inviato il nuovo PIN, metà su un recapito e metà sull'altro.",
                 subject: "INPS - Il tuo nuovo PIN",
                 text: &text,
             },
@@ -202,9 +236,36 @@ pub async fn confirm(
     outbox::enqueue(
         &mut tx,
         &[
-            event(&recovery.tax_code, "recovery_confirmed", None, issued, None, None, correlation_id, now)?,
-            event(&recovery.tax_code, "first_half_queued", None, issued, Some(first.label), None, correlation_id, now)?,
-            event(&recovery.tax_code, "second_half_queued", None, issued, Some(second.label), None, correlation_id, now)?,
+            event(
+                &recovery.tax_code,
+                "recovery_confirmed",
+                None,
+                issued,
+                None,
+                None,
+                correlation_id,
+                now,
+            )?,
+            event(
+                &recovery.tax_code,
+                "first_half_queued",
+                None,
+                issued,
+                Some(first.label),
+                None,
+                correlation_id,
+                now,
+            )?,
+            event(
+                &recovery.tax_code,
+                "second_half_queued",
+                None,
+                issued,
+                Some(second.label),
+                None,
+                correlation_id,
+                now,
+            )?,
         ],
     )
     .await?;

@@ -230,7 +230,10 @@ pub async fn is_dispositivo(conn: &mut PgConnection, tax_code: &str) -> Result<b
 
 /// Whether a conversion of the citizen's waits: its case not opened yet,
 /// or open.
-pub async fn pending_conversion(conn: &mut PgConnection, tax_code: &str) -> Result<bool, sqlx::Error> {
+pub async fn pending_conversion(
+    conn: &mut PgConnection,
+    tax_code: &str,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pin_conversions c
                           LEFT JOIN tickets t ON t.request_message_id = c.message_id
@@ -247,12 +250,14 @@ pub async fn insert_conversion(
     tax_code: &str,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO pin_conversions (message_id, tax_code, requested_at) VALUES ($1, $2, $3)")
-        .bind(message_id)
-        .bind(tax_code)
-        .bind(at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO pin_conversions (message_id, tax_code, requested_at) VALUES ($1, $2, $3)",
+    )
+    .bind(message_id)
+    .bind(tax_code)
+    .bind(at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -284,7 +289,13 @@ pub async fn sealed_halves(
     .fetch_all(conn)
     .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get("delivery_id")?, r.try_get("nonce")?, r.try_get("sealed")?)))
+        .map(|r| {
+            Ok((
+                r.try_get("delivery_id")?,
+                r.try_get("nonce")?,
+                r.try_get("sealed")?,
+            ))
+        })
         .collect()
 }
 

@@ -173,12 +173,13 @@ impl Judge {
         let value = self.optional_text(raw)?;
         let ok = value.len() <= 254
             && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-            && value
-                .split_once('@')
-                .is_some_and(|(local, domain)| {
-                    !local.is_empty() && domain.contains('.') && !domain.contains('@')
-                        && !domain.starts_with('.') && !domain.ends_with('.')
-                });
+            && value.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.contains('@')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            });
         if ok {
             Some(value.to_lowercase())
         } else {
@@ -187,7 +188,12 @@ impl Judge {
         }
     }
 
-    fn province(&mut self, field: &str, raw: &Option<String>, abroad_allowed: bool) -> Option<String> {
+    fn province(
+        &mut self,
+        field: &str,
+        raw: &Option<String>,
+        abroad_allowed: bool,
+    ) -> Option<String> {
         let value = self.text(field, raw, 2)?.to_ascii_uppercase();
         if value.len() != 2 || !value.chars().all(|c| c.is_ascii_uppercase()) {
             self.refuse(field, "a province is its two-letter code (e.g. BA)");
@@ -209,7 +215,10 @@ impl Judge {
             .text("residence.country", &raw.country, 2)?
             .to_ascii_uppercase();
         if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
-            self.refuse("residence.country", "an ISO 3166 two-letter country code (IT for Italy)");
+            self.refuse(
+                "residence.country",
+                "an ISO 3166 two-letter country code (IT for Italy)",
+            );
             return None;
         }
         let address = self.text("residence.address", &raw.address, 120);
@@ -226,7 +235,8 @@ impl Judge {
             Some(Residence::Italy {
                 address: address?,
                 street_number: street_number?,
-                postal_code: postal_code.filter(|c| c.len() == 5 && c.chars().all(|c| c.is_ascii_digit()))?,
+                postal_code: postal_code
+                    .filter(|c| c.len() == 5 && c.chars().all(|c| c.is_ascii_digit()))?,
                 municipality: municipality?,
                 province: province?,
             })
@@ -256,11 +266,10 @@ pub fn judge(raw: &PinRequestBody) -> Result<PinRequest, Vec<FieldError>> {
     };
     let surname = judge.text("surname", &raw.surname, 80);
     let name = judge.text("name", &raw.name, 80);
-    let birth_date = judge.text("birth_date", &raw.birth_date, 10).and_then(|raw| {
-        match NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
-            Ok(date) if date < chrono::Utc::now().date_naive() && date.year() >= 1900 => {
-                Some(date)
-            }
+    let birth_date = judge
+        .text("birth_date", &raw.birth_date, 10)
+        .and_then(|raw| match NaiveDate::parse_from_str(&raw, "%Y-%m-%d") {
+            Ok(date) if date < chrono::Utc::now().date_naive() && date.year() >= 1900 => Some(date),
             Ok(_) => {
                 judge.refuse("birth_date", "a birth date in the past, from 1900");
                 None
@@ -269,16 +278,17 @@ pub fn judge(raw: &PinRequestBody) -> Result<PinRequest, Vec<FieldError>> {
                 judge.refuse("birth_date", "a date as YYYY-MM-DD");
                 None
             }
-        }
-    });
-    let sex = judge.text("sex", &raw.sex, 1).and_then(|raw| match raw.as_str() {
-        "M" | "m" => Some(Sex::M),
-        "F" | "f" => Some(Sex::F),
-        _ => {
-            judge.refuse("sex", "M or F");
-            None
-        }
-    });
+        });
+    let sex = judge
+        .text("sex", &raw.sex, 1)
+        .and_then(|raw| match raw.as_str() {
+            "M" | "m" => Some(Sex::M),
+            "F" | "f" => Some(Sex::F),
+            _ => {
+                judge.refuse("sex", "M or F");
+                None
+            }
+        });
     let birthplace_code = judge
         .text("birthplace_code", &raw.birthplace_code, 4)
         .map(|c| c.to_ascii_uppercase())
@@ -290,7 +300,10 @@ pub fn judge(raw: &PinRequestBody) -> Result<PinRequest, Vec<FieldError>> {
             if ok {
                 Some(code)
             } else {
-                judge.refuse("birthplace_code", "a codice catastale: a letter and three digits (A562, Z404)");
+                judge.refuse(
+                    "birthplace_code",
+                    "a codice catastale: a letter and three digits (A562, Z404)",
+                );
                 None
             }
         });
@@ -316,13 +329,28 @@ pub fn judge(raw: &PinRequestBody) -> Result<PinRequest, Vec<FieldError>> {
     let mobile = judge.phone("contacts.mobile", mobile);
     let email = judge.email("contacts.email", email);
     let pec = judge.email("contacts.pec", pec);
-    let phones_given = contacts.home_phone.as_deref().is_some_and(|p| !p.trim().is_empty())
-        || contacts.mobile.as_deref().is_some_and(|p| !p.trim().is_empty());
+    let phones_given = contacts
+        .home_phone
+        .as_deref()
+        .is_some_and(|p| !p.trim().is_empty())
+        || contacts
+            .mobile
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty());
     if !phones_given {
-        judge.refuse("contacts.mobile", "give at least one of home phone and mobile");
+        judge.refuse(
+            "contacts.mobile",
+            "give at least one of home phone and mobile",
+        );
     }
-    let mails_given = contacts.email.as_deref().is_some_and(|p| !p.trim().is_empty())
-        || contacts.pec.as_deref().is_some_and(|p| !p.trim().is_empty());
+    let mails_given = contacts
+        .email
+        .as_deref()
+        .is_some_and(|p| !p.trim().is_empty())
+        || contacts
+            .pec
+            .as_deref()
+            .is_some_and(|p| !p.trim().is_empty());
     if !mails_given {
         judge.refuse("contacts.email", "give at least one of email and PEC");
     }
@@ -344,9 +372,14 @@ pub fn judge(raw: &PinRequestBody) -> Result<PinRequest, Vec<FieldError>> {
             None
         }
     };
-    if let (Some(code), Some(surname), Some(name), Some(birth_date), Some(sex), Some(place)) =
-        (&tax_code, &surname, &name, birth_date, sex, &birthplace_code)
-    {
+    if let (Some(code), Some(surname), Some(name), Some(birth_date), Some(sex), Some(place)) = (
+        &tax_code,
+        &surname,
+        &name,
+        birth_date,
+        sex,
+        &birthplace_code,
+    ) {
         let personal = Personal {
             surname,
             name,
@@ -443,7 +476,11 @@ mod tests {
     }
 
     fn fields(raw: &PinRequestBody) -> Vec<String> {
-        judge(raw).unwrap_err().into_iter().map(|e| e.field).collect()
+        judge(raw)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
     }
 
     #[test]
@@ -466,7 +503,10 @@ mod tests {
         });
         assert_eq!(fields(&raw), ["residence.city"]);
         raw.residence.as_mut().unwrap().city = Some("Berlin".into());
-        assert!(matches!(judge(&raw).unwrap().residence, Residence::Abroad { .. }));
+        assert!(matches!(
+            judge(&raw).unwrap().residence,
+            Residence::Abroad { .. }
+        ));
     }
 
     #[test]

@@ -126,8 +126,7 @@ impl ChosenPin {
         if !raw.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(SecretError::Characters);
         }
-        if !raw.chars().any(|c| c.is_ascii_digit())
-            || !raw.chars().any(|c| c.is_ascii_alphabetic())
+        if !raw.chars().any(|c| c.is_ascii_digit()) || !raw.chars().any(|c| c.is_ascii_alphabetic())
         {
             return Err(SecretError::TooSimple);
         }
@@ -180,7 +179,10 @@ mod tests {
             Ok(PresentedPin::Sixteen(_))
         ));
         assert_eq!(PresentedPin::parse("ABC"), Err(SecretError::Length));
-        assert_eq!(PresentedPin::parse("ABCD 234"), Err(SecretError::Characters));
+        assert_eq!(
+            PresentedPin::parse("ABCD 234"),
+            Err(SecretError::Characters)
+        );
         let presented = PresentedPin::parse("secret12").unwrap();
         assert!(!format!("{presented:?}").contains("secret12"));
     }
@@ -189,7 +191,10 @@ mod tests {
     fn a_chosen_pin_has_its_rules() {
         let initial = "ABCD2345EFGH6789";
         assert!(ChosenPin::parse("Nuovo123", initial).is_ok());
-        assert_eq!(ChosenPin::parse("short1", initial), Err(SecretError::Length));
+        assert_eq!(
+            ChosenPin::parse("short1", initial),
+            Err(SecretError::Length)
+        );
         assert_eq!(
             ChosenPin::parse("abcdefgh", initial),
             Err(SecretError::TooSimple)

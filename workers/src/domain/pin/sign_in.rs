@@ -49,14 +49,19 @@ pub enum SignInRefusal {
     #[error("no PIN was issued to this tax code, or the PIN is wrong")]
     Unknown,
     #[error("the PIN is wrong")]
-    Wrong { failures: u32, locked_until: Option<DateTime<Utc>> },
+    Wrong {
+        failures: u32,
+        locked_until: Option<DateTime<Utc>>,
+    },
     #[error("the PIN is locked after repeated wrong attempts until {until}: wait until then, or recover it with \"Hai smarrito il PIN?\" (POST /pin/recovery) if first use was done")]
     Locked { until: DateTime<Utc> },
     #[error("this PIN was revoked: request a new one")]
     Revoked,
     #[error("the initial 16-character PIN must be replaced first: choose your 8-character PIN at first use (POST /pin/first-use)")]
     FirstUseRequired,
-    #[error("the initial PIN was already replaced at first use: sign in with your 8-character PIN")]
+    #[error(
+        "the initial PIN was already replaced at first use: sign in with your 8-character PIN"
+    )]
     AlreadyReplaced,
     #[error("the simplified PIN (first half) is only for a PIN requested and never used; this one was recovered: complete first use with all 16 characters")]
     NotSimplified,
@@ -101,7 +106,11 @@ impl Default for LockPolicy {
 
 impl LockPolicy {
     /// Whether the PIN is locked at `now`.
-    pub fn locked(&self, locked_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn locked(
+        &self,
+        locked_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         locked_until.filter(|until| *until > now)
     }
 
@@ -166,8 +175,13 @@ mod tests {
             policy.after_failure(5, 1, now),
             Some(now + Duration::minutes(30))
         );
-        assert_eq!(policy.after_failure(5, 20, now), Some(now + Duration::days(1)));
+        assert_eq!(
+            policy.after_failure(5, 20, now),
+            Some(now + Duration::days(1))
+        );
         assert_eq!(policy.locked(Some(now - Duration::seconds(1)), now), None);
-        assert!(policy.locked(Some(now + Duration::seconds(1)), now).is_some());
+        assert!(policy
+            .locked(Some(now + Duration::seconds(1)), now)
+            .is_some());
     }
 }

@@ -124,13 +124,9 @@ fn without_omocodia(code: &CodiceFiscale) -> Vec<char> {
     code.as_str()
         .chars()
         .enumerate()
-        .map(|(position, c)| {
-            match OMOCODIA_LETTERS.find(c) {
-                Some(digit) if DIGIT_POSITIONS.contains(&position) => {
-                    char::from(b'0' + digit as u8)
-                }
-                _ => c,
-            }
+        .map(|(position, c)| match OMOCODIA_LETTERS.find(c) {
+            Some(digit) if DIGIT_POSITIONS.contains(&position) => char::from(b'0' + digit as u8),
+            _ => c,
         })
         .collect()
 }
