@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE};
+use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, REASON_HEADER};
 use sportello::contract::{Authentication, CodiceFiscale, Identification, PinKind, Principal};
 use sportello::domain::pin::secret::HALF_ALPHABET;
 use sportello::pin::crypto::PinKeys;
@@ -859,5 +859,86 @@ async fn an_ordinary_pin_becomes_dispositivo_when_the_office_approves_the_signed
     };
     let (status, _) = api.get("/pin/conversion/form.pdf", &dispositivo).await;
     assert_eq!(status, StatusCode::CONFLICT, "already dispositivo");
+    api.stop().await;
+}
+
+/// The contact centre's `pin.requested` on the intake, as in the schema's example.
+fn intake_request(email: &str) -> Value {
+    let file = sportello::contract::schemas::SCHEMA_FILES
+        .iter()
+        .find(|f| f.message_type == "pin.requested")
+        .unwrap();
+    let mut message: Value = serde_json::from_str(file.example).unwrap();
+    message["message_id"] = json!(uuid::Uuid::now_v7());
+    message["idempotency_key"] = json!(format!("cc-pin-{}", uuid::Uuid::new_v4().simple()));
+    message["payload"]["contacts"]["email"] = json!(email);
+    message
+}
+
+#[actix_rt::test]
+async fn the_contact_centre_requests_a_pin_over_the_intake_once_with_refusals_dead_lettered() {
+    let (api, sms) = start().await;
+    let mut dead = api.env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+    let key = "contact_center.pin.requested";
+
+    // A refused field: dead-lettered naming it, nothing issued.
+    let mut refused = intake_request(&unique_mail("cc"));
+    refused["payload"]["birth_date"] = json!("1985-12-11");
+    refused["payload"]["contacts"]["mobile"] = json!("3331234567");
+    api.env
+        .publish("contact_center", key, &bytes(&refused))
+        .await
+        .unwrap();
+    let letter = dead
+        .next(Duration::from_secs(20))
+        .await
+        .expect("the refused request is dead-lettered");
+    let reason = header(&letter, REASON_HEADER).unwrap();
+    assert!(
+        reason.contains("birth_date") && reason.contains("contacts.mobile"),
+        "{reason}"
+    );
+
+    // The request: the first half by SMS, the second in the postal queue.
+    let message = intake_request(&unique_mail("cc"));
+    api.env
+        .publish("contact_center", key, &bytes(&message))
+        .await
+        .unwrap();
+    let texts = wait_for_sms(&sms, "+393331234567", 1).await;
+    let first = half_after(&texts[0], "PIN è ");
+    let (second, _) = take_letter(&api).await;
+    let channel: String = sqlx::query_scalar("SELECT channel FROM pin_credentials")
+        .fetch_one(&api.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(channel, "contact_center");
+    // Sent again (the agent's retry): applied once.
+    api.env
+        .publish("contact_center", key, &bytes(&message))
+        .await
+        .unwrap();
+    // Another request for the same tax code: dead-lettered with the reason.
+    api.env
+        .publish(
+            "contact_center",
+            key,
+            &bytes(&intake_request(&unique_mail("cc"))),
+        )
+        .await
+        .unwrap();
+    let letter = dead
+        .next(Duration::from_secs(20))
+        .await
+        .expect("the second request is dead-lettered");
+    let reason = header(&letter, REASON_HEADER).unwrap();
+    assert!(reason.contains("already has a PIN"), "{reason}");
+    assert_eq!(
+        sms.delivered_to("+393331234567").len(),
+        1,
+        "one PIN, one SMS"
+    );
+    let (status, body) = first_use(&api, &format!("{first}{second}"), "Nuovo123").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     api.stop().await;
 }

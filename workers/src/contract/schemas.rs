@@ -65,6 +65,7 @@ pub const SCHEMA_FILES: &[SchemaFile] = &[
     schema_file!("delegation.granted", 1),
     schema_file!("delegation.revoked", 1),
     schema_file!("pin.changed", 1),
+    schema_file!("pin.requested", 1),
 ];
 
 #[derive(Debug, thiserror::Error)]

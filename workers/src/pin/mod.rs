@@ -26,7 +26,7 @@ use crate::auth::{TokenKeys, PIN_ISSUER, PIN_KEY_ID};
 use crate::config::Settings;
 use crate::contract::pin::{PinChanged, PinRequestBody};
 use crate::contract::{Authentication, Channel, CodiceFiscale, Event, PinKind, Principal};
-use crate::domain::pin::request::{judge, FieldError, FirstHalfMedium};
+use crate::domain::pin::request::{judge, FieldError, FirstHalfMedium, PinRequest};
 use crate::domain::pin::secret::SecretError;
 use crate::domain::pin::sign_in::what_to_check;
 use crate::domain::pin::{
@@ -219,8 +219,8 @@ fn first_half_message(medium: FirstHalfMedium) -> Message<'static> {
     }
 }
 
-/// Requests a PIN (web: `agent` None; contact centre: the agent's
-/// principal, acting for the same tax code).
+/// Requests a PIN over HTTP (web, or a contact-centre agent for the
+/// caller): every field judged, then [`issue`] in one transaction.
 pub async fn request(
     pool: &PgPool,
     service: &PinService,
@@ -229,6 +229,23 @@ pub async fn request(
     correlation_id: &str,
 ) -> Result<Issued, PinError> {
     let request = judge(raw).map_err(PinError::Invalid)?;
+    let mut tx = pool.begin().await?;
+    let issued = issue(&mut tx, &service.keys, &request, channel, correlation_id).await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+/// Issues the PIN of a judged request in the caller's transaction (the
+/// HTTP request's, or the intake's savepoint for a contact centre's
+/// `pin.requested`): the credential, the first half's delivery, the
+/// letter, the events.
+pub async fn issue(
+    conn: &mut PgConnection,
+    keys: &PinKeys,
+    request: &PinRequest,
+    channel: Channel,
+    correlation_id: &str,
+) -> Result<Issued, PinError> {
     let initial = crypto::generate_initial();
     let first_half_hash = hash(initial.first.expose().to_owned()).await?;
     let initial_hash = hash(initial.whole()).await?;
@@ -239,9 +256,8 @@ pub async fn request(
         crate::domain::pin::tax_code::Sex::F => "F",
     };
     let residence = serde_json::to_value(&request.residence)?;
-    let mut tx = pool.begin().await?;
     let stored = store::insert_credential(
-        &mut tx,
+        &mut *conn,
         &NewCredential {
             tax_code: &tax_code,
             first_half_hash: &first_half_hash,
@@ -253,7 +269,7 @@ pub async fn request(
             birthplace_code: &request.birthplace_code,
             birth_municipality: &request.birth_municipality,
             birth_province: &request.birth_province,
-            residence: residence.clone(),
+            residence,
             home_phone: request.home_phone.as_deref(),
             mobile: request.mobile.as_deref(),
             email: request.email.as_deref(),
@@ -275,8 +291,8 @@ pub async fn request(
         FirstHalfMedium::Pec => Destination::pec(address),
     };
     halves::queue(
-        &mut tx,
-        &service.keys,
+        &mut *conn,
+        keys,
         &tax_code,
         &to,
         &first_half_message(request.first_half_to),
@@ -287,8 +303,8 @@ pub async fn request(
     .await?;
     let recipient = format!("{} {}", request.name, request.surname);
     postal::queue(
-        &mut tx,
-        &service.keys,
+        &mut *conn,
+        keys,
         &tax_code,
         &recipient,
         &request.residence,
@@ -329,8 +345,7 @@ pub async fn request(
             now,
         )?,
     ];
-    outbox::enqueue(&mut tx, &events).await?;
-    tx.commit().await?;
+    outbox::enqueue(&mut *conn, &events).await?;
     tracing::info!(
         channel = channel.as_str(),
         first_half = to.label,
