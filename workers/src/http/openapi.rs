@@ -199,6 +199,7 @@ pub struct Locked(Problem);
         pin::recovery_confirm,
         pin::conversion_form,
         pin::conversion_submit,
+        pin::revoke,
     ),
     components(
         schemas(Problem),

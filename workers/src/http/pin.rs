@@ -30,6 +30,7 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
         api("/pin/recovery/confirmation", M::POST, recovery_confirm),
         api("/pin/conversion/form.pdf", M::GET, conversion_form),
         api("/pin/conversion", M::POST, conversion_submit),
+        api("/pin/revocation", M::POST, revoke),
     ]
 }
 
@@ -284,4 +285,39 @@ pub async fn conversion_submit(
     )
     .await?;
     Ok(HttpResponse::Accepted().json(json!({ "message_id": message_id })))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationBody {
+    tax_code: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/pin/revocation",
+    operation_id = "pin_revocation",
+    tag = "pin",
+    description = "*Revoca*: the PIN of `tax_code` is revoked (an operator at an office, for a citizen who lost the initial PIN; or the citizen, signed in with another credential or the PIN). Its hashes and any half still waiting to be sent or posted are deleted; a new request can follow.",
+    request_body = RevocationBody,
+    responses(
+        (status = 200, description = "Revoked", body = serde_json::Value, example = json!({"state": "revoked"})),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn revoke(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    body: web::Json<RevocationBody>,
+) -> Result<HttpResponse, ApiError> {
+    pin::revoke(
+        &state.pool,
+        &caller.principal,
+        &body.tax_code,
+        &caller.correlation_id,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"state": "revoked"})))
 }

@@ -594,3 +594,64 @@ pub async fn first_use(
     tracing::info!(correlation_id, "PIN first use completed");
     token(service, &tax_code, kind)
 }
+
+/// Revokes a PIN (*revoca*): by an operator at an office (a citizen who
+/// lost the initial PIN), or by the citizen themselves signed in with
+/// another credential or their PIN. A new request can follow.
+pub async fn revoke(
+    pool: &PgPool,
+    principal: &Principal,
+    tax_code: &str,
+    correlation_id: &str,
+) -> Result<(), PinError> {
+    let tax_code = parse_tax_code(tax_code)?;
+    match principal {
+        Principal::Operator { .. } => {}
+        Principal::Citizen {
+            tax_code: own,
+            authentication,
+        } if *own == tax_code => {
+            if matches!(
+                authentication,
+                Authentication::Pin {
+                    pin_kind: PinKind::Simplified
+                }
+            ) {
+                return Err(PinError::Forbidden(
+                    "the simplified PIN cannot revoke: sign in otherwise, or go to an office"
+                        .into(),
+                ));
+            }
+        }
+        _ => {
+            return Err(PinError::Forbidden(
+                "a PIN is revoked by its citizen or by an operator at an office".into(),
+            ))
+        }
+    }
+    let now = Utc::now();
+    let mut tx = pool.begin().await?;
+    store::lock_credential(&mut tx, tax_code.as_str()).await?;
+    if !store::revoke(&mut tx, tax_code.as_str()).await? {
+        return Err(PinError::Conflict(
+            "no PIN to revoke for this tax code".into(),
+        ));
+    }
+    outbox::enqueue(
+        &mut tx,
+        &[event(
+            tax_code.as_str(),
+            "revoked",
+            None,
+            CredentialState::Revoked,
+            None,
+            None,
+            correlation_id,
+            now,
+        )?],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(by = principal.kind(), correlation_id, "PIN revoked");
+    Ok(())
+}

@@ -462,3 +462,34 @@ pub async fn confirm_recovery(conn: &mut PgConnection, id: Uuid) -> Result<(), s
         .await?;
     Ok(())
 }
+
+/// Revokes a credential: its hashes go, and any half still waiting (a
+/// delivery not yet sent, a letter not yet taken) is deleted with it.
+pub async fn revoke(conn: &mut PgConnection, tax_code: &str) -> Result<bool, sqlx::Error> {
+    let revoked = sqlx::query(
+        "UPDATE pin_credentials
+            SET state = 'revoked', first_half_hash = NULL, initial_hash = NULL, pin_hash = NULL,
+                failures = 0, locks_in_a_row = 0, locked_until = NULL, updated_at = now()
+          WHERE tax_code = $1 AND state <> 'revoked'",
+    )
+    .bind(tax_code)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    sqlx::query(
+        "DELETE FROM pin_sealed_halves h USING deliveries d, notifications n
+          WHERE h.delivery_id = d.id AND d.notification_id = n.id AND n.tax_code = $1",
+    )
+    .bind(tax_code)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE pin_postal_letters SET taken_at = now(), nonce = NULL, sealed = NULL
+          WHERE tax_code = $1 AND taken_at IS NULL",
+    )
+    .bind(tax_code)
+    .execute(&mut *conn)
+    .await?;
+    Ok(revoked)
+}
