@@ -975,3 +975,66 @@ async fn the_contact_centre_requests_a_pin_over_the_intake_once_with_refusals_de
     assert_eq!(status, StatusCode::OK, "{body}");
     api.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_half_whose_delivery_fails_is_scrubbed_and_letters_go_to_the_postal_folder() {
+    let (api, sms) = start().await;
+    sms.refuse("+393331234567", 400);
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/requests",
+        request_body(&unique_mail("fallito")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let pool = &api.env.pool;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            sqlx::query_scalar::<_, String>("SELECT state FROM deliveries")
+                .fetch_one(pool)
+                .await
+                .is_ok_and(|state| state == "failed")
+        })
+        .await,
+        "the refused SMS fails"
+    );
+    let sealed: i64 = sqlx::query_scalar("SELECT count(*) FROM pin_sealed_halves")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        sealed, 0,
+        "a failed delivery's half is deleted, never kept for later"
+    );
+
+    // The postal service's folder: a PDF and its address card per letter,
+    // and nothing left to print twice.
+    let dir = std::env::temp_dir().join(format!("pin-letters-{}", uuid::Uuid::new_v4().simple()));
+    let keys = PinKeys::new(&api.env.settings.pin_secret);
+    let taken = sportello::pin::postal::take_into_dir(pool, &keys, 10, &dir)
+        .await
+        .unwrap();
+    assert_eq!(taken, 1);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names[0].ends_with(".json") && names[1].ends_with(".pdf"),
+        "{names:?}"
+    );
+    let card: Value = serde_json::from_slice(&std::fs::read(dir.join(&names[0])).unwrap()).unwrap();
+    assert_eq!(card["recipient"], "Mario Rossi");
+    let pdf = std::fs::read(dir.join(&names[1])).unwrap();
+    assert!(String::from_utf8_lossy(&pdf).contains("Seconda parte del PIN: "));
+    assert_eq!(
+        sportello::pin::postal::take_into_dir(pool, &keys, 10, &dir)
+            .await
+            .unwrap(),
+        0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    api.stop().await;
+}
