@@ -378,7 +378,6 @@ async fn checked(
     tax_code: &CodiceFiscale,
     presented: &PresentedPin,
     correlation_id: &str,
-    only: Option<Check>,
 ) -> Result<
     (
         sqlx::Transaction<'static, sqlx::Postgres>,
@@ -399,16 +398,6 @@ async fn checked(
     }
     let state = state_of(&row)?;
     let check = what_to_check(state, presented, !row.ever_activated)?;
-    if let Some(only) = only.filter(|only| *only != check) {
-        return Err(match only {
-            Check::Initial if state == CredentialState::Active => SignInRefusal::AlreadyReplaced,
-            _ => SignInRefusal::Wrong {
-                failures: 0,
-                locked_until: None,
-            },
-        }
-        .into());
-    }
     let (phc, typed) = match check {
         Check::FirstHalf => (row.first_half_hash.clone(), presented.generated_form()),
         Check::Initial => (row.initial_hash.clone(), presented.generated_form()),
@@ -505,7 +494,7 @@ pub async fn sign_in(
     let tax_code = parse_tax_code(tax_code)?;
     let presented = PresentedPin::parse(pin).map_err(|e| PinError::secret("pin", e))?;
     let (mut tx, _row, check) =
-        checked(pool, service, &tax_code, &presented, correlation_id, None).await?;
+        checked(pool, service, &tax_code, &presented, correlation_id).await?;
     let now = Utc::now();
     let (kind, step, state) = match check {
         Check::FirstHalf => (
@@ -564,15 +553,9 @@ pub async fn first_use(
     let chosen = ChosenPin::parse(new_pin, &presented.generated_form())
         .map_err(|e| PinError::secret("new_pin", e))?;
     let pin_hash = hash(chosen.expose().to_owned()).await?;
-    let (mut tx, _row, _) = checked(
-        pool,
-        service,
-        &tax_code,
-        &presented,
-        correlation_id,
-        Some(Check::Initial),
-    )
-    .await?;
+    // Sixteen characters are checked against the initial PIN only
+    // (`what_to_check`): an active or revoked PIN is refused before.
+    let (mut tx, _row, _) = checked(pool, service, &tax_code, &presented, correlation_id).await?;
     store::activate(&mut tx, tax_code.as_str(), &pin_hash).await?;
     let kind = kind_after_first_use(&mut tx, tax_code.as_str()).await?;
     let now = Utc::now();

@@ -1,6 +1,6 @@
 //! The second half by post (*posta ordinaria*): a print-and-mail queue.
 //! A letter waits with its half sealed (bound to the letter's id); the
-//! postal service takes a batch (`sportello pin-letters take`, or
+//! postal service takes a batch (`sportello pin-letters --dir DIR`, or
 //! [`take`]): each letter is rendered as a PDF, handed over, and its seal
 //! deleted in the same transaction, committed only after the hand-over
 //! succeeded. After that Sportello cannot print the half again.
@@ -127,7 +127,7 @@ where
     }
 }
 
-/// `sportello pin-letters take --dir DIR`: writes each letter as
+/// `sportello pin-letters --dir DIR`: writes each letter as
 /// `<id>.pdf` and `<id>.json` (recipient and address) into `dir`, the
 /// folder the postal service collects.
 pub async fn take_into_dir(
