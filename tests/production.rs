@@ -144,6 +144,7 @@ fn production_refuses_development_secrets_naming_each_problem() {
             ),
             ("SMTP_URL", "smtps://relay.inps.example"),
             ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
+            ("PIN_SECRET", "a-pin-key-of-its-own-of-at-least-32-bytes"),
         ],
     )
     .output()
@@ -240,6 +241,10 @@ async fn a_proper_production_start_is_ready_accepts_only_published_keys_and_logs
         (
             "VIDEO_LINK_SECRET_FILE",
             write("video", "a-video-link-key-of-this-test-only"),
+        ),
+        (
+            "PIN_SECRET_FILE",
+            write("pin", "a-pin-key-of-this-test-only-32-bytes-long"),
         ),
     ];
     let documents = dir.join("documents").to_string_lossy().into_owned();

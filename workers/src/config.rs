@@ -158,6 +158,28 @@ pub struct Settings {
     )]
     pub video_link_secret: String,
 
+    /// Key of the PIN (seed 003): seals PIN halves until they are sent,
+    /// signs Sportello's PIN tokens (keys derived per use). Secret (also
+    /// PIN_SECRET_FILE); production refuses the default.
+    #[arg(
+        long,
+        env = "PIN_SECRET",
+        default_value = crate::pin::crypto::DEVELOPMENT_PIN_SECRET,
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub pin_secret: String,
+
+    /// Wrong PIN attempts in a row before the PIN locks.
+    #[arg(long, env = "PIN_MAX_FAILURES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub pin_max_failures: u32,
+
+    /// How long the first lock lasts (each lock in a row doubles it, up to a day).
+    #[arg(long, env = "PIN_LOCK_MINUTES", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub pin_lock_minutes: u32,
+
     /// Where the video gateway (`sportello worker gateway`) listens.
     #[arg(long, env = "GATEWAY_ADDRESS", default_value = "127.0.0.1:8090")]
     pub gateway_address: String,

@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod http;
 pub mod metrics;
 pub mod notifications;
+pub mod pin;
 pub mod production;
 pub mod publish;
 pub mod runtime;

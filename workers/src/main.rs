@@ -43,6 +43,18 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// The postal service takes the queued PIN letters (second halves):
+    /// each is written as <id>.pdf and <id>.json into DIR, then its sealed
+    /// half is deleted (`--limit` letters at most).
+    PinLetters {
+        /// The folder the postal service collects.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 500)]
+        limit: i64,
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Validate a JSON message and publish it with a publisher confirm.
     Publish {
         /// File with the message; `-` reads standard input.
@@ -247,6 +259,17 @@ fn main() -> ExitCode {
                 app::migrate(&settings).await?;
             }
             Command::DeclareTopology { settings } => app::declare_topology(&settings).await?,
+            Command::PinLetters {
+                dir,
+                limit,
+                settings,
+            } => {
+                let pool = sportello::store::connect(&settings.database_url, 2).await?;
+                let keys = sportello::pin::crypto::PinKeys::new(&settings.pin_secret);
+                let taken =
+                    sportello::pin::postal::take_into_dir(&pool, &keys, limit, &dir).await?;
+                println!("{taken} letters written to {}", dir.display());
+            }
             Command::Publish { file, amqp_url } => {
                 let raw = read_input(&file)?;
                 let published = publish::publish(&amqp_url, &raw).await?;

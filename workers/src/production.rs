@@ -54,6 +54,11 @@ pub enum Problem {
          relay credentials): set the static-auth-secret your coturn uses"
     )]
     DevelopmentTurnSecret,
+    #[error(
+        "PIN_SECRET is the development key published in the repository (anyone could open a \
+         PIN half waiting to be sent, or sign a PIN token): give the PIN a key of its own"
+    )]
+    DevelopmentPinSecret,
 }
 
 /// Why the process refuses to start: every problem, one per line.
@@ -113,6 +118,11 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         || settings.video_link_secret.len() < 16
     {
         found.push(Problem::DevelopmentVideoLinkSecret);
+    }
+    if settings.pin_secret == crate::pin::crypto::DEVELOPMENT_PIN_SECRET
+        || settings.pin_secret.len() < 32
+    {
+        found.push(Problem::DevelopmentPinSecret);
     }
     if !settings.turn_urls.trim().is_empty()
         && settings.turn_secret == crate::config::DEVELOPMENT_TURN_SECRET
@@ -206,6 +216,7 @@ mod tests {
             smtp_url: "smtps://notifiche:pw@smtp.inps.example:465".into(),
             sms_provider_url: Some("https://sms.example/v1/messages".into()),
             video_link_secret: "a-video-link-key-of-its-own".into(),
+            pin_secret: "a-pin-key-of-its-own-at-least-32-bytes".into(),
             turn_urls: "turn:turn.inps.example:3478".into(),
             turn_secret: "coturn-secret-of-its-own".into(),
             ..Settings::local_defaults()
@@ -288,6 +299,7 @@ mod tests {
                 Problem::PlainTextSmtp,
                 Problem::InsecureCookie,
                 Problem::DevelopmentVideoLinkSecret,
+                Problem::DevelopmentPinSecret,
             ]
         );
         let message = refused.to_string();

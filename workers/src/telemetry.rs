@@ -3,8 +3,20 @@
 use tracing_subscriber::EnvFilter;
 
 fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn"))
+    capped(
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn")),
+    )
+}
+
+/// Targets held at `info` whatever `RUST_LOG` asks: lettre writes every
+/// SMTP line it sends at `debug` (the AUTH exchange, and whole messages:
+/// a PIN half in an email), so its debug output never reaches a log.
+pub fn capped(filter: EnvFilter) -> EnvFilter {
+    match "lettre=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
 }
 
 pub fn init() {

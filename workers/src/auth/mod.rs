@@ -24,6 +24,11 @@ pub const AUDIENCE: &str = "sportello";
 /// production never accepts it (see `production`).
 pub const DEVELOPMENT_SECRET: &str = "sportello-dev-secret-change-me";
 
+/// The issuer of the tokens Sportello itself signs after a PIN sign-in
+/// (`pin::sign_in`), and the `kid` their header names.
+pub const PIN_ISSUER: &str = "sportello-pin";
+pub const PIN_KEY_ID: &str = "sportello-pin";
+
 /// Clock difference tolerated between the identity provider and us when
 /// `exp`, `nbf` and `iat` are checked (`JWT_LEEWAY_SECONDS`).
 pub const DEFAULT_LEEWAY_SECONDS: u64 = 5;
@@ -97,6 +102,8 @@ pub enum TokenError {
     KeysUnavailable(#[from] JwksError),
     #[error("the token is refused: {0}")]
     Lifetime(#[from] LifetimeError),
+    #[error("a PIN token is only for a citizen authenticated by PIN")]
+    NotAPinCitizen,
 }
 
 /// The checks every token passes whoever signed it: our issuer, our
@@ -133,6 +140,9 @@ fn decode_checked(
 pub struct Verifier {
     shared: Option<TokenKeys>,
     published: Option<std::sync::Arc<PublishedKeys>>,
+    /// Sportello's own PIN tokens (`kid` [`PIN_KEY_ID`]), in every
+    /// environment: a key derived from `PIN_SECRET`.
+    pin: Option<TokenKeys>,
 }
 
 impl Verifier {
@@ -151,7 +161,15 @@ impl Verifier {
         let shared = (!settings.is_production()).then(|| {
             TokenKeys::new(&settings.jwt_secret, &settings.jwt_issuer).with_leeway(leeway)
         });
-        Self { shared, published }
+        let pin = Some(crate::pin::pin_token_keys(
+            &crate::pin::crypto::PinKeys::new(&settings.pin_secret),
+            leeway,
+        ));
+        Self {
+            shared,
+            published,
+            pin,
+        }
     }
 
     /// Tokens of the identity provider publishing its keys at `jwks_url`
@@ -164,6 +182,7 @@ impl Verifier {
                 issuer,
                 min_refresh,
             ))),
+            pin: None,
         }
     }
 
@@ -172,6 +191,7 @@ impl Verifier {
         Self {
             shared: Some(keys),
             published: None,
+            pin: None,
         }
     }
 
@@ -183,6 +203,21 @@ impl Verifier {
     /// The claims of a valid, unexpired token of our issuer, for us.
     pub async fn verify_claims(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token)?;
+        if header.kid.as_deref() == Some(PIN_KEY_ID) {
+            return match (header.alg, &self.pin) {
+                (Algorithm::HS256, Some(pin)) => {
+                    let claims = pin.verify_claims(token)?;
+                    match &claims.principal {
+                        Principal::Citizen {
+                            authentication: Authentication::Pin { .. },
+                            ..
+                        } => Ok(claims),
+                        _ => Err(TokenError::NotAPinCitizen),
+                    }
+                }
+                (other, _) => Err(TokenError::Algorithm(other)),
+            };
+        }
         match (header.alg, &self.shared, &self.published) {
             (Algorithm::HS256, Some(shared), _) => shared.verify_claims(token),
             (Algorithm::RS256 | Algorithm::ES256, _, Some(published)) => {
@@ -200,6 +235,8 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     leeway: u64,
+    /// The `kid` issued tokens name (Sportello's PIN tokens).
+    key_id: Option<String>,
 }
 
 impl TokenKeys {
@@ -209,7 +246,14 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             leeway: DEFAULT_LEEWAY_SECONDS,
+            key_id: None,
         }
+    }
+
+    /// Issued tokens name `kid` in their header.
+    pub fn with_key_id(mut self, kid: &str) -> Self {
+        self.key_id = Some(kid.to_owned());
+        self
     }
 
     /// The clock difference tolerated (at most [`MAX_LEEWAY_SECONDS`]).
@@ -229,11 +273,9 @@ impl TokenKeys {
             exp: (now + valid_for).timestamp(),
             principal: principal.clone(),
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = self.key_id.clone();
+        Ok(jsonwebtoken::encode(&header, &claims, &self.encoding)?)
     }
 
     /// The principal of a valid, unexpired token of our issuer, for us.

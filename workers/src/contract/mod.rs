@@ -5,6 +5,7 @@ pub mod appointments;
 mod codice_fiscale;
 mod envelope;
 mod messages;
+pub mod pin;
 pub mod schemas;
 
 pub use codice_fiscale::{CodiceFiscale, CodiceFiscaleError};

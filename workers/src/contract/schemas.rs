@@ -65,6 +65,8 @@ pub const SCHEMA_FILES: &[SchemaFile] = &[
     schema_file!("documents.window_closed", 1),
     schema_file!("delegation.granted", 1),
     schema_file!("delegation.revoked", 1),
+    schema_file!("pin.changed", 1),
+    schema_file!("pin.requested", 1),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -70,6 +70,8 @@ pub enum Rejection {
     Application(#[from] ApplicationRefusal),
     #[error("{0}")]
     Policy(String),
+    #[error("the PIN request is refused: {0}")]
+    PinRequest(String),
 }
 
 /// An attachment that passed its checks, decoded.
@@ -134,6 +136,15 @@ pub enum IntakeMessage {
     /// A benefit application: opened as a ticket (`as_request`) and kept as
     /// an application (one per citizen and benefit, checked when applied).
     ApplicationSubmitted(Box<AdmittedApplication>),
+    /// A PIN requested at the contact centre, its fields judged.
+    PinRequested(Box<AdmittedPinRequest>),
+}
+
+/// A contact centre's `pin.requested` that passed every field's check.
+#[derive(Debug, Clone)]
+pub struct AdmittedPinRequest {
+    pub envelope: Envelope<crate::contract::pin::PinRequestBody>,
+    pub request: crate::domain::pin::PinRequest,
 }
 
 /// An application that passed every check that needs no database.
@@ -156,6 +167,7 @@ impl IntakeMessage {
             IntakeMessage::ApplicationSubmitted(application) => {
                 &application.envelope.correlation_id
             }
+            IntakeMessage::PinRequested(admitted) => &admitted.envelope.correlation_id,
         }
     }
 }
@@ -248,7 +260,59 @@ pub fn admit(routing_key: &str, body: &[u8]) -> Result<Admitted, Rejection> {
                 })),
             })
         }
+        PIN_REQUESTED => {
+            let envelope: Envelope<crate::contract::pin::PinRequestBody> =
+                serde_json::from_value(value).map_err(|e| Rejection::Decode(e.to_string()))?;
+            check_routing_key(routing_key, envelope.channel, &envelope.message_type)?;
+            let request =
+                crate::domain::pin::request::judge(&envelope.payload).map_err(|fields| {
+                    Rejection::PinRequest(
+                        fields
+                            .iter()
+                            .map(|f| format!("{}: {}", f.field, f.message))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                })?;
+            check_pin_request_principal(&envelope, &request)?;
+            let idempotency = idempotency_of(&envelope, PIN_REQUESTED)?;
+            Ok(Admitted {
+                idempotency,
+                message: IntakeMessage::PinRequested(Box::new(AdmittedPinRequest {
+                    envelope,
+                    request,
+                })),
+            })
+        }
         _ => Err(Rejection::NotAnIntakeMessage(message_type)),
+    }
+}
+
+/// `pin.requested`: the contact centre's request of a PIN for its caller.
+pub const PIN_REQUESTED: &str = "pin.requested";
+
+/// Only a contact-centre agent, on its channel, for the caller it acts for
+/// (the web requests over HTTP, `POST /pin/requests`).
+fn check_pin_request_principal(
+    envelope: &Envelope<crate::contract::pin::PinRequestBody>,
+    request: &crate::domain::pin::PinRequest,
+) -> Result<(), Rejection> {
+    match (&envelope.channel, &envelope.principal) {
+        (Channel::ContactCenter, Principal::ContactCenterAgent { on_behalf_of, .. }) => {
+            if *on_behalf_of == request.tax_code {
+                Ok(())
+            } else {
+                Err(Rejection::PinRequest(format!(
+                    "tax_code: the agent acts for {on_behalf_of}, not for {}",
+                    request.tax_code
+                )))
+            }
+        }
+        (channel, principal) => Err(Rejection::PrincipalNotAllowed {
+            principal: principal.kind(),
+            channel: channel.as_str(),
+            message_type: PIN_REQUESTED,
+        }),
     }
 }
 
@@ -553,5 +617,39 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{} v{}: {e}", file.message_type, file.version));
             }
         }
+    }
+
+    #[test]
+    fn a_pin_request_comes_from_an_agent_for_its_caller_with_every_field_right() {
+        let file = SCHEMA_FILES
+            .iter()
+            .find(|f| f.message_type == PIN_REQUESTED)
+            .unwrap();
+        let example: Value = serde_json::from_str(file.example).unwrap();
+        let admitted = admit_value("contact_center.pin.requested", &example).unwrap();
+        assert!(matches!(admitted.message, IntakeMessage::PinRequested(_)));
+        let mut other = example.clone();
+        other["principal"]["on_behalf_of"] = json!("BNCGVN70A41F205O");
+        assert!(matches!(
+            admit_value("contact_center.pin.requested", &other),
+            Err(Rejection::PinRequest(reason)) if reason.starts_with("tax_code")
+        ));
+        let mut web = example.clone();
+        web["channel"] = json!("web");
+        web["principal"] = json!({"kind": "citizen", "tax_code": "RSSMRA85T10A562S",
+                                  "authentication": {"method": "CIE"}});
+        assert!(matches!(
+            admit_value("web.pin.requested", &web),
+            Err(Rejection::PrincipalNotAllowed { .. })
+        ));
+        let mut bad = example;
+        bad["payload"]["surname"] = json!("Verdi");
+        bad["payload"]["contacts"]["mobile"] = json!("3331234567");
+        let rejection = admit_value("contact_center.pin.requested", &bad).unwrap_err();
+        let reason = rejection.to_string();
+        assert!(
+            reason.contains("surname") && reason.contains("contacts.mobile"),
+            "{reason}"
+        );
     }
 }

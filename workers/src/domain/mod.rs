@@ -9,6 +9,7 @@ pub mod delegation;
 pub mod document;
 pub mod intake;
 pub mod notification;
+pub mod pin;
 pub mod protocol;
 pub mod routing;
 pub mod sms;

@@ -47,6 +47,15 @@ async fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
     })
 }
 
+/// The caller when the request carries a bearer token (then it must be
+/// valid), `None` when it carries none.
+pub(super) async fn optional_caller(request: &HttpRequest) -> Result<Option<Caller>, ApiError> {
+    if request.headers().get(header::AUTHORIZATION).is_none() {
+        return Ok(None);
+    }
+    authenticate(request).await.map(Some)
+}
+
 /// The request's `X-Correlation-Id` (at most 128 bytes), or a new one.
 pub(super) fn correlation_id(request: &HttpRequest) -> String {
     request

@@ -9,8 +9,10 @@ use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;
 use crate::domain::appointment::StateRefusal;
 use crate::domain::document::IllegalTransition;
+use crate::domain::pin::SignInRefusal;
 use crate::domain::ticket::LifecycleError;
 use crate::notifications::centre::CentreError;
+use crate::pin::PinError;
 use crate::tickets::TicketError;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,8 @@ pub enum ApiError {
     Appointments(#[from] AppointmentError),
     #[error(transparent)]
     Applications(#[from] ApplicationError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
     #[error("{0}")]
     Internal(String),
 }
@@ -57,6 +61,27 @@ impl ApiError {
                 ApplicationError::Forbidden(_) => "forbidden",
                 ApplicationError::Invalid(_) => "invalid",
                 ApplicationError::Policy(_) | ApplicationError::Database(_) => "internal",
+            },
+            ApiError::Pin(e) => match e {
+                PinError::Invalid(_) => "invalid",
+                PinError::AlreadyIssued => "pin_already_issued",
+                PinError::SignIn(refusal) => match refusal {
+                    SignInRefusal::Unknown | SignInRefusal::Wrong { .. } => "wrong_pin",
+                    SignInRefusal::Locked { .. } => "pin_locked",
+                    SignInRefusal::Revoked => "pin_revoked",
+                    SignInRefusal::FirstUseRequired => "first_use_required",
+                    SignInRefusal::AlreadyReplaced => "initial_pin_replaced",
+                    SignInRefusal::NotSimplified => "simplified_not_allowed",
+                },
+                PinError::RecoveryNotAvailable => "recovery_not_available",
+                PinError::ContactsMismatch => "contacts_mismatch",
+                PinError::LinkInvalid => "link_invalid",
+                PinError::Forbidden(_) => "forbidden",
+                PinError::Conflict(_) => "conflict",
+                PinError::Refused(_)
+                | PinError::Crypto(_)
+                | PinError::Database(_)
+                | PinError::Encoding(_) => "internal",
             },
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => "not_found",
@@ -137,6 +162,32 @@ impl ResponseError for ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },
+            ApiError::Pin(e) => match e {
+                PinError::Invalid(_) | PinError::ContactsMismatch | PinError::LinkInvalid => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                PinError::AlreadyIssued
+                | PinError::RecoveryNotAvailable
+                | PinError::Conflict(_) => StatusCode::CONFLICT,
+                PinError::SignIn(refusal) => match refusal {
+                    SignInRefusal::Unknown | SignInRefusal::Wrong { .. } => {
+                        StatusCode::UNAUTHORIZED
+                    }
+                    SignInRefusal::Locked { .. } => StatusCode::LOCKED,
+                    SignInRefusal::Revoked => StatusCode::FORBIDDEN,
+                    SignInRefusal::FirstUseRequired
+                    | SignInRefusal::AlreadyReplaced
+                    | SignInRefusal::NotSimplified => StatusCode::CONFLICT,
+                },
+                PinError::Forbidden(_) => StatusCode::FORBIDDEN,
+                PinError::Database(e) if crate::store::is_transient(e) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                PinError::Refused(_)
+                | PinError::Crypto(_)
+                | PinError::Database(_)
+                | PinError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => StatusCode::NOT_FOUND,
                 CentreError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -181,6 +232,8 @@ impl ResponseError for ApiError {
             message,
             alternatives: None,
             possible_from: None,
+            fields: None,
+            locked_until: None,
         };
         // What the caller can do next: other slots, or the day booking opens.
         match self {
@@ -189,6 +242,12 @@ impl ResponseError for ApiError {
             }
             ApiError::Appointments(AppointmentError::NotYetEligible(not_yet)) => {
                 problem.possible_from = Some(not_yet.possible_from);
+            }
+            ApiError::Pin(PinError::Invalid(fields)) => {
+                problem.fields = Some(fields.clone());
+            }
+            ApiError::Pin(PinError::SignIn(SignInRefusal::Locked { until })) => {
+                problem.locked_until = Some(*until);
             }
             _ => {}
         }

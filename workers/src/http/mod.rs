@@ -14,6 +14,7 @@ mod error;
 mod health;
 mod notifications;
 pub mod openapi;
+mod pin;
 mod routes;
 mod staff;
 mod tickets;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub(crate) held_calls: Arc<staff::HeldCalls>,
     /// How long a request body may take (`HTTP_BODY_TIMEOUT_SECONDS`).
     pub body_timeout: edge::BodyTimeout,
+    /// The PIN's keys and lock policy.
+    pub pin: Arc<crate::pin::PinService>,
 }
 
 impl ApiState {
@@ -71,6 +74,7 @@ impl ApiState {
             body_timeout: edge::BodyTimeout(std::time::Duration::from_secs(
                 settings.http_body_timeout_seconds,
             )),
+            pin: Arc::new(crate::pin::PinService::from_settings(settings)),
         }
     }
 }

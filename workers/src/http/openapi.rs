@@ -28,7 +28,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
-use super::{applications, appointments, documents, health, notifications, tickets};
+use super::{applications, appointments, documents, health, notifications, pin, tickets};
 
 /// Every refusal's body: a status and `{"error": code, "message": why}`,
 /// with what the caller can do next for some codes.
@@ -50,6 +50,14 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub possible_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// `invalid` PIN requests: every refused field, by its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub fields: Option<Vec<crate::domain::pin::FieldError>>,
+    /// `pin_locked`: until when the PIN is locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub locked_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Bad input: text holding NUL (U+0000), JSON or a query string that does
@@ -128,6 +136,14 @@ pub struct Unprocessable(Problem);
 )]
 pub struct Unavailable(Problem);
 
+#[allow(dead_code)] // a description, never built
+#[derive(ToResponse)]
+#[response(
+    description = "The PIN is locked after repeated wrong attempts: `locked_until` says until when; recovery unlocks it",
+    example = json!({"error": "pin_locked", "message": "the PIN is locked after repeated wrong attempts until 2026-11-29T10:15:00Z: wait until then, or recover it", "locked_until": "2026-11-29T10:15:00Z"})
+)]
+pub struct Locked(Problem);
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -176,6 +192,14 @@ pub struct Unavailable(Problem);
         applications::receipt_pdf,
         applications::benefits,
         applications::catalogue,
+        pin::request,
+        pin::sign_in,
+        pin::first_use,
+        pin::recovery_request,
+        pin::recovery_confirm,
+        pin::conversion_form,
+        pin::conversion_submit,
+        pin::revoke,
     ),
     components(
         schemas(Problem),
@@ -188,7 +212,8 @@ pub struct Unavailable(Problem);
             Gone,
             TooLarge,
             Unprocessable,
-            Unavailable
+            Unavailable,
+            Locked
         )
     ),
     modifiers(&CommonProblems),
@@ -200,6 +225,7 @@ pub struct Unavailable(Problem);
         (name = "notifications", description = "The citizen's notification centre and contacts; the operators' delivery log"),
         (name = "appointments", description = "Office calendars and two-phase booking (Prenota, Conferma, Cancella)"),
         (name = "applications", description = "Benefit applications (domande): state, receipts, benefits; the caller's menu"),
+        (name = "pin", description = "The institute's PIN: request, sign-in, first use, recovery, conversion to dispositivo"),
     )
 )]
 pub struct ApiDoc;

@@ -11,7 +11,7 @@ use actix_web::http::Method;
 use actix_web::{web, FromRequest, Handler, Responder, Route};
 
 use super::{
-    applications, appointments, documents, health, notifications, openapi, staff, tickets,
+    applications, appointments, documents, health, notifications, openapi, pin, staff, tickets,
 };
 
 /// Who a route is for.
@@ -140,6 +140,7 @@ fn table() -> Vec<Endpoint> {
     ];
     table.extend(appointments::endpoints());
     table.extend(applications::endpoints());
+    table.extend(pin::endpoints());
     table.extend(staff::endpoints());
     table
 }

@@ -12,6 +12,7 @@ mod keys;
 pub mod notifications;
 pub mod outage;
 pub mod outbox;
+pub mod pins;
 pub mod protocol;
 pub mod staff_sessions;
 pub mod tickets;

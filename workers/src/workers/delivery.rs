@@ -140,6 +140,8 @@ impl DeliveryWorker {
             .listen(deliveries::wake_channel(self.medium))
             .await?;
         let policy = self.settings.retry_policy();
+        // PIN halves and recovery links wait sealed: opened just before sending.
+        let pin_keys = crate::pin::crypto::PinKeys::new(&self.settings.pin_secret);
         tracing::info!(rate, concurrency, "sending");
         while !shutdown.is_cancelled() {
             let lease = self.settings.notify_in_doubt();
@@ -166,7 +168,9 @@ impl DeliveryWorker {
                         })
                         .inc_by(claimed.in_doubt);
                 }
-                claimed.deliveries
+                let mut deliveries = claimed.deliveries;
+                crate::pin::halves::reveal(&mut conn, &pin_keys, &mut deliveries).await?;
+                deliveries
             };
             if claimed.is_empty() {
                 tokio::select! {
@@ -203,7 +207,11 @@ async fn attempt(
 ) -> AttemptResult {
     limiter.until_ready().await;
     let span = tracing::info_span!("send", delivery_id = %delivery.id, attempt = delivery.attempt, correlation_id = %delivery.correlation_id);
-    let outcome = transport.send(&delivery).instrument(span.clone()).await;
+    let outcome = match crate::pin::halves::unrevealed(&delivery) {
+        // Never send the placeholder in place of a PIN.
+        Some(reason) => SendOutcome::Permanent(reason.to_owned()),
+        None => transport.send(&delivery).instrument(span.clone()).await,
+    };
     let detail = match &outcome {
         SendOutcome::Sent { .. } => None,
         SendOutcome::Transient(reason) | SendOutcome::Permanent(reason) => Some(reason.clone()),
@@ -251,8 +259,12 @@ async fn record(
     let mut backoff = Duration::from_millis(100);
     loop {
         let outcome = async {
-            let mut conn = pool.acquire().await?;
-            deliveries::record(&mut conn, results).await
+            // The outcome and the end of any sealed PIN secret commit together.
+            let mut tx = pool.begin().await?;
+            deliveries::record(&mut tx, results).await?;
+            let ids: Vec<uuid::Uuid> = results.iter().map(|r| r.delivery.id).collect();
+            store::pins::scrub_finished_halves(&mut tx, &ids).await?;
+            tx.commit().await
         }
         .await;
         match outcome {

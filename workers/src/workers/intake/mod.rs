@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::documents::StoredFile;
 use crate::domain::intake::{admit, check_attachments, Admitted, CheckedAttachment, IntakeMessage};
+use crate::pin::crypto::PinKeys;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::inbox::InboxOutcome;
@@ -32,12 +33,15 @@ use crate::store::inbox::InboxOutcome;
 mod applications;
 mod delegations;
 mod messages;
+mod pins;
 mod requests;
 
 /// How long a batch waits for more messages after its first one.
 const BATCH_LINGER: Duration = Duration::from_millis(5);
 
 pub struct IntakeWorker {
+    /// Seals the first half of a PIN requested at the contact centre.
+    pin_keys: PinKeys,
     settings: Arc<Settings>,
     blobs: Arc<dyn BlobStore>,
 }
@@ -45,7 +49,12 @@ pub struct IntakeWorker {
 impl IntakeWorker {
     pub fn new(settings: Arc<Settings>) -> Self {
         let blobs = Arc::new(LocalBlobStore::new(&settings.document_store_dir));
-        Self { settings, blobs }
+        let pin_keys = PinKeys::new(&settings.pin_secret);
+        Self {
+            pin_keys,
+            settings,
+            blobs,
+        }
     }
 }
 
@@ -194,7 +203,8 @@ impl IntakeWorker {
                         )?,
                         IntakeMessage::DelegationGranted(_)
                         | IntakeMessage::DelegationRevoked(_)
-                        | IntakeMessage::ApplicationSubmitted(_) => Vec::new(),
+                        | IntakeMessage::ApplicationSubmitted(_)
+                        | IntakeMessage::PinRequested(_) => Vec::new(),
                     };
                     Ok((message, attachments))
                 });
@@ -316,7 +326,9 @@ impl IntakeWorker {
             }
             let mut backoff = Duration::from_millis(100);
             loop {
-                let attempt = AssertUnwindSafe(apply(pool, &group)).catch_unwind().await;
+                let attempt = AssertUnwindSafe(apply(pool, &self.pin_keys, &group))
+                    .catch_unwind()
+                    .await;
                 let failure = match attempt {
                     Ok(Ok(outcomes)) => {
                         for (item, outcome) in group.iter().zip(outcomes) {
@@ -453,9 +465,14 @@ enum ItemOutcome {
 
 /// One transaction for the group: delegations are granted or revoked, new
 /// requests open tickets, messages are added to theirs.
-async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, ApplyFailure> {
+async fn apply(
+    pool: &PgPool,
+    pin_keys: &PinKeys,
+    group: &[Item<'_>],
+) -> Result<Vec<ItemOutcome>, ApplyFailure> {
     let mut tx = pool.begin().await.map_err(classify)?;
-    let (mut requests, mut messages, mut grants_and_revocations): (
+    let (mut requests, mut messages, mut grants_and_revocations, mut pin_requests): (
+        Positioned,
         Positioned,
         Positioned,
         Positioned,
@@ -469,8 +486,10 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
             IntakeMessage::DelegationGranted(_) | IntakeMessage::DelegationRevoked(_) => {
                 grants_and_revocations.push((position, item))
             }
+            IntakeMessage::PinRequested(_) => pin_requests.push((position, item)),
         }
     }
+    let pin_items: Vec<&Item> = pin_requests.iter().map(|(_, item)| *item).collect();
     let request_items: Vec<&Item> = requests.iter().map(|(_, item)| *item).collect();
     let message_items: Vec<&Item> = messages.iter().map(|(_, item)| *item).collect();
     let delegation_items: Vec<&Item> = grants_and_revocations
@@ -484,6 +503,7 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
     // after the commit.)
     let changed = delegations::apply(&mut tx, &delegation_items).await?;
     let added = messages::add_messages(&mut tx, &message_items).await?;
+    let issued = pins::apply(&mut tx, pin_keys, &pin_items).await?;
     let opened = requests::open_tickets(&mut tx, &request_items).await?;
     tx.commit().await.map_err(classify)?;
 
@@ -492,7 +512,8 @@ async fn apply(pool: &PgPool, group: &[Item<'_>]) -> Result<Vec<ItemOutcome>, Ap
         .iter()
         .zip(opened)
         .chain(messages.iter().zip(added))
-        .chain(grants_and_revocations.iter().zip(changed));
+        .chain(grants_and_revocations.iter().zip(changed))
+        .chain(pin_requests.iter().zip(issued));
     for ((position, _), outcome) in placed {
         outcomes[*position] = Some(outcome);
     }
