@@ -50,7 +50,11 @@ enum Command {
         /// The channel's own broker credentials, e.g.
         /// amqp://channel-web:channel-web-dev@127.0.0.1:5672/sportello
         #[arg(long, env = "AMQP_URL", hide_env_values = true)]
-        amqp_url: String,
+        amqp_url: Option<String>,
+        /// A cluster's nodes, comma separated (wins over AMQP_URL): the
+        /// first that answers is used, the next if it is lost.
+        #[arg(long, env = "AMQP_URLS", hide_env_values = true)]
+        amqp_urls: Option<String>,
     },
     /// The dead letters, collected from the broker into the database once:
     /// list (total, pages, oldest first), show, replay (once) or discard.
@@ -162,6 +166,11 @@ enum Command {
         #[command(subcommand)]
         which: bench::BenchCommand,
     },
+    /// Failure drills against a broker cluster (scripts/cluster.sh).
+    Chaos {
+        #[command(subcommand)]
+        which: sportello::chaos::ChaosCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,9 +256,18 @@ fn main() -> ExitCode {
                 app::migrate(&settings).await?;
             }
             Command::DeclareTopology { settings } => app::declare_topology(&settings).await?,
-            Command::Publish { file, amqp_url } => {
+            Command::Publish {
+                file,
+                amqp_url,
+                amqp_urls,
+            } => {
+                let addresses = match (amqp_urls.filter(|u| !u.trim().is_empty()), amqp_url) {
+                    (Some(urls), _) => urls,
+                    (None, Some(url)) => sportello::broker::nodes::single(&url),
+                    (None, None) => anyhow::bail!("set AMQP_URL (or AMQP_URLS, a cluster's nodes)"),
+                };
                 let raw = read_input(&file)?;
-                let published = publish::publish(&amqp_url, &raw).await?;
+                let published = publish::publish(&addresses, &raw).await?;
                 println!(
                     "published {} with routing key {}",
                     published.message_id, published.routing_key
@@ -321,6 +339,7 @@ fn main() -> ExitCode {
                 );
             }
             Command::Bench { which } => bench::run(which).await?,
+            Command::Chaos { which } => sportello::chaos::run(which).await?,
         }
         Ok(())
     });

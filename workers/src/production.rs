@@ -79,11 +79,13 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         Some(url) if !is_https(url) && !is_loopback_http(url) => found.push(Problem::PlainJwksUrl),
         Some(_) => {}
     }
-    for (setting, url) in [
-        ("AMQP_URL", &settings.amqp_url),
-        ("DATABASE_URL", &settings.database_url),
-    ] {
-        match url::Url::parse(url) {
+    // A cluster's nodes (AMQP_URLS) are checked one by one, like AMQP_URL.
+    let urls = settings
+        .broker_urls()
+        .into_iter()
+        .chain([("DATABASE_URL", settings.database_url.clone())]);
+    for (setting, url) in urls {
+        match url::Url::parse(&url) {
             Err(_) => found.push(Problem::InvalidUrl { setting }),
             Ok(parsed) => {
                 if parsed.password().is_some_and(is_repository_password) {
@@ -95,6 +97,8 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
             }
         }
     }
+    // Three nodes with one bad password are one problem, said once.
+    found.dedup();
     if !settings.smtp_allow_plaintext && !smtp_is_encrypted(&settings.smtp_url) {
         found.push(Problem::PlainTextSmtp);
     }
@@ -309,6 +313,43 @@ mod tests {
             ..proper()
         };
         assert_eq!(problems(&plain), [Problem::PlainJwksUrl]);
+    }
+
+    #[test]
+    fn a_cluster_s_urls_are_checked_like_amqp_url_and_win_over_it() {
+        let cluster = Settings {
+            amqp_urls: Some(
+                "amqps://sportello-app:Zq8v%2Bp@rabbit-1:5671/sportello,\
+                 amqps://sportello-app:sportello-app-dev@rabbit-2:5671/sportello,\
+                 amqps://sportello-app:sportello-app-dev@rabbit-3:5671/sportello"
+                    .into(),
+            ),
+            ..proper()
+        };
+        assert_eq!(
+            problems(&cluster),
+            [Problem::RepositoryPassword {
+                setting: "AMQP_URLS",
+                user: "sportello-app".into()
+            }]
+        );
+        let broken = Settings {
+            amqp_urls: Some("amqps://sportello-app:Zq8v%2Bp@rabbit-1:5671/sportello, not a url".into()),
+            ..proper()
+        };
+        assert_eq!(
+            problems(&broken),
+            [Problem::InvalidUrl {
+                setting: "AMQP_URLS"
+            }]
+        );
+        // AMQP_URLS wins: a development AMQP_URL beside it is not used.
+        let beside = Settings {
+            amqp_url: crate::config::DEVELOPMENT_AMQP_URL.into(),
+            amqp_urls: Some("amqps://sportello-app:Zq8v%2Bp@rabbit-1:5671/sportello".into()),
+            ..proper()
+        };
+        assert_eq!(problems(&beside), []);
     }
 
     #[test]

@@ -31,7 +31,27 @@ pub enum PublishError {
     Unroutable(Uuid),
     #[error("message could not be encoded: {0}")]
     Encode(String),
+    /// No confirm within `CONFIRM_PATIENCE`: not sent, as far as the sender
+    /// knows; it is sent again under the same message id.
+    #[error("broker did not confirm message {0} in time")]
+    Unconfirmed(Uuid),
 }
+
+impl PublishError {
+    /// Whether sending again (same message id, maybe another node) may
+    /// succeed: the connection went away, the broker nacked or did not
+    /// confirm. Unroutable and unencodable messages stay so.
+    pub fn is_worth_resending(&self) -> bool {
+        matches!(
+            self,
+            PublishError::Amqp(_) | PublishError::Nacked(_) | PublishError::Unconfirmed(_)
+        )
+    }
+}
+
+/// How long a confirm may take before the message counts as not sent. A
+/// quorum queue electing a new leader confirms within seconds.
+pub const CONFIRM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A channel in confirm mode.
 pub struct Publisher {
@@ -162,8 +182,21 @@ pub struct PendingConfirm {
 }
 
 impl PendingConfirm {
+    /// The broker's answer, or `Unconfirmed` after `CONFIRM_PATIENCE`: a
+    /// confirm lost with its node must not hang the sender.
     pub async fn wait(self) -> Result<(), PublishError> {
-        match self.confirm.await? {
+        self.wait_within(CONFIRM_PATIENCE).await
+    }
+
+    pub fn message_id(&self) -> Uuid {
+        self.message_id
+    }
+
+    pub async fn wait_within(self, patience: std::time::Duration) -> Result<(), PublishError> {
+        let answer = tokio::time::timeout(patience, self.confirm)
+            .await
+            .map_err(|_| PublishError::Unconfirmed(self.message_id))?;
+        match answer? {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable(self.message_id)),
             Confirmation::Nack(_) => Err(PublishError::Nacked(self.message_id)),

@@ -80,7 +80,7 @@ impl GatewayState {
         pool: PgPool,
         gateway_id: &str,
     ) -> Result<Self, relay::RelayError> {
-        let relay = Relay::start(&settings.amqp_url, gateway_id).await?;
+        let relay = Relay::start(&settings.broker_addresses(), gateway_id).await?;
         let sms = settings.sms_provider_url.as_ref().and_then(|url| {
             SmsProvider::new(SmsProviderConfig {
                 url: url.clone(),
