@@ -42,10 +42,17 @@ impl PublishError {
     /// succeed: the connection went away, the broker nacked or did not
     /// confirm. Unroutable and unencodable messages stay so.
     pub fn is_worth_resending(&self) -> bool {
-        matches!(
-            self,
-            PublishError::Amqp(_) | PublishError::Nacked(_) | PublishError::Unconfirmed(_)
-        )
+        match self {
+            PublishError::Nacked(_) | PublishError::Unconfirmed(_) => true,
+            // A refusal (access, a missing exchange) stays a refusal; a node
+            // closing its connections (320, stop_app) or failing (541) is a
+            // node lost, like I/O errors, heartbeats and closed channels.
+            PublishError::Amqp(error) => match error.kind() {
+                lapin::ErrorKind::ProtocolError(amqp) => matches!(amqp.get_id(), 320 | 541),
+                _ => true,
+            },
+            PublishError::Unroutable(_) | PublishError::Encode(_) => false,
+        }
     }
 }
 
@@ -68,7 +75,24 @@ impl Publisher {
     }
 
     /// Sends without waiting for the confirm; await the returned handle.
+    /// A send the connection does not take within `CONFIRM_PATIENCE` (a
+    /// broker channel blocked on a queue whose leader is gone) is
+    /// `Unconfirmed`: not sent.
     pub async fn send(&self, message: &OutgoingMessage) -> Result<PendingConfirm, PublishError> {
+        self.send_within(message, CONFIRM_PATIENCE).await
+    }
+
+    pub async fn send_within(
+        &self,
+        message: &OutgoingMessage,
+        patience: std::time::Duration,
+    ) -> Result<PendingConfirm, PublishError> {
+        tokio::time::timeout(patience, self.send_now(message))
+            .await
+            .map_err(|_| PublishError::Unconfirmed(message.message_id))?
+    }
+
+    async fn send_now(&self, message: &OutgoingMessage) -> Result<PendingConfirm, PublishError> {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())

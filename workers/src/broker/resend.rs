@@ -26,7 +26,9 @@ impl Default for Resending {
     fn default() -> Self {
         Resending {
             window: 1_000,
-            confirm_patience: super::publisher::CONFIRM_PATIENCE,
+            // Shorter than a worker's patience: a sender that knows it will
+            // resend loses less time to a channel stuck on a lost leader.
+            confirm_patience: Duration::from_secs(10),
             give_up_after: Duration::from_secs(300),
         }
     }
@@ -86,15 +88,23 @@ pub async fn send_all(
             }
         };
         connections += 1;
-        let publisher = match Publisher::open(&connection).await {
-            Ok(publisher) => publisher,
-            Err(error) => {
+        let opened = tokio::time::timeout(options.confirm_patience, Publisher::open(&connection));
+        let publisher = match opened.await {
+            Ok(Ok(publisher)) => publisher,
+            Ok(Err(error)) if connections == 1 => return Err(PublishError::Amqp(error)),
+            Err(_) => {
+                failures += 1;
+                tracing::warn!("no confirmed channel in time; reconnecting");
+                continue;
+            }
+            Ok(Err(error)) => {
                 failures += 1;
                 tracing::warn!(%error, "cannot open a confirmed channel; reconnecting");
                 tokio::time::sleep(reconnect_pause(failures)).await;
                 continue;
             }
         };
+        tracing::debug!(pending = todo.len(), connection = connections, "sending");
         let mut in_flight: VecDeque<(usize, PendingConfirm)> = VecDeque::new();
         let broken = 'round: loop {
             while in_flight.len() < options.window.max(1) {
@@ -102,7 +112,10 @@ pub async fn send_all(
                 if std::mem::replace(&mut ever_sent[index], true) {
                     sent.resent += 1;
                 }
-                match publisher.send(&messages[index]).await {
+                match publisher
+                    .send_within(&messages[index], options.confirm_patience)
+                    .await
+                {
                     Ok(pending) => in_flight.push_back((index, pending)),
                     Err(error) => {
                         todo.push_front(index);
