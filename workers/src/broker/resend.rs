@@ -40,6 +40,8 @@ pub struct Sent {
     pub confirmed: usize,
     /// Sends of a message already sent once (after a nack or a lost confirm).
     pub resent: usize,
+    /// Nacks received (a full queue, a queue without a leader for a moment).
+    pub nacked: usize,
     /// Connections opened after the first (a node lost, or its channel).
     pub reconnects: usize,
     /// The longest time without any confirm while messages were pending.
@@ -70,6 +72,7 @@ pub async fn send_all(
     let mut ever_sent = vec![false; messages.len()];
     let mut failures = 0u32;
     let mut nacks_in_a_row = 0u32;
+    let mut resend_after = Instant::now();
     let mut last_progress = Instant::now();
     let mut connections = 0usize;
     while !todo.is_empty() {
@@ -107,7 +110,9 @@ pub async fn send_all(
         tracing::debug!(pending = todo.len(), connection = connections, "sending");
         let mut in_flight: VecDeque<(usize, PendingConfirm)> = VecDeque::new();
         let broken = 'round: loop {
-            while in_flight.len() < options.window.max(1) {
+            // After a nack, nothing new goes out before `resend_after`; the
+            // confirms already on their way are still collected meanwhile.
+            while in_flight.len() < options.window.max(1) && Instant::now() >= resend_after {
                 let Some(index) = todo.pop_front() else { break };
                 if std::mem::replace(&mut ever_sent[index], true) {
                     sent.resent += 1;
@@ -124,7 +129,11 @@ pub async fn send_all(
                 }
             }
             let Some((index, pending)) = in_flight.pop_front() else {
-                break None;
+                if todo.is_empty() {
+                    break None;
+                }
+                tokio::time::sleep_until(resend_after.into()).await;
+                continue;
             };
             let waited = Instant::now();
             let outcome = pending.wait_within(options.confirm_patience).await;
@@ -139,10 +148,22 @@ pub async fn send_all(
                 }
                 // Back-pressure (a full queue) or a queue without a leader
                 // for the moment: the same message again, a little later.
-                Err(PublishError::Nacked(_)) => {
+                // Nacks and nothing confirmed for a whole patience: the
+                // channel may be stuck on a leader that is gone (RabbitMQ
+                // 3.10 keeps nacking there); a new connection asks afresh.
+                Err(error @ PublishError::Nacked(_))
+                    if last_progress.elapsed() > options.confirm_patience =>
+                {
+                    todo.push_front(index);
+                    break 'round Some(error);
+                }
+                Err(PublishError::Nacked(id)) => {
                     todo.push_back(index);
                     nacks_in_a_row += 1;
-                    tokio::time::sleep(reconnect_pause(nacks_in_a_row)).await;
+                    sent.nacked += 1;
+                    let pause = reconnect_pause(nacks_in_a_row).min(Duration::from_secs(1));
+                    resend_after = Instant::now() + pause;
+                    tracing::debug!(message_id = %id, ?pause, "nacked; sending it again");
                 }
                 Err(error) if error.is_worth_resending() => {
                     todo.push_front(index);

@@ -15,6 +15,7 @@ pub struct Report {
     pub published: usize,
     /// Sends of a request again after a nack or a lost confirm (same id).
     pub resent: usize,
+    pub nacked: usize,
     pub publisher_reconnects: usize,
     /// Tickets in the database, and the published requests with one.
     pub tickets: i64,
@@ -67,8 +68,8 @@ impl Report {
         );
         println!("published (confirmed):  {:>10}", self.published);
         println!(
-            "resent (same id):       {:>10}  (publisher reconnects: {})",
-            self.resent, self.publisher_reconnects
+            "resent (same id):       {:>10}  (nacks {}, publisher reconnects {})",
+            self.resent, self.nacked, self.publisher_reconnects
         );
         println!("tickets:                {:>10}", self.tickets);
         println!("duplicates:             {:>10}", self.duplicates());

@@ -159,6 +159,7 @@ async fn measure(
         nodes: urls.len(),
         published: sent.confirmed,
         resent: sent.resent,
+        nacked: sent.nacked,
         publisher_reconnects: sent.reconnects,
         tickets,
         requests_with_ticket,
