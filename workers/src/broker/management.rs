@@ -277,9 +277,27 @@ impl Management {
             .await?
             .json()
             .await?;
+        // A consumer names its channel's connection; the connection its node.
+        let connections: Vec<serde_json::Value> = self
+            .send(
+                reqwest::Method::GET,
+                &format!("vhosts/{}/connections", encode(vhost)),
+                None,
+            )
+            .await?
+            .json()
+            .await?;
+        let node_of = |name: &str| {
+            connections
+                .iter()
+                .find(|c| c["name"].as_str() == Some(name))
+                .and_then(|c| c["node"].as_str())
+                .map(str::to_owned)
+        };
         Ok(consumers
             .iter()
-            .filter_map(|c| c["channel_details"]["node"].as_str().map(str::to_owned))
+            .filter_map(|c| c["channel_details"]["connection_name"].as_str())
+            .filter_map(node_of)
             .collect())
     }
 
