@@ -69,7 +69,9 @@ pub async fn migrate(settings: &Settings) -> Result<PgPool, StartupError> {
 /// Declares exchanges, queues and bindings in the AMQP URL's vhost.
 pub async fn declare_topology(settings: &Settings) -> Result<(), StartupError> {
     let addresses = settings.broker_addresses();
-    let connection = patiently("broker", || broker::connect(&addresses, "sportello-topology"))
+    let connection = patiently("broker", || {
+        broker::connect(&addresses, "sportello-topology")
+    })
     .await?;
     let channel = connection.create_channel().await?;
     topology::declare(&channel, &topology::Definitions::embedded()?).await?;

@@ -334,7 +334,9 @@ mod tests {
             }]
         );
         let broken = Settings {
-            amqp_urls: Some("amqps://sportello-app:Zq8v%2Bp@rabbit-1:5671/sportello, not a url".into()),
+            amqp_urls: Some(
+                "amqps://sportello-app:Zq8v%2Bp@rabbit-1:5671/sportello, not a url".into(),
+            ),
             ..proper()
         };
         assert_eq!(

@@ -45,6 +45,8 @@ pub struct QueueMembers {
     /// Ready and unacknowledged messages (refreshed every few seconds).
     #[serde(default)]
     pub messages: Option<u64>,
+    #[serde(default)]
+    pub consumers: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -72,11 +72,18 @@ pub async fn connect(addresses: &str, name: &str) -> Result<Connection, lapin::E
     let mut last_error = None;
     for index in attempt_order(urls.len(), remembered(addresses)) {
         let properties = ConnectionProperties::default().with_connection_name(name.into());
-        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(urls[index], properties));
+        let attempt = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect(urls[index], properties),
+        );
         let error = match attempt.await {
             Ok(Ok(connection)) => {
                 remember(addresses, index);
-                tracing::debug!(connection = name, node = index + 1, "connected to the broker");
+                tracing::debug!(
+                    connection = name,
+                    node = index + 1,
+                    "connected to the broker"
+                );
                 return Ok(connection);
             }
             Ok(Err(error)) => error,
@@ -123,6 +130,9 @@ mod tests {
         let error = connect("amqp://127.0.0.1:1/v,amqp://127.0.0.1:1/w", "test")
             .await
             .unwrap_err();
-        assert!(matches!(error.kind(), lapin::ErrorKind::IOError(_)), "{error}");
+        assert!(
+            matches!(error.kind(), lapin::ErrorKind::IOError(_)),
+            "{error}"
+        );
     }
 }

@@ -84,10 +84,7 @@ mod tests {
     #[test]
     fn the_busiest_node_wins_and_a_tie_goes_to_the_one_with_consumers() {
         let nodes = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            busiest(&nodes(&["a", "b", "b"]), &[]),
-            Some("b".to_owned())
-        );
+        assert_eq!(busiest(&nodes(&["a", "b", "b"]), &[]), Some("b".to_owned()));
         assert_eq!(
             busiest(&nodes(&["a", "b", "c"]), &nodes(&["c", "c"])),
             Some("c".to_owned())
@@ -99,7 +96,10 @@ mod tests {
     #[test]
     fn a_killed_node_is_started_again_a_stopped_app_restarted() {
         let (hurt, heal) = Fault::KillLeader.commands(1);
-        assert_eq!((hurt.join(" "), heal.join(" ")), ("kill 1".into(), "start".into()));
+        assert_eq!(
+            (hurt.join(" "), heal.join(" ")),
+            ("kill 1".into(), "start".into())
+        );
         let (hurt, heal) = Fault::StopApp.commands(3);
         assert_eq!(hurt.join(" "), "ctl 3 stop_app");
         assert_eq!(heal.join(" "), "ctl 3 start_app");

@@ -107,7 +107,10 @@ impl Report {
     /// `Err` naming the first broken promise.
     pub fn audit(&self) -> Result<(), String> {
         if self.lost() != 0 {
-            return Err(format!("{} confirmed request(s) without a ticket", self.lost()));
+            return Err(format!(
+                "{} confirmed request(s) without a ticket",
+                self.lost()
+            ));
         }
         if self.duplicates() != 0 {
             return Err(format!("{} duplicate ticket(s)", self.duplicates()));

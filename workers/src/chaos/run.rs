@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use sqlx::PgPool;
 use tokio::process::{Child, Command};
@@ -19,7 +21,9 @@ use super::{ClusterChaos, Report};
 use crate::app;
 use crate::bench::{bench_suffix, request_bodies, BenchBroker, ScratchDatabase, ScratchVhost};
 use crate::broker::management::Management;
-use crate::broker::names::{DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, INTAKE_EXCHANGE, INTAKE_REQUESTS_QUEUE};
+use crate::broker::names::{
+    DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, INTAKE_EXCHANGE, INTAKE_REQUESTS_QUEUE,
+};
 use crate::broker::publisher::OutgoingMessage;
 use crate::broker::resend::{self, Resending};
 use crate::broker::{self, nodes};
@@ -101,8 +105,33 @@ async fn measure(
     for k in 0..chaos.intake_processes.max(1) {
         children.push(spawn("intake", &placed(&urls, 1 + k), &settings, &logs, k)?);
     }
-    children.push(spawn("outbox-relay", &placed(&urls, 2), &settings, &logs, 0)?);
+    children.push(spawn(
+        "outbox-relay",
+        &placed(&urls, 2),
+        &settings,
+        &logs,
+        0,
+    )?);
 
+    // The workers connected and consuming before the first publish, so the
+    // fault meets them where they were placed.
+    let wanted = (chaos.intake_processes.max(1) * chaos.intake.consumers.max(1)) as u64;
+    let ready_by = Instant::now() + Duration::from_secs(120);
+    loop {
+        let consumers = management
+            .queue_members(&vhost.name, INTAKE_REQUESTS_QUEUE)
+            .await?
+            .consumers
+            .unwrap_or(0);
+        let connections = management.connection_nodes(&vhost.name).await?.len();
+        if consumers >= wanted && connections > chaos.intake_processes.max(1) {
+            break;
+        }
+        if Instant::now() > ready_by {
+            anyhow::bail!("the workers did not start (logs: {})", logs.display());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let messages = requests(chaos.requests);
     let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
     let progress = AtomicUsize::new(0);
@@ -123,7 +152,16 @@ async fn measure(
         sent
     };
     let hurting = async {
-        let hit = inflict(chaos, fault, management, &vhost.name, &progress, &published, started).await;
+        let hit = inflict(
+            chaos,
+            fault,
+            management,
+            &vhost.name,
+            &progress,
+            &published,
+            started,
+        )
+        .await;
         healed.store(true, Ordering::SeqCst);
         hit
     };
@@ -326,7 +364,8 @@ async fn watch(
         } else if last_count > 0 && (tickets as usize) < expected {
             longest_stall = longest_stall.max(last_change.elapsed());
         }
-        let settled = published.load(Ordering::SeqCst) && healed.load(Ordering::SeqCst) && outbox == 0;
+        let settled =
+            published.load(Ordering::SeqCst) && healed.load(Ordering::SeqCst) && outbox == 0;
         if settled
             && ((tickets as usize) >= expected || last_change.elapsed() > QUIET_ENOUGH)
             && depth(addresses, INTAKE_REQUESTS_QUEUE).await.ok() == Some(0)
@@ -359,7 +398,10 @@ async fn declare_probe(addresses: &str) -> anyhow::Result<()> {
     let connection = broker::connect(addresses, "chaos-probe").await?;
     let channel = connection.create_channel().await?;
     let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     channel
         .queue_declare(
             PROBE_QUEUE.into(),

@@ -75,8 +75,11 @@ impl AppointmentsWorker {
         let pool = store::connect_lazy(&settings.database_url, connections as u32)?;
         // Declared here too: the call-back queues bind to an exchange the
         // consumers (declaring side by side) may not have made yet.
-        let (connection, replies) =
-            super::connect_declared(&settings.broker_addresses(), "sportello-appointments-replies").await?;
+        let (connection, replies) = super::connect_declared(
+            &settings.broker_addresses(),
+            "sportello-appointments-replies",
+        )
+        .await?;
         let booking = BookingSettings::from_settings(settings);
         let commands = commands::Consumer {
             amqp_url: &settings.broker_addresses(),
