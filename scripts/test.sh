@@ -34,7 +34,7 @@ if [ $# -eq 0 ] && [ "${SPORTELLO_SKIP_CLUSTER:-0}" != 1 ]; then
   cluster_drill=1
   export SPORTELLO_CLUSTER_DIR="$mail_dir.cluster"
   cluster_log="$mail_dir.cluster.log"
-  trap 'kill "$sink_pid" 2>/dev/null || true; bash scripts/cluster.sh destroy >/dev/null 2>&1 || true; rm -rf "$mail_dir" "$sink_log" "$cluster_log"' EXIT
+  trap 'kill "$sink_pid" ${cluster_pid:-} 2>/dev/null || true; bash scripts/cluster.sh destroy >/dev/null 2>&1 || true; rm -rf "$mail_dir" "$sink_log" "$cluster_log"' EXIT
   bash scripts/cluster.sh start >"$cluster_log" 2>&1 &
   cluster_pid=$!
 fi
