@@ -25,4 +25,31 @@ sink_port="$(awk '/^listening on/ {print $3}' "$sink_log")"
 export TEST_SMTP_URL="smtp://127.0.0.1:$sink_port"
 export TEST_MAIL_DIR="$mail_dir"
 
+# The whole suite (no arguments) also drills a three-node broker cluster:
+# one of its own (state in a temporary directory, ports 5681-5683 and
+# 15681-15683), started beside the tests, destroyed afterwards whatever
+# happens; `SPORTELLO_SKIP_CLUSTER=1` leaves it out.
+cluster_drill=0
+if [ $# -eq 0 ] && [ "${SPORTELLO_SKIP_CLUSTER:-0}" != 1 ]; then
+  cluster_drill=1
+  export SPORTELLO_CLUSTER_DIR="$mail_dir.cluster"
+  cluster_log="$mail_dir.cluster.log"
+  trap 'kill "$sink_pid" ${cluster_pid:-} 2>/dev/null || true; bash scripts/cluster.sh destroy >/dev/null 2>&1 || true; rm -rf "$mail_dir" "$sink_log" "$cluster_log"' EXIT
+  bash scripts/cluster.sh start >"$cluster_log" 2>&1 &
+  cluster_pid=$!
+fi
+
 cargo test --workspace --locked "$@"
+
+if [ "$cluster_drill" = 1 ]; then
+  if ! wait "$cluster_pid"; then
+    echo "the broker cluster did not start:"
+    cat "$cluster_log"
+    exit 1
+  fi
+  # README "Scaling out": a node lost three ways (its queue's leader killed,
+  # the node of the consumers killed, stop_app) under 2,000 requests each;
+  # fails unless every confirmed request is one ticket with its event,
+  # numbers gapless and queues empty.
+  "$CARGO_TARGET_DIR/debug/sportello" chaos cluster --requests 2000
+fi

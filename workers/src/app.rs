@@ -68,8 +68,9 @@ pub async fn migrate(settings: &Settings) -> Result<PgPool, StartupError> {
 
 /// Declares exchanges, queues and bindings in the AMQP URL's vhost.
 pub async fn declare_topology(settings: &Settings) -> Result<(), StartupError> {
+    let addresses = settings.broker_addresses();
     let connection = patiently("broker", || {
-        broker::connect(&settings.amqp_url, "sportello-topology")
+        broker::connect(&addresses, "sportello-topology")
     })
     .await?;
     let channel = connection.create_channel().await?;

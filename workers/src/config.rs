@@ -32,6 +32,13 @@ pub struct Settings {
     )]
     pub amqp_url: String,
 
+    /// The nodes of a RabbitMQ cluster, comma separated AMQP URLs (same
+    /// user and vhost on each); when set it wins over AMQP_URL. Every
+    /// connection goes to the first node that answers and, once lost, to the
+    /// next (README "Scaling out"). Secret (also AMQP_URLS_FILE).
+    #[arg(long, env = "AMQP_URLS", hide_env_values = true)]
+    pub amqp_urls: Option<String>,
+
     /// PostgreSQL URL. Secret (also DATABASE_URL_FILE). Default: the local
     /// development database.
     #[arg(
@@ -346,8 +353,39 @@ impl Settings {
             .unwrap_or(&self.amqp_url)
     }
 
+    /// Where the gateway's relay connects: GATEWAY_AMQP_URL (its
+    /// least-privilege user; a comma-separated list names a cluster's
+    /// nodes, as AMQP_URLS does), else the other workers' addresses.
+    pub fn gateway_broker_addresses(&self) -> String {
+        match self.gateway_amqp_url.as_deref().map(str::trim) {
+            Some(urls) if !urls.is_empty() => urls.to_owned(),
+            _ => self.broker_addresses(),
+        }
+    }
+
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
+    }
+
+    /// Where the broker is, as `broker::connect` takes it: AMQP_URLS when
+    /// set (a cluster's nodes), else the one AMQP_URL.
+    pub fn broker_addresses(&self) -> String {
+        match self.amqp_urls.as_deref().map(str::trim) {
+            Some(urls) if !urls.is_empty() => urls.to_owned(),
+            _ => crate::broker::nodes::single(&self.amqp_url),
+        }
+    }
+
+    /// Every broker URL the settings name (AMQP_URLS' or AMQP_URL), with the
+    /// setting it came from: what production checks.
+    pub fn broker_urls(&self) -> Vec<(&'static str, String)> {
+        match self.amqp_urls.as_deref().map(str::trim) {
+            Some(urls) if !urls.is_empty() => crate::broker::nodes::split(urls)
+                .into_iter()
+                .map(|url| ("AMQP_URLS", url.to_owned()))
+                .collect(),
+            _ => vec![("AMQP_URL", self.amqp_url.clone())],
+        }
     }
 
     /// The lease of a claimed delivery (`NOTIFY_IN_DOUBT_SECONDS`).

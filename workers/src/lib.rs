@@ -7,6 +7,7 @@ pub mod appointments;
 pub mod auth;
 pub mod bench;
 pub mod broker;
+pub mod chaos;
 pub mod config;
 pub mod contract;
 pub mod dead_letters;

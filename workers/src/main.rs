@@ -62,7 +62,11 @@ enum Command {
         /// The channel's own broker credentials, e.g.
         /// amqp://channel-web:channel-web-dev@127.0.0.1:5672/sportello
         #[arg(long, env = "AMQP_URL", hide_env_values = true)]
-        amqp_url: String,
+        amqp_url: Option<String>,
+        /// A cluster's nodes, comma separated (wins over AMQP_URL): the
+        /// first that answers is used, the next if it is lost.
+        #[arg(long, env = "AMQP_URLS", hide_env_values = true)]
+        amqp_urls: Option<String>,
     },
     /// The dead letters, collected from the broker into the database once:
     /// list (total, pages, oldest first), show, replay (once) or discard.
@@ -174,6 +178,11 @@ enum Command {
         #[command(subcommand)]
         which: bench::BenchCommand,
     },
+    /// Failure drills against a broker cluster (scripts/cluster.sh).
+    Chaos {
+        #[command(subcommand)]
+        which: sportello::chaos::ChaosCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -270,9 +279,18 @@ fn main() -> ExitCode {
                     sportello::pin::postal::take_into_dir(&pool, &keys, limit, &dir).await?;
                 println!("{taken} letters written to {}", dir.display());
             }
-            Command::Publish { file, amqp_url } => {
+            Command::Publish {
+                file,
+                amqp_url,
+                amqp_urls,
+            } => {
+                let addresses = match (amqp_urls.filter(|u| !u.trim().is_empty()), amqp_url) {
+                    (Some(urls), _) => urls,
+                    (None, Some(url)) => sportello::broker::nodes::single(&url),
+                    (None, None) => anyhow::bail!("set AMQP_URL (or AMQP_URLS, a cluster's nodes)"),
+                };
                 let raw = read_input(&file)?;
-                let published = publish::publish(&amqp_url, &raw).await?;
+                let published = publish::publish(&addresses, &raw).await?;
                 println!(
                     "published {} with routing key {}",
                     published.message_id, published.routing_key
@@ -344,6 +362,7 @@ fn main() -> ExitCode {
                 );
             }
             Command::Bench { which } => bench::run(which).await?,
+            Command::Chaos { which } => sportello::chaos::run(which).await?,
         }
         Ok(())
     });

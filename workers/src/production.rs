@@ -84,14 +84,22 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         Some(url) if !is_https(url) && !is_loopback_http(url) => found.push(Problem::PlainJwksUrl),
         Some(_) => {}
     }
-    let gateway_url = settings.gateway_amqp_url.as_ref();
-    for (setting, url) in [
-        ("AMQP_URL", Some(&settings.amqp_url)),
-        ("GATEWAY_AMQP_URL", gateway_url),
-        ("DATABASE_URL", Some(&settings.database_url)),
-    ] {
-        let Some(url) = url else { continue };
-        match url::Url::parse(url) {
+    // A cluster's nodes (AMQP_URLS, or a list in GATEWAY_AMQP_URL) are
+    // checked one by one, like AMQP_URL.
+    let gateway_urls = settings
+        .gateway_amqp_url
+        .as_deref()
+        .map(crate::broker::nodes::split)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|url| ("GATEWAY_AMQP_URL", url.to_owned()));
+    let urls = settings
+        .broker_urls()
+        .into_iter()
+        .chain(gateway_urls)
+        .chain([("DATABASE_URL", settings.database_url.clone())]);
+    for (setting, url) in urls {
+        match url::Url::parse(&url) {
             Err(_) => found.push(Problem::InvalidUrl { setting }),
             Ok(parsed) => {
                 if parsed.password().is_some_and(is_repository_password) {
@@ -103,6 +111,8 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
             }
         }
     }
+    // Three nodes with one bad password are one problem, said once.
+    found.dedup();
     if !settings.smtp_allow_plaintext && !smtp_is_encrypted(&settings.smtp_url) {
         found.push(Problem::PlainTextSmtp);
     }
@@ -324,6 +334,45 @@ mod tests {
             ..proper()
         };
         assert_eq!(problems(&plain), [Problem::PlainJwksUrl]);
+    }
+
+    #[test]
+    fn a_cluster_s_urls_are_checked_like_amqp_url_and_win_over_it() {
+        let cluster = Settings {
+            amqp_urls: Some(
+                "amqps://sportello-app:Zq8v%2Bp@rabbit-1:5671/sportello,\
+                 amqps://sportello-app:sportello-app-dev@rabbit-2:5671/sportello,\
+                 amqps://sportello-app:sportello-app-dev@rabbit-3:5671/sportello"
+                    .into(),
+            ),
+            ..proper()
+        };
+        assert_eq!(
+            problems(&cluster),
+            [Problem::RepositoryPassword {
+                setting: "AMQP_URLS",
+                user: "sportello-app".into()
+            }]
+        );
+        let broken = Settings {
+            amqp_urls: Some(
+                "amqps://sportello-app:Zq8v%2Bp@rabbit-1:5671/sportello, not a url".into(),
+            ),
+            ..proper()
+        };
+        assert_eq!(
+            problems(&broken),
+            [Problem::InvalidUrl {
+                setting: "AMQP_URLS"
+            }]
+        );
+        // AMQP_URLS wins: a development AMQP_URL beside it is not used.
+        let beside = Settings {
+            amqp_url: crate::config::DEVELOPMENT_AMQP_URL.into(),
+            amqp_urls: Some("amqps://sportello-app:Zq8v%2Bp@rabbit-1:5671/sportello".into()),
+            ..proper()
+        };
+        assert_eq!(problems(&beside), []);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use lapin::types::FieldTable;
 use uuid::Uuid;
 
 use crate::broker::names::INTAKE_EXCHANGE;
-use crate::broker::publisher::{NackBackoff, OutgoingMessage, PublishError, Publisher};
-use crate::broker::{self};
+use crate::broker::publisher::{OutgoingMessage, PublishError};
+use crate::broker::resend::{self, Resending};
 use crate::domain::intake::{admit, Rejection};
 
 /// Why nothing was published. The messages carry their cause's text, so
@@ -52,11 +52,11 @@ pub fn routing_key_of(raw: &[u8]) -> Option<String> {
     ))
 }
 
-pub async fn publish(amqp_url: &str, raw: &[u8]) -> Result<Published, PublishCommandError> {
+/// Publishes `raw` on the broker at `addresses` (one AMQP URL, or a
+/// cluster's nodes comma separated).
+pub async fn publish(addresses: &str, raw: &[u8]) -> Result<Published, PublishCommandError> {
     let routing_key = routing_key_of(raw).unwrap_or_default();
     let admitted = admit(&routing_key, raw)?;
-    let connection = broker::connect(amqp_url, "sportello-publish").await?;
-    let publisher = Publisher::open(&connection).await?;
     let message = OutgoingMessage {
         exchange: INTAKE_EXCHANGE.into(),
         routing_key: routing_key.clone(),
@@ -67,12 +67,21 @@ pub async fn publish(amqp_url: &str, raw: &[u8]) -> Result<Published, PublishCom
         headers: FieldTable::default(),
         mandatory: true,
     };
-    // A full intake queue nacks (back-pressure): the same message is sent
-    // again with backoff, never dropped and never sent under a new id.
-    publisher
-        .send_until_accepted(&message, &NackBackoff::default())
-        .await?;
-    connection.close(200, "published".into()).await?;
+    // A full intake queue nacks (back-pressure), a lost node takes its
+    // confirms with it: either way the same message (same message id) is
+    // sent again with backoff, on the next node if need be, never dropped
+    // and never under a new id. The intake's inbox ignores a second copy.
+    resend::send_all(
+        addresses,
+        "sportello-publish",
+        std::slice::from_ref(&message),
+        Resending {
+            window: 1,
+            ..Resending::default()
+        },
+        &std::sync::atomic::AtomicUsize::new(0),
+    )
+    .await?;
     Ok(Published {
         message_id: admitted.idempotency.message_id,
         routing_key,

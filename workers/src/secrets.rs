@@ -13,6 +13,7 @@ pub const SECRET_SETTINGS: &[&str] = &[
     "JWT_SECRET",
     "AMQP_URL",
     "GATEWAY_AMQP_URL",
+    "AMQP_URLS",
     "DATABASE_URL",
     "SMTP_URL",
     "SMS_PROVIDER_URL",
@@ -112,6 +113,9 @@ mod tests {
             Some("/run/secrets/jwt") => Ok("s3cr3t\n".into()),
             Some("/run/secrets/db") => Ok("postgres://app:pw@db/sportello".into()),
             Some("/run/secrets/empty") => Ok("\n".into()),
+            Some("/run/secrets/cluster") => {
+                Ok("amqps://app:pw@rabbit-1/sportello,amqps://app:pw@rabbit-2/sportello\n".into())
+            }
             _ => Err(std::io::ErrorKind::NotFound.into()),
         }
     }
@@ -122,6 +126,7 @@ mod tests {
             environment(&[
                 ("JWT_SECRET_FILE", "/run/secrets/jwt"),
                 ("DATABASE_URL_FILE", "/run/secrets/db"),
+                ("AMQP_URLS_FILE", "/run/secrets/cluster"),
                 ("SMTP_URL", "smtp://relay"),
             ]),
             files,
@@ -131,6 +136,11 @@ mod tests {
             found,
             [
                 ("JWT_SECRET", "s3cr3t".to_owned()),
+                (
+                    "AMQP_URLS",
+                    "amqps://app:pw@rabbit-1/sportello,amqps://app:pw@rabbit-2/sportello"
+                        .to_owned()
+                ),
                 ("DATABASE_URL", "postgres://app:pw@db/sportello".to_owned())
             ]
         );

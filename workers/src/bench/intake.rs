@@ -156,7 +156,7 @@ async fn pipeline_rate(
         settings,
         &[WorkerKind::Intake, WorkerKind::OutboxRelay],
     ));
-    let connection = broker::connect(&settings.amqp_url, "bench-publisher").await?;
+    let connection = broker::connect(&settings.broker_addresses(), "bench-publisher").await?;
     let publisher = Publisher::open(&connection).await?;
     let started = Instant::now();
     publish_confirmed(&publisher, INTAKE_EXCHANGE, "web.request.submitted", bodies).await?;

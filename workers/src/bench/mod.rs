@@ -90,6 +90,7 @@ pub struct IntakeShape {
 
 #[derive(Debug, clap::Args)]
 pub struct BenchBroker {
+    /// The management API (a cluster's nodes: comma separated).
     #[arg(
         long,
         env = "RABBITMQ_MANAGEMENT_URL",
@@ -106,15 +107,16 @@ pub struct BenchBroker {
 }
 
 /// A vhost created for one bench run, deleted by `remove`.
-struct ScratchVhost {
-    management: Management,
-    name: String,
-    /// `amqp_url` of the bench's user, in this vhost.
-    amqp_url: String,
+pub(crate) struct ScratchVhost {
+    pub(crate) management: Management,
+    pub(crate) name: String,
+    /// `amqp_url` of the bench's user, in this vhost (a cluster's nodes:
+    /// one URL per node, comma separated).
+    pub(crate) amqp_url: String,
 }
 
 impl ScratchVhost {
-    async fn create(broker: &BenchBroker, suffix: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn create(broker: &BenchBroker, suffix: &str) -> anyhow::Result<Self> {
         let name = format!("sportello-bench-{suffix}");
         let management = Management::new(&broker.management_url)?;
         management.create_vhost(&name).await?;
@@ -128,7 +130,11 @@ impl ScratchVhost {
         management
             .set_permissions(&name, &user, ".*", ".*", ".*")
             .await?;
-        let amqp_url = format!("{}/{name}", broker.amqp_url.trim_end_matches('/'));
+        let amqp_url = crate::broker::nodes::split(&broker.amqp_url)
+            .iter()
+            .map(|url| format!("{}/{name}", url.trim_end_matches('/')))
+            .collect::<Vec<_>>()
+            .join(",");
         Ok(Self {
             management,
             name,
@@ -136,7 +142,7 @@ impl ScratchVhost {
         })
     }
 
-    async fn remove(self) -> anyhow::Result<()> {
+    pub(crate) async fn remove(self) -> anyhow::Result<()> {
         self.management.delete_vhost(&self.name).await?;
         Ok(())
     }
@@ -154,14 +160,14 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
 }
 
 /// A database created for one bench run, dropped by `remove`.
-struct ScratchDatabase {
+pub(crate) struct ScratchDatabase {
     admin: sqlx::PgPool,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl ScratchDatabase {
-    async fn create(admin_url: &str, suffix: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn create(admin_url: &str, suffix: &str) -> anyhow::Result<Self> {
         let name = format!("sportello_bench_{suffix}");
         let url = match admin_url.rsplit_once('/') {
             Some((base, _)) => format!("{base}/{name}"),
@@ -174,7 +180,7 @@ impl ScratchDatabase {
         Ok(Self { admin, name, url })
     }
 
-    async fn remove(self) -> anyhow::Result<()> {
+    pub(crate) async fn remove(self) -> anyhow::Result<()> {
         sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
             .execute(&self.admin)
             .await?;
@@ -185,7 +191,7 @@ impl ScratchDatabase {
 
 /// A memory figure of a process from `/proc/<pid>/status` (Linux), in KiB:
 /// `VmRSS` (resident now) or `VmHWM` (its peak).
-fn process_memory_kib(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn process_memory_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -193,7 +199,7 @@ fn process_memory_kib(pid: u32, field: &str) -> Option<u64> {
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
 }
 
-fn bench_suffix() -> String {
+pub(crate) fn bench_suffix() -> String {
     Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
@@ -258,7 +264,7 @@ const BENCH_LOCATIONS: &[(&str, &str, Option<&str>)] = &[
 
 /// `request.submitted` v2 messages: each is routed, registered (protocol
 /// number) and opens a ticket in the pipeline.
-fn request_bodies(round: usize, count: usize) -> Vec<Vec<u8>> {
+pub(crate) fn request_bodies(round: usize, count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|i| {
             let (province, municipality, postal_code) = BENCH_LOCATIONS[i % BENCH_LOCATIONS.len()];

@@ -256,7 +256,7 @@ async fn whole_path_rate(
 async fn timed_path(settings: &Arc<Settings>, count: usize, round: usize) -> anyhow::Result<f64> {
     let pool = app::migrate(settings).await?;
     app::declare_topology(settings).await?;
-    let connection = broker::connect(&settings.amqp_url, "bench-publisher").await?;
+    let connection = broker::connect(&settings.broker_addresses(), "bench-publisher").await?;
     let channel = connection.create_channel().await?;
     let depth = |queue: &'static str| {
         let channel = channel.clone();

@@ -17,16 +17,36 @@ pub enum ManagementError {
         status: reqwest::StatusCode,
         body: String,
     },
-    #[error("management URL must look like http://user:password@host:port, got {0}")]
+    #[error("management URL must look like http://user:password@host:port (several: comma separated), got {0}")]
     BadUrl(String),
 }
 
+/// A client of one broker's management API, or of a cluster's: any node
+/// answers for the whole cluster, so the node that answered last is asked
+/// first and the next one when it does not answer.
 #[derive(Clone)]
 pub struct Management {
-    base: String,
+    /// `http://host:port` of each node.
+    bases: Vec<String>,
     user: String,
     password: String,
     http: reqwest::Client,
+    answered_last: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Where a quorum queue's replicas are.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueMembers {
+    /// The node leading it (absent while it elects one).
+    #[serde(default)]
+    pub leader: Option<String>,
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Ready and unacknowledged messages (refreshed every few seconds).
+    #[serde(default)]
+    pub messages: Option<u64>,
+    #[serde(default)]
+    pub consumers: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,17 +66,29 @@ fn encode(segment: &str) -> String {
 }
 
 impl Management {
-    /// `url` is `http://user:password@host:port`.
-    pub fn new(url: &str) -> Result<Self, ManagementError> {
-        let bad = || ManagementError::BadUrl(url.to_owned());
-        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-        let (credentials, host) = rest.split_once('@').ok_or_else(bad)?;
-        let (user, password) = credentials.split_once(':').ok_or_else(bad)?;
+    /// `urls` is `http://user:password@host:port`, or several such (a
+    /// cluster's nodes, same user) separated by commas.
+    pub fn new(urls: &str) -> Result<Self, ManagementError> {
+        let mut bases = Vec::new();
+        let mut credentials = None;
+        for url in super::nodes::split(urls) {
+            let bad_one = || ManagementError::BadUrl(crate::secrets::redacted_url(url));
+            let rest = url.strip_prefix("http://").ok_or_else(bad_one)?;
+            let (user_password, host) = rest.split_once('@').ok_or_else(bad_one)?;
+            let (user, password) = user_password.split_once(':').ok_or_else(bad_one)?;
+            credentials.get_or_insert((user.to_owned(), password.to_owned()));
+            bases.push(format!("http://{}", host.trim_end_matches('/')));
+        }
+        let (user, password) =
+            credentials.ok_or_else(|| ManagementError::BadUrl("(none given)".into()))?;
         Ok(Self {
-            base: format!("http://{}", host.trim_end_matches('/')),
-            user: user.to_owned(),
-            password: password.to_owned(),
-            http: reqwest::Client::new(),
+            bases,
+            user,
+            password,
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .build()?,
+            answered_last: Default::default(),
         })
     }
 
@@ -66,14 +98,39 @@ impl Management {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<reqwest::Response, ManagementError> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}/api/{path}", self.base))
-            .basic_auth(&self.user, Some(&self.password));
-        if let Some(body) = body {
-            request = request.json(&body);
+        use std::sync::atomic::Ordering;
+        let first = self.answered_last.load(Ordering::Relaxed);
+        let mut unreachable = None;
+        for index in super::nodes::attempt_order(self.bases.len(), first) {
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{}/api/{path}", self.bases[index]))
+                .basic_auth(&self.user, Some(&self.password));
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            match request.send().await {
+                Ok(response) => {
+                    self.answered_last.store(index, Ordering::Relaxed);
+                    return self.checked(method, path, response).await;
+                }
+                // A node down or cut off: the next one answers as well.
+                Err(error) if error.is_connect() || error.is_timeout() => unreachable = Some(error),
+                Err(error) => return Err(error.into()),
+            }
         }
-        let response = request.send().await?;
+        Err(match unreachable {
+            Some(error) => error.into(),
+            None => ManagementError::BadUrl(String::new()),
+        })
+    }
+
+    async fn checked(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        response: reqwest::Response,
+    ) -> Result<reqwest::Response, ManagementError> {
         if response.status().is_success()
             || (method == reqwest::Method::DELETE && response.status() == 404)
         {
@@ -192,6 +249,75 @@ impl Management {
             .json()
             .await?;
         Ok(nodes.iter().filter_map(|n| n["mem_used"].as_u64()).sum())
+    }
+
+    /// The node leading a (quorum) queue and every node holding a member.
+    pub async fn queue_members(
+        &self,
+        vhost: &str,
+        queue: &str,
+    ) -> Result<QueueMembers, ManagementError> {
+        Ok(self
+            .send(
+                reqwest::Method::GET,
+                &format!("queues/{}/{}", encode(vhost), encode(queue)),
+                None,
+            )
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// The node of each consumer's channel on `vhost` (one entry per consumer).
+    pub async fn consumer_nodes(&self, vhost: &str) -> Result<Vec<String>, ManagementError> {
+        let consumers: Vec<serde_json::Value> = self
+            .send(
+                reqwest::Method::GET,
+                &format!("consumers/{}", encode(vhost)),
+                None,
+            )
+            .await?
+            .json()
+            .await?;
+        // A consumer names its channel's connection; the connection its node.
+        let connections: Vec<serde_json::Value> = self
+            .send(
+                reqwest::Method::GET,
+                &format!("vhosts/{}/connections", encode(vhost)),
+                None,
+            )
+            .await?
+            .json()
+            .await?;
+        let node_of = |name: &str| {
+            connections
+                .iter()
+                .find(|c| c["name"].as_str() == Some(name))
+                .and_then(|c| c["node"].as_str())
+                .map(str::to_owned)
+        };
+        Ok(consumers
+            .iter()
+            .filter_map(|c| c["channel_details"]["connection_name"].as_str())
+            .filter_map(node_of)
+            .collect())
+    }
+
+    /// The node of each client connection to `vhost`.
+    pub async fn connection_nodes(&self, vhost: &str) -> Result<Vec<String>, ManagementError> {
+        let connections: Vec<serde_json::Value> = self
+            .send(
+                reqwest::Method::GET,
+                &format!("vhosts/{}/connections", encode(vhost)),
+                None,
+            )
+            .await?
+            .json()
+            .await?;
+        Ok(connections
+            .iter()
+            .filter_map(|c| c["node"].as_str().map(str::to_owned))
+            .collect())
     }
 
     /// Messages in a queue, ready and unacknowledged, as the management

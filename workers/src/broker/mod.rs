@@ -4,20 +4,23 @@ pub mod callbacks;
 pub mod dead_letter;
 pub mod management;
 pub mod names;
+pub mod nodes;
 pub mod publisher;
 pub mod replies;
+pub mod resend;
 pub mod topology;
 pub mod watch;
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{Channel, Connection};
 
 /// Opens a connection named after the process role, so operators can tell
-/// connections apart in the management UI.
-pub async fn connect(amqp_url: &str, name: &str) -> Result<Connection, lapin::Error> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(amqp_url, properties).await
+/// connections apart in the management UI. `addresses` is one AMQP URL or a
+/// cluster's, comma separated: the first node that answers is used
+/// (`nodes::connect`).
+pub async fn connect(addresses: &str, name: &str) -> Result<Connection, lapin::Error> {
+    nodes::connect(addresses, name).await
 }
 
 /// Declares `name` as this connection's own queue: exclusive, deleted with

@@ -31,7 +31,34 @@ pub enum PublishError {
     Unroutable(Uuid),
     #[error("message could not be encoded: {0}")]
     Encode(String),
+    /// No confirm within `CONFIRM_PATIENCE`: not sent, as far as the sender
+    /// knows; it is sent again under the same message id.
+    #[error("broker did not confirm message {0} in time")]
+    Unconfirmed(Uuid),
 }
+
+impl PublishError {
+    /// Whether sending again (same message id, maybe another node) may
+    /// succeed: the connection went away, the broker nacked or did not
+    /// confirm. Unroutable and unencodable messages stay so.
+    pub fn is_worth_resending(&self) -> bool {
+        match self {
+            PublishError::Nacked(_) | PublishError::Unconfirmed(_) => true,
+            // A refusal (access, a missing exchange) stays a refusal; a node
+            // closing its connections (320, stop_app) or failing (541) is a
+            // node lost, like I/O errors, heartbeats and closed channels.
+            PublishError::Amqp(error) => match error.kind() {
+                lapin::ErrorKind::ProtocolError(amqp) => matches!(amqp.get_id(), 320 | 541),
+                _ => true,
+            },
+            PublishError::Unroutable(_) | PublishError::Encode(_) => false,
+        }
+    }
+}
+
+/// How long a confirm may take before the message counts as not sent. A
+/// quorum queue electing a new leader confirms within seconds.
+pub const CONFIRM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A channel in confirm mode.
 pub struct Publisher {
@@ -48,7 +75,24 @@ impl Publisher {
     }
 
     /// Sends without waiting for the confirm; await the returned handle.
+    /// A send the connection does not take within `CONFIRM_PATIENCE` (a
+    /// broker channel blocked on a queue whose leader is gone) is
+    /// `Unconfirmed`: not sent.
     pub async fn send(&self, message: &OutgoingMessage) -> Result<PendingConfirm, PublishError> {
+        self.send_within(message, CONFIRM_PATIENCE).await
+    }
+
+    pub async fn send_within(
+        &self,
+        message: &OutgoingMessage,
+        patience: std::time::Duration,
+    ) -> Result<PendingConfirm, PublishError> {
+        tokio::time::timeout(patience, self.send_now(message))
+            .await
+            .map_err(|_| PublishError::Unconfirmed(message.message_id))?
+    }
+
+    async fn send_now(&self, message: &OutgoingMessage) -> Result<PendingConfirm, PublishError> {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
@@ -162,8 +206,21 @@ pub struct PendingConfirm {
 }
 
 impl PendingConfirm {
+    /// The broker's answer, or `Unconfirmed` after `CONFIRM_PATIENCE`: a
+    /// confirm lost with its node must not hang the sender.
     pub async fn wait(self) -> Result<(), PublishError> {
-        match self.confirm.await? {
+        self.wait_within(CONFIRM_PATIENCE).await
+    }
+
+    pub fn message_id(&self) -> Uuid {
+        self.message_id
+    }
+
+    pub async fn wait_within(self, patience: std::time::Duration) -> Result<(), PublishError> {
+        let answer = tokio::time::timeout(patience, self.confirm)
+            .await
+            .map_err(|_| PublishError::Unconfirmed(self.message_id))?;
+        match answer? {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable(self.message_id)),
             Confirmation::Nack(_) => Err(PublishError::Nacked(self.message_id)),

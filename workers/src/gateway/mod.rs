@@ -89,7 +89,7 @@ impl GatewayState {
                  which may do more than it needs (set the sportello-gateway user's URL)"
             );
         }
-        let relay = Relay::start(settings.gateway_broker_url(), gateway_id).await?;
+        let relay = Relay::start(&settings.gateway_broker_addresses(), gateway_id).await?;
         let sms = settings.sms_provider_url.as_ref().and_then(|url| {
             SmsProvider::new(SmsProviderConfig {
                 url: url.clone(),

@@ -66,9 +66,9 @@ impl ApiState {
             keys: Verifier::from_settings(settings),
             max_document_bytes: settings.document_max_bytes,
             always_secure_cookie: settings.always_secure_cookie(),
-            readiness: health::Readiness::new(&settings.amqp_url),
+            readiness: health::Readiness::new(&settings.broker_addresses()),
             held_calls: Arc::new(staff::HeldCalls::new(
-                &settings.amqp_url,
+                &settings.broker_addresses(),
                 std::time::Duration::from_secs(settings.staff_call_answer_seconds),
             )),
             body_timeout: edge::BodyTimeout(std::time::Duration::from_secs(

@@ -68,7 +68,7 @@ impl NotifyWorker {
             pool: store::connect_lazy(&self.settings.database_url, concurrency as u32)?,
         };
         let consuming = Consuming {
-            amqp_url: &self.settings.amqp_url,
+            amqp_url: &self.settings.broker_addresses(),
             name: "notify",
             queue: NOTIFICATION_EVENTS_QUEUE,
             concurrency,

@@ -51,7 +51,7 @@ impl Worker for OutboxRelay {
 impl OutboxRelay {
     async fn relay(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let (connection, publisher) =
-            super::connect_declared(&self.settings.amqp_url, &self.name()).await?;
+            super::connect_declared(&self.settings.broker_addresses(), &self.name()).await?;
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(&self.settings.database_url, 2)?;
         if let Err(error) = relay_until(&pool, &publisher, &shutdown).await {

@@ -55,7 +55,7 @@ impl RegistrationWorker {
             pool: store::connect_lazy(&self.settings.database_url, 2)?,
         };
         let consuming = Consuming {
-            amqp_url: &self.settings.amqp_url,
+            amqp_url: &self.settings.broker_addresses(),
             name: "registration",
             queue: REGISTRATION_REQUESTS_QUEUE,
             concurrency: 1,

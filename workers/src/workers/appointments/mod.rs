@@ -75,11 +75,14 @@ impl AppointmentsWorker {
         let pool = store::connect_lazy(&settings.database_url, connections as u32)?;
         // Declared here too: the call-back queues bind to an exchange the
         // consumers (declaring side by side) may not have made yet.
-        let (connection, replies) =
-            super::connect_declared(&settings.amqp_url, "sportello-appointments-replies").await?;
+        let (connection, replies) = super::connect_declared(
+            &settings.broker_addresses(),
+            "sportello-appointments-replies",
+        )
+        .await?;
         let booking = BookingSettings::from_settings(settings);
         let commands = commands::Consumer {
-            amqp_url: &settings.amqp_url,
+            amqp_url: &settings.broker_addresses(),
             pool: &pool,
             booking: &booking,
             replies: &replies,
@@ -91,7 +94,7 @@ impl AppointmentsWorker {
             replies: &replies,
         };
         let consuming = Consuming {
-            amqp_url: &settings.amqp_url,
+            amqp_url: &settings.broker_addresses(),
             name: "appointments-queries",
             queue: APPOINTMENT_QUERIES_QUEUE,
             concurrency: QUERIES_AT_ONCE,

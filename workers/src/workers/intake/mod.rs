@@ -120,7 +120,7 @@ impl IntakeWorker {
     /// Channels on one connection share its I/O thread; acks stay per channel.
     async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let (connection, publisher) =
-            super::connect_declared(&self.settings.amqp_url, &self.name()).await?;
+            super::connect_declared(&self.settings.broker_addresses(), &self.name()).await?;
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(
             &self.settings.database_url,
