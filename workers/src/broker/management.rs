@@ -331,7 +331,11 @@ impl Management {
         let queue: serde_json::Value = self
             .send(
                 reqwest::Method::GET,
-                &format!("queues/{}/{}?columns=messages", encode(vhost), encode(queue)),
+                &format!(
+                    "queues/{}/{}?columns=messages",
+                    encode(vhost),
+                    encode(queue)
+                ),
                 None,
             )
             .await?
