@@ -214,3 +214,41 @@ async fn the_gateway_broker_user_may_relay_and_nothing_else() {
     gateway.stop().await;
     env.cleanup().await;
 }
+
+/// A citizen waiting in silence keeps the room: a WebSocket is not a request
+/// body, so the HTTP edge's 15-second idle limit for bodies never closes it.
+#[actix_rt::test]
+async fn a_silent_participant_stays_connected_past_the_body_idle_limit() {
+    let (env, sms) = env_with_sms().await;
+    let gateway = Gateway::start(&env).await;
+    let id = video_appointment(&env, 0).await;
+    let citizen_link = link(&env, id, Role::Citizen).await;
+    let operator_link = link(&env, id, Role::Operator).await;
+    let citizen = citizen_pass(&gateway, &sms, &citizen_link).await;
+    let operator = operator_pass(&env, &gateway, &operator_link, support::gateway::OFFICE)
+        .await
+        .unwrap();
+    let mut o = socket(&gateway, &operator_link, &operator, false)
+        .await
+        .unwrap();
+    next_of(&mut o, "welcome").await;
+    let mut c = socket(&gateway, &citizen_link, &citizen, false)
+        .await
+        .unwrap();
+    next_of(&mut c, "welcome").await;
+    admit(&mut o, &mut c, id).await;
+
+    // Longer than the edge's idle limit for a body (15 s), shorter than the
+    // gateway's ping interval (20 s): nothing at all comes from the citizen.
+    tokio::time::sleep(std::time::Duration::from_secs(17)).await;
+    send(
+        &mut o,
+        json!({"type": "ice", "room": id, "candidate": {"candidate": "candidate:1 1 udp 1 10.0.0.2 9100 typ host"}}),
+    )
+    .await;
+    let ice = next_of(&mut c, "ice").await;
+    assert!(ice["candidate"]["candidate"]
+        .as_str()
+        .unwrap()
+        .starts_with("candidate:1 "));
+}

@@ -175,12 +175,29 @@ async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> an
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(rounds);
                 let mut next = tokio::time::Instant::now() + offset;
-                for _ in 0..rounds {
-                    tokio::time::sleep_until(next).await;
+                let mut ended = "all rounds relayed".to_owned();
+                'rounds: for _ in 0..rounds {
+                    // Read the operator's socket while waiting, as a browser
+                    // does, so what the gateway sends it is taken in.
+                    let wait = tokio::time::sleep_until(next);
+                    tokio::pin!(wait);
+                    loop {
+                        tokio::select! {
+                            _ = &mut wait => break,
+                            message = operator.next() => match message {
+                                Some(Ok(_)) => continue,
+                                other => {
+                                    ended = format!("operator's socket ended: {other:?}");
+                                    break 'rounds;
+                                }
+                            },
+                        }
+                    }
                     next += interval;
                     let sent = Instant::now();
                     let message = json!({"type": "echo", "room": id, "payload": 1}).to_string();
-                    if operator.send(Message::Text(message.into())).await.is_err() {
+                    if let Err(error) = operator.send(Message::Text(message.into())).await {
+                        ended = format!("operator's send failed: {error}");
                         break;
                     }
                     loop {
@@ -189,21 +206,36 @@ async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> an
                                 latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                                 break;
                             }
+                            Ok(Some(Ok(Message::Text(text)))) => {
+                                ended = format!("citizen was told: {text}");
+                            }
                             Ok(Some(Ok(_))) => continue,
-                            _ => return (latencies, operator, citizen),
+                            Ok(other) => {
+                                ended = format!("citizen's socket ended: {other:?}");
+                                break 'rounds;
+                            }
+                            Err(_) => {
+                                ended = format!("no echo within 10 s (last: {ended})");
+                                break 'rounds;
+                            }
                         }
                     }
                 }
-                (latencies, operator, citizen)
+                (latencies, ended, operator, citizen)
             })
         })
         .collect();
     let mut latencies = Vec::new();
     let mut kept = Vec::new();
+    let mut endings = std::collections::BTreeMap::<String, usize>::new();
     for task in tasks {
-        let (l, o, c) = task.await?;
+        let (l, ended, o, c) = task.await?;
         latencies.extend(l);
+        *endings.entry(ended).or_default() += 1;
         kept.push((o, c));
+    }
+    for (ended, rooms) in &endings {
+        println!("rooms ended so: {rooms:>5}  {ended}");
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rss_after = resident_mib(child.id().unwrap_or_default());

@@ -57,32 +57,40 @@ pub async fn guard(
     let deadline = tokio::time::Instant::now() + total;
     let idle = total.min(MAX_IDLE);
     let stalled = Rc::new(Cell::new(false));
-    let timed = timed(request.take_payload(), idle, deadline, stalled.clone());
-    match text_kind(request.request()) {
-        Some(kind) => match read_bounded(timed, TEXT_BODY_LIMIT).await {
-            Ok(body) => {
-                let has_nul = match kind {
-                    TextKind::Json => json_has_nul(&body),
-                    TextKind::Form => urlencoded_has_nul(&body),
-                };
-                if has_nul {
-                    return Ok(refuse(request, StatusCode::BAD_REQUEST, NUL_REFUSED));
+    let payload = request.take_payload();
+    if is_websocket_upgrade(request.request()) {
+        // A WebSocket's "body" is the connection itself, open as long as a
+        // call lasts and silent while a citizen waits: its frames have their
+        // own limits (size, rate) in the gateway, never a body's deadline.
+        request.set_payload(payload);
+    } else {
+        let timed = timed(payload, idle, deadline, stalled.clone());
+        match text_kind(request.request()) {
+            Some(kind) => match read_bounded(timed, TEXT_BODY_LIMIT).await {
+                Ok(body) => {
+                    let has_nul = match kind {
+                        TextKind::Json => json_has_nul(&body),
+                        TextKind::Form => urlencoded_has_nul(&body),
+                    };
+                    if has_nul {
+                        return Ok(refuse(request, StatusCode::BAD_REQUEST, NUL_REFUSED));
+                    }
+                    request.set_payload(Payload::from(body));
                 }
-                request.set_payload(Payload::from(body));
-            }
-            Err(BodyError::TooLarge) => {
-                let message = format!("the body is larger than {TEXT_BODY_LIMIT} bytes");
-                return Ok(refuse(request, StatusCode::PAYLOAD_TOO_LARGE, &message));
-            }
-            Err(BodyError::TimedOut) => return Ok(too_slow(request)),
-            Err(BodyError::Broken(error)) => {
-                let message = format!("the body could not be read: {error}");
-                return Ok(refuse(request, StatusCode::BAD_REQUEST, &message));
-            }
-        },
-        None => request.set_payload(Payload::Stream {
-            payload: Box::pin(timed),
-        }),
+                Err(BodyError::TooLarge) => {
+                    let message = format!("the body is larger than {TEXT_BODY_LIMIT} bytes");
+                    return Ok(refuse(request, StatusCode::PAYLOAD_TOO_LARGE, &message));
+                }
+                Err(BodyError::TimedOut) => return Ok(too_slow(request)),
+                Err(BodyError::Broken(error)) => {
+                    let message = format!("the body could not be read: {error}");
+                    return Ok(refuse(request, StatusCode::BAD_REQUEST, &message));
+                }
+            },
+            None => request.set_payload(Payload::Stream {
+                payload: Box::pin(timed),
+            }),
+        }
     }
     let mut response = next.call(request).await?.map_into_boxed_body();
     if response.status() == StatusCode::METHOD_NOT_ALLOWED && is_empty(&response) {
@@ -180,6 +188,17 @@ const TIMED_OUT: &str = "request body stalled";
 enum TextKind {
     Json,
     Form,
+}
+
+/// An HTTP/1.1 upgrade to the WebSocket protocol: a GET, whose handlers
+/// read no body, so the header cannot lift a body's deadline elsewhere.
+fn is_websocket_upgrade(request: &HttpRequest) -> bool {
+    request.method() == actix_web::http::Method::GET
+        && request
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("websocket"))
 }
 
 fn text_kind(request: &HttpRequest) -> Option<TextKind> {
