@@ -176,6 +176,7 @@ async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> an
                 let mut latencies = Vec::with_capacity(rounds);
                 let mut next = tokio::time::Instant::now() + offset;
                 let mut ended = "all rounds relayed".to_owned();
+                let mut last_told = String::new();
                 'rounds: for _ in 0..rounds {
                     // Read the operator's socket while waiting, as a browser
                     // does, so what the gateway sends it is taken in.
@@ -206,16 +207,16 @@ async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> an
                                 latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                                 break;
                             }
-                            Ok(Some(Ok(Message::Text(text)))) => {
-                                ended = format!("citizen was told: {text}");
-                            }
+                            Ok(Some(Ok(Message::Text(text)))) => last_told = text.to_string(),
                             Ok(Some(Ok(_))) => continue,
                             Ok(other) => {
                                 ended = format!("citizen's socket ended: {other:?}");
                                 break 'rounds;
                             }
                             Err(_) => {
-                                ended = format!("no echo within 10 s (last: {ended})");
+                                ended = format!(
+                                    "no echo within 10 s (the citizen was last told: {last_told})"
+                                );
                                 break 'rounds;
                             }
                         }
