@@ -243,11 +243,7 @@ impl Management {
 
     /// Memory the broker's nodes use now, in bytes (summed over the cluster).
     pub async fn memory_used(&self) -> Result<u64, ManagementError> {
-        let nodes: Vec<serde_json::Value> = self
-            .send(reqwest::Method::GET, "nodes?columns=mem_used", None)
-            .await?
-            .json()
-            .await?;
+        let nodes: Vec<serde_json::Value> = self.get("nodes?columns=mem_used").await?;
         Ok(nodes.iter().filter_map(|n| n["mem_used"].as_u64()).sum())
     }
 
@@ -258,37 +254,16 @@ impl Management {
         queue: &str,
     ) -> Result<QueueMembers, ManagementError> {
         Ok(self
-            .send(
-                reqwest::Method::GET,
-                &format!("queues/{}/{}", encode(vhost), encode(queue)),
-                None,
-            )
-            .await?
-            .json()
+            .get(&format!("queues/{}/{}", encode(vhost), encode(queue)))
             .await?)
     }
 
     /// The node of each consumer's channel on `vhost` (one entry per consumer).
     pub async fn consumer_nodes(&self, vhost: &str) -> Result<Vec<String>, ManagementError> {
-        let consumers: Vec<serde_json::Value> = self
-            .send(
-                reqwest::Method::GET,
-                &format!("consumers/{}", encode(vhost)),
-                None,
-            )
-            .await?
-            .json()
-            .await?;
+        let consumers: Vec<serde_json::Value> =
+            self.get(&format!("consumers/{}", encode(vhost))).await?;
         // A consumer names its channel's connection; the connection its node.
-        let connections: Vec<serde_json::Value> = self
-            .send(
-                reqwest::Method::GET,
-                &format!("vhosts/{}/connections", encode(vhost)),
-                None,
-            )
-            .await?
-            .json()
-            .await?;
+        let connections = self.connections(vhost).await?;
         let node_of = |name: &str| {
             connections
                 .iter()
@@ -305,19 +280,26 @@ impl Management {
 
     /// The node of each client connection to `vhost`.
     pub async fn connection_nodes(&self, vhost: &str) -> Result<Vec<String>, ManagementError> {
-        let connections: Vec<serde_json::Value> = self
-            .send(
-                reqwest::Method::GET,
-                &format!("vhosts/{}/connections", encode(vhost)),
-                None,
-            )
+        Ok(self
+            .connections(vhost)
             .await?
-            .json()
-            .await?;
-        Ok(connections
             .iter()
             .filter_map(|c| c["node"].as_str().map(str::to_owned))
             .collect())
+    }
+
+    async fn connections(&self, vhost: &str) -> Result<Vec<serde_json::Value>, ManagementError> {
+        self.get(&format!("vhosts/{}/connections", encode(vhost)))
+            .await
+    }
+
+    /// A GET of the management API, its JSON answer decoded.
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ManagementError> {
+        Ok(self
+            .send(reqwest::Method::GET, path, None)
+            .await?
+            .json()
+            .await?)
     }
 
     /// Messages in a queue, ready and unacknowledged, as the management
@@ -329,17 +311,11 @@ impl Management {
         queue: &str,
     ) -> Result<Option<u64>, ManagementError> {
         let queue: serde_json::Value = self
-            .send(
-                reqwest::Method::GET,
-                &format!(
-                    "queues/{}/{}?columns=messages",
-                    encode(vhost),
-                    encode(queue)
-                ),
-                None,
-            )
-            .await?
-            .json()
+            .get(&format!(
+                "queues/{}/{}?columns=messages",
+                encode(vhost),
+                encode(queue)
+            ))
             .await?;
         Ok(queue["messages"].as_u64())
     }
@@ -355,24 +331,14 @@ impl Management {
     }
 
     async fn names(&self, collection: &str) -> Result<Vec<String>, ManagementError> {
-        let items: Vec<ConnectionInfo> = self
-            .send(reqwest::Method::GET, collection, None)
-            .await?
-            .json()
-            .await?;
+        let items: Vec<ConnectionInfo> = self.get(collection).await?;
         Ok(items.into_iter().map(|item| item.name).collect())
     }
 
     /// Forcibly closes every client connection to `vhost`; returns how many.
     pub async fn close_connections(&self, vhost: &str) -> Result<usize, ManagementError> {
         let connections: Vec<ConnectionInfo> = self
-            .send(
-                reqwest::Method::GET,
-                &format!("vhosts/{}/connections", encode(vhost)),
-                None,
-            )
-            .await?
-            .json()
+            .get(&format!("vhosts/{}/connections", encode(vhost)))
             .await?;
         for connection in &connections {
             self.send(
