@@ -31,9 +31,9 @@ fn application(key: &str) -> Value {
     example
 }
 
-async fn application_count(api: &Api) -> i64 {
+async fn application_count(env: &TestEnv) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM applications")
-        .fetch_one(&api.env.pool)
+        .fetch_one(&env.pool)
         .await
         .unwrap()
 }
@@ -47,7 +47,7 @@ async fn an_application_is_registered_once_and_a_resubmission_finds_it() {
         .publish("web", "web.application.submitted", &bytes(&first))
         .await
         .unwrap();
-    assert!(eventually(WAIT, || async { application_count(&api).await == 1 }).await);
+    assert!(eventually(WAIT, || async { application_count(&api.env).await == 1 }).await);
 
     // The F5: the same application under a new message id and key.
     let again = application("domanda-0001-f5");
@@ -69,7 +69,7 @@ async fn an_application_is_registered_once_and_a_resubmission_finds_it() {
         reason.contains("INPS."),
         "names the earlier registration: {reason}"
     );
-    assert_eq!(application_count(&api).await, 1);
+    assert_eq!(application_count(&api.env).await, 1);
     assert_eq!(api.env.ticket_count().await, 1);
 
     let me = citizen(APPLICANT);
@@ -178,7 +178,7 @@ async fn the_office_decides_and_only_the_applicant_reads_it() {
         .publish("web", "web.application.submitted", &bytes(&message))
         .await
         .unwrap();
-    assert!(eventually(WAIT, || async { application_count(&api).await == 1 }).await);
+    assert!(eventually(WAIT, || async { application_count(&api.env).await == 1 }).await);
     let me = citizen(APPLICANT);
     let (_, body) = api.get("/applications", &me).await;
     let application = body["applications"][0].clone();
@@ -347,6 +347,81 @@ async fn a_full_intake_queue_pushes_back_and_nothing_is_lost() {
     assert!(eventually(WAIT, || async { env.ticket_count().await == 20 }).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(env.ticket_count().await, 20);
+    assert!(workers.shutdown(WAIT).await);
+    env.cleanup().await;
+}
+
+/// Backends of this test's database waiting for a lock.
+async fn waiting_for_locks(env: &TestEnv) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+/// The F5 racing its original on two consumers: the resubmission's insert
+/// waits on the original's uncommitted row, then finds the key taken. That
+/// is the duplicate it is (acknowledged, nothing recorded twice), not a
+/// refusal of its data to dead-letter.
+#[actix_rt::test]
+async fn a_resubmission_racing_its_original_is_a_duplicate_not_a_refusal() {
+    // One message in flight per consumer: the second goes to the other one.
+    let env = TestEnv::new_with(|settings| {
+        settings.intake_consumers = 2;
+        settings.intake_prefetch = 1;
+    })
+    .await;
+    let mut dead = env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+    let workers = env.start(&[WorkerKind::Intake]);
+    // Holding the protocol counters stops the original's transaction at its
+    // number, after its application row is written.
+    let mut counters = env.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE protocol_counters IN EXCLUSIVE MODE")
+        .execute(&mut *counters)
+        .await
+        .unwrap();
+    env.publish(
+        "web",
+        "web.application.submitted",
+        &bytes(&application("race-original")),
+    )
+    .await
+    .unwrap();
+    assert!(eventually(WAIT, || async { waiting_for_locks(&env).await == 1 }).await);
+    env.publish(
+        "web",
+        "web.application.submitted",
+        &bytes(&application("race-f5")),
+    )
+    .await
+    .unwrap();
+    // The resubmission now waits on the original's row.
+    assert!(eventually(WAIT, || async { waiting_for_locks(&env).await == 2 }).await);
+    counters.commit().await.unwrap();
+
+    assert!(eventually(WAIT, || async { application_count(&env).await == 1 }).await);
+    assert!(
+        eventually(WAIT, || async {
+            env.management
+                .queue_messages(&env.vhost, "sportello.intake.requests")
+                .await
+                .ok()
+                .flatten()
+                == Some(0)
+        })
+        .await,
+        "both messages are acknowledged"
+    );
+    if let Some(letter) = dead.next(Duration::from_secs(2)).await {
+        panic!(
+            "the resubmission was dead-lettered: {:?}",
+            header(&letter, REASON_HEADER)
+        );
+    }
+    assert_eq!(env.ticket_count().await, 1);
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
 }

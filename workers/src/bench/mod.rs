@@ -20,6 +20,7 @@
 
 mod appointments;
 mod clickday;
+mod cpu;
 mod gateway;
 mod intake;
 mod notifications;

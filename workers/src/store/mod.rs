@@ -29,7 +29,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = database_url.parse()?;
     pool_options(&options, max_connections)
-        .connect_with(options.application_name("sportello"))
+        .connect_with(session(options))
         .await
 }
 
@@ -37,8 +37,22 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
 /// database is still down and keep retrying.
 pub fn connect_lazy(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = database_url.parse()?;
-    Ok(pool_options(&options, max_connections)
-        .connect_lazy_with(options.application_name("sportello")))
+    Ok(pool_options(&options, max_connections).connect_lazy_with(session(options)))
+}
+
+/// Settings of every session of ours.
+///
+/// Statements are prepared once per connection and PostgreSQL may then keep
+/// one generic plan for them; a plan chosen while a table was empty (a
+/// fresh deployment, the first minutes of a click day) stays a sequential
+/// scan until statistics change, and with autovacuum late or off that is
+/// never: lookups by key over a growing table then cost a scan each. Our
+/// statements are batched, so planning each execution costs little and
+/// follows the table as it grows.
+fn session(options: PgConnectOptions) -> PgConnectOptions {
+    options
+        .application_name("sportello")
+        .options([("plan_cache_mode", "force_custom_plan")])
 }
 
 /// Every pool of the process: a new connection tells `outage` the server

@@ -15,7 +15,6 @@
 //! appointments above their slot's capacity): there must be none.
 
 pub(super) mod client;
-mod cpu;
 mod phases;
 
 use std::sync::Arc;

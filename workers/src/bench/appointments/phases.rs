@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::client::{citizen, command, Answer, Requester};
-use super::cpu::CpuSample;
+use crate::bench::cpu::CpuSample;
 use super::AppointmentsBench;
 use crate::appointments::{self, MAX_RANGE_DAYS};
 use crate::domain::appointment::Mode;

@@ -325,6 +325,7 @@ impl IntakeWorker {
                 continue;
             }
             let mut backoff = Duration::from_millis(100);
+            let mut refused_before = false;
             loop {
                 let attempt = AssertUnwindSafe(apply(pool, &self.pin_keys, &group))
                     .catch_unwind()
@@ -351,6 +352,14 @@ impl IntakeWorker {
                     ApplyFailure::Refused(_) | ApplyFailure::Crashed(_) if group.len() > 1 => {
                         groups.extend(group.into_iter().map(|item| vec![item]));
                         break;
+                    }
+                    // A key another consumer's transaction took first (the
+                    // same application in two batches at once) reads as a
+                    // refusal; once that one committed, a second try finds
+                    // its row. A fault of the data is refused again.
+                    ApplyFailure::Refused(reason) if !refused_before => {
+                        tracing::debug!(message_id = %group[0].admitted.idempotency.message_id, %reason, "refused by the database; trying once more");
+                        refused_before = true;
                     }
                     ApplyFailure::Refused(reason) => {
                         verdicts.push((
