@@ -394,7 +394,7 @@ async fn a_resubmission_racing_its_original_is_a_duplicate_not_a_refusal() {
     env.publish(
         "web",
         "web.application.submitted",
-        &bytes(&application("race-f5")),
+        &bytes(&application("race-resubmission")),
     )
     .await
     .unwrap();

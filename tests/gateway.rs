@@ -13,7 +13,7 @@ use sportello::workers::WorkerKind;
 use support::eventually;
 use support::gateway::{
     admit, citizen_pass, client, close_code, env_with_sms, last_code, link, next, next_of,
-    operator_pass, send, socket, video_appointment, Gateway, PHONE,
+    operator_pass, seated, send, socket, video_appointment, Gateway, Seated, PHONE,
 };
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -356,19 +356,12 @@ async fn links_codes_and_signalling_are_refused_clearly_and_nothing_else_is_dist
         .execute(&env.pool)
         .await
         .unwrap();
-    let citizen = citizen_pass(&gateway, &sms, &citizen_link).await;
-    let operator = operator_pass(&env, &gateway, &operator_link, support::gateway::OFFICE)
-        .await
-        .unwrap();
-
-    let mut o = socket(&gateway, &operator_link, &operator, false)
-        .await
-        .unwrap();
-    next_of(&mut o, "welcome").await;
-    let mut c = socket(&gateway, &citizen_link, &citizen, false)
-        .await
-        .unwrap();
-    next_of(&mut c, "welcome").await;
+    let Seated {
+        citizen_pass: citizen,
+        operator: mut o,
+        citizen: mut c,
+        ..
+    } = seated(&env, &gateway, &sms, &citizen_link, &operator_link).await;
     admit(&mut o, &mut c, id).await;
 
     // Signalling naming another room: refused, the connection goes on.
@@ -422,18 +415,12 @@ async fn a_room_never_holds_more_than_two_a_third_is_refused_or_replaces_by_choi
     let id = video_appointment(&env, 0).await;
     let citizen_link = link(&env, id, Role::Citizen).await;
     let operator_link = link(&env, id, Role::Operator).await;
-    let citizen = citizen_pass(&gateway, &sms, &citizen_link).await;
-    let operator = operator_pass(&env, &gateway, &operator_link, support::gateway::OFFICE)
-        .await
-        .unwrap();
-    let mut o = socket(&gateway, &operator_link, &operator, false)
-        .await
-        .unwrap();
-    next_of(&mut o, "welcome").await;
-    let mut first = socket(&gateway, &citizen_link, &citizen, false)
-        .await
-        .unwrap();
-    next_of(&mut first, "welcome").await;
+    let Seated {
+        citizen_pass: citizen,
+        operator_pass: operator,
+        operator: mut o,
+        citizen: mut first,
+    } = seated(&env, &gateway, &sms, &citizen_link, &operator_link).await;
 
     // A second tab: refused with a clear message, closed with 1008.
     let mut second = socket(&gateway, &citizen_link, &citizen, false)
@@ -537,18 +524,12 @@ async fn the_document_window_opens_after_the_call_and_its_timer_closes_it() {
     let id = video_appointment(&env, 0).await;
     let citizen_link = link(&env, id, Role::Citizen).await;
     let operator_link = link(&env, id, Role::Operator).await;
-    let citizen = citizen_pass(&gateway, &sms, &citizen_link).await;
-    let operator = operator_pass(&env, &gateway, &operator_link, support::gateway::OFFICE)
-        .await
-        .unwrap();
-    let mut o = socket(&gateway, &operator_link, &operator, false)
-        .await
-        .unwrap();
-    next_of(&mut o, "welcome").await;
-    let mut c = socket(&gateway, &citizen_link, &citizen, false)
-        .await
-        .unwrap();
-    next_of(&mut c, "welcome").await;
+    let Seated {
+        citizen_pass: citizen,
+        operator: mut o,
+        citizen: mut c,
+        ..
+    } = seated(&env, &gateway, &sms, &citizen_link, &operator_link).await;
 
     let upload = |pass: String| {
         let form = reqwest::multipart::Form::new()

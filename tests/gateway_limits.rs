@@ -16,8 +16,8 @@ use sportello::broker::{self};
 use sportello::domain::video::rate::MESSAGE_BURST;
 use sportello::domain::video::Role;
 use support::gateway::{
-    admit, citizen_pass, env_with_sms, link, next_of, operator_pass, send, socket,
-    video_appointment, Gateway, Socket,
+    admit, env_with_sms, link, next_of, seated, send, socket, video_appointment, Gateway, Seated,
+    Socket,
 };
 use support::TestEnv;
 use tokio_tungstenite::tungstenite::Message;
@@ -43,18 +43,12 @@ async fn a_burst_of_ice_candidates_passes_a_flood_closes_only_that_connection() 
     let id = video_appointment(&env, 0).await;
     let citizen_link = link(&env, id, Role::Citizen).await;
     let operator_link = link(&env, id, Role::Operator).await;
-    let citizen = citizen_pass(&gateway, &sms, &citizen_link).await;
-    let operator = operator_pass(&env, &gateway, &operator_link, support::gateway::OFFICE)
-        .await
-        .unwrap();
-    let mut o = socket(&gateway, &operator_link, &operator, false)
-        .await
-        .unwrap();
-    next_of(&mut o, "welcome").await;
-    let mut c = socket(&gateway, &citizen_link, &citizen, false)
-        .await
-        .unwrap();
-    next_of(&mut c, "welcome").await;
+    let Seated {
+        citizen_pass: citizen,
+        operator: mut o,
+        citizen: mut c,
+        ..
+    } = seated(&env, &gateway, &sms, &citizen_link, &operator_link).await;
     admit(&mut o, &mut c, id).await;
 
     // A call starting: the full burst of ICE candidates at once, every one
@@ -224,18 +218,11 @@ async fn a_silent_participant_stays_connected_past_the_body_idle_limit() {
     let id = video_appointment(&env, 0).await;
     let citizen_link = link(&env, id, Role::Citizen).await;
     let operator_link = link(&env, id, Role::Operator).await;
-    let citizen = citizen_pass(&gateway, &sms, &citizen_link).await;
-    let operator = operator_pass(&env, &gateway, &operator_link, support::gateway::OFFICE)
-        .await
-        .unwrap();
-    let mut o = socket(&gateway, &operator_link, &operator, false)
-        .await
-        .unwrap();
-    next_of(&mut o, "welcome").await;
-    let mut c = socket(&gateway, &citizen_link, &citizen, false)
-        .await
-        .unwrap();
-    next_of(&mut c, "welcome").await;
+    let Seated {
+        operator: mut o,
+        citizen: mut c,
+        ..
+    } = seated(&env, &gateway, &sms, &citizen_link, &operator_link).await;
     admit(&mut o, &mut c, id).await;
 
     // Longer than the edge's idle limit for a body (15 s), shorter than the

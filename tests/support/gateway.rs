@@ -278,3 +278,42 @@ pub async fn admit(operator: &mut Socket, citizen: &mut Socket, room: Uuid) -> V
     .await;
     next_of(citizen, "state").await
 }
+
+/// Both seats of a room taken, each socket past its welcome, with the passes
+/// that opened them (for a second tab or an upload).
+pub struct Seated {
+    pub citizen_pass: String,
+    pub operator_pass: String,
+    pub operator: Socket,
+    pub citizen: Socket,
+}
+
+/// The citizen's code typed and the operator (of [`OFFICE`]) signed in, then
+/// the operator's socket and the citizen's, each welcomed: where most room
+/// tests start.
+pub async fn seated(
+    env: &TestEnv,
+    gateway: &Gateway,
+    sms: &SmsGateway,
+    citizen_link: &str,
+    operator_link: &str,
+) -> Seated {
+    let citizen_pass = citizen_pass(gateway, sms, citizen_link).await;
+    let operator_pass = operator_pass(env, gateway, operator_link, OFFICE)
+        .await
+        .unwrap();
+    let mut operator = socket(gateway, operator_link, &operator_pass, false)
+        .await
+        .unwrap();
+    next_of(&mut operator, "welcome").await;
+    let mut citizen = socket(gateway, citizen_link, &citizen_pass, false)
+        .await
+        .unwrap();
+    next_of(&mut citizen, "welcome").await;
+    Seated {
+        citizen_pass,
+        operator_pass,
+        operator,
+        citizen,
+    }
+}

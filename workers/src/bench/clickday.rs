@@ -24,8 +24,8 @@ use super::{
     ScratchVhost,
 };
 use crate::app;
-use crate::broker::management::Management;
 use crate::broker::dead_letter::header_str;
+use crate::broker::management::Management;
 use crate::broker::names::{
     DEAD_LETTER_QUEUE, INTAKE_EXCHANGE, INTAKE_REQUESTS_QUEUE, REASON_HEADER,
 };
@@ -281,9 +281,7 @@ async fn dead_letter_reasons(
     if count == 0 {
         return Ok(reasons);
     }
-    channel
-        .basic_qos(1_000, BasicQosOptions::default())
-        .await?;
+    channel.basic_qos(1_000, BasicQosOptions::default()).await?;
     let mut consumer = channel
         .basic_consume(
             DEAD_LETTER_QUEUE.into(),

@@ -8,9 +8,9 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::client::{citizen, command, Answer, Requester};
-use crate::bench::cpu::CpuSample;
 use super::AppointmentsBench;
 use crate::appointments::{self, MAX_RANGE_DAYS};
+use crate::bench::cpu::CpuSample;
 use crate::domain::appointment::Mode;
 
 /// The seeded calendar the clients contend for: Crema, in person.
