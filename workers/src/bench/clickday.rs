@@ -448,7 +448,7 @@ async fn burst(
             drained_at = None;
         }
         polls += 1;
-        if polls % 5 == 0 {
+        if polls.is_multiple_of(5) {
             broker_peak = broker_peak.max(management.memory_used().await.unwrap_or(0));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -253,9 +253,8 @@ impl Management {
         vhost: &str,
         queue: &str,
     ) -> Result<QueueMembers, ManagementError> {
-        Ok(self
-            .get(&format!("queues/{}/{}", encode(vhost), encode(queue)))
-            .await?)
+        self.get(&format!("queues/{}/{}", encode(vhost), encode(queue)))
+            .await
     }
 
     /// The node of each consumer's channel on `vhost` (one entry per consumer).
