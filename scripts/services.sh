@@ -55,33 +55,6 @@ ensure_postgres() {
     END \$\$;" >/dev/null)
 }
 
-# Tuned for write bursts (the click day): checkpoints minutes apart rather
-# than every 45 s (each one makes the next write to every page log the whole
-# page), and a buffer cache of a quarter of the memory, at most 2 GB, for
-# the indexes the intake writes at random places (tax codes, UUIDs). In
-# postgresql.auto.conf; PostgreSQL restarts only when shared_buffers changed.
-tune_postgres() {
-  local version memory_kib buffers_mb pending
-  version="$(ls /etc/postgresql | sort -V | tail -n 1)"
-  memory_kib="$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
-  buffers_mb=$((memory_kib / 4 / 1024))
-  [ "$buffers_mb" -gt 2048 ] && buffers_mb=2048
-  [ "$buffers_mb" -lt 128 ] && buffers_mb=128
-  (cd / && as_root runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 \
-    -c "ALTER SYSTEM SET max_wal_size = '4GB'" \
-    -c "ALTER SYSTEM SET checkpoint_timeout = '15min'" \
-    -c "ALTER SYSTEM SET shared_buffers = '${buffers_mb}MB'" \
-    -c "SELECT pg_reload_conf()" >/dev/null)
-  sleep 0.5
-  pending="$(cd / && as_root runuser -u postgres -- psql -Atq \
-    -c "SELECT bool_or(pending_restart) FROM pg_settings")"
-  if [ "$pending" = t ]; then
-    echo "restarting PostgreSQL $version (shared_buffers ${buffers_mb}MB)"
-    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main restart
-    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
-  fi
-}
-
 ensure_rabbitmq() {
   # `ping`, not `status`: status gathers the whole node's state and can
   # stall for minutes on a busy broker; ping only asks whether it runs.
@@ -117,5 +90,4 @@ ensure_rabbitmq() {
 
 ensure_packages
 ensure_postgres
-tune_postgres
 ensure_rabbitmq

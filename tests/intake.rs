@@ -410,3 +410,17 @@ async fn a_request_redelivered_after_its_inbox_row_was_purged_is_still_a_duplica
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
 }
+
+/// Every session of ours plans each statement afresh: a generic plan made
+/// while a table was empty would stay a sequential scan for as long as the
+/// table's statistics do not change (README "Production").
+#[actix_rt::test]
+async fn every_session_plans_each_statement_afresh() {
+    let env = TestEnv::new().await;
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "force_custom_plan");
+    env.cleanup().await;
+}

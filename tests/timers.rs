@@ -208,7 +208,7 @@ async fn a_cron_task_that_fails_is_retried_later_without_stalling_other_timers()
 }
 
 #[actix_rt::test]
-async fn the_retention_job_forgets_only_messages_and_outcomes_older_than_the_retention_and_old_sessions(
+async fn the_retention_job_forgets_only_messages_and_outcomes_older_than_the_retention_old_sessions_and_old_recoveries(
 ) {
     let env = TestEnv::new_with(|settings| settings.inbox_retention_days = 30).await;
     for (key, days_ago) in [("old-1", 45), ("old-2", 31), ("recent", 29), ("today", 0)] {
@@ -246,6 +246,33 @@ async fn the_retention_job_forgets_only_messages_and_outcomes_older_than_the_ret
             "INSERT INTO staff_sessions (key_sha256, principal, expires_at) VALUES ($1, '{{}}', {expires})"
         ))
         .bind(key)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    }
+    // PIN recoveries: one whose link expired over a month ago, one of today.
+    sqlx::query(
+        "INSERT INTO pin_credentials (tax_code, state, surname, name, birth_date, sex,
+             birthplace_code, birth_municipality, birth_province, residence, channel,
+             requested_at, updated_at)
+         VALUES ('RSSMRA85T10A562S', 'revoked', 'Rossi', 'Mario', '1985-12-10', 'M', 'A562',
+                 'San Giuliano Terme', 'PI', '{}', 'web', now(), now())",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    for (first_to, expired) in [
+        ("email:old@example.it", "now() - interval '31 days'"),
+        ("email:recent@example.it", "now() - interval '1 hour'"),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO pin_recoveries (id, tax_code, secret_hash, first_to, second_to,
+                 requested_at, expires_at)
+             VALUES ($1, 'RSSMRA85T10A562S', '\\x00', $2, 'sms:+393331234567',
+                     {expired} - interval '30 minutes', {expired})"
+        ))
+        .bind(uuid::Uuid::now_v7())
+        .bind(first_to)
         .execute(&env.pool)
         .await
         .unwrap();
@@ -295,5 +322,10 @@ async fn the_retention_job_forgets_only_messages_and_outcomes_older_than_the_ret
         .await
         .unwrap();
     assert_eq!(sessions, ["live"]);
+    let recoveries: Vec<String> = sqlx::query_scalar("SELECT first_to FROM pin_recoveries")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(recoveries, ["email:recent@example.it"]);
     env.cleanup().await;
 }

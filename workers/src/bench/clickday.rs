@@ -6,10 +6,9 @@
 //! one dead-lettered. Twice: plain, and with the intake process killed
 //! (SIGKILL) and restarted mid-burst.
 
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
@@ -271,8 +270,8 @@ impl Report {
 /// What the refusal of the burst's invalid applications says.
 const INVALID_IBAN_REASON: &str = "IBAN";
 
-/// Reads the dead letters off their queue and counts them by reason (the
-/// reason's first line, without the message's own values after a colon).
+/// Reads the dead letters off their queue and counts them by reason (its
+/// first 160 characters: the burst's refusals all read alike).
 async fn dead_letter_reasons(
     channel: &lapin::Channel,
     count: u32,

@@ -433,6 +433,23 @@ pub async fn insert_recovery(
     Ok(())
 }
 
+/// How long a recovery is kept once its link expired: it holds the two
+/// contacts the halves went to, wanted only while someone may ask about
+/// the attempt.
+const KEEP_EXPIRED_RECOVERIES_DAYS: i32 = 30;
+
+/// Forgets recoveries whose link expired more than
+/// `KEEP_EXPIRED_RECOVERIES_DAYS` ago (cron job `retention`); returns how many.
+pub async fn purge_expired_recoveries(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    let purged = sqlx::query(
+        "DELETE FROM pin_recoveries WHERE expires_at < now() - make_interval(days => $1)",
+    )
+    .bind(KEEP_EXPIRED_RECOVERIES_DAYS)
+    .execute(conn)
+    .await?;
+    Ok(purged.rows_affected())
+}
+
 pub async fn lock_recovery(
     conn: &mut PgConnection,
     id: Uuid,

@@ -244,8 +244,9 @@ async fn perform(conn: &mut PgConnection, task: Task, timer: &DueTimer) -> Resul
             let outcomes =
                 store::booking_commands::purge_outcomes(conn, before, INBOX_PURGE_LIMIT).await?;
             let sessions = store::staff_sessions::purge_expired(conn).await?;
-            tracing::info!(%before, purged, outcomes, sessions,
-                "inbox, booking-command outcomes and staff sessions purged");
+            let recoveries = store::pins::purge_expired_recoveries(conn).await?;
+            tracing::info!(%before, purged, outcomes, sessions, recoveries,
+                "inbox, booking-command outcomes, staff sessions and PIN recoveries purged");
         }
     }
     Ok(())
