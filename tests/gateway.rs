@@ -13,7 +13,7 @@ use sportello::workers::WorkerKind;
 use support::eventually;
 use support::gateway::{
     admit, citizen_pass, client, close_code, env_with_sms, last_code, link, next, next_of,
-    operator_pass, seated, send, socket, video_appointment, Gateway, Seated, PHONE,
+    operator_pass, seated, send, socket, video_appointment, video_room, Gateway, Seated, PHONE,
 };
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -22,9 +22,7 @@ const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 async fn the_citizen_enters_with_the_sms_code_waits_and_is_admitted_chat_is_kept_both_ways() {
     let (env, sms) = env_with_sms().await;
     let gateway = Gateway::start(&env).await;
-    let id = video_appointment(&env, 5).await;
-    let citizen_link = link(&env, id, Role::Citizen).await;
-    let operator_link = link(&env, id, Role::Operator).await;
+    let (id, citizen_link, operator_link) = video_room(&env, 5).await;
     let http = client();
 
     // Welcome page, no pass yet: the WebSocket is refused.
@@ -276,9 +274,7 @@ async fn links_codes_and_signalling_are_refused_clearly_and_nothing_else_is_dist
     let (env, sms) = env_with_sms().await;
     let gateway = Gateway::start(&env).await;
     let http = client();
-    let id = video_appointment(&env, 0).await;
-    let citizen_link = link(&env, id, Role::Citizen).await;
-    let operator_link = link(&env, id, Role::Operator).await;
+    let (id, citizen_link, operator_link) = video_room(&env, 0).await;
 
     // A tampered link (another appointment's id, same signature).
     let other = uuid::Uuid::now_v7();
@@ -412,9 +408,7 @@ async fn links_codes_and_signalling_are_refused_clearly_and_nothing_else_is_dist
 async fn a_room_never_holds_more_than_two_a_third_is_refused_or_replaces_by_choice() {
     let (env, sms) = env_with_sms().await;
     let gateway = Gateway::start(&env).await;
-    let id = video_appointment(&env, 0).await;
-    let citizen_link = link(&env, id, Role::Citizen).await;
-    let operator_link = link(&env, id, Role::Operator).await;
+    let (id, citizen_link, operator_link) = video_room(&env, 0).await;
     let Seated {
         citizen_pass: citizen,
         operator_pass: operator,
@@ -477,9 +471,7 @@ async fn participants_on_two_gateway_processes_reach_each_other_through_the_brok
     let (env, sms) = env_with_sms().await;
     let one = Gateway::start(&env).await;
     let two = Gateway::start(&env).await;
-    let id = video_appointment(&env, 0).await;
-    let citizen_link = link(&env, id, Role::Citizen).await;
-    let operator_link = link(&env, id, Role::Operator).await;
+    let (id, citizen_link, operator_link) = video_room(&env, 0).await;
     let citizen = citizen_pass(&one, &sms, &citizen_link).await;
     let operator = operator_pass(&env, &two, &operator_link, support::gateway::OFFICE)
         .await
@@ -521,9 +513,7 @@ async fn the_document_window_opens_after_the_call_and_its_timer_closes_it() {
     let (env, sms) = env_with_sms().await;
     let gateway = Gateway::start(&env).await;
     let http = client();
-    let id = video_appointment(&env, 0).await;
-    let citizen_link = link(&env, id, Role::Citizen).await;
-    let operator_link = link(&env, id, Role::Operator).await;
+    let (id, citizen_link, operator_link) = video_room(&env, 0).await;
     let Seated {
         citizen_pass: citizen,
         operator: mut o,

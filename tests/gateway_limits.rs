@@ -14,10 +14,8 @@ use sportello::broker::names::{EVENTS_EXCHANGE, INTAKE_EXCHANGE};
 use sportello::broker::publisher::{OutgoingMessage, PublishError, Publisher};
 use sportello::broker::{self};
 use sportello::domain::video::rate::MESSAGE_BURST;
-use sportello::domain::video::Role;
 use support::gateway::{
-    admit, env_with_sms, link, next_of, seated, send, socket, video_appointment, Gateway, Seated,
-    Socket,
+    admit, env_with_sms, next_of, seated, send, socket, video_room, Gateway, Seated, Socket,
 };
 use support::TestEnv;
 use tokio_tungstenite::tungstenite::Message;
@@ -40,9 +38,7 @@ async fn close_frame(socket: &mut Socket) -> Option<(u16, String)> {
 async fn a_burst_of_ice_candidates_passes_a_flood_closes_only_that_connection() {
     let (env, sms) = env_with_sms().await;
     let gateway = Gateway::start(&env).await;
-    let id = video_appointment(&env, 0).await;
-    let citizen_link = link(&env, id, Role::Citizen).await;
-    let operator_link = link(&env, id, Role::Operator).await;
+    let (id, citizen_link, operator_link) = video_room(&env, 0).await;
     let Seated {
         citizen_pass: citizen,
         operator: mut o,
@@ -215,9 +211,7 @@ async fn the_gateway_broker_user_may_relay_and_nothing_else() {
 async fn a_silent_participant_stays_connected_past_the_body_idle_limit() {
     let (env, sms) = env_with_sms().await;
     let gateway = Gateway::start(&env).await;
-    let id = video_appointment(&env, 0).await;
-    let citizen_link = link(&env, id, Role::Citizen).await;
-    let operator_link = link(&env, id, Role::Operator).await;
+    let (id, citizen_link, operator_link) = video_room(&env, 0).await;
     let Seated {
         operator: mut o,
         citizen: mut c,

@@ -151,6 +151,15 @@ pub fn last_code(sms: &SmsGateway) -> String {
         .to_owned()
 }
 
+/// A video appointment starting in `starts_in` minutes, with its citizen's
+/// and its operator's join links.
+pub async fn video_room(env: &TestEnv, starts_in: i64) -> (Uuid, String, String) {
+    let id = video_appointment(env, starts_in).await;
+    let citizen_link = link(env, id, Role::Citizen).await;
+    let operator_link = link(env, id, Role::Operator).await;
+    (id, citizen_link, operator_link)
+}
+
 /// Asks for a code and types it: the citizen's pass cookie.
 pub async fn citizen_pass(gateway: &Gateway, sms: &SmsGateway, link: &str) -> String {
     let http = client();
