@@ -42,6 +42,8 @@ fi
 cargo test --workspace --locked "$@"
 
 if [ "$cluster_drill" = 1 ]; then
+  # The drill is `sportello-bench` (workers/bench), which no test builds.
+  cargo build --workspace --locked --bins
   if ! wait "$cluster_pid"; then
     echo "the broker cluster did not start:"
     cat "$cluster_log"
@@ -51,5 +53,5 @@ if [ "$cluster_drill" = 1 ]; then
   # the node of the consumers killed, stop_app) under 2,000 requests each;
   # fails unless every confirmed request is one ticket with its event,
   # numbers gapless and queues empty.
-  "$CARGO_TARGET_DIR/debug/sportello" chaos cluster --requests 2000
+  "$CARGO_TARGET_DIR/debug/sportello-bench" chaos cluster --requests 2000
 fi

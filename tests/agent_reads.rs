@@ -3,12 +3,11 @@
 //! identified; every such read is in an audit trail the offices' operators
 //! page through, each office the reads of its own tickets.
 
-mod support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sportello::contract::{CodiceFiscale, Identification, Principal};
-use support::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";

@@ -4,7 +4,6 @@
 //! appointment, and no double booking under 200 concurrent attempts over
 //! two API instances.
 
-mod support;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use sportello::http::{self, ApiState};
 use sportello::store;
 use sportello::store::documents as documents_store;
 use sportello::workers::WorkerKind;
-use support::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);

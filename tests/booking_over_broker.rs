@@ -5,7 +5,6 @@
 //! appointment becomes a call for the office's agents at its time, and the
 //! agent's outcome decides what follows.
 
-mod support;
 
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use sportello::appointments::{commands, BookingSettings};
 use sportello::broker::{self, names};
 use sportello::domain::booking::admit_command;
 use sportello::workers::WorkerKind;
-use support::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";

@@ -3,14 +3,13 @@
 //! published (and confirmed) before the call is acked; a skip, silence or a
 //! disconnection mid-call puts the call back, so nothing is lost.
 
-mod support;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sportello::agent::{self, AgentSession};
 use sportello::broker::{self, callbacks, names};
-use support::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const OFFICE: &str = "1901";

@@ -1,13 +1,12 @@
 //! A channel speaks only for itself.
 
-mod support;
 
 use std::time::Duration;
 
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, REASON_HEADER};
 use sportello::broker::publisher::PublishError;
 use sportello::workers::WorkerKind;
-use support::*;
+use crate::support::*;
 
 #[actix_rt::test]
 async fn a_channel_user_is_refused_on_another_channels_routing_key() {

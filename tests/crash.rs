@@ -1,13 +1,12 @@
 //! A worker process killed mid-stream loses nothing and applies nothing twice.
 
-mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use sportello::broker;
 use sportello::broker::publisher::Publisher;
-use support::*;
+use crate::support::*;
 
 fn spawn_worker(env: &TestEnv) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sportello"))

@@ -2,14 +2,13 @@
 //! listing gives the total and the pages in a stable order and never touches
 //! a broker message; show, replay (once) and discard.
 
-mod support;
 
 use std::time::Duration;
 
 use serde_json::json;
 use sportello::dead_letters as tools;
 use sportello::workers::WorkerKind;
-use support::*;
+use crate::support::*;
 
 const LETTERS: usize = 25;
 

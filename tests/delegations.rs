@@ -4,14 +4,13 @@
 //! once, emits its event, and a publisher who may not send it is
 //! dead-lettered with the reason.
 
-mod support;
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE};
-use support::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -2,7 +2,6 @@
 //! upload refusal; the registration state machine through the registration
 //! worker; receipts; annulment.
 
-mod support;
 
 use std::time::Duration;
 
@@ -15,14 +14,14 @@ use sportello::contract::Principal;
 use sportello::domain::access::Delegation;
 use sportello::store::documents::{self as store, NewCase};
 use sportello::workers::WorkerKind;
-use support::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";
 const OTHER_CITIZEN: &str = "BNCGVN70A41F205O";
 const INTERMEDIARY: &str = "FRRLCU75C41D969A";
-const PDF: &[u8] = support::fixtures::PDF;
-const PNG: &[u8] = support::fixtures::PNG;
+const PDF: &[u8] = crate::support::fixtures::PDF;
+const PNG: &[u8] = crate::support::fixtures::PNG;
 
 /// The shared test API, and one case of CITIZEN handled by office 0040.
 struct CaseApi {
@@ -364,7 +363,7 @@ async fn documents_are_registered_by_the_worker_and_illegal_transitions_are_refu
             &[
                 ("a.pdf", PDF),
                 ("b.png", PNG),
-                ("c.pdf", support::fixtures::OTHER_PDF),
+                ("c.pdf", crate::support::fixtures::OTHER_PDF),
             ],
             Some("true"),
         )

@@ -3,19 +3,18 @@
 //! happened (403, 405 with Allow, JSON 404, 413, one boolean rule), and the
 //! headers every answer carries.
 
-mod support;
 
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sportello::store::documents::{self as store, NewCase};
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";
-const PDF: &[u8] = support::fixtures::PDF;
+const PDF: &[u8] = crate::support::fixtures::PDF;
 
 fn crema() -> Value {
     json!({"province": "CR", "municipality": "Crema"})

@@ -5,7 +5,6 @@
 //! setup script from a private clone, the tour's shell blocks (taken from
 //! README.md) against `sportello up` started as a separate process.
 
-mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -14,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate lives in workers/ of the repository")
+        .ancestors()
+        .nth(2)
+        .expect("the service crate lives in workers/service/ of the repository")
         .to_path_buf()
 }
 

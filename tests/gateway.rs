@@ -4,14 +4,13 @@
 //! expired link, wrong code, another room's signalling, an oversized
 //! frame), and the 72-hour document window opening and expiring.
 
-mod support;
 
 use reqwest::StatusCode;
 use serde_json::json;
 use sportello::domain::video::Role;
 use sportello::workers::WorkerKind;
-use support::eventually;
-use support::gateway::{
+use crate::support::eventually;
+use crate::support::gateway::{
     admit, citizen_pass, client, close_code, env_with_sms, last_code, link, next, next_of,
     operator_pass, seated, send, socket, video_appointment, video_room, Gateway, Seated, PHONE,
 };
@@ -80,7 +79,7 @@ async fn the_citizen_enters_with_the_sms_code_waits_and_is_admitted_chat_is_kept
         .await
         .unwrap();
     assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
-    let citizen = support::gateway::pass_of(&accepted).unwrap();
+    let citizen = crate::support::gateway::pass_of(&accepted).unwrap();
     // The code is spent.
     let replayed = http
         .post(format!("{}{citizen_link}/accesso", gateway.base))
@@ -102,7 +101,7 @@ async fn the_citizen_enters_with_the_sms_code_waits_and_is_admitted_chat_is_kept
         operator_pass(&env, &gateway, &operator_link, "0040").await,
         Err(StatusCode::FORBIDDEN)
     );
-    let operator = operator_pass(&env, &gateway, &operator_link, support::gateway::OFFICE)
+    let operator = operator_pass(&env, &gateway, &operator_link, crate::support::gateway::OFFICE)
         .await
         .unwrap();
 
@@ -205,8 +204,8 @@ async fn the_citizen_enters_with_the_sms_code_waits_and_is_admitted_chat_is_kept
         "Richiesta maggiori informazioni",
         &format!(
             "Cittadino: {}, codice fiscale {}",
-            support::gateway::CITIZEN_NAME,
-            support::gateway::CITIZEN
+            crate::support::gateway::CITIZEN_NAME,
+            crate::support::gateway::CITIZEN
         ),
         "Operatore E49020001",
     ] {
@@ -243,13 +242,13 @@ async fn the_citizen_enters_with_the_sms_code_waits_and_is_admitted_chat_is_kept
     assert_eq!(event["payload"]["completed_by"], "video_call_ended");
     assert_eq!(event["payload"]["actor_id"], "E49020001");
     let history =
-        sportello::appointments::list(&env.pool, &support::citizen(support::gateway::CITIZEN))
+        sportello::appointments::list(&env.pool, &crate::support::citizen(crate::support::gateway::CITIZEN))
             .await
             .unwrap();
     let json = serde_json::to_value(&history).unwrap();
     assert_eq!(json[0]["id"], id.to_string());
     assert_eq!(json[0]["state"], "done");
-    assert_eq!(json[0]["citizen_name"], support::gateway::CITIZEN_NAME);
+    assert_eq!(json[0]["citizen_name"], crate::support::gateway::CITIZEN_NAME);
     // Ending it again is refused; nothing is announced twice.
     send(
         &mut o,
@@ -473,7 +472,7 @@ async fn participants_on_two_gateway_processes_reach_each_other_through_the_brok
     let two = Gateway::start(&env).await;
     let (id, citizen_link, operator_link) = video_room(&env, 0).await;
     let citizen = citizen_pass(&one, &sms, &citizen_link).await;
-    let operator = operator_pass(&env, &two, &operator_link, support::gateway::OFFICE)
+    let operator = operator_pass(&env, &two, &operator_link, crate::support::gateway::OFFICE)
         .await
         .unwrap();
 
@@ -525,7 +524,7 @@ async fn the_document_window_opens_after_the_call_and_its_timer_closes_it() {
         let form = reqwest::multipart::Form::new()
             .part(
                 "file",
-                reqwest::multipart::Part::bytes(support::fixtures::PDF.to_vec())
+                reqwest::multipart::Part::bytes(crate::support::fixtures::PDF.to_vec())
                     .file_name("busta-paga.pdf"),
             )
             .text("conformity", "true");

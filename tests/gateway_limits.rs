@@ -4,7 +4,6 @@
 //! and the gateway's broker user (`sportello-gateway`, which every gateway
 //! test connects with) may use the relay and nothing else.
 
-mod support;
 
 use futures::{SinkExt, StreamExt};
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
@@ -14,10 +13,10 @@ use sportello::broker::names::{EVENTS_EXCHANGE, INTAKE_EXCHANGE};
 use sportello::broker::publisher::{OutgoingMessage, PublishError, Publisher};
 use sportello::broker::{self};
 use sportello::domain::video::rate::MESSAGE_BURST;
-use support::gateway::{
+use crate::support::gateway::{
     admit, env_with_sms, next_of, seated, send, socket, video_room, Gateway, Seated, Socket,
 };
-use support::TestEnv;
+use crate::support::TestEnv;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 

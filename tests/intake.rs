@@ -1,13 +1,12 @@
 //! Intake end to end: channel message -> ticket + event, exactly once.
 
-mod support;
 
 use std::time::Duration;
 
 use serde_json::json;
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, REASON_HEADER};
 use sportello::workers::WorkerKind;
-use support::*;
+use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -1,16 +1,14 @@
 //! Each process serves Prometheus metrics: intake outcomes, relayed events
-//! and HTTP requests are counted. One test in its own binary: the counters
-//! are the process's.
-
-mod support;
+//! and HTTP requests are counted. The counters are the process's, so the
+//! intake, the outbox relay and the API run here as `sportello worker`
+//! processes of their own, each scraped on its own address (the other tests
+//! of this binary count in theirs).
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use sportello::metrics::MetricsWorker;
-use sportello::runtime::{RunningWorkers, Worker};
-use support::*;
+use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -20,80 +18,134 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
-#[actix_rt::test]
-async fn a_process_counts_intake_outcomes_events_and_http_requests() {
-    let address = TcpListener::bind("127.0.0.1:0")
+fn free_address() -> String {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
-        .unwrap();
-    let env = TestEnv::new_with(|settings| settings.metrics_address = address.to_string()).await;
-    let serving = RunningWorkers::start(vec![
-        Arc::new(MetricsWorker::new(env.settings.clone())) as Arc<dyn Worker>
-    ]);
-    let api = Api::start_with(
-        env,
-        &[
-            sportello::workers::WorkerKind::Intake,
-            sportello::workers::WorkerKind::OutboxRelay,
-        ],
-    );
+        .unwrap()
+        .to_string()
+}
 
-    let valid = request("web", "metrics-0001");
-    api.env
-        .publish("web", "web.request.submitted", &bytes(&valid))
-        .await
-        .unwrap();
-    // The same message again: applied once, then found applied.
-    api.env
-        .publish("web", "web.request.submitted", &bytes(&valid))
-        .await
-        .unwrap();
-    api.env
-        .publish("web", "web.request.submitted", b"{not json")
-        .await
-        .unwrap();
-    let (status, _) = api.get("/tickets", &citizen("RSSMRA85T10A562S")).await;
-    assert_eq!(status, reqwest::StatusCode::OK);
+/// A `sportello worker KIND` process, killed when dropped.
+struct Process(Child);
 
-    let scrape = || async {
-        reqwest::get(format!("http://{address}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    let expected = [
-        ("sportello_intake_messages_total{outcome=\"applied\"}", 1.0),
-        (
-            "sportello_intake_messages_total{outcome=\"duplicate\"}",
-            1.0,
-        ),
-        (
-            "sportello_intake_messages_total{outcome=\"dead_lettered\"}",
-            1.0,
-        ),
-        ("sportello_events_relayed_total", 1.0),
-        (
-            "sportello_http_requests_total{route=\"/tickets\",status=\"200\"}",
-            1.0,
-        ),
-    ];
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One worker kind in a process of its own, serving metrics on `metrics`.
+fn spawn(env: &TestEnv, kind: &str, metrics: &str, extra: &[(&str, &str)]) -> Process {
+    Process(
+        Command::new(env!("CARGO_BIN_EXE_sportello"))
+            .args(["worker", kind])
+            .env("AMQP_URL", &env.settings.amqp_url)
+            .env("DATABASE_URL", &env.settings.database_url)
+            .env("DATABASE_POOL_SIZE", "2")
+            .env("JWT_SECRET", &env.settings.jwt_secret)
+            .env("JWT_ISSUER", &env.settings.jwt_issuer)
+            .env("DOCUMENT_STORE_DIR", &env.settings.document_store_dir)
+            .env("METRICS_ADDRESS", metrics)
+            .envs(extra.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start sportello worker {kind}: {e}")),
+    )
+}
+
+async fn scrape(address: &str) -> String {
+    match reqwest::get(format!("http://{address}/metrics")).await {
+        Ok(answer) => answer.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits until every `(series, value)` of `expected` is in `address`'s
+/// metrics; the scrape as it last was, to show when not.
+async fn counted(address: &str, expected: &[(&str, f64)]) -> Result<String, String> {
     let all_counted = || async {
-        let text = scrape().await;
+        let text = scrape(address).await;
         expected
             .iter()
             .all(|(series, value)| sample(&text, series) == Some(*value))
     };
-    assert!(eventually(WAIT, all_counted).await, "{}", scrape().await);
-    let text = scrape().await;
-    assert!(
-        text.contains("# TYPE sportello_intake_batch_seconds histogram"),
-        "{text}"
-    );
-    // No ids or tax codes in any label.
-    assert!(!text.contains("RSSMRA85T10A562S"), "{text}");
+    if eventually(WAIT, all_counted).await {
+        Ok(scrape(address).await)
+    } else {
+        Err(scrape(address).await)
+    }
+}
 
-    assert!(serving.shutdown(WAIT).await);
-    api.stop().await;
+#[actix_rt::test]
+async fn a_process_counts_intake_outcomes_events_and_http_requests() {
+    let env = TestEnv::new().await;
+    let (intake_metrics, relay_metrics, api_metrics) =
+        (free_address(), free_address(), free_address());
+    let api_address = free_address();
+    let _intake = spawn(&env, "intake", &intake_metrics, &[]);
+    let _relay = spawn(&env, "outbox-relay", &relay_metrics, &[]);
+    let _api = spawn(&env, "api", &api_metrics, &[("HTTP_ADDRESS", &api_address)]);
+
+    let valid = request("web", "metrics-0001");
+    env.publish("web", "web.request.submitted", &bytes(&valid))
+        .await
+        .unwrap();
+    // The same message again: applied once, then found applied.
+    env.publish("web", "web.request.submitted", &bytes(&valid))
+        .await
+        .unwrap();
+    env.publish("web", "web.request.submitted", b"{not json")
+        .await
+        .unwrap();
+
+    let intake = counted(
+        &intake_metrics,
+        &[
+            ("sportello_intake_messages_total{outcome=\"applied\"}", 1.0),
+            ("sportello_intake_messages_total{outcome=\"duplicate\"}", 1.0),
+            ("sportello_intake_messages_total{outcome=\"dead_lettered\"}", 1.0),
+        ],
+    )
+    .await;
+    let intake = intake.unwrap_or_else(|text| panic!("intake not counted:\n{text}"));
+    assert!(
+        intake.contains("# TYPE sportello_intake_batch_seconds histogram"),
+        "{intake}"
+    );
+    let relay = counted(&relay_metrics, &[("sportello_events_relayed_total", 1.0)]).await;
+    let relay = relay.unwrap_or_else(|text| panic!("relay not counted:\n{text}"));
+
+    let keys = sportello::auth::TokenKeys::new(&env.settings.jwt_secret, &env.settings.jwt_issuer);
+    let token = keys
+        .issue(&citizen("RSSMRA85T10A562S"), chrono::Duration::minutes(5))
+        .unwrap();
+    let api_up = eventually(WAIT, || async {
+        reqwest::Client::new()
+            .get(format!("http://{api_address}/tickets"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .is_ok_and(|answer| answer.status() == reqwest::StatusCode::OK)
+    })
+    .await;
+    assert!(api_up, "the API process did not answer /tickets");
+    let api = counted(
+        &api_metrics,
+        &[(
+            "sportello_http_requests_total{route=\"/tickets\",status=\"200\"}",
+            1.0,
+        )],
+    )
+    .await;
+    let api = api.unwrap_or_else(|text| panic!("HTTP request not counted:\n{text}"));
+
+    // No ids or tax codes in any label.
+    for text in [&intake, &relay, &api] {
+        assert!(!text.contains("RSSMRA85T10A562S"), "{text}");
+    }
+    drop((_intake, _relay, _api));
+    env.cleanup().await;
 }

@@ -3,7 +3,6 @@
 //! gateway with the provider's HTTP interface); failures are retried or not
 //! as they deserve, nothing is sent twice, and every access is checked.
 
-mod support;
 
 use std::time::Duration;
 
@@ -15,9 +14,9 @@ use sportello::contract::{CodiceFiscale, Principal};
 use sportello::domain::notification::{days_left, days_left_label, Medium};
 use sportello::store;
 use sportello::workers::WorkerKind;
-use support::mail::{delivered_to, readable, sink, wait_for_mail};
-use support::sms_provider::{self, SmsGateway};
-use support::*;
+use crate::support::mail::{delivered_to, readable, sink, wait_for_mail};
+use crate::support::sms_provider::{self, SmsGateway};
+use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);

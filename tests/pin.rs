@@ -5,7 +5,6 @@
 //! no PIN, not even a half, is in a log, an event, a dead letter, a metric
 //! or a stored delivery.
 
-mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,10 +17,10 @@ use sportello::contract::{Authentication, CodiceFiscale, Identification, PinKind
 use sportello::domain::pin::secret::HALF_ALPHABET;
 use sportello::pin::crypto::PinKeys;
 use sportello::workers::WorkerKind;
-use support::api::Api;
-use support::mail::{readable, sink, wait_for_mail};
-use support::sms_provider::SmsGateway;
-use support::*;
+use crate::support::api::Api;
+use crate::support::mail::{readable, sink, wait_for_mail};
+use crate::support::sms_provider::SmsGateway;
+use crate::support::*;
 
 const TAX_CODE: &str = "RSSMRA85T10A562S";
 
@@ -61,8 +60,8 @@ async fn start() -> (Api, SmsGateway) {
     let url = sms.url.clone();
     let env = TestEnv::new_with(|settings| {
         settings.sms_provider_url = Some(url);
-        settings.sms_provider_user = support::sms_provider::USER.into();
-        settings.sms_provider_password = support::sms_provider::PASSWORD.into();
+        settings.sms_provider_user = crate::support::sms_provider::USER.into();
+        settings.sms_provider_password = crate::support::sms_provider::PASSWORD.into();
         settings.smtp_url = sink().url.clone();
         settings.pin_max_failures = 5;
     })

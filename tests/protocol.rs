@@ -1,7 +1,6 @@
 //! The protocol register: gapless numbers under concurrency and failure,
 //! annulment, immutability, and the daily register's hash chain.
 
-mod support;
 
 use std::time::Duration;
 
@@ -11,10 +10,10 @@ use sportello::broker::names::EVENTS_EXCHANGE;
 use sportello::domain::protocol::{self, Aoo, RegisteredFile};
 use sportello::store::protocol::{self as register, AnnulOutcome, RegistrationRequest};
 use sportello::store::timers::{self, TimerRequest};
-use sportello::timers::cron::TIME_ZONE;
+use sportello::domain::cron::TIME_ZONE;
 use sportello::workers::timers::CRON_KIND_PREFIX;
 use sportello::workers::{cron_jobs, WorkerKind, DAILY_REGISTER_JOB};
-use support::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);

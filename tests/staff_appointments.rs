@@ -5,7 +5,6 @@
 //! and an unanswered call goes back to the queue. Refusals and statuses a
 //! browser cannot read are checked with reqwest.
 
-mod support;
 
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
@@ -25,8 +24,8 @@ use sportello::domain::video::link::{latest_use, LinkSigner};
 use sportello::domain::video::{Role, WINDOW_HOURS};
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
-use support::browser::*;
-use support::*;
+use crate::support::browser::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const CREMA: &str = "1901";

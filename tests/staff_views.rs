@@ -5,7 +5,6 @@
 //! close with an outcome. Status codes a browser cannot read (refusals, the
 //! error statuses, double submits, reassignment) are checked with reqwest.
 
-mod support;
 
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
@@ -20,12 +19,12 @@ use sportello::auth::TokenKeys;
 use sportello::contract::{Authentication, CodiceFiscale, Principal};
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
-use support::browser::*;
-use support::*;
+use crate::support::browser::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";
-const PDF: &[u8] = support::fixtures::PDF;
+const PDF: &[u8] = crate::support::fixtures::PDF;
 
 /// Everything the scenario reaches.
 struct Staff<'a> {

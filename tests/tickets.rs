@@ -2,7 +2,6 @@
 //! triage, attachments), intermediaries' delegations, who sees what over the
 //! API (each refusal), the lifecycle with its history and events, search.
 
-mod support;
 
 use std::time::Duration;
 
@@ -14,14 +13,14 @@ use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE};
 use sportello::contract::{CodiceFiscale, Principal};
 use sportello::domain::access::Delegation;
 use sportello::store::documents as documents_store;
-use support::*;
+use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
 const CITIZEN: &str = "RSSMRA85T10A562S";
 const OTHER_CITIZEN: &str = "BNCGVN70A41F205O";
 const INTERMEDIARY: &str = "FRRLCU75C41D969A";
-const PDF: &[u8] = support::fixtures::PDF;
+const PDF: &[u8] = crate::support::fixtures::PDF;
 
 fn agent() -> Principal {
     Principal::ContactCenterAgent {

@@ -1,6 +1,5 @@
 //! Durable timers and cron jobs survive restarts and fire late ones.
 
-mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +8,11 @@ use chrono::Utc;
 use sportello::broker::names::EVENTS_EXCHANGE;
 use sportello::runtime::{RunningWorkers, Worker};
 use sportello::store::timers::{self, TimerRequest};
-use sportello::timers::cron::{CronJob, CronTask};
+use sportello::domain::cron::{CronJob, CronTask};
 use sportello::workers::outbox_relay::OutboxRelay;
 use sportello::workers::timers::{TimerWorker, CRON_KIND_PREFIX};
 use sportello::workers::WorkerKind;
-use support::*;
+use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 

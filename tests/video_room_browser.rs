@@ -5,15 +5,14 @@
 //! green, a third tab is refused, the call ends with the 72-hour window,
 //! which then expires (its timer moved forward).
 
-mod support;
 
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use sportello::domain::video::Role;
 use sportello::workers::WorkerKind;
-use support::browser::{browser_with_fake_media, submit, text_of, type_into, WAIT};
-use support::gateway::{env_with_sms, last_code, link, video_appointment, Gateway, OFFICE};
+use crate::support::browser::{browser_with_fake_media, submit, text_of, type_into, WAIT};
+use crate::support::gateway::{env_with_sms, last_code, link, video_appointment, Gateway, OFFICE};
 
 async fn visible(client: &Client, css: &str) {
     client
@@ -70,7 +69,7 @@ async fn a_video_call_from_the_sms_code_to_the_expired_window() {
     operator.goto(&operator_link).await.unwrap();
     let keys = sportello::auth::TokenKeys::new(&env.settings.jwt_secret, &env.settings.jwt_issuer);
     let token = keys
-        .issue(&support::operator(OFFICE), chrono::Duration::minutes(30))
+        .issue(&crate::support::operator(OFFICE), chrono::Duration::minutes(30))
         .unwrap();
     type_into(&operator, "#token", &token).await;
     submit(&operator, "form button[type=submit]").await;
@@ -103,7 +102,7 @@ async fn a_video_call_from_the_sms_code_to_the_expired_window() {
     // A PDF upload, registered by the operator: its label turns green.
     visible(&citizen, "#documenti:not([hidden])").await;
     let pdf = std::env::temp_dir().join(format!("busta-paga-{}.pdf", id.simple()));
-    std::fs::write(&pdf, support::fixtures::PDF).unwrap();
+    std::fs::write(&pdf, crate::support::fixtures::PDF).unwrap();
     type_into(&citizen, "#file", pdf.to_str().unwrap()).await;
     click(&citizen, "#conformita").await;
     click(&citizen, "#invia-file").await;
@@ -157,7 +156,7 @@ async fn a_video_call_from_the_sms_code_to_the_expired_window() {
         .await
         .unwrap();
     assert!(
-        support::eventually(Duration::from_secs(20), || async {
+        crate::support::eventually(Duration::from_secs(20), || async {
             sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
                 "SELECT window_closed_at FROM video_rooms WHERE appointment_id = $1",
             )

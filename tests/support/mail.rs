@@ -30,7 +30,7 @@ pub fn sink() -> &'static Sink {
         }
         let dir =
             std::env::temp_dir().join(format!("sportello-mail-{}", uuid::Uuid::new_v4().simple()));
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/smtp_sink.py");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/smtp_sink.py");
         // Never waited on: it lives as long as this test binary
         // (`--exit-with-parent`).
         #[allow(clippy::zombie_processes)]

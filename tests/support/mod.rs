@@ -7,6 +7,7 @@ pub mod api;
 pub mod browser;
 pub mod fixtures;
 pub mod gateway;
+pub mod identity_provider;
 pub mod mail;
 pub mod sms_provider;
 

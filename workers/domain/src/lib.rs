@@ -1,0 +1,45 @@
+//! Sportello's rules as plain types and functions.
+//!
+//! **Architecture invariant:** no I/O here. Nothing in this crate talks to
+//! PostgreSQL, RabbitMQ or the network, and its `Cargo.toml` has no sqlx,
+//! lapin, actix, tokio or reqwest to do it with. The service asks, the store
+//! keeps; this crate decides. Time comes in as an argument.
+//!
+//! # Layout
+//!
+//! - [`intake`]: admitting a channel's message (schema, tax codes, channel
+//!   and principal rules, attachments); [`content`]: uploaded files parsed by
+//!   their kind; [`delegation`]: who may grant or revoke a delega;
+//! - [`routing`]: *smistamento*, which office and desk a request goes to;
+//! - [`ticket`]: the *quesito*'s lifecycle and who may change it;
+//! - [`access`]: who may act on a case, and what an agent may read;
+//! - [`protocol`]: protocol numbers, signatures, the daily register's chain;
+//! - [`document`]: the document state machine, file kinds and names;
+//! - [`notification`]: notification rules, contact choice, retry policy;
+//!   [`sms`]: SMS length, encoding and phone numbers;
+//! - [`appointment`]: calendars, slots in Europe/Rome, holidays, the
+//!   two-phase booking; [`booking`]: admission of booking commands;
+//! - [`video`]: join links, the SMS code, the room's state machine, rate
+//!   limits, TURN credentials;
+//! - [`application`]: benefits and their fields as data, IBAN, the
+//!   credentials each service accepts, submission windows, the menu;
+//! - [`pin`]: the PIN request, the tax code derived from personal data,
+//!   secrets that never print, the sign-in's checks and lock policy;
+//! - [`cron`]: cron expressions evaluated in the institute's time zone.
+
+pub mod access;
+pub mod application;
+pub mod appointment;
+pub mod booking;
+pub mod content;
+pub mod cron;
+pub mod delegation;
+pub mod document;
+pub mod intake;
+pub mod notification;
+pub mod pin;
+pub mod protocol;
+pub mod routing;
+pub mod sms;
+pub mod ticket;
+pub mod video;

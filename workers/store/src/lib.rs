@@ -1,0 +1,95 @@
+//! PostgreSQL: connection pool, migrations, and one module per table family.
+
+pub mod agent_reads;
+pub mod applications;
+pub mod appointments;
+pub mod booking_commands;
+pub mod dead_letters;
+pub mod delegations;
+pub mod documents;
+pub mod inbox;
+mod keys;
+pub mod notifications;
+pub mod outage;
+pub mod outbox;
+pub mod pins;
+pub mod protocol;
+pub mod staff_sessions;
+pub mod tickets;
+mod ticket_state;
+pub mod timers;
+pub mod video;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = database_url.parse()?;
+    pool_options(&options, max_connections)
+        .connect_with(session(options))
+        .await
+}
+
+/// A pool that connects on first use, so a worker can start while the
+/// database is still down and keep retrying.
+pub fn connect_lazy(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = database_url.parse()?;
+    Ok(pool_options(&options, max_connections).connect_lazy_with(session(options)))
+}
+
+/// Settings of every session of ours.
+///
+/// Statements are prepared once per connection and PostgreSQL may then keep
+/// one generic plan for them; a plan chosen while a table was empty (a
+/// fresh deployment, the first minutes of a click day) stays a sequential
+/// scan until statistics change, and with autovacuum late or off that is
+/// never: lookups by key over a growing table then cost a scan each. Our
+/// statements are batched, so planning each execution costs little and
+/// follows the table as it grows.
+fn session(options: PgConnectOptions) -> PgConnectOptions {
+    options
+        .application_name("sportello")
+        .options([("plan_cache_mode", "force_custom_plan")])
+}
+
+/// Every pool of the process: a new connection tells `outage` the server
+/// is back, if it was taken for unreachable.
+fn pool_options(options: &PgConnectOptions, max_connections: u32) -> PgPoolOptions {
+    let server = outage::server_name(options);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |_, _| {
+            outage::connected(&server);
+            Box::pin(async { Ok(()) })
+        })
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Whether retrying the same work later can succeed: the database or the
+/// network failed, not the data. Anything else is a fault of the message.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 40: rollback (serialization, deadlock);
+            // 53: insufficient resources; 57: operator intervention (shutdown).
+            ["08", "40", "53", "57"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }),
+        _ => false,
+    }
+}
