@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 bash scripts/services.sh
 
+# Cargo keeps the crates in order; this keeps each crate's modules in order.
+/usr/bin/python3 scripts/import-cycles.py
+
 # Share build output between clones so warm runs are fast.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sportello-target}"
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://sportello:sportello@127.0.0.1:5432/postgres}"

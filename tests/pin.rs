@@ -6,8 +6,6 @@
 //! or a stored delivery.
 
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -24,38 +22,9 @@ use crate::support::*;
 
 const TAX_CODE: &str = "RSSMRA85T10A562S";
 
-/// Every log line of this test binary, at debug level.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let writer = logs.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(sportello::telemetry::capped(
-                tracing_subscriber::EnvFilter::new("debug"),
-            ))
-            .with_writer(move || Capture(writer.clone()))
-            .try_init();
-        logs
-    })
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The API with every worker the PIN needs, SMS to a fake provider, email
 /// to the sink.
 async fn start() -> (Api, SmsGateway) {
-    captured_logs();
     let sms = SmsGateway::start();
     let url = sms.url.clone();
     let env = TestEnv::new_with(|settings| {
@@ -205,7 +174,7 @@ async fn first_use(api: &Api, initial: &str, new_pin: &str) -> (StatusCode, Valu
 /// Every place a PIN must never be: captured logs, events on the broker,
 /// dead letters, metrics, and the database's kept bodies.
 async fn assert_nowhere(api: &Api, events: &[Vec<u8>], dead: &[Vec<u8>], secrets: &[&str]) {
-    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    let logs = crate::support::logs::captured();
     assert!(logs.contains("PIN requested"), "the logs were captured");
     let metrics = sportello::metrics::metrics().encode();
     let pool = &api.env.pool;
@@ -253,6 +222,8 @@ async fn drain(probe: &mut Probe) -> Vec<Vec<u8>> {
 
 #[actix_rt::test]
 async fn a_pin_is_requested_split_used_first_and_signed_in_with_no_half_anywhere() {
+    // Held to the end: assert_nowhere greps every log line at debug.
+    let _logs = crate::support::logs::capture();
     let (api, sms) = start().await;
     let mut events = api.env.probe(EVENTS_EXCHANGE, "#").await;
     let mut dead = api.env.probe(DEAD_LETTER_EXCHANGE, "#").await;
@@ -563,6 +534,8 @@ async fn repeated_wrong_pins_lock_with_a_clear_message_until_the_time_passes() {
 
 #[actix_rt::test]
 async fn a_lost_pin_is_recovered_on_two_contacts_after_an_email_confirmation() {
+    // Held to the end: assert_nowhere greps every log line at debug.
+    let _logs = crate::support::logs::capture();
     let (api, sms) = start().await;
     let email = unique_mail("ripristino");
     // Before first use there is nothing to recover.

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod fixtures;
 pub mod gateway;
 pub mod identity_provider;
+pub mod logs;
 pub mod mail;
 pub mod sms_provider;
 
@@ -57,7 +58,7 @@ impl TestEnv {
 
     /// A fresh environment whose settings `adjust` changes first.
     pub async fn new_with(adjust: impl FnOnce(&mut Settings)) -> TestEnv {
-        sportello::telemetry::init_for_tests();
+        logs::init();
         let id = test_id();
         let vhost = format!("test-{id}");
         let database = format!("test_{id}");

@@ -3,8 +3,9 @@
 //! slot is free, the appointment theirs or the delegation active is decided
 //! when the command is applied.
 
-use super::intake::Rejection;
-use super::intake::{check_authentication, check_routing_key, idempotency_of, Idempotency};
+use super::admission::{
+    check_authentication, check_routing_key, idempotency_of, Idempotency, Rejection,
+};
 use sportello_contract::appointments::{
     AvailabilityRequested, CallbackOutcome, CancelRequested, ConfirmRequested, HoldRequested,
 };

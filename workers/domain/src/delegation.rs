@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 
 use super::access::Delegation;
-use super::intake::{check_authentication, Rejection};
+use super::admission::{check_authentication, Rejection};
 use sportello_contract::{Channel, DelegationGranted, DelegationRevoked, Envelope, Principal};
 
 /// The scheme of seed 002's first release (*Aziende UniEmens*): the one

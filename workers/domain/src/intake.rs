@@ -3,76 +3,21 @@
 //! with the [`Rejection`] as its reason; it never reaches the database.
 
 use chrono::Utc;
-use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use super::application::{
-    case_request, check_application, ApplicationRefusal, ApplicationRules, CheckedApplication,
+    case_request, check_application, ApplicationRules, CheckedApplication,
 };
 use super::content::{check_content, named_for};
 use super::delegation;
+pub use super::admission::{Idempotency, Rejection};
+use super::admission::{check_authentication, check_routing_key, idempotency_of};
 use super::document::sanitize_file_name;
 use sportello_contract::applications::ApplicationSubmitted;
-use sportello_contract::schemas::{catalogue, ContractViolation};
+use sportello_contract::schemas::catalogue;
 use sportello_contract::{
-    Authentication, Channel, DelegationGranted, DelegationRevoked, Envelope, InlineAttachment,
-    MessageAdded, PinKind, Principal, RequestSubmitted,
+    Channel, DelegationGranted, DelegationRevoked, Envelope, InlineAttachment, MessageAdded,
+    Principal, RequestSubmitted,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum Rejection {
-    #[error(transparent)]
-    Contract(#[from] ContractViolation),
-    #[error("message does not fit its schema type: {0}")]
-    Decode(String),
-    #[error(
-        "routing key `{routing_key}` does not match channel `{channel}` and type `{message_type}`"
-    )]
-    RoutingKeyMismatch {
-        routing_key: String,
-        channel: &'static str,
-        message_type: String,
-    },
-    #[error("a {principal} may not publish {message_type} on the {channel} channel")]
-    PrincipalNotAllowed {
-        principal: &'static str,
-        channel: &'static str,
-        message_type: &'static str,
-    },
-    #[error("authentication too weak for {message_type}: {reason}")]
-    WeakAuthentication {
-        message_type: &'static str,
-        reason: &'static str,
-    },
-    #[error("{0} needs the citizen it concerns (on_behalf_of)")]
-    MissingSubject(&'static str),
-    #[error("message type {0} is not accepted on the intake queue")]
-    NotAnIntakeMessage(String),
-    #[error("attachment {index} ({file_name}): {reason}")]
-    Attachment {
-        index: usize,
-        file_name: String,
-        reason: String,
-    },
-    #[error(
-        "an intermediary's request must name the contribution position (matricola) it acts for"
-    )]
-    IntermediaryWithoutPosition,
-    #[error(
-        "intermediary holds no active delegation (delega) for position {matricola} of scheme {gestione}"
-    )]
-    NoDelegation { matricola: String, gestione: String },
-    #[error("{0}")]
-    Delegation(String),
-    #[error("intermediary holds no active delegation (delega) from {0} to act for them")]
-    NoPersonalDelegation(String),
-    #[error(transparent)]
-    Application(#[from] ApplicationRefusal),
-    #[error("{0}")]
-    Policy(String),
-    #[error("the PIN request is refused: {0}")]
-    PinRequest(String),
-}
 
 /// An attachment that passed its checks, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,17 +115,6 @@ impl IntakeMessage {
             IntakeMessage::PinRequested(admitted) => &admitted.envelope.correlation_id,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Idempotency {
-    pub message_id: Uuid,
-    pub message_type: &'static str,
-    /// Who acted: keys are unique per actor, never across actors.
-    pub scope: String,
-    pub key: String,
-    /// SHA-256 of the payload, so a re-used key with different content is caught.
-    pub payload_sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -335,23 +269,6 @@ fn check_message_principal(envelope: &Envelope<MessageAdded>) -> Result<(), Reje
     }
 }
 
-pub(crate) fn check_routing_key(
-    routing_key: &str,
-    channel: Channel,
-    message_type: &str,
-) -> Result<(), Rejection> {
-    let expected = format!("{}.{}", channel.as_str(), message_type);
-    if routing_key == expected {
-        Ok(())
-    } else {
-        Err(Rejection::RoutingKeyMismatch {
-            routing_key: routing_key.to_owned(),
-            channel: channel.as_str(),
-            message_type: message_type.to_owned(),
-        })
-    }
-}
-
 fn check_request_principal(envelope: &Envelope<RequestSubmitted>) -> Result<(), Rejection> {
     const TYPE: &str = "request.submitted";
     let allowed = matches!(
@@ -385,42 +302,6 @@ fn check_request_principal(envelope: &Envelope<RequestSubmitted>) -> Result<(), 
         return Err(Rejection::IntermediaryWithoutPosition);
     }
     Ok(())
-}
-
-/// SPID below level 2 and the simplified half-PIN are not enough to open a
-/// request; the simplified PIN is reserved to a listed set of applications.
-pub(crate) fn check_authentication(
-    authentication: &Authentication,
-    message_type: &'static str,
-) -> Result<(), Rejection> {
-    match authentication {
-        Authentication::Spid { level } if *level < 2 => Err(Rejection::WeakAuthentication {
-            message_type,
-            reason: "SPID level 2 or higher is required",
-        }),
-        Authentication::Pin {
-            pin_kind: PinKind::Simplified,
-        } => Err(Rejection::WeakAuthentication {
-            message_type,
-            reason: "the simplified PIN is not accepted for this service",
-        }),
-        _ => Ok(()),
-    }
-}
-
-pub(crate) fn idempotency_of<P: serde::Serialize>(
-    envelope: &Envelope<P>,
-    message_type: &'static str,
-) -> Result<Idempotency, Rejection> {
-    let payload =
-        serde_json::to_vec(&envelope.payload).map_err(|e| Rejection::Decode(e.to_string()))?;
-    Ok(Idempotency {
-        message_id: envelope.message_id,
-        message_type,
-        scope: format!("{}:{}", message_type, envelope.principal.actor_key()),
-        key: envelope.idempotency_key.clone(),
-        payload_sha256: hex::encode(Sha256::digest(&payload)),
-    })
 }
 
 #[cfg(test)]

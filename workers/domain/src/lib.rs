@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //!
+//! - [`admission`]: what every admission shares (the rejection, the
+//!   routing key, the authentication floor, idempotency);
 //! - [`intake`]: admitting a channel's message (schema, tax codes, channel
 //!   and principal rules, attachments); [`content`]: uploaded files parsed by
 //!   their kind; [`delegation`]: who may grant or revoke a delega;
@@ -28,6 +30,7 @@
 //! - [`cron`]: cron expressions evaluated in the institute's time zone.
 
 pub mod access;
+pub mod admission;
 pub mod application;
 pub mod appointment;
 pub mod booking;

@@ -6,13 +6,35 @@
 
 use std::time::Duration;
 
-/// The app's broker user on the local development broker (the password is
-/// the repository's; production mode refuses it).
+// The development values of the settings below live here, with the
+// settings: production mode (`production`) refuses each of them.
+
+/// The shared key of development tokens: public in this repository, so
+/// production never accepts it.
+pub const DEVELOPMENT_SECRET: &str = "sportello-dev-secret-change-me";
+
+/// The development `PIN_SECRET`: public in this repository, refused in
+/// production.
+pub const DEVELOPMENT_PIN_SECRET: &str = "sportello-dev-pin-secret-change-me";
+
 /// coturn's development `static-auth-secret` (docker-compose.yml).
 pub const DEVELOPMENT_TURN_SECRET: &str = "sportello-development-turn-secret";
 
+/// The app's broker user on the local development broker (the password is
+/// the repository's; production mode refuses it).
 pub const DEVELOPMENT_AMQP_URL: &str =
     "amqp://sportello-app:sportello-app-dev@127.0.0.1:5672/sportello";
+
+/// Clock difference tolerated between the identity provider and us when
+/// `exp`, `nbf` and `iat` are checked (`JWT_LEEWAY_SECONDS`).
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 5;
+/// The most `JWT_LEEWAY_SECONDS` may be: beyond it an expired token lives on.
+pub const MAX_LEEWAY_SECONDS: u64 = 30;
+
+/// An `https://` URL with a host (a public base URL, a JWKS address).
+pub fn is_https(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host().is_some())
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -100,7 +122,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "JWT_SECRET",
-        default_value = crate::auth::DEVELOPMENT_SECRET,
+        default_value = DEVELOPMENT_SECRET,
         hide_default_value = true,
         hide_env_values = true
     )]
@@ -119,8 +141,8 @@ pub struct Settings {
 
     /// Clock difference tolerated when a token's `exp`, `nbf` and `iat` are
     /// checked, in seconds (at most 30).
-    #[arg(long, env = "JWT_LEEWAY_SECONDS", default_value_t = crate::auth::DEFAULT_LEEWAY_SECONDS,
-          value_parser = clap::value_parser!(u64).range(0..=crate::auth::MAX_LEEWAY_SECONDS))]
+    #[arg(long, env = "JWT_LEEWAY_SECONDS", default_value_t = DEFAULT_LEEWAY_SECONDS,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_LEEWAY_SECONDS))]
     pub jwt_leeway_seconds: u64,
 
     /// Issuer (`iss`) the tokens must carry.
@@ -171,7 +193,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "PIN_SECRET",
-        default_value = crate::pin::crypto::DEVELOPMENT_PIN_SECRET,
+        default_value = DEVELOPMENT_PIN_SECRET,
         hide_default_value = true,
         hide_env_values = true
     )]
@@ -400,7 +422,7 @@ impl Settings {
             || self
                 .public_base_url
                 .as_deref()
-                .is_some_and(crate::production::is_https)
+                .is_some_and(is_https)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -4,7 +4,7 @@
 //!
 //! A pure function over the settings, so each refusal is a unit test.
 
-use crate::config::Settings;
+use crate::config::{is_https, Settings};
 
 /// Something production must not run with. The messages name the setting,
 /// never its value.
@@ -77,7 +77,7 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
     }
     let mut found = Vec::new();
     match settings.jwt_jwks_url.as_deref() {
-        None | Some("") if settings.jwt_secret == crate::auth::DEVELOPMENT_SECRET => {
+        None | Some("") if settings.jwt_secret == crate::config::DEVELOPMENT_SECRET => {
             found.push(Problem::DevelopmentJwtKey)
         }
         None | Some("") => found.push(Problem::NoIdentityProviderKeys),
@@ -129,7 +129,7 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
     {
         found.push(Problem::DevelopmentVideoLinkSecret);
     }
-    if settings.pin_secret == crate::pin::crypto::DEVELOPMENT_PIN_SECRET
+    if settings.pin_secret == crate::config::DEVELOPMENT_PIN_SECRET
         || settings.pin_secret.len() < 32
     {
         found.push(Problem::DevelopmentPinSecret);
@@ -150,10 +150,6 @@ pub fn check(settings: &Settings) -> Result<(), Refused> {
     } else {
         Err(Refused(found))
     }
-}
-
-pub fn is_https(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host().is_some())
 }
 
 /// Plain HTTP to this very host (a sidecar): nothing travels on a network.
@@ -220,7 +216,7 @@ mod tests {
             environment: Environment::Production,
             amqp_url: "amqps://sportello-app:Zq8v%2Bp@broker.internal:5671/sportello".into(),
             database_url: "postgres://sportello:n0t-in-the-repo@db.internal/sportello".into(),
-            jwt_secret: crate::auth::DEVELOPMENT_SECRET.into(),
+            jwt_secret: crate::config::DEVELOPMENT_SECRET.into(),
             jwt_jwks_url: Some("https://idp.inps.example/.well-known/jwks.json".into()),
             public_base_url: Some("https://sportello.inps.example".into()),
             smtp_url: "smtps://notifiche:pw@smtp.inps.example:465".into(),

@@ -2,7 +2,8 @@
 
 use tracing_subscriber::EnvFilter;
 
-fn filter() -> EnvFilter {
+/// `RUST_LOG`, or Sportello's default, with [`capped`]'s targets held at info.
+pub fn env_filter() -> EnvFilter {
     capped(
         EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn")),
@@ -21,7 +22,7 @@ pub fn capped(filter: EnvFilter) -> EnvFilter {
 
 pub fn init() {
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+        .with_env_filter(env_filter())
         .with_target(false);
     // try_init: a second initialisation keeps the first subscriber.
     let _ = if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
@@ -31,11 +32,4 @@ pub fn init() {
     };
 }
 
-/// Logs into the test harness's captured output, shown only for failing tests.
-pub fn init_for_tests() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
-        .with_target(false)
-        .with_test_writer()
-        .try_init();
-}
+

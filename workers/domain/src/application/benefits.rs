@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveTime};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::policy::SubmissionWindow;
+use super::window::{OpeningDays, SubmissionWindow};
 use sportello_contract::CodiceFiscale;
 
 /// One benefit (*prestazione*), e.g. the COVID-19 indemnity.
@@ -26,18 +26,6 @@ pub struct Benefit {
     pub categories: Vec<Category>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-pub struct OpeningDays {
-    pub from: NaiveDate,
-    #[serde(default)]
-    pub until: Option<NaiveDate>,
-}
-
-impl OpeningDays {
-    pub fn contains(&self, day: NaiveDate) -> bool {
-        day >= self.from && self.until.is_none_or(|until| day <= until)
-    }
-}
 
 /// A category of applicants (e.g. seasonal tourism workers) and what it must declare.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -210,11 +198,6 @@ fn check_vat_number(raw: &str) -> Result<(), String> {
     } else {
         Err("the partita IVA's check digit is wrong".into())
     }
-}
-
-/// A daily time of day in the configuration, `HH:MM`.
-pub(super) fn parse_time(raw: &str) -> Option<NaiveTime> {
-    NaiveTime::parse_from_str(raw, "%H:%M").ok()
 }
 
 #[cfg(test)]

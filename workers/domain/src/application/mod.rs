@@ -10,6 +10,7 @@
 pub mod benefits;
 pub mod catalogue;
 pub mod policy;
+pub mod window;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
@@ -19,7 +20,8 @@ use sportello_contract::applications::ApplicationSubmitted;
 use sportello_contract::{Envelope, Identification, Principal, RequestSubmitted};
 use benefits::{Benefit, Category, FieldError};
 use catalogue::Service;
-use policy::{check_window, Credential, PrincipalKind, WindowRefusal};
+use policy::{Credential, PrincipalKind};
+use window::{check_window, WindowRefusal};
 
 /// The whole policy file.
 #[derive(Debug, Clone, Deserialize)]

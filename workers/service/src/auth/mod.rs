@@ -20,20 +20,12 @@ pub use jwks::{JwksError, PublishedKeys};
 /// for another service of the institute (same key, same issuer) is refused.
 pub const AUDIENCE: &str = "sportello";
 
-/// The shared key of development tokens: public in this repository, so
-/// production never accepts it (see `production`).
-pub const DEVELOPMENT_SECRET: &str = "sportello-dev-secret-change-me";
+pub use crate::config::{DEFAULT_LEEWAY_SECONDS, DEVELOPMENT_SECRET, MAX_LEEWAY_SECONDS};
 
 /// The issuer of the tokens Sportello itself signs after a PIN sign-in
 /// (`pin::sign_in`), and the `kid` their header names.
 pub const PIN_ISSUER: &str = "sportello-pin";
 pub const PIN_KEY_ID: &str = "sportello-pin";
-
-/// Clock difference tolerated between the identity provider and us when
-/// `exp`, `nbf` and `iat` are checked (`JWT_LEEWAY_SECONDS`).
-pub const DEFAULT_LEEWAY_SECONDS: u64 = 5;
-/// The most `JWT_LEEWAY_SECONDS` may be: beyond it an expired token lives on.
-pub const MAX_LEEWAY_SECONDS: u64 = 30;
 
 /// Who the token is about, for whom and until when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,7 +153,7 @@ impl Verifier {
         let shared = (!settings.is_production()).then(|| {
             TokenKeys::new(&settings.jwt_secret, &settings.jwt_issuer).with_leeway(leeway)
         });
-        let pin = Some(crate::pin::pin_token_keys(
+        let pin = Some(pin_token_keys(
             &crate::pin::crypto::PinKeys::new(&settings.pin_secret),
             leeway,
         ));
@@ -355,6 +347,14 @@ impl DevelopmentPrincipal {
             }
         })
     }
+}
+
+/// The keys of Sportello's PIN tokens (issue and verify), derived from
+/// `PIN_SECRET`.
+pub fn pin_token_keys(keys: &crate::pin::crypto::PinKeys, leeway: u64) -> TokenKeys {
+    TokenKeys::new(keys.token_secret(), PIN_ISSUER)
+        .with_leeway(leeway)
+        .with_key_id(PIN_KEY_ID)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::openapi::{Conflict, Forbidden, Gone, NotFound, TooLarge, Unprocessable};
+use super::problem::{Conflict, Forbidden, Gone, NotFound, TooLarge, Unprocessable};
 use super::{ApiError, ApiState, Caller};
 use crate::documents::{self, DocumentError, IncomingFile, Upload, MAX_FILES_PER_UPLOAD};
 use crate::store::documents::Document;

@@ -3,7 +3,7 @@
 use actix_web::{http::StatusCode, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use super::openapi::Problem;
+use super::problem::Problem;
 use crate::applications::ApplicationError;
 use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;

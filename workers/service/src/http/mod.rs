@@ -10,11 +10,13 @@ mod appointments;
 mod caller;
 pub(crate) mod documents;
 pub mod edge;
+mod endpoint;
 mod error;
 mod health;
 mod notifications;
 pub mod openapi;
 mod pin;
+mod problem;
 mod routes;
 mod staff;
 mod tickets;
@@ -79,7 +81,8 @@ impl ApiState {
     }
 }
 
-pub use routes::{mounted, Surface};
+pub use endpoint::Surface;
+pub use routes::mounted;
 
 /// Starts serving on `listener` (port 0 in tests); the returned server runs
 /// until stopped through its handle.

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::openapi::{Forbidden, NotFound, Unprocessable};
+use super::problem::{Forbidden, NotFound, Unprocessable};
 use super::{ApiError, ApiState, Caller};
 use crate::domain::notification::KnownContacts;
 use crate::notifications::centre::{self, CentreItem, CentreQuery, CentreView};

@@ -23,126 +23,15 @@
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
-use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response};
-use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use utoipa::{Modify, OpenApi};
 
+use super::problem::{
+    BadRequest, Conflict, Forbidden, Gone, Locked, NotFound, Problem, TooLarge, Unauthenticated,
+    Unavailable, Unprocessable,
+};
 use super::{applications, appointments, documents, health, notifications, pin, tickets};
-
-/// Every refusal's body: a status and `{"error": code, "message": why}`,
-/// with what the caller can do next for some codes.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"error": "not_found", "message": "ticket not found"}))]
-pub struct Problem {
-    /// A stable code for programs: `bad_request`, `unauthenticated`,
-    /// `forbidden`, `not_found`, `method_not_allowed`, `invalid`,
-    /// `refused`, `too_large`, `illegal_transition`, `gone`, `slot_taken`,
-    /// `slot_unavailable`, `hold_expired`, `not_yet_eligible`, `internal`, ...
-    pub error: String,
-    /// Why, in words for people.
-    pub message: String,
-    /// `slot_taken`: the next free slots.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub alternatives: Option<Vec<crate::appointments::FreeSlot>>,
-    /// `not_yet_eligible`: when booking from this conversation opens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub possible_from: Option<chrono::DateTime<chrono::Utc>>,
-    /// `invalid` PIN requests: every refused field, by its name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub fields: Option<Vec<crate::domain::pin::FieldError>>,
-    /// `pin_locked`: until when the PIN is locked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub locked_until: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// Bad input: text holding NUL (U+0000), JSON or a query string that does
-/// not parse, a path id that is not a UUID.
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "Bad input (NUL character, malformed JSON, query string or path)",
-    example = json!({"error": "bad_request", "message": "text must not contain NUL characters (U+0000)"})
-)]
-pub struct BadRequest(Problem);
-
-/// No valid bearer token.
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "No valid bearer token (missing, expired, not yet valid, wrong audience or issuer, too long-lived)",
-    example = json!({"error": "unauthenticated", "message": "missing bearer token"})
-)]
-pub struct Unauthenticated(Problem);
-
-/// The caller may not do this.
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "Not yours: not the case's citizen, no active delegation, another office, the other side's document",
-    example = json!({"error": "forbidden", "message": "no active delegation for this position"})
-)]
-pub struct Forbidden(Problem);
-
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "No such resource",
-    example = json!({"error": "not_found", "message": "ticket not found"})
-)]
-pub struct NotFound(Problem);
-
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "Not in this state: an illegal state transition",
-    example = json!({"error": "illegal_transition", "message": "a ticket is closed only from in_carico"})
-)]
-pub struct Conflict(Problem);
-
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "Deleted",
-    example = json!({"error": "gone", "message": "the document was deleted"})
-)]
-pub struct Gone(Problem);
-
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "Too large: a file over DOCUMENT_MAX_BYTES, a JSON body over 64 KiB",
-    example = json!({"error": "too_large", "message": "a file is larger than 3145728 bytes"})
-)]
-pub struct TooLarge(Problem);
-
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "Refused input: a value out of its rules",
-    example = json!({"error": "invalid", "message": "visibility must be public or internal, not `secret`"})
-)]
-pub struct Unprocessable(Problem);
-
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "The database or the broker is unavailable: try again later",
-    example = json!({"error": "internal", "message": "the service could not complete the request; try again later"})
-)]
-pub struct Unavailable(Problem);
-
-#[allow(dead_code)] // a description, never built
-#[derive(ToResponse)]
-#[response(
-    description = "The PIN is locked after repeated wrong attempts: `locked_until` says until when; recovery unlocks it",
-    example = json!({"error": "pin_locked", "message": "the PIN is locked after repeated wrong attempts until 2026-11-29T10:15:00Z: wait until then, or recover it", "locked_until": "2026-11-29T10:15:00Z"})
-)]
-pub struct Locked(Problem);
 
 #[derive(OpenApi)]
 #[openapi(

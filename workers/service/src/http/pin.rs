@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use super::caller::{correlation_id, optional_caller};
 use super::documents::{pdf_download, read_upload};
-use super::openapi::{Conflict, Forbidden, Unprocessable};
-use super::routes::{api, Endpoint};
+use super::problem::{Conflict, Forbidden, Unprocessable};
+use super::endpoint::{api, Endpoint};
 use super::{ApiError, ApiState, Caller};
 use crate::contract::pin::PinRequestBody;
 use crate::contract::{Channel, Principal};
@@ -110,10 +110,10 @@ pub struct SignInBody {
     request_body = SignInBody,
     responses(
         (status = 200, description = "Signed in", body = SignedIn, example = json!({"access_token": "eyJ…", "token_type": "Bearer", "expires_in": 1800, "pin_kind": "simplified"})),
-        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 401, response = super::problem::Unauthenticated),
         (status = 409, response = Conflict),
         (status = 422, response = Unprocessable),
-        (status = 423, response = super::openapi::Locked),
+        (status = 423, response = super::problem::Locked),
     ),
     security(())
 )]
@@ -152,10 +152,10 @@ pub struct FirstUseBody {
     request_body = FirstUseBody,
     responses(
         (status = 200, description = "PIN replaced; signed in", body = SignedIn, example = json!({"access_token": "eyJ…", "token_type": "Bearer", "expires_in": 1800, "pin_kind": "ordinary"})),
-        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 401, response = super::problem::Unauthenticated),
         (status = 409, response = Conflict),
         (status = 422, response = Unprocessable),
-        (status = 423, response = super::openapi::Locked),
+        (status = 423, response = super::problem::Locked),
     ),
     security(())
 )]

@@ -3,68 +3,18 @@
 //! the API must be described in `/openapi.json` (`http::openapi`), so a
 //! route added here without its `#[utoipa::path]` fails that test.
 //!
-//! To add a route: an [`api`] entry here (or a [`page`] entry in
+//! To add a route: an `api` entry here (or a `page` entry in
 //! `staff::endpoints` for a staff page), a `#[utoipa::path(...)]` on its
 //! handler, and the handler in `paths(...)` of `openapi::ApiDoc`.
 
 use actix_web::http::Method;
-use actix_web::{web, FromRequest, Handler, Responder, Route};
+use actix_web::{web, Route};
+
+use super::endpoint::{api, Endpoint, Surface};
 
 use super::{
     applications, appointments, documents, health, notifications, openapi, pin, staff, tickets,
 };
-
-/// Who a route is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
-    /// The JSON API (and the probes): described in `/openapi.json`.
-    Api,
-    /// The operators' HTML pages under `/ufficio`: not part of the API,
-    /// left out of the description on purpose.
-    StaffPages,
-}
-
-/// One method on one path, and what serves it.
-pub struct Endpoint {
-    pub path: &'static str,
-    pub method: Method,
-    pub surface: Surface,
-    route: Route,
-}
-
-fn endpoint<F, Args>(path: &'static str, method: Method, surface: Surface, handler: F) -> Endpoint
-where
-    F: Handler<Args>,
-    Args: FromRequest + 'static,
-    F::Output: Responder + 'static,
-{
-    Endpoint {
-        path,
-        route: web::method(method.clone()).to(handler),
-        method,
-        surface,
-    }
-}
-
-/// A route of the API.
-pub(super) fn api<F, Args>(path: &'static str, method: Method, handler: F) -> Endpoint
-where
-    F: Handler<Args>,
-    Args: FromRequest + 'static,
-    F::Output: Responder + 'static,
-{
-    endpoint(path, method, Surface::Api, handler)
-}
-
-/// A staff page.
-pub(super) fn page<F, Args>(path: &'static str, method: Method, handler: F) -> Endpoint
-where
-    F: Handler<Args>,
-    Args: FromRequest + 'static,
-    F::Output: Responder + 'static,
-{
-    endpoint(path, method, Surface::StaffPages, handler)
-}
 
 /// The whole table, in mounting order.
 fn table() -> Vec<Endpoint> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::openapi::{Conflict, Forbidden, NotFound, Unprocessable};
+use super::problem::{Conflict, Forbidden, NotFound, Unprocessable};
 use super::{ApiError, ApiState, Caller};
 use crate::domain::ticket::{Outcome, TicketAction, Visibility};
 use crate::store::tickets::Office;
@@ -141,7 +141,7 @@ pub async fn detail(
     params(tickets::agent_reads::AuditQuery),
     responses(
         (status = 200, description = "A page of the audit trail", body = serde_json::Value),
-        (status = 403, description = "Not an operator", body = super::openapi::Problem),
+        (status = 403, description = "Not an operator", body = super::problem::Problem),
     ),
     security(("bearer" = []))
 )]

@@ -15,9 +15,7 @@ use subtle::ConstantTimeEq;
 use crate::domain::pin::secret::{PinHalf, HALF_LENGTH};
 use crate::domain::pin::InitialPin;
 
-/// The development `PIN_SECRET`: public in this repository, refused in
-/// production.
-pub const DEVELOPMENT_PIN_SECRET: &str = "sportello-dev-pin-secret-change-me";
+pub use crate::config::DEVELOPMENT_PIN_SECRET;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {

@@ -22,7 +22,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::auth::{TokenKeys, PIN_ISSUER, PIN_KEY_ID};
+use crate::auth::{pin_token_keys, TokenKeys};
 use crate::config::Settings;
 use crate::contract::pin::{PinChanged, PinRequestBody};
 use crate::contract::{Authentication, Channel, CodiceFiscale, Event, PinKind, Principal};
@@ -117,13 +117,6 @@ impl PinService {
             token_lifetime: Duration::minutes(30),
         }
     }
-}
-
-/// The keys of Sportello's PIN tokens (issue and verify).
-pub fn pin_token_keys(keys: &PinKeys, leeway: u64) -> TokenKeys {
-    TokenKeys::new(keys.token_secret(), PIN_ISSUER)
-        .with_leeway(leeway)
-        .with_key_id(PIN_KEY_ID)
 }
 
 /// A PIN sign-in's answer.

@@ -4,8 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use super::render::error_page;
-use super::session::OperatorView;
+use super::render::{error_page, OperatorView};
 use crate::domain::ticket::{LifecycleError, MAX_COMMENT_CHARS};
 use crate::http::ApiError;
 use crate::tickets::{self, FilterError, TicketError};

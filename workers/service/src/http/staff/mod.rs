@@ -35,7 +35,7 @@ mod session;
 mod sign_in;
 mod ticket;
 
-use super::routes::{page, Endpoint};
+use super::endpoint::{page, Endpoint};
 use super::ApiState;
 
 pub use held_calls::HeldCalls;

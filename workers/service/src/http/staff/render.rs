@@ -1,5 +1,6 @@
 //! What every staff page shares: the templates, the response headers, the
-//! error page, and dates and sizes as the offices read them.
+//! operator in the header, the error page, and dates and sizes as the
+//! offices read them.
 
 use std::sync::LazyLock;
 
@@ -7,9 +8,16 @@ use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
 use minijinja::{context, Environment, UndefinedBehavior, Value};
+use serde::Serialize;
 
-use super::session::OperatorView;
 use crate::domain::cron::TIME_ZONE;
+
+/// The operator shown in the page header.
+#[derive(Serialize)]
+pub(super) struct OperatorView {
+    pub(super) id: String,
+    pub(super) office: String,
+}
 
 /// Our pages need nothing but their own inline style and their own forms;
 /// they are never framed (no clickjacking of the action buttons).

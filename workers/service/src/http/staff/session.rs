@@ -3,20 +3,12 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Serialize;
 
 use super::errors::{NOT_AN_OPERATOR, UNAVAILABLE};
-use super::render::{error_page, redirect};
+use super::render::{error_page, redirect, OperatorView};
 use super::{ApiState, LOGIN, SESSION_COOKIE};
 use crate::contract::Principal;
 use crate::store::staff_sessions;
-
-/// The operator shown in the page header.
-#[derive(Serialize)]
-pub(super) struct OperatorView {
-    pub(super) id: String,
-    pub(super) office: String,
-}
 
 /// A signed-in operator.
 pub(super) struct Session {
@@ -71,11 +63,10 @@ pub(super) async fn session(state: &ApiState, request: &HttpRequest) -> Result<S
     })
 }
 
-/// Whether a POST may come from another site: only when its `Origin` is
-/// present and names a host other than ours. (Browsers send `Origin` on
-/// every form POST; tools that send none are not a cross-site threat.)
-/// A form posted from another site (its `Origin` names another host): the
-/// staff pages and the video gateway refuse it.
+/// Whether a POST comes from another site: only when its `Origin` is
+/// present and names a host other than ours (browsers send `Origin` on
+/// every form POST; tools that send none are not a cross-site threat). The
+/// staff pages and the video gateway refuse such a form.
 pub(crate) fn cross_origin(request: &HttpRequest) -> bool {
     let Some(origin) = request.headers().get(header::ORIGIN) else {
         return false;
