@@ -42,11 +42,17 @@ if [ $# -eq 0 ] && [ "${SPORTELLO_SKIP_CLUSTER:-0}" != 1 ]; then
   cluster_pid=$!
 fi
 
+if [ "$cluster_drill" = 1 ]; then
+  # The drill is `sportello-bench` (workers/bench), which no test builds.
+  # Built with the tests' targets, so that dependencies are built once with
+  # one set of features (`--bins` alone would leave the dev-dependencies'
+  # features out and build a hundred crates again).
+  cargo build --workspace --locked --all-targets
+fi
+
 cargo test --workspace --locked "$@"
 
 if [ "$cluster_drill" = 1 ]; then
-  # The drill is `sportello-bench` (workers/bench), which no test builds.
-  cargo build --workspace --locked --bins
   if ! wait "$cluster_pid"; then
     echo "the broker cluster did not start:"
     cat "$cluster_log"
