@@ -18,7 +18,7 @@ ensure_packages() {
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   # TURN/STUN relay of the video rooms (not started here: tests on loopback
-  # need only host candidates; see README "Video rooms").
+  # need only host candidates; see docs/video-rooms.md, "STUN and TURN").
   [ -x /usr/bin/turnserver ] || missing+=(coturn)
   # SMTP sink the notification tests deliver to.
   /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)

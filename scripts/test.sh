@@ -58,7 +58,7 @@ if [ "$cluster_drill" = 1 ]; then
     cat "$cluster_log"
     exit 1
   fi
-  # README "Scaling out": a node lost three ways (its queue's leader killed,
+  # docs/operations.md "Scaling out": a node lost three ways (its queue's leader killed,
   # the node of the consumers killed, stop_app) under 2,000 requests each;
   # fails unless every confirmed request is one ticket with its event,
   # numbers gapless and queues empty.

@@ -412,7 +412,7 @@ async fn a_request_redelivered_after_its_inbox_row_was_purged_is_still_a_duplica
 
 /// Every session of ours plans each statement afresh: a generic plan made
 /// while a table was empty would stay a sequential scan for as long as the
-/// table's statistics do not change (README "Production").
+/// table's statistics do not change (docs/operations.md "Production mode").
 #[actix_rt::test]
 async fn every_session_plans_each_statement_afresh() {
     let env = TestEnv::new().await;

@@ -1,6 +1,6 @@
 //! `sportello agent`: a contact-centre agent's terminal for phone call-backs
 //! (*ricontatto telefonico*), and the reference client of the call-back
-//! contract (README, "Phone call-backs").
+//! contract (docs/integrators.md, "Phone call-backs").
 //!
 //! One call at a time (prefetch 1) from `sportello.callbacks.<aoo>.<desk>`.
 //! The call stays unacknowledged while the agent is on the phone; the outcome

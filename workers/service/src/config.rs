@@ -57,7 +57,7 @@ pub struct Settings {
     /// The nodes of a RabbitMQ cluster, comma separated AMQP URLs (same
     /// user and vhost on each); when set it wins over AMQP_URL. Every
     /// connection goes to the first node that answers and, once lost, to the
-    /// next (README "Scaling out"). Secret (also AMQP_URLS_FILE).
+    /// next (docs/operations.md, "Scaling out"). Secret (also AMQP_URLS_FILE).
     #[arg(long, env = "AMQP_URLS", hide_env_values = true)]
     pub amqp_urls: Option<String>,
 

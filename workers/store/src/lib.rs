@@ -1,4 +1,26 @@
-//! PostgreSQL: connection pool, migrations, and one module per table family.
+//! Sportello's PostgreSQL: the connection pool, the migrations
+//! (`migrations/` at the top of the repository, embedded), and one module
+//! per table family. Functions take a connection or a transaction from the
+//! caller: the service decides what commits together (a state change, its
+//! history, its outbox row), this crate only says it in SQL.
+//!
+//! # Layout
+//!
+//! - the spine: [`inbox`] (what was applied, by message id and idempotency
+//!   key), [`outbox`] (events written with the change that caused them),
+//!   [`timers`] (durable timers, claimed with `SKIP LOCKED`),
+//!   [`dead_letters`] (collected from the broker);
+//! - tickets and cases: [`tickets`] (routing reference data, tickets,
+//!   history, search), [`protocol`] (counters, registrations, annulments,
+//!   daily registers), [`documents`], [`delegations`], [`agent_reads`];
+//! - [`notifications`] (contacts, notifications, deliveries, attempts);
+//! - [`appointments`] (calendars, closures, slots, seats) and
+//!   [`booking_commands`] (kept outcomes, call-back calls);
+//! - [`video`] (rooms, codes, passes, seats, chat), [`staff_sessions`];
+//! - [`applications`], [`pins`];
+//! - [`outage`]: why the database cannot be reached, said once per change;
+//! - `keys` (browser keys stored hashed) and `ticket_state` (the domain's
+//!   ticket state as the `ticket_state` enum), private.
 
 pub mod agent_reads;
 pub mod applications;

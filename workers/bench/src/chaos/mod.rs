@@ -7,7 +7,7 @@
 //! brought back. Then the database and the queues are audited.
 //!
 //! The same machinery without a fault measures tickets/s, against the
-//! cluster or a single node (README "Scaling out").
+//! cluster or a single node (docs/operations.md, "Scaling out").
 
 mod faults;
 mod report;

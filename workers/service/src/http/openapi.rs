@@ -18,7 +18,7 @@
 //! 3. the handler in `paths(...)` of [`ApiDoc`].
 //!
 //! The staff pages (`/ufficio`, HTML for operators) are not part of the API
-//! and are left out on purpose (`routes::Surface::StaffPages`).
+//! and are left out on purpose (`endpoint::Surface::StaffPages`).
 
 use std::sync::LazyLock;
 
