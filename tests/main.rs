@@ -45,6 +45,7 @@ mod video_room_browser;
 // Applications (click day) and the PIN.
 mod applications;
 mod pin;
+mod pin_limits;
 
 // The process as a whole: the HTTP boundary, the API's description,
 // production mode, metrics, and a newcomer's first run.

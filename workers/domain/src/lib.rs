@@ -27,13 +27,15 @@
 //!   credentials each service accepts, submission windows, the menu;
 //! - [`pin`]: the PIN request, the tax code derived from personal data,
 //!   secrets that never print, the sign-in's checks and lock policy;
-//! - [`cron`]: cron expressions evaluated in the institute's time zone.
+//! - [`cron`]: cron expressions evaluated in the institute's time zone;
+//! - [`client_address`]: the client behind trusted reverse proxies.
 
 pub mod access;
 pub mod admission;
 pub mod application;
 pub mod appointment;
 pub mod booking;
+pub mod client_address;
 pub mod content;
 pub mod cron;
 pub mod delegation;

@@ -31,6 +31,12 @@ pub const DEFAULT_LEEWAY_SECONDS: u64 = 5;
 /// The most `JWT_LEEWAY_SECONDS` may be: beyond it an expired token lives on.
 pub const MAX_LEEWAY_SECONDS: u64 = 30;
 
+fn parse_trusted_proxies(
+    raw: &str,
+) -> Result<crate::domain::client_address::TrustedProxies, String> {
+    crate::domain::client_address::TrustedProxies::parse(raw).map_err(|e| e.to_string())
+}
+
 /// An `https://` URL with a host (a public base URL, a JWKS address).
 pub fn is_https(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.host().is_some())
@@ -208,6 +214,34 @@ pub struct Settings {
     #[arg(long, env = "PIN_LOCK_MINUTES", default_value_t = 15,
           value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub pin_lock_minutes: u32,
+
+    /// Sign-ins, first uses, recoveries and agents' checks let through per
+    /// client address each minute (a token bucket, refilled at this rate);
+    /// over it, 429 with `Retry-After`. On top of the per-tax-code lock.
+    #[arg(long, env = "PIN_ADDRESS_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub pin_address_per_minute: u32,
+
+    /// How many PIN attempts one client address may make at once before
+    /// the rate above applies (the bucket's size).
+    #[arg(long, env = "PIN_ADDRESS_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub pin_address_burst: u32,
+
+    /// Failed PIN attempts in a minute, over every address, at which
+    /// `sportello_pin_failure_ceiling_exceeded` turns 1 (the alert).
+    #[arg(long, env = "PIN_FAILURES_ALERT_PER_MINUTE", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pin_failures_alert_per_minute: u32,
+
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` are believed:
+    /// addresses or CIDR networks, comma separated (like
+    /// `127.0.0.1,10.0.0.0/8`). Empty: none, the connection's peer is the
+    /// client. The rightmost address that is not a trusted proxy is the
+    /// client, for the access log and the PIN's limits per address.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "",
+          value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: crate::domain::client_address::TrustedProxies,
 
     /// Where the video gateway (`sportello worker gateway`) listens.
     #[arg(long, env = "GATEWAY_ADDRESS", default_value = "127.0.0.1:8090")]

@@ -39,6 +39,12 @@ pub struct MediumLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    /// `sign_in`, `first_use`, `recovery`, `agent_check`.
+    pub step: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     /// The route's pattern (`/tickets/{ticket_id}`), not the path.
     pub route: String,
@@ -64,6 +70,15 @@ pub struct Metrics {
     pub gateway_connections: Gauge,
     /// Room WebSockets closed for sending over their message rate.
     pub gateway_rate_limited: Counter,
+    /// Wrong PIN attempts (a wrong PIN, or a tax code without one), by step.
+    pub pin_failures: Family<StepLabel, Counter>,
+    /// Wrong PIN attempts of the last minute in this process, every address.
+    pub pin_failures_last_minute: Gauge,
+    /// 1 while the last minute's wrong attempts reach
+    /// PIN_FAILURES_ALERT_PER_MINUTE (alert on it), else 0.
+    pub pin_failure_ceiling_exceeded: Gauge,
+    /// PIN attempts refused 429 by the per-address limit, by step.
+    pub pin_rate_limited: Family<StepLabel, Counter>,
 }
 
 impl Metrics {
@@ -123,6 +138,26 @@ impl Metrics {
                 "gateway_rate_limited",
                 "Video-room WebSockets closed for sending over their message rate",
                 Counter::default()
+            ),
+            pin_failures: registered!(
+                "pin_failures",
+                "Wrong PIN attempts by step",
+                Family::default()
+            ),
+            pin_failures_last_minute: registered!(
+                "pin_failures_last_minute",
+                "Wrong PIN attempts in the last minute, every client address",
+                Gauge::default()
+            ),
+            pin_failure_ceiling_exceeded: registered!(
+                "pin_failure_ceiling_exceeded",
+                "1 while wrong PIN attempts per minute reach PIN_FAILURES_ALERT_PER_MINUTE",
+                Gauge::default()
+            ),
+            pin_rate_limited: registered!(
+                "pin_rate_limited",
+                "PIN attempts refused by the per-address limit, by step",
+                Family::default()
             ),
             registry,
         }

@@ -17,7 +17,8 @@
 //! - [`appointments`] (calendars, closures, slots, seats) and
 //!   [`booking_commands`] (kept outcomes, call-back calls);
 //! - [`video`] (rooms, codes, passes, seats, chat), [`staff_sessions`];
-//! - [`applications`], [`pins`];
+//! - [`applications`], [`pins`], [`pin_verifications`] (agents' checks of
+//!   the caller's half) and [`pin_halves`] (where each half's delivery stands);
 //! - [`outage`]: why the database cannot be reached, said once per change;
 //! - `keys` (browser keys stored hashed) and `ticket_state` (the domain's
 //!   ticket state as the `ticket_state` enum), private.
@@ -34,6 +35,8 @@ mod keys;
 pub mod notifications;
 pub mod outage;
 pub mod outbox;
+pub mod pin_halves;
+pub mod pin_verifications;
 pub mod pins;
 pub mod protocol;
 pub mod staff_sessions;

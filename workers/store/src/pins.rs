@@ -31,6 +31,8 @@ pub struct CredentialRow {
     pub mobile: Option<String>,
     pub email: Option<String>,
     pub pec: Option<String>,
+    /// When the current PIN was requested (a new request replaces it).
+    pub requested_at: DateTime<Utc>,
 }
 
 /// What a new request stores.
@@ -136,6 +138,7 @@ pub async fn lock_credential(
             mobile: row.try_get("mobile")?,
             email: row.try_get("email")?,
             pec: row.try_get("pec")?,
+            requested_at: row.try_get("requested_at")?,
         })
     })
     .transpose()

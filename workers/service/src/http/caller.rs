@@ -10,6 +10,9 @@ use crate::contract::Principal;
 pub struct Caller {
     pub principal: Principal,
     pub correlation_id: String,
+    /// The agent's verification of the caller's PIN half, when its token
+    /// claims `identified_by: pin_simplified` (checked, never just believed).
+    pub pin_verification: Option<uuid::Uuid>,
 }
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
@@ -20,8 +23,49 @@ impl FromRequest for Caller {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let request = request.clone();
-        Box::pin(async move { authenticate(&request).await })
+        Box::pin(async move {
+            let mut caller = authenticate(&request).await?;
+            caller.pin_verification = verified(&request, &caller.principal).await?;
+            Ok(caller)
+        })
     }
+}
+
+/// An agent's `identified_by: pin_simplified` needs the id of a
+/// verification made for this agent and caller (`X-Pin-Verification`).
+async fn verified(
+    request: &HttpRequest,
+    principal: &Principal,
+) -> Result<Option<uuid::Uuid>, ApiError> {
+    if !crate::domain::pin::verification::needs_verification(principal) {
+        return Ok(None);
+    }
+    let state = request
+        .app_data::<web::Data<ApiState>>()
+        .ok_or_else(|| ApiError::Internal("API state missing".into()))?;
+    let raw = request
+        .headers()
+        .get(crate::domain::pin::verification::VERIFICATION_HEADER)
+        .and_then(|value| value.to_str().ok());
+    let mut conn = state
+        .pool
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    crate::pin::verification::required(&mut conn, principal, raw)
+        .await
+        .map_err(|e| match e {
+            crate::pin::verification::VerifiedError::Refused(refusal) => refusal.into(),
+            crate::pin::verification::VerifiedError::Database(e) => {
+                ApiError::Internal(e.to_string())
+            }
+        })
+}
+
+/// The caller without the simplified-PIN verification: only for the route
+/// that makes one.
+pub(super) async fn unverified(request: &HttpRequest) -> Result<Caller, ApiError> {
+    authenticate(request).await
 }
 
 async fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
@@ -44,6 +88,7 @@ async fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
     Ok(Caller {
         principal,
         correlation_id: correlation_id(request),
+        pin_verification: None,
     })
 }
 

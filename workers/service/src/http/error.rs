@@ -9,6 +9,8 @@ use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;
 use crate::domain::appointment::StateRefusal;
 use crate::domain::document::IllegalTransition;
+use crate::domain::pin::delivery::ReissueRefusal;
+use crate::domain::pin::verification::VerificationRefusal;
 use crate::domain::pin::SignInRefusal;
 use crate::domain::ticket::LifecycleError;
 use crate::notifications::centre::CentreError;
@@ -33,6 +35,12 @@ pub enum ApiError {
     Applications(#[from] ApplicationError),
     #[error(transparent)]
     Pin(#[from] PinError),
+    /// Over a rate limit: try again after `retry_after` seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
+    /// An agent's unverified simplified-PIN claim, or its verification refused.
+    #[error(transparent)]
+    Unverified(#[from] VerificationRefusal),
     #[error("{0}")]
     Internal(String),
 }
@@ -43,6 +51,8 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Internal(_) => "internal",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::Unverified(_) => "pin_verification_required",
             ApiError::Tickets(e) => match e {
                 TicketError::NotFound => "not_found",
                 TicketError::Forbidden(_) => "forbidden",
@@ -78,6 +88,12 @@ impl ApiError {
                 PinError::LinkInvalid => "link_invalid",
                 PinError::Forbidden(_) => "forbidden",
                 PinError::Conflict(_) => "conflict",
+                PinError::Reissue(refusal) => match refusal {
+                    ReissueRefusal::NoPin => "no_pin",
+                    ReissueRefusal::InUse => "pin_in_use",
+                    ReissueRefusal::NothingFailed => "nothing_failed",
+                    ReissueRefusal::StillTrying(_) => "still_sending",
+                },
                 PinError::Refused(_)
                 | PinError::Crypto(_)
                 | PinError::Database(_)
@@ -112,6 +128,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unverified(_) => StatusCode::FORBIDDEN,
             ApiError::Tickets(e) => match e {
                 TicketError::NotFound => StatusCode::NOT_FOUND,
                 TicketError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -168,7 +186,8 @@ impl ResponseError for ApiError {
                 }
                 PinError::AlreadyIssued
                 | PinError::RecoveryNotAvailable
-                | PinError::Conflict(_) => StatusCode::CONFLICT,
+                | PinError::Conflict(_)
+                | PinError::Reissue(_) => StatusCode::CONFLICT,
                 PinError::SignIn(refusal) => match refusal {
                     SignInRefusal::Unknown | SignInRefusal::Wrong { .. } => {
                         StatusCode::UNAUTHORIZED
@@ -251,7 +270,11 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        HttpResponse::build(status).json(problem)
+        let mut response = HttpResponse::build(status);
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after.to_string()));
+        }
+        response.json(problem)
     }
 }
 

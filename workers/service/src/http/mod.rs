@@ -8,6 +8,7 @@
 mod applications;
 mod appointments;
 mod caller;
+pub mod client;
 pub(crate) mod documents;
 pub mod edge;
 mod endpoint;
@@ -57,6 +58,8 @@ pub struct ApiState {
     pub body_timeout: edge::BodyTimeout,
     /// The PIN's keys and lock policy.
     pub pin: Arc<crate::pin::PinService>,
+    /// Whose forwarding headers are believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::domain::client_address::TrustedProxies,
 }
 
 impl ApiState {
@@ -77,6 +80,7 @@ impl ApiState {
                 settings.http_body_timeout_seconds,
             )),
             pin: Arc::new(crate::pin::PinService::from_settings(settings)),
+            trusted_proxies: settings.trusted_proxies.clone(),
         }
     }
 }
@@ -139,11 +143,14 @@ async fn count_request(
 fn tracing_actix() -> actix_web::middleware::Logger {
     actix_web::middleware::Logger::new(ACCESS_LOG_FORMAT)
         .custom_request_replace("method", |request| request.method().to_string())
+        .custom_request_replace("client", |request| client::of(request.request()).to_string())
 }
 
 /// `%U` is the path alone; `%r` (the request line) and `%q` would carry
 /// the query string.
-const ACCESS_LOG_FORMAT: &str = "%{method}xi %U %s %Dms correlation=%{x-correlation-id}i";
+/// `client` is the address behind trusted proxies (`http::client`).
+const ACCESS_LOG_FORMAT: &str =
+    "%{client}xi %{method}xi %U %s %Dms correlation=%{x-correlation-id}i";
 
 /// The API as a supervised worker of `sportello up` / `sportello worker api`.
 pub struct ApiWorker {

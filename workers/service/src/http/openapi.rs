@@ -84,6 +84,7 @@ use super::{applications, appointments, documents, health, notifications, pin, t
         pin::request,
         pin::sign_in,
         pin::first_use,
+        pin::agent_verification,
         pin::recovery_request,
         pin::recovery_confirm,
         pin::conversion_form,

@@ -18,7 +18,25 @@ use super::endpoint::{api, Endpoint};
 use super::{ApiError, ApiState, Caller};
 use crate::contract::pin::PinRequestBody;
 use crate::contract::{Channel, Principal};
+use crate::pin::limits::Step;
+use crate::pin::verification::Verified;
 use crate::pin::{self, conversion, recovery, Issued, PinError, SignedIn};
+
+/// One attempt from the client address's bucket (`PIN_ADDRESS_PER_MINUTE`,
+/// `PIN_ADDRESS_BURST`), before anything is hashed; over it, 429.
+fn admit(state: &ApiState, http: &HttpRequest, step: Step) -> Result<(), ApiError> {
+    let address = super::client::of(http);
+    state.pin.limits.admit(step, address).map_err(|wait| {
+        let retry_after = crate::domain::pin::limits::retry_after_seconds(wait);
+        tracing::info!(step = step.as_str(), %address, retry_after, "PIN attempt over the address limit");
+        ApiError::TooManyRequests {
+            message: format!(
+                "too many PIN attempts from this address: try again in {retry_after} seconds"
+            ),
+            retry_after,
+        }
+    })
+}
 
 pub(super) fn endpoints() -> Vec<Endpoint> {
     use actix_web::http::Method as M;
@@ -26,6 +44,7 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
         api("/pin/requests", M::POST, request),
         api("/pin/sign-in", M::POST, sign_in),
         api("/pin/first-use", M::POST, first_use),
+        api("/pin/agent-verifications", M::POST, agent_verification),
         api("/pin/recovery", M::POST, recovery_request),
         api("/pin/recovery/confirmation", M::POST, recovery_confirm),
         api("/pin/conversion/form.pdf", M::GET, conversion_form),
@@ -122,6 +141,7 @@ pub async fn sign_in(
     http: HttpRequest,
     body: web::Json<SignInBody>,
 ) -> Result<HttpResponse, ApiError> {
+    admit(&state, &http, Step::SignIn)?;
     let signed = pin::sign_in(
         &state.pool,
         &state.pin,
@@ -164,6 +184,7 @@ pub async fn first_use(
     http: HttpRequest,
     body: web::Json<FirstUseBody>,
 ) -> Result<HttpResponse, ApiError> {
+    admit(&state, &http, Step::FirstUse)?;
     let signed = pin::first_use(
         &state.pool,
         &state.pin,
@@ -174,6 +195,48 @@ pub async fn first_use(
     )
     .await?;
     Ok(HttpResponse::Ok().json(signed))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentVerificationBody {
+    /// The 8 characters the caller reads out: the first half of their PIN.
+    pin: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/pin/agent-verifications",
+    operation_id = "pin_agent_verification",
+    tag = "pin",
+    description = "A contact-centre agent checks the first half of the PIN that the caller (its token's `on_behalf_of`) reads out, against its stored hash. Wrong halves count toward the PIN's lock like a sign-in (423 once locked), and attempts are limited per client address (429 with `Retry-After`). A match is recorded and answers a `verification_id`, valid 15 minutes: an agent whose token claims `identified_by: pin_simplified` sends it as `X-Pin-Verification` on every other request for this caller, or is refused 403 `pin_verification_required`. Only a PIN requested and never used has a simplified half (409 otherwise).",
+    request_body = AgentVerificationBody,
+    responses(
+        (status = 201, description = "Verified", body = Verified, example = json!({"verification_id": "0193a1c2-7f0e-7b6a-9d2e-5c4b3a29aa02", "tax_code": "RSSMRA85T10A562S", "verified_at": "2026-12-07T09:00:00Z", "expires_at": "2026-12-07T09:15:00Z"})),
+        (status = 401, response = super::problem::Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+        (status = 423, response = super::problem::Locked),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn agent_verification(
+    state: web::Data<ApiState>,
+    http: HttpRequest,
+    body: web::Json<AgentVerificationBody>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = super::caller::unverified(&http).await?;
+    admit(&state, &http, Step::AgentCheck)?;
+    let verified = pin::verification::verify_half(
+        &state.pool,
+        &state.pin,
+        &caller.principal,
+        &body.pin,
+        &caller.correlation_id,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(verified))
 }
 
 #[utoipa::path(
@@ -195,7 +258,12 @@ pub async fn recovery_request(
     http: HttpRequest,
     body: web::Json<recovery::RecoveryRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    recovery::request(&state.pool, &state.pin, &body, &correlation_id(&http)).await?;
+    admit(&state, &http, Step::Recovery)?;
+    let requested = recovery::request(&state.pool, &state.pin, &body, &correlation_id(&http)).await;
+    if matches!(requested, Err(PinError::ContactsMismatch)) {
+        state.pin.limits.failed(Step::Recovery);
+    }
+    requested?;
     Ok(HttpResponse::Accepted()
         .json(json!({"message": "ti abbiamo inviato una email per confermare il ripristino"})))
 }

@@ -14,8 +14,10 @@
 pub mod conversion;
 pub mod crypto;
 pub mod halves;
+pub mod limits;
 pub mod postal;
 pub mod recovery;
+pub mod verification;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -62,6 +64,8 @@ pub enum PinError {
     Conflict(String),
     #[error("{0}")]
     Refused(String),
+    #[error(transparent)]
+    Reissue(#[from] crate::domain::pin::delivery::ReissueRefusal),
     #[error("hashing: {0}")]
     Crypto(#[from] crypto::CryptoError),
     #[error("database: {0}")]
@@ -97,6 +101,8 @@ pub struct PinService {
     /// token to `POST /pin/recovery/confirmation`).
     pub recovery_base: String,
     pub token_lifetime: Duration,
+    /// Attempts per client address, and the wrong ones over every address.
+    pub limits: limits::PinLimits,
 }
 
 impl PinService {
@@ -115,6 +121,13 @@ impl PinService {
                 .clone()
                 .unwrap_or_else(|| "https://www.inps.example".into()),
             token_lifetime: Duration::minutes(30),
+            limits: limits::PinLimits::new(
+                crate::domain::pin::limits::AddressLimit {
+                    per_minute: settings.pin_address_per_minute,
+                    burst: settings.pin_address_burst,
+                },
+                settings.pin_failures_alert_per_minute,
+            ),
         }
     }
 }
@@ -371,6 +384,32 @@ async fn checked(
     tax_code: &CodiceFiscale,
     presented: &PresentedPin,
     correlation_id: &str,
+    step: limits::Step,
+) -> Result<
+    (
+        sqlx::Transaction<'static, sqlx::Postgres>,
+        CredentialRow,
+        Check,
+    ),
+    PinError,
+> {
+    checked_as(pool, service, tax_code, presented, correlation_id, step, |state, row| {
+        what_to_check(state, presented, !row.ever_activated)
+    })
+    .await
+}
+
+/// [`checked`], with `decide` choosing the hash to compare (or refusing
+/// before any is compared: such a refusal costs no attempt).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn checked_as(
+    pool: &PgPool,
+    service: &PinService,
+    tax_code: &CodiceFiscale,
+    presented: &PresentedPin,
+    correlation_id: &str,
+    step: limits::Step,
+    decide: impl FnOnce(CredentialState, &CredentialRow) -> Result<Check, SignInRefusal>,
 ) -> Result<
     (
         sqlx::Transaction<'static, sqlx::Postgres>,
@@ -384,13 +423,14 @@ async fn checked(
     let Some(row) = store::lock_credential(&mut tx, tax_code.as_str()).await? else {
         // As long as a wrong PIN: no hint that the tax code has none.
         verify(None, presented.expose().to_owned()).await;
+        service.limits.failed(step);
         return Err(SignInRefusal::Unknown.into());
     };
     if let Some(until) = service.policy.locked(row.locked_until, now) {
         return Err(SignInRefusal::Locked { until }.into());
     }
     let state = state_of(&row)?;
-    let check = what_to_check(state, presented, !row.ever_activated)?;
+    let check = decide(state, &row)?;
     let (phc, typed) = match check {
         Check::FirstHalf => (row.first_half_hash.clone(), presented.generated_form()),
         Check::Initial => (row.initial_hash.clone(), presented.generated_form()),
@@ -400,6 +440,7 @@ async fn checked(
         store::record_success(&mut tx, tax_code.as_str()).await?;
         return Ok((tx, row, check));
     }
+    service.limits.failed(step);
     let failures = u32::try_from(row.failures).unwrap_or(0) + 1;
     let locks = u32::try_from(row.locks_in_a_row).unwrap_or(0);
     let locked_until = service.policy.after_failure(failures, locks, now);
@@ -486,8 +527,15 @@ pub async fn sign_in(
 ) -> Result<SignedIn, PinError> {
     let tax_code = parse_tax_code(tax_code)?;
     let presented = PresentedPin::parse(pin).map_err(|e| PinError::secret("pin", e))?;
-    let (mut tx, _row, check) =
-        checked(pool, service, &tax_code, &presented, correlation_id).await?;
+    let (mut tx, _row, check) = checked(
+        pool,
+        service,
+        &tax_code,
+        &presented,
+        correlation_id,
+        limits::Step::SignIn,
+    )
+    .await?;
     let now = Utc::now();
     let (kind, step, state) = match check {
         Check::FirstHalf => (
@@ -548,7 +596,15 @@ pub async fn first_use(
     let pin_hash = hash(chosen.expose().to_owned()).await?;
     // Sixteen characters are checked against the initial PIN only
     // (`what_to_check`): an active or revoked PIN is refused before.
-    let (mut tx, _row, _) = checked(pool, service, &tax_code, &presented, correlation_id).await?;
+    let (mut tx, _row, _) = checked(
+        pool,
+        service,
+        &tax_code,
+        &presented,
+        correlation_id,
+        limits::Step::FirstUse,
+    )
+    .await?;
     store::activate(&mut tx, tax_code.as_str(), &pin_hash).await?;
     let kind = kind_after_first_use(&mut tx, tax_code.as_str()).await?;
     let now = Utc::now();

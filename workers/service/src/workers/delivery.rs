@@ -263,6 +263,18 @@ async fn record(
             let mut tx = pool.begin().await?;
             deliveries::record(&mut tx, results).await?;
             let ids: Vec<uuid::Uuid> = results.iter().map(|r| r.delivery.id).collect();
+            // A half whose last try failed: the citizen's centre says so
+            // (an agent sees it too, and can have a new PIN issued).
+            let failed = store::pin_halves::mark_failed(
+                &mut tx,
+                &ids,
+                crate::domain::pin::delivery::FAILED_TITLE,
+                crate::domain::pin::delivery::FAILED_BODY,
+            )
+            .await?;
+            if !failed.is_empty() {
+                tracing::warn!(halves = failed.len(), "PIN halves finally failed; the citizens' centres say so");
+            }
             store::pins::scrub_finished_halves(&mut tx, &ids).await?;
             tx.commit().await
         }
