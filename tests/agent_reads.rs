@@ -3,11 +3,10 @@
 //! identified; every such read is in an audit trail the offices' operators
 //! page through, each office the reads of its own tickets.
 
-
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sportello::contract::{CodiceFiscale, Identification, Principal};
-use crate::support::*;
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";

@@ -3,16 +3,15 @@
 //! state and receipt over HTTP for the applicant only, the menu, and a full
 //! intake queue pushing back without losing anything.
 
-
 use std::time::Duration;
 
+use crate::support::api::Api;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, REASON_HEADER};
 use sportello::contract::{Authentication, CodiceFiscale, PinKind, Principal};
 use sportello::workers::WorkerKind;
-use crate::support::api::Api;
-use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 const APPLICANT: &str = "RSSMRA85T10A562S";

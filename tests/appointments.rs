@@ -4,10 +4,10 @@
 //! appointment, and no double booking under 200 concurrent attempts over
 //! two API instances.
 
-
 use std::net::TcpListener;
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -19,7 +19,6 @@ use sportello::http::{self, ApiState};
 use sportello::store;
 use sportello::store::documents as documents_store;
 use sportello::workers::WorkerKind;
-use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -5,9 +5,9 @@
 //! appointment becomes a call for the office's agents at its time, and the
 //! agent's outcome decides what follows.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{DateTime, Datelike, Utc};
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
@@ -19,7 +19,6 @@ use sportello::appointments::{commands, BookingSettings};
 use sportello::broker::{self, names};
 use sportello::domain::booking::admit_command;
 use sportello::workers::WorkerKind;
-use crate::support::*;
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";

@@ -3,13 +3,12 @@
 //! published (and confirmed) before the call is acked; a skip, silence or a
 //! disconnection mid-call puts the call back, so nothing is lost.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{json, Value};
 use sportello::agent::{self, AgentSession};
 use sportello::broker::{self, callbacks, names};
-use crate::support::*;
 use uuid::Uuid;
 
 const OFFICE: &str = "1901";

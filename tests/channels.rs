@@ -1,12 +1,11 @@
 //! A channel speaks only for itself.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, REASON_HEADER};
 use sportello::broker::publisher::PublishError;
 use sportello::workers::WorkerKind;
-use crate::support::*;
 
 #[actix_rt::test]
 async fn a_channel_user_is_refused_on_another_channels_routing_key() {

@@ -1,12 +1,11 @@
 //! A worker process killed mid-stream loses nothing and applies nothing twice.
 
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use sportello::broker;
 use sportello::broker::publisher::Publisher;
-use crate::support::*;
 
 fn spawn_worker(env: &TestEnv) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sportello"))

@@ -2,13 +2,12 @@
 //! listing gives the total and the pages in a stable order and never touches
 //! a broker message; show, replay (once) and discard.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::json;
 use sportello::dead_letters as tools;
 use sportello::workers::WorkerKind;
-use crate::support::*;
 
 const LETTERS: usize = 25;
 

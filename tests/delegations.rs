@@ -4,13 +4,12 @@
 //! once, emits its event, and a publisher who may not send it is
 //! dead-lettered with the reason.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE};
-use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);

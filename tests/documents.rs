@@ -2,9 +2,9 @@
 //! upload refusal; the registration state machine through the registration
 //! worker; receipts; annulment.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::Utc;
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
@@ -14,7 +14,6 @@ use sportello::contract::Principal;
 use sportello::domain::access::Delegation;
 use sportello::store::documents::{self as store, NewCase};
 use sportello::workers::WorkerKind;
-use crate::support::*;
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";

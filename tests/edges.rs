@@ -3,13 +3,12 @@
 //! happened (403, 405 with Allow, JSON 404, 413, one boolean rule), and the
 //! headers every answer carries.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sportello::store::documents::{self as store, NewCase};
-use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 

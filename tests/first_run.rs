@@ -5,7 +5,6 @@
 //! setup script from a private clone, the tour's shell blocks (taken from
 //! README.md) against `sportello up` started as a separate process.
 
-
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;

@@ -4,16 +4,15 @@
 //! expired link, wrong code, another room's signalling, an oversized
 //! frame), and the 72-hour document window opening and expiring.
 
-
-use reqwest::StatusCode;
-use serde_json::json;
-use sportello::domain::video::Role;
-use sportello::workers::WorkerKind;
 use crate::support::eventually;
 use crate::support::gateway::{
     admit, citizen_pass, client, close_code, env_with_sms, last_code, link, next, next_of,
     operator_pass, seated, send, socket, video_appointment, video_room, Gateway, Seated, PHONE,
 };
+use reqwest::StatusCode;
+use serde_json::json;
+use sportello::domain::video::Role;
+use sportello::workers::WorkerKind;
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -101,9 +100,14 @@ async fn the_citizen_enters_with_the_sms_code_waits_and_is_admitted_chat_is_kept
         operator_pass(&env, &gateway, &operator_link, "0040").await,
         Err(StatusCode::FORBIDDEN)
     );
-    let operator = operator_pass(&env, &gateway, &operator_link, crate::support::gateway::OFFICE)
-        .await
-        .unwrap();
+    let operator = operator_pass(
+        &env,
+        &gateway,
+        &operator_link,
+        crate::support::gateway::OFFICE,
+    )
+    .await
+    .unwrap();
 
     let mut c = socket(&gateway, &citizen_link, &citizen, false)
         .await
@@ -241,14 +245,19 @@ async fn the_citizen_enters_with_the_sms_code_waits_and_is_admitted_chat_is_kept
     assert_eq!(event["payload"]["appointment_id"], id.to_string());
     assert_eq!(event["payload"]["completed_by"], "video_call_ended");
     assert_eq!(event["payload"]["actor_id"], "E49020001");
-    let history =
-        sportello::appointments::list(&env.pool, &crate::support::citizen(crate::support::gateway::CITIZEN))
-            .await
-            .unwrap();
+    let history = sportello::appointments::list(
+        &env.pool,
+        &crate::support::citizen(crate::support::gateway::CITIZEN),
+    )
+    .await
+    .unwrap();
     let json = serde_json::to_value(&history).unwrap();
     assert_eq!(json[0]["id"], id.to_string());
     assert_eq!(json[0]["state"], "done");
-    assert_eq!(json[0]["citizen_name"], crate::support::gateway::CITIZEN_NAME);
+    assert_eq!(
+        json[0]["citizen_name"],
+        crate::support::gateway::CITIZEN_NAME
+    );
     // Ending it again is refused; nothing is announced twice.
     send(
         &mut o,

@@ -4,7 +4,10 @@
 //! and the gateway's broker user (`sportello-gateway`, which every gateway
 //! test connects with) may use the relay and nothing else.
 
-
+use crate::support::gateway::{
+    admit, env_with_sms, next_of, seated, send, socket, video_room, Gateway, Seated, Socket,
+};
+use crate::support::TestEnv;
 use futures::{SinkExt, StreamExt};
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -13,10 +16,6 @@ use sportello::broker::names::{EVENTS_EXCHANGE, INTAKE_EXCHANGE};
 use sportello::broker::publisher::{OutgoingMessage, PublishError, Publisher};
 use sportello::broker::{self};
 use sportello::domain::video::rate::MESSAGE_BURST;
-use crate::support::gateway::{
-    admit, env_with_sms, next_of, seated, send, socket, video_room, Gateway, Seated, Socket,
-};
-use crate::support::TestEnv;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 

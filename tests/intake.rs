@@ -1,12 +1,11 @@
 //! Intake end to end: channel message -> ticket + event, exactly once.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::json;
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, REASON_HEADER};
 use sportello::workers::WorkerKind;
-use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 

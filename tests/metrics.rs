@@ -105,8 +105,14 @@ async fn a_process_counts_intake_outcomes_events_and_http_requests() {
         &intake_metrics,
         &[
             ("sportello_intake_messages_total{outcome=\"applied\"}", 1.0),
-            ("sportello_intake_messages_total{outcome=\"duplicate\"}", 1.0),
-            ("sportello_intake_messages_total{outcome=\"dead_lettered\"}", 1.0),
+            (
+                "sportello_intake_messages_total{outcome=\"duplicate\"}",
+                1.0,
+            ),
+            (
+                "sportello_intake_messages_total{outcome=\"dead_lettered\"}",
+                1.0,
+            ),
         ],
     )
     .await;

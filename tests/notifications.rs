@@ -3,9 +3,11 @@
 //! gateway with the provider's HTTP interface); failures are retried or not
 //! as they deserve, nothing is sent twice, and every access is checked.
 
-
 use std::time::Duration;
 
+use crate::support::mail::{delivered_to, readable, sink, wait_for_mail};
+use crate::support::sms_provider::{self, SmsGateway};
+use crate::support::*;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -14,9 +16,6 @@ use sportello::contract::{CodiceFiscale, Principal};
 use sportello::domain::notification::{days_left, days_left_label, Medium};
 use sportello::store;
 use sportello::workers::WorkerKind;
-use crate::support::mail::{delivered_to, readable, sink, wait_for_mail};
-use crate::support::sms_provider::{self, SmsGateway};
-use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);

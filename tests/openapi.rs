@@ -4,13 +4,12 @@
 //! fails here), every example in it validates against its schema, every
 //! `$ref` resolves, and real answers match the schemas they are described by.
 
-
 use std::collections::BTreeSet;
 
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sportello::http::{mounted, Surface};
-use crate::support::*;
 
 /// Validates `value` against `schema`, a part of `document` whose `$ref`s
 /// point into the document's components.

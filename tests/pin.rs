@@ -5,9 +5,12 @@
 //! no PIN, not even a half, is in a log, an event, a dead letter, a metric
 //! or a stored delivery.
 
-
 use std::time::Duration;
 
+use crate::support::api::Api;
+use crate::support::mail::{readable, sink, wait_for_mail};
+use crate::support::sms_provider::SmsGateway;
+use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, REASON_HEADER};
@@ -15,10 +18,6 @@ use sportello::contract::{Authentication, CodiceFiscale, Identification, PinKind
 use sportello::domain::pin::secret::HALF_ALPHABET;
 use sportello::pin::crypto::PinKeys;
 use sportello::workers::WorkerKind;
-use crate::support::api::Api;
-use crate::support::mail::{readable, sink, wait_for_mail};
-use crate::support::sms_provider::SmsGateway;
-use crate::support::*;
 
 const TAX_CODE: &str = "RSSMRA85T10A562S";
 

@@ -16,8 +16,8 @@ use crate::support::*;
 /// `count` valid tax codes (the check character computed), all different.
 fn tax_codes(count: usize) -> Vec<String> {
     const ODD: [u32; 36] = [
-        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11,
-        3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3,
+        6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
     ];
     let value = |c: u8| -> usize {
         if c.is_ascii_digit() {
@@ -46,7 +46,11 @@ fn tax_codes(count: usize) -> Vec<String> {
         .collect()
 }
 
-async fn sign_in_from(api: &Api, address: &str, tax_code: &str) -> (StatusCode, Option<String>, Value) {
+async fn sign_in_from(
+    api: &Api,
+    address: &str,
+    tax_code: &str,
+) -> (StatusCode, Option<String>, Value) {
     let response = api
         .client
         .post(format!("{}/pin/sign-in", api.base))
@@ -94,7 +98,10 @@ async fn one_address_guessing_across_a_thousand_tax_codes_is_stopped_and_others_
         .iter()
         .filter(|s| **s != StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert!(let_through <= 6, "the burst, and at most one refill: {let_through}");
+    assert!(
+        let_through <= 6,
+        "the burst, and at most one refill: {let_through}"
+    );
     // Another address behind the same proxy is unaffected.
     let (status, _, body) = sign_in_from(&api, "203.0.113.9", &codes[0]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -102,7 +109,10 @@ async fn one_address_guessing_across_a_thousand_tax_codes_is_stopped_and_others_
     let (status, _, _) = sign_in_from(&api, "192.0.2.1, 198.51.100.7", &codes[1]).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     let metrics = sportello::metrics::metrics().encode();
-    assert!(metrics.contains("sportello_pin_rate_limited_total{step=\"sign_in\"}"), "{metrics}");
+    assert!(
+        metrics.contains("sportello_pin_rate_limited_total{step=\"sign_in\"}"),
+        "{metrics}"
+    );
     assert!(metrics.contains("sportello_pin_failures_last_minute"));
     assert!(metrics.contains("sportello_pin_failure_ceiling_exceeded"));
     api.stop().await;
@@ -124,18 +134,31 @@ async fn an_agents_simplified_pin_claim_is_refused_until_the_half_is_verified() 
     let (status, body) = api.get("/applications", &simplified).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "pin_verification_required", "{body}");
-    assert!(body["message"].as_str().unwrap().contains("/pin/agent-verifications"));
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("/pin/agent-verifications"));
     // Other identifications work as before.
-    let (status, body) = api.get("/applications", &agent(Some(Identification::Cie))).await;
+    let (status, body) = api
+        .get("/applications", &agent(Some(Identification::Cie)))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // A bad half is refused by its shape; an unknown tax code like a wrong half.
     let (status, body) = api
-        .post("/pin/agent-verifications", &simplified, json!({"pin": "ABC"}))
+        .post(
+            "/pin/agent-verifications",
+            &simplified,
+            json!({"pin": "ABC"}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, body) = api
-        .post("/pin/agent-verifications", &simplified, json!({"pin": "ABCD2345"}))
+        .post(
+            "/pin/agent-verifications",
+            &simplified,
+            json!({"pin": "ABCD2345"}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     // Only agents verify.
@@ -144,13 +167,20 @@ async fn an_agents_simplified_pin_claim_is_refused_until_the_half_is_verified() 
         authentication: sportello::contract::Authentication::Cie,
     };
     let (status, _) = api
-        .post("/pin/agent-verifications", &citizen, json!({"pin": "ABCD2345"}))
+        .post(
+            "/pin/agent-verifications",
+            &citizen,
+            json!({"pin": "ABCD2345"}),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A verification id that is not one, or unknown: refused.
     for header in ["nope", "0193a1c2-7f0e-7b6a-9d2e-5c4b3a29aa02"] {
-        let token = api.keys.issue(&simplified, chrono::Duration::minutes(5)).unwrap();
+        let token = api
+            .keys
+            .issue(&simplified, chrono::Duration::minutes(5))
+            .unwrap();
         let response = api
             .client
             .request(Method::GET, format!("{}/applications", api.base))

@@ -3,20 +3,19 @@
 //! starting cleanly with proper ones (the real binary; its log must not carry
 //! a secret), the health probes, and the notifications' in-doubt count.
 
-
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::identity_provider::{IdentityProvider, SigningKey, ISSUER};
+use crate::support::mail::{sink, wait_for_mail};
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sportello::auth::{TokenError, TokenKeys, Verifier, AUDIENCE, DEVELOPMENT_SECRET};
 use sportello::domain::notification::Medium;
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
-use crate::support::mail::{sink, wait_for_mail};
-use crate::support::*;
 use uuid::Uuid;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sportello");

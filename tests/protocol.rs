@@ -1,19 +1,18 @@
 //! The protocol register: gapless numbers under concurrency and failure,
 //! annulment, immutability, and the daily register's hash chain.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde_json::json;
 use sportello::broker::names::EVENTS_EXCHANGE;
+use sportello::domain::cron::TIME_ZONE;
 use sportello::domain::protocol::{self, Aoo, RegisteredFile};
 use sportello::store::protocol::{self as register, AnnulOutcome, RegistrationRequest};
 use sportello::store::timers::{self, TimerRequest};
-use sportello::domain::cron::TIME_ZONE;
 use sportello::workers::timers::CRON_KIND_PREFIX;
 use sportello::workers::{cron_jobs, WorkerKind, DAILY_REGISTER_JOB};
-use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);

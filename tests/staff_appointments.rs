@@ -5,11 +5,12 @@
 //! and an unanswered call goes back to the queue. Refusals and statuses a
 //! browser cannot read are checked with reqwest.
 
-
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use crate::support::browser::*;
+use crate::support::*;
 use chrono::{Datelike, NaiveDate, Utc};
 use fantoccini::{Client, Locator};
 use futures::future::LocalBoxFuture;
@@ -24,8 +25,6 @@ use sportello::domain::video::link::{latest_use, LinkSigner};
 use sportello::domain::video::{Role, WINDOW_HOURS};
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
-use crate::support::browser::*;
-use crate::support::*;
 use uuid::Uuid;
 
 const CREMA: &str = "1901";

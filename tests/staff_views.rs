@@ -5,11 +5,12 @@
 //! close with an outcome. Status codes a browser cannot read (refusals, the
 //! error statuses, double submits, reassignment) are checked with reqwest.
 
-
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use crate::support::browser::*;
+use crate::support::*;
 use base64::Engine;
 use fantoccini::{Client, Locator};
 use futures::FutureExt;
@@ -19,8 +20,6 @@ use sportello::auth::TokenKeys;
 use sportello::contract::{Authentication, CodiceFiscale, Principal};
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
-use crate::support::browser::*;
-use crate::support::*;
 use uuid::Uuid;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";

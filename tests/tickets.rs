@@ -2,9 +2,9 @@
 //! triage, attachments), intermediaries' delegations, who sees what over the
 //! API (each refusal), the lifecycle with its history and events, search.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -13,7 +13,6 @@ use sportello::broker::names::{DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE};
 use sportello::contract::{CodiceFiscale, Principal};
 use sportello::domain::access::Delegation;
 use sportello::store::documents as documents_store;
-use crate::support::*;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);

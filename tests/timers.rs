@@ -1,18 +1,17 @@
 //! Durable timers and cron jobs survive restarts and fire late ones.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::Utc;
 use sportello::broker::names::EVENTS_EXCHANGE;
+use sportello::domain::cron::{CronJob, CronTask};
 use sportello::runtime::{RunningWorkers, Worker};
 use sportello::store::timers::{self, TimerRequest};
-use sportello::domain::cron::{CronJob, CronTask};
 use sportello::workers::outbox_relay::OutboxRelay;
 use sportello::workers::timers::{TimerWorker, CRON_KIND_PREFIX};
 use sportello::workers::WorkerKind;
-use crate::support::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 

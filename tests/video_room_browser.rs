@@ -5,14 +5,13 @@
 //! green, a third tab is refused, the call ends with the 72-hour window,
 //! which then expires (its timer moved forward).
 
-
 use std::time::Duration;
 
+use crate::support::browser::{browser_with_fake_media, submit, text_of, type_into, WAIT};
+use crate::support::gateway::{env_with_sms, last_code, link, video_appointment, Gateway, OFFICE};
 use fantoccini::{Client, Locator};
 use sportello::domain::video::Role;
 use sportello::workers::WorkerKind;
-use crate::support::browser::{browser_with_fake_media, submit, text_of, type_into, WAIT};
-use crate::support::gateway::{env_with_sms, last_code, link, video_appointment, Gateway, OFFICE};
 
 async fn visible(client: &Client, css: &str) {
     client
@@ -69,7 +68,10 @@ async fn a_video_call_from_the_sms_code_to_the_expired_window() {
     operator.goto(&operator_link).await.unwrap();
     let keys = sportello::auth::TokenKeys::new(&env.settings.jwt_secret, &env.settings.jwt_issuer);
     let token = keys
-        .issue(&crate::support::operator(OFFICE), chrono::Duration::minutes(30))
+        .issue(
+            &crate::support::operator(OFFICE),
+            chrono::Duration::minutes(30),
+        )
         .unwrap();
     type_into(&operator, "#token", &token).await;
     submit(&operator, "form button[type=submit]").await;

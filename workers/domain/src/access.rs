@@ -131,8 +131,8 @@ impl AgentRead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sportello_contract::Authentication;
     use chrono::Duration;
+    use sportello_contract::Authentication;
 
     const CITIZEN: &str = "RSSMRA85T10A562S";
     const OTHER: &str = "BNCGVN70A41F205O";

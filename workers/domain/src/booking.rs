@@ -233,8 +233,8 @@ pub fn repeats(earlier: &Idempotency, later: &Idempotency) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sportello_contract::schemas::SCHEMA_FILES;
     use serde_json::{json, Value};
+    use sportello_contract::schemas::SCHEMA_FILES;
 
     fn example(message_type: &str) -> Value {
         let file = SCHEMA_FILES

@@ -191,7 +191,11 @@ mod tests {
     fn a_hop_that_is_not_an_address_stops_the_walk_at_the_last_trusted_one() {
         let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
         assert_eq!(
-            client_address(ip("10.0.0.1"), xff(&["198.51.100.7, unknown, 10.0.0.2"]), &trusted),
+            client_address(
+                ip("10.0.0.1"),
+                xff(&["198.51.100.7, unknown, 10.0.0.2"]),
+                &trusted
+            ),
             ip("10.0.0.2")
         );
         assert_eq!(

@@ -175,8 +175,8 @@ pub fn to_revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sportello_contract::schemas::SCHEMA_FILES;
     use chrono::Duration;
+    use sportello_contract::schemas::SCHEMA_FILES;
 
     fn example<P: serde::de::DeserializeOwned>(message_type: &str) -> Envelope<P> {
         let file = SCHEMA_FILES

@@ -4,13 +4,11 @@
 
 use chrono::Utc;
 
-use super::application::{
-    case_request, check_application, ApplicationRules, CheckedApplication,
-};
+use super::admission::{check_authentication, check_routing_key, idempotency_of};
+pub use super::admission::{Idempotency, Rejection};
+use super::application::{case_request, check_application, ApplicationRules, CheckedApplication};
 use super::content::{check_content, named_for};
 use super::delegation;
-pub use super::admission::{Idempotency, Rejection};
-use super::admission::{check_authentication, check_routing_key, idempotency_of};
 use super::document::sanitize_file_name;
 use sportello_contract::applications::ApplicationSubmitted;
 use sportello_contract::schemas::catalogue;
@@ -198,16 +196,15 @@ pub fn admit(routing_key: &str, body: &[u8]) -> Result<Admitted, Rejection> {
             let envelope: Envelope<sportello_contract::pin::PinRequestBody> =
                 serde_json::from_value(value).map_err(|e| Rejection::Decode(e.to_string()))?;
             check_routing_key(routing_key, envelope.channel, &envelope.message_type)?;
-            let request =
-                crate::pin::request::judge(&envelope.payload).map_err(|fields| {
-                    Rejection::PinRequest(
-                        fields
-                            .iter()
-                            .map(|f| format!("{}: {}", f.field, f.message))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    )
-                })?;
+            let request = crate::pin::request::judge(&envelope.payload).map_err(|fields| {
+                Rejection::PinRequest(
+                    fields
+                        .iter()
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
             check_pin_request_principal(&envelope, &request)?;
             let idempotency = idempotency_of(&envelope, PIN_REQUESTED)?;
             Ok(Admitted {
@@ -307,8 +304,8 @@ fn check_request_principal(envelope: &Envelope<RequestSubmitted>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sportello_contract::schemas::SCHEMA_FILES;
     use serde_json::{json, Value};
+    use sportello_contract::schemas::SCHEMA_FILES;
 
     fn example() -> Value {
         serde_json::from_str(SCHEMA_FILES[0].example).unwrap()

@@ -396,8 +396,8 @@ pub fn changed_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sportello_contract::schemas::{catalogue, SCHEMA_FILES};
     use crate::routing::RoutedBy;
+    use sportello_contract::schemas::{catalogue, SCHEMA_FILES};
     use TicketState::*;
 
     fn facts(state: TicketState) -> TicketFacts {

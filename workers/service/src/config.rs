@@ -452,11 +452,7 @@ impl Settings {
     /// Whether the staff session cookie is `Secure` whatever the request
     /// looks like: in production, or behind an https PUBLIC_BASE_URL.
     pub fn always_secure_cookie(&self) -> bool {
-        self.is_production()
-            || self
-                .public_base_url
-                .as_deref()
-                .is_some_and(is_https)
+        self.is_production() || self.public_base_url.as_deref().is_some_and(is_https)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -31,5 +31,3 @@ pub fn init() {
         builder.try_init()
     };
 }
-
-

@@ -40,8 +40,8 @@ pub mod pin_verifications;
 pub mod pins;
 pub mod protocol;
 pub mod staff_sessions;
-pub mod tickets;
 mod ticket_state;
+pub mod tickets;
 pub mod timers;
 pub mod video;
 

@@ -7,10 +7,10 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use sportello_domain::cron::TIME_ZONE;
 use sportello_domain::protocol::{
     self, Annulment, Aoo, ChainBreak, DailyRegister, RegisterEntry, RegisteredFile,
 };
-use sportello_domain::cron::TIME_ZONE;
 
 #[derive(Debug, Clone)]
 pub struct RegistrationRequest {

@@ -6,8 +6,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use sportello_domain::routing::{Ambito, RoutingRule, RoutingTable};
 use crate::ticket_state::{self, DbTicketState};
+use sportello_domain::routing::{Ambito, RoutingRule, RoutingTable};
 use sportello_domain::ticket::{Change, NewTicket, TicketState};
 
 /// The routing reference data, as it is now: a rule changed in the tables
@@ -488,7 +488,9 @@ pub async fn search(
             .push(")");
     }
     if let Some(state) = filter.state {
-        query.push(" AND t.state = ").push_bind(DbTicketState(state));
+        query
+            .push(" AND t.state = ")
+            .push_bind(DbTicketState(state));
     }
     for (column, op, value) in [
         ("t.opened_at", " >= ", filter.opened_from),

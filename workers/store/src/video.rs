@@ -7,12 +7,12 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::keys::{digest, new_key};
+use crate::appointments::AppointmentRecord;
+use crate::documents::{self as documents, NewCase};
 use sportello_contract::Principal;
 use sportello_domain::video::code::IssuedCode;
 use sportello_domain::video::room::{RoomState, Window};
 use sportello_domain::video::Role;
-use crate::appointments::AppointmentRecord;
-use crate::documents::{self as documents, NewCase};
 
 /// A room as stored.
 #[derive(Debug, Clone)]

@@ -539,8 +539,10 @@ mod tests {
     #[test]
     fn every_body_is_admitted_or_refused_as_planned() {
         for (position, kind) in plan(200, 0.10, 0.03).into_iter().enumerate() {
-            let admitted =
-                sportello::domain::intake::admit("web.application.submitted", &body(kind, position));
+            let admitted = sportello::domain::intake::admit(
+                "web.application.submitted",
+                &body(kind, position),
+            );
             assert_eq!(
                 admitted.is_ok(),
                 !matches!(kind, Kind::Invalid(_)),

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use super::faults::{busiest, node_number, Fault};
 use super::{ClusterChaos, Report};
-use sportello::app;
 use crate::bench::{bench_suffix, request_bodies, BenchBroker, ScratchDatabase, ScratchVhost};
+use sportello::app;
 use sportello::broker::management::Management;
 use sportello::broker::names::{
     DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, INTAKE_EXCHANGE, INTAKE_REQUESTS_QUEUE,

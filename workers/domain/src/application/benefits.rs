@@ -26,7 +26,6 @@ pub struct Benefit {
     pub categories: Vec<Category>,
 }
 
-
 /// A category of applicants (e.g. seasonal tourism workers) and what it must declare.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Category {

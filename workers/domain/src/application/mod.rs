@@ -16,11 +16,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use sportello_contract::applications::ApplicationSubmitted;
-use sportello_contract::{Envelope, Identification, Principal, RequestSubmitted};
 use benefits::{Benefit, Category, FieldError};
 use catalogue::Service;
 use policy::{Credential, PrincipalKind};
+use sportello_contract::applications::ApplicationSubmitted;
+use sportello_contract::{Envelope, Identification, Principal, RequestSubmitted};
 use window::{check_window, WindowRefusal};
 
 /// The whole policy file.

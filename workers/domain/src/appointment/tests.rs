@@ -1,6 +1,6 @@
 use super::*;
-use sportello_contract::Authentication;
 use chrono::TimeZone;
+use sportello_contract::Authentication;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";
 const OTHER: &str = "BNCGVN70A41F205O";

@@ -13,10 +13,14 @@ use super::CredentialState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HalfDelivery {
     /// Queued, being sent, or waiting for its next try.
-    Pending { attempts: u32 },
+    Pending {
+        attempts: u32,
+    },
     Sent,
     /// The last try failed (or the provider refused it for good).
-    Failed { attempts: u32 },
+    Failed {
+        attempts: u32,
+    },
 }
 
 impl HalfDelivery {

@@ -4,9 +4,9 @@
 use chrono::{Datelike, NaiveDate};
 
 use super::tax_code::{self, Personal, Sex};
+use crate::sms::normalize_phone;
 use sportello_contract::pin::{ContactsBody, PinRequestBody, ResidenceBody};
 use sportello_contract::CodiceFiscale;
-use crate::sms::normalize_phone;
 
 pub use sportello_contract::pin::PinRequestBody as RawPinRequest;
 

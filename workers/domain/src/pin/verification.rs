@@ -50,7 +50,9 @@ pub enum VerificationRefusal {
     Unknown,
     #[error("the PIN verification expired at {0} (they last {VERIFICATION_MINUTES} minutes): check the caller's half again with POST /pin/agent-verifications")]
     Expired(DateTime<Utc>),
-    #[error("the PIN verification was made by another agent or for another caller than this token's")]
+    #[error(
+        "the PIN verification was made by another agent or for another caller than this token's"
+    )]
     NotThisCall,
 }
 
@@ -122,7 +124,9 @@ mod tests {
 
     #[test]
     fn only_the_simplified_pin_claim_needs_a_verification() {
-        assert!(needs_verification(&agent(Some(Identification::PinSimplified))));
+        assert!(needs_verification(&agent(Some(
+            Identification::PinSimplified
+        ))));
         for other in [
             None,
             Some(Identification::Spid),

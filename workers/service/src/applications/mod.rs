@@ -15,8 +15,8 @@ use crate::domain::application::policy::PrincipalKind;
 use crate::domain::application::{
     benefits::Benefit, submitting_credential, ApplicationRules, CONSULTATION_SERVICE,
 };
-use crate::store::applications::{self as store, ApplicationView};
 use crate::domain::cron::TIME_ZONE;
+use crate::store::applications::{self as store, ApplicationView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplicationError {

@@ -24,10 +24,10 @@ use crate::domain::access::CaseParties;
 use crate::domain::appointment::{
     calendar, side_on_appointment, Mode, NotYetEligible, SlotRefusal, StateRefusal,
 };
+use crate::domain::cron::TIME_ZONE;
 use crate::domain::document::Side;
 use crate::store::appointments::{self as store, AppointmentRecord, Scope};
 use crate::store::documents as documents_store;
-use crate::domain::cron::TIME_ZONE;
 
 pub use booking::{
     cancel, cancel_in, confirm, confirm_in, expire_hold, hold, hold_in, Answer, Hold, HoldRequest,

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::{detail, AppointmentError, BookingSettings};
 use crate::contract::Principal;
 use crate::domain::appointment::{AppointmentState, Mode};
-use crate::store::appointments::AppointmentRecord;
 use crate::domain::cron::TIME_ZONE;
+use crate::store::appointments::AppointmentRecord;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Receipt {

@@ -5,9 +5,9 @@ use printpdf::{
     BuiltinFont, Mm, Op, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, TextItem,
 };
 
+use crate::domain::cron::TIME_ZONE;
 use crate::domain::protocol::registration_date;
 use crate::store::protocol::Registration;
-use crate::domain::cron::TIME_ZONE;
 
 /// Lines per A4 page at the body's line height.
 const LINES_PER_PAGE: usize = 48;

@@ -14,10 +14,10 @@ use serde::Deserialize;
 
 use super::{link_refusal, open_link, GatewayState, PASS_COOKIE};
 use crate::contract::Principal;
+use crate::domain::cron::TIME_ZONE;
 use crate::domain::video::code::Code;
 use crate::domain::video::Role;
 use crate::http::cross_origin;
-use crate::domain::cron::TIME_ZONE;
 use crate::video::{self, Opened, VideoError};
 
 /// Pages run only our own script (and its WebSocket to us); never framed.

@@ -8,8 +8,8 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::documents::pdf_download;
-use super::problem::{Forbidden, NotFound};
 use super::endpoint::{api, Endpoint};
+use super::problem::{Forbidden, NotFound};
 use super::{ApiError, ApiState, Caller};
 use crate::applications::{self, Receipt};
 

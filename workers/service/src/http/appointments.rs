@@ -9,8 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::documents::pdf_download;
-use super::problem::{Conflict, Forbidden, NotFound, Problem, Unprocessable};
 use super::endpoint::{api, Endpoint};
+use super::problem::{Conflict, Forbidden, NotFound, Problem, Unprocessable};
 use super::tickets::IDEMPOTENCY_HEADER;
 use super::{ApiError, ApiState, Caller};
 use crate::appointments::{

@@ -272,7 +272,10 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(status);
         if let ApiError::TooManyRequests { retry_after, .. } = self {
-            response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after.to_string()));
+            response.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                retry_after.to_string(),
+            ));
         }
         response.json(problem)
     }

@@ -143,7 +143,9 @@ async fn count_request(
 fn tracing_actix() -> actix_web::middleware::Logger {
     actix_web::middleware::Logger::new(ACCESS_LOG_FORMAT)
         .custom_request_replace("method", |request| request.method().to_string())
-        .custom_request_replace("client", |request| client::of(request.request()).to_string())
+        .custom_request_replace("client", |request| {
+            client::of(request.request()).to_string()
+        })
 }
 
 /// `%U` is the path alone; `%r` (the request line) and `%q` would carry

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use super::caller::{correlation_id, optional_caller};
 use super::documents::{pdf_download, read_upload};
-use super::problem::{Conflict, Forbidden, Unprocessable};
 use super::endpoint::{api, Endpoint};
+use super::problem::{Conflict, Forbidden, Unprocessable};
 use super::{ApiError, ApiState, Caller};
 use crate::contract::pin::PinRequestBody;
 use crate::contract::{Channel, Principal};

@@ -393,9 +393,15 @@ async fn checked(
     ),
     PinError,
 > {
-    checked_as(pool, service, tax_code, presented, correlation_id, step, |state, row| {
-        what_to_check(state, presented, !row.ever_activated)
-    })
+    checked_as(
+        pool,
+        service,
+        tax_code,
+        presented,
+        correlation_id,
+        step,
+        |state, row| what_to_check(state, presented, !row.ever_activated),
+    )
     .await
 }
 

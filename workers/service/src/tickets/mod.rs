@@ -14,6 +14,7 @@ use crate::contract::{
     CodiceFiscale, Envelope, Event, MessageAdded, Principal, TicketMessageAdded,
 };
 use crate::domain::access::{agent_read, side_on_case, AgentRead};
+use crate::domain::cron::TIME_ZONE;
 use crate::domain::document::Side;
 use crate::domain::ticket::{
     changed_event, decide, refuse_citizen_message, HoldingOffice, LifecycleError, Operator,
@@ -25,7 +26,6 @@ use crate::store::tickets::{
     self as store, AppliedChange, HistoryEntry, Office, Scope, TicketFilter, TicketRecord,
     TicketSummary,
 };
-use crate::domain::cron::TIME_ZONE;
 
 pub use store::TicketFilter as Filter;
 

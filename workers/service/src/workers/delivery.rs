@@ -273,7 +273,10 @@ async fn record(
             )
             .await?;
             if !failed.is_empty() {
-                tracing::warn!(halves = failed.len(), "PIN halves finally failed; the citizens' centres say so");
+                tracing::warn!(
+                    halves = failed.len(),
+                    "PIN halves finally failed; the citizens' centres say so"
+                );
             }
             store::pins::scrub_finished_halves(&mut tx, &ids).await?;
             tx.commit().await

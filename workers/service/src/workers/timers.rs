@@ -18,12 +18,12 @@ use crate::appointments::callbacks::CALLBACK_TIMER_KIND;
 use crate::config::Settings;
 use crate::contract::{Event, TimerFired};
 use crate::domain::appointment::HOLD_TIMER_KIND;
+use crate::domain::cron::{CronJob, CronTask};
 use crate::domain::protocol;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::timers::{self, DueTimer, TimerRequest};
-use crate::domain::cron::{CronJob, CronTask};
 
 const BATCH: i64 = 500;
 /// When a cron job's failed action is tried again.

@@ -24,14 +24,14 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 
 use super::{bench_suffix, median, BenchBroker, BenchDatabase, ScratchDatabase, ScratchVhost};
+use client::Requester;
+use phases::{Contended, Plentiful};
 use sportello::app;
 use sportello::broker;
 use sportello::broker::names::APPOINTMENT_COMMANDS_QUEUE;
 use sportello::config::Settings;
 use sportello::runtime::RunningWorkers;
 use sportello::workers::WorkerKind;
-use client::Requester;
-use phases::{Contended, Plentiful};
 
 /// Targets on the 2-core development machine (issue 12).
 const HOLD_P99_LIMIT: Duration = Duration::from_millis(50);

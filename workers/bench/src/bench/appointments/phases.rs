@@ -9,8 +9,8 @@ use sqlx::PgPool;
 
 use super::client::{citizen, command, Answer, Requester};
 use super::AppointmentsBench;
-use sportello::appointments::{self, MAX_RANGE_DAYS};
 use crate::bench::cpu::CpuSample;
+use sportello::appointments::{self, MAX_RANGE_DAYS};
 use sportello::domain::appointment::Mode;
 
 /// The seeded calendar the clients contend for: Crema, in person.

@@ -16,9 +16,9 @@ use super::session::{session, Session};
 use super::ApiState;
 use crate::appointments::BookingSettings;
 use crate::domain::appointment::{AppointmentState, DeskKind, Mode};
+use crate::domain::cron::TIME_ZONE;
 use crate::domain::video::Role;
 use crate::store::appointments::{self as store, AppointmentRecord};
-use crate::domain::cron::TIME_ZONE;
 
 pub(super) const AGENDA: &str = "/ufficio/agenda";
 
