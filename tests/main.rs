@@ -47,8 +47,9 @@ mod applications;
 mod pin;
 mod pin_limits;
 
-// The process as a whole: the HTTP boundary, the API's description,
+// The process as a whole: the access policy, the HTTP boundary, the API's description,
 // production mode, metrics, and a newcomer's first run.
+mod access_policy;
 mod edges;
 mod first_run;
 mod metrics;

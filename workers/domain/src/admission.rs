@@ -1,14 +1,15 @@
 //! What every admission shares, the intake's and the booking commands':
 //! why a message is refused ([`Rejection`], the dead letter's reason), the
-//! routing key a channel must use, the authentication floor, and the
+//! routing key a channel must use, the access policy's rule, and the
 //! identity that makes a message idempotent.
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::access_policy::{AccessPolicy, CommandRefusal};
 use super::application::ApplicationRefusal;
 use sportello_contract::schemas::ContractViolation;
-use sportello_contract::{Authentication, Channel, Envelope, PinKind};
+use sportello_contract::{Channel, Envelope, Principal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
@@ -30,10 +31,10 @@ pub enum Rejection {
         channel: &'static str,
         message_type: &'static str,
     },
-    #[error("authentication too weak for {message_type}: {reason}")]
-    WeakAuthentication {
+    #[error("{message_type} refused by the access policy: {refusal}")]
+    Access {
         message_type: &'static str,
-        reason: &'static str,
+        refusal: CommandRefusal,
     },
     #[error("{0} needs the citizen it concerns (on_behalf_of)")]
     MissingSubject(&'static str),
@@ -93,25 +94,21 @@ pub(crate) fn check_routing_key(
     }
 }
 
-/// SPID below level 2 and the simplified half-PIN are not enough to open a
-/// request; the simplified PIN is reserved to a listed set of applications.
-pub(crate) fn check_authentication(
-    authentication: &Authentication,
+/// The access policy's rule for a broker command (`access_policy`), the
+/// same data the HTTP routes are checked against: SPID level 1 and the
+/// simplified PIN open no request, an agent's claimed identification must
+/// qualify, and a command the data does not list is refused.
+pub(crate) fn check_access(
+    principal: &Principal,
     message_type: &'static str,
 ) -> Result<(), Rejection> {
-    match authentication {
-        Authentication::Spid { level } if *level < 2 => Err(Rejection::WeakAuthentication {
+    let policy = AccessPolicy::shipped().map_err(Rejection::Policy)?;
+    policy
+        .admits_command(message_type, principal)
+        .map_err(|refusal| Rejection::Access {
             message_type,
-            reason: "SPID level 2 or higher is required",
-        }),
-        Authentication::Pin {
-            pin_kind: PinKind::Simplified,
-        } => Err(Rejection::WeakAuthentication {
-            message_type,
-            reason: "the simplified PIN is not accepted for this service",
-        }),
-        _ => Ok(()),
-    }
+            refusal,
+        })
 }
 
 pub(crate) fn idempotency_of<P: serde::Serialize>(

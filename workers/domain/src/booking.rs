@@ -3,9 +3,7 @@
 //! slot is free, the appointment theirs or the delegation active is decided
 //! when the command is applied.
 
-use super::admission::{
-    check_authentication, check_routing_key, idempotency_of, Idempotency, Rejection,
-};
+use super::admission::{check_access, check_routing_key, idempotency_of, Idempotency, Rejection};
 use sportello_contract::appointments::{
     AvailabilityRequested, CallbackOutcome, CancelRequested, ConfirmRequested, HoldRequested,
 };
@@ -162,8 +160,9 @@ pub fn admit_query(
 }
 
 /// Who may book on each channel: citizens and intermediaries on their own
-/// channels (with enough authentication), contact-centre agents for the
-/// caller, desk operators for the person at the desk.
+/// channels, contact-centre agents for the
+/// caller, desk operators for the person at the desk; each as the access
+/// policy admits them.
 fn check_booker(
     channel: &Channel,
     principal: &Principal,
@@ -172,11 +171,10 @@ fn check_booker(
     match (channel, principal) {
         (
             Channel::Web | Channel::App | Channel::Cassetto,
-            Principal::Citizen { authentication, .. }
-            | Principal::Intermediary { authentication, .. },
-        ) => check_authentication(authentication, message_type),
-        (Channel::ContactCenter, Principal::ContactCenterAgent { .. })
-        | (Channel::Desk, Principal::Operator { .. }) => Ok(()),
+            Principal::Citizen { .. } | Principal::Intermediary { .. },
+        )
+        | (Channel::ContactCenter, Principal::ContactCenterAgent { .. })
+        | (Channel::Desk, Principal::Operator { .. }) => check_access(principal, message_type),
         (channel, principal) => Err(not_allowed(*channel, principal, message_type)),
     }
 }
@@ -307,7 +305,7 @@ mod tests {
         value["principal"] = json!({"kind": "citizen", "tax_code": "RSSMRA85T10A562S", "authentication": {"method": "SPID", "level": 1}});
         assert!(matches!(
             admit_value("web.appointment.hold_requested", &value).unwrap_err(),
-            Rejection::WeakAuthentication { .. }
+            Rejection::Access { .. }
         ));
     }
 

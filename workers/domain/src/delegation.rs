@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 
 use super::access::Delegation;
-use super::admission::{check_authentication, Rejection};
+use super::admission::{check_access, Rejection};
 use sportello_contract::{Channel, DelegationGranted, DelegationRevoked, Envelope, Principal};
 
 /// The scheme of seed 002's first release (*Aziende UniEmens*): the one
@@ -103,14 +103,13 @@ fn check_publisher(
     match (channel, principal) {
         (
             Channel::Web | Channel::App | Channel::Cassetto,
-            Principal::Citizen { authentication, .. }
-            | Principal::Intermediary { authentication, .. },
+            Principal::Citizen { .. } | Principal::Intermediary { .. },
         ) => {
-            check_authentication(authentication, message_type)?;
+            check_access(principal, message_type)?;
             people(principal)
         }
         (Channel::Desk, Principal::Operator { on_behalf_of, .. }) => match on_behalf_of {
-            Some(_) => Ok(()),
+            Some(_) => check_access(principal, message_type),
             None => Err(Rejection::MissingSubject(message_type)),
         },
         (channel, principal) => Err(Rejection::PrincipalNotAllowed {
@@ -232,10 +231,7 @@ mod tests {
             tax_code: grant.payload.citizen_tax_code.clone(),
             authentication: sportello_contract::Authentication::Spid { level: 1 },
         };
-        assert!(matches!(
-            check_grant(&weak),
-            Err(Rejection::WeakAuthentication { .. })
-        ));
+        assert!(matches!(check_grant(&weak), Err(Rejection::Access { .. })));
 
         let mut backwards = grant;
         backwards.payload.valid_to = backwards.occurred_at - Duration::days(1);

@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 
-use super::admission::{check_authentication, check_routing_key, idempotency_of};
+use super::admission::{check_access, check_routing_key, idempotency_of};
 pub use super::admission::{Idempotency, Rejection};
 use super::application::{case_request, check_application, ApplicationRules, CheckedApplication};
 use super::content::{check_content, named_for};
@@ -178,6 +178,8 @@ pub fn admit(routing_key: &str, body: &[u8]) -> Result<Admitted, Rejection> {
             let envelope: Envelope<ApplicationSubmitted> =
                 serde_json::from_value(value).map_err(|e| Rejection::Decode(e.to_string()))?;
             check_routing_key(routing_key, envelope.channel, &envelope.message_type)?;
+            // The floor here; the benefit's own service names its credentials.
+            check_access(&envelope.principal, "application.submitted")?;
             let rules = ApplicationRules::shipped().map_err(Rejection::Policy)?;
             // The clock only bounds `occurred_at` (never ahead of it).
             let checked = check_application(rules, &envelope, Utc::now())?;
@@ -230,6 +232,7 @@ fn check_pin_request_principal(
 ) -> Result<(), Rejection> {
     match (&envelope.channel, &envelope.principal) {
         (Channel::ContactCenter, Principal::ContactCenterAgent { on_behalf_of, .. }) => {
+            check_access(&envelope.principal, PIN_REQUESTED)?;
             if *on_behalf_of == request.tax_code {
                 Ok(())
             } else {
@@ -255,9 +258,8 @@ fn check_message_principal(envelope: &Envelope<MessageAdded>) -> Result<(), Reje
     match (&envelope.channel, &envelope.principal) {
         (
             Channel::Web | Channel::App | Channel::Cassetto,
-            Principal::Citizen { authentication, .. }
-            | Principal::Intermediary { authentication, .. },
-        ) => check_authentication(authentication, TYPE),
+            Principal::Citizen { .. } | Principal::Intermediary { .. },
+        ) => check_access(&envelope.principal, TYPE),
         (channel, principal) => Err(Rejection::PrincipalNotAllowed {
             principal: principal.kind(),
             channel: channel.as_str(),
@@ -283,11 +285,7 @@ fn check_request_principal(envelope: &Envelope<RequestSubmitted>) -> Result<(), 
             message_type: TYPE,
         });
     }
-    if let Principal::Citizen { authentication, .. }
-    | Principal::Intermediary { authentication, .. } = &envelope.principal
-    {
-        check_authentication(authentication, TYPE)?;
-    }
+    check_access(&envelope.principal, TYPE)?;
     if envelope.principal.subject_tax_code().is_none() {
         return Err(Rejection::MissingSubject(TYPE));
     }
@@ -371,13 +369,15 @@ mod tests {
         message["principal"]["authentication"] = json!({"method": "SPID", "level": 1});
         assert!(matches!(
             admit_value("cassetto.request.submitted", &message),
-            Err(Rejection::WeakAuthentication { .. })
+            Err(Rejection::Access { .. })
         ));
         message["principal"]["authentication"] = json!({"method": "PIN", "pin_kind": "simplified"});
-        assert!(matches!(
-            admit_value("cassetto.request.submitted", &message),
-            Err(Rejection::WeakAuthentication { .. })
-        ));
+        let refusal = admit_value("cassetto.request.submitted", &message).unwrap_err();
+        assert!(matches!(refusal, Rejection::Access { .. }), "{refusal}");
+        assert!(
+            refusal.to_string().contains("spid2"),
+            "names what is needed: {refusal}"
+        );
     }
 
     #[test]

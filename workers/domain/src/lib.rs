@@ -14,6 +14,8 @@
 //!   their kind; [`delegation`]: who may grant or revoke a delega;
 //! - [`routing`]: *smistamento*, which office and desk a request goes to;
 //! - [`ticket`]: the *quesito*'s lifecycle and who may change it;
+//! - [`access_policy`]: which principals and credentials may use each
+//!   HTTP route and broker command (`workers/config/access.json`);
 //! - [`access`]: who may act on a case, and what an agent may read;
 //! - [`protocol`]: protocol numbers, signatures, the daily register's chain;
 //! - [`document`]: the document state machine, file kinds and names;
@@ -31,6 +33,7 @@
 //! - [`client_address`]: the client behind trusted reverse proxies.
 
 pub mod access;
+pub mod access_policy;
 pub mod admission;
 pub mod application;
 pub mod appointment;

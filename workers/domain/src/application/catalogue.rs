@@ -22,6 +22,9 @@ pub struct Service {
     pub position_types: Vec<String>,
     /// The credentials that may use it.
     pub credentials: Vec<Credential>,
+    /// Why the credentials are these, where the seeds disagree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A service as one user sees it in the menu.
@@ -118,6 +121,7 @@ mod tests {
             profiles,
             position_types: positions.iter().map(|s| s.to_string()).collect(),
             credentials,
+            note: None,
         }
     }
 

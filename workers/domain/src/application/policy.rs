@@ -72,6 +72,15 @@ impl PrincipalKind {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Citizen => "citizen",
+            PrincipalKind::Intermediary => "intermediary",
+            PrincipalKind::ContactCenterAgent => "contact_center_agent",
+            PrincipalKind::Operator => "operator",
+        }
+    }
 }
 
 #[cfg(test)]

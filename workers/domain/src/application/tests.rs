@@ -139,3 +139,21 @@ fn a_resubmission_has_the_same_fingerprint_and_a_different_application_another()
     other.payload.payment.iban = "IT42L1234512345123456789012".into();
     assert_ne!(check(&other).unwrap().fingerprint, first);
 }
+
+/// The seeds disagree on the ordinary PIN (004 admits it for the bonus, 003
+/// wants the PIN dispositivo): a choice per benefit, in the data.
+#[test]
+fn the_ordinary_pin_submits_the_bonus_but_not_the_indemnity() {
+    let rules = ApplicationRules::shipped().unwrap();
+    let ordinary = Some(Credential::PinOrdinary);
+    let bonus = rules
+        .service(&submission_service("babysitting_bonus"))
+        .unwrap();
+    assert_eq!(bonus.admits(ordinary), Ok(()));
+    assert!(bonus.note.as_deref().unwrap().contains("004"));
+    let indemnity = rules
+        .service(&submission_service("covid19_indemnity"))
+        .unwrap();
+    assert!(indemnity.admits(ordinary).is_err());
+    assert_eq!(indemnity.admits(Some(Credential::PinSimplified)), Ok(()));
+}

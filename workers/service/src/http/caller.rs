@@ -1,6 +1,6 @@
 //! The authenticated caller: the principal of a valid bearer token.
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use futures::future::LocalBoxFuture;
 
 use super::{ApiError, ApiState};
@@ -14,6 +14,11 @@ pub struct Caller {
     /// claims `identified_by: pin_simplified` (checked, never just believed).
     pub pin_verification: Option<uuid::Uuid>,
 }
+
+/// The principal the access policy admitted (`access::enforce`), kept on
+/// the request so that its token is not verified a second time.
+#[derive(Clone)]
+pub(super) struct Admitted(pub Principal);
 
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
@@ -68,7 +73,20 @@ pub(super) async fn unverified(request: &HttpRequest) -> Result<Caller, ApiError
     authenticate(request).await
 }
 
-async fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
+/// The caller of a valid bearer token: the principal the access policy
+/// already admitted, or the token verified here.
+pub(super) async fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
+    let admitted = request
+        .extensions()
+        .get::<Admitted>()
+        .map(|admitted| admitted.0.clone());
+    if let Some(principal) = admitted {
+        return Ok(Caller {
+            principal,
+            correlation_id: correlation_id(request),
+            pin_verification: None,
+        });
+    }
     let state = request
         .app_data::<web::Data<ApiState>>()
         .ok_or_else(|| ApiError::Internal("API state missing".into()))?;

@@ -7,6 +7,7 @@ use super::problem::Problem;
 use crate::applications::ApplicationError;
 use crate::appointments::AppointmentError;
 use crate::documents::DocumentError;
+use crate::domain::access_policy::AccessRefusal;
 use crate::domain::appointment::StateRefusal;
 use crate::domain::document::IllegalTransition;
 use crate::domain::pin::delivery::ReissueRefusal;
@@ -41,6 +42,9 @@ pub enum ApiError {
     /// An agent's unverified simplified-PIN claim, or its verification refused.
     #[error(transparent)]
     Unverified(#[from] VerificationRefusal),
+    /// Refused by the access policy before any handler ran.
+    #[error(transparent)]
+    Access(#[from] AccessRefusal),
     #[error("{0}")]
     Internal(String),
 }
@@ -53,6 +57,7 @@ impl ApiError {
             ApiError::Internal(_) => "internal",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unverified(_) => "pin_verification_required",
+            ApiError::Access(refusal) => refusal.code(),
             ApiError::Tickets(e) => match e {
                 TicketError::NotFound => "not_found",
                 TicketError::Forbidden(_) => "forbidden",
@@ -129,7 +134,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unverified(_) => StatusCode::FORBIDDEN,
+            ApiError::Unverified(_) | ApiError::Access(_) => StatusCode::FORBIDDEN,
             ApiError::Tickets(e) => match e {
                 TicketError::NotFound => StatusCode::NOT_FOUND,
                 TicketError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -253,6 +258,7 @@ impl ResponseError for ApiError {
             possible_from: None,
             fields: None,
             locked_until: None,
+            requires: None,
         };
         // What the caller can do next: other slots, or the day booking opens.
         match self {
@@ -267,6 +273,10 @@ impl ResponseError for ApiError {
             }
             ApiError::Pin(PinError::SignIn(SignInRefusal::Locked { until })) => {
                 problem.locked_until = Some(*until);
+            }
+            ApiError::Access(refusal @ AccessRefusal::Credential { .. }) => {
+                problem.requires =
+                    Some(refusal.accepted().into_iter().map(str::to_owned).collect());
             }
             _ => {}
         }

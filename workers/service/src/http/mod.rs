@@ -1,10 +1,12 @@
 //! The HTTP API (actix-web): documents of a case, registrations and their
 //! receipts, tickets, notifications, appointments; and the staff pages.
-//! Handlers are thin: they authenticate the caller, read the request, call
+//! Every request passes the access policy first (`access`, the data in
+//! `workers/config/access.json`). Handlers are thin: they take the caller, read the request, call
 //! the operations, and map their errors to statuses. Every route is in one
 //! table (`routes`), described for integrators in `/openapi.json`
 //! (`openapi`).
 
+mod access;
 mod applications;
 mod appointments;
 mod caller;
@@ -103,6 +105,8 @@ pub fn serve(state: ApiState, listener: TcpListener) -> std::io::Result<Server> 
             .app_data(web::PathConfig::default().error_handler(error::path_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .default_service(web::to(edge::not_found))
+            // Innermost: the policy sees a request the edge has let in.
+            .wrap(actix_web::middleware::from_fn(access::enforce))
             .wrap(actix_web::middleware::from_fn(edge::guard))
             .wrap(tracing_actix())
             .wrap(actix_web::middleware::from_fn(count_request))

@@ -34,6 +34,11 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub locked_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// `credential_required`: the credentials that would be accepted, as
+    /// the access policy names them (`spid2`, `cie`, `pin_dispositivo`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub requires: Option<Vec<String>>,
 }
 
 /// Bad input: text holding NUL (U+0000), JSON or a query string that does
@@ -59,8 +64,8 @@ pub struct Unauthenticated(Problem);
 #[allow(dead_code)] // a description, never built
 #[derive(ToResponse)]
 #[response(
-    description = "Not yours: not the case's citizen, no active delegation, another office, the other side's document",
-    example = json!({"error": "forbidden", "message": "no active delegation for this position"})
+    description = "Not yours: not the case's citizen, no active delegation, another office, the other side's document (`forbidden`); or refused by the access policy before the handler: a kind of principal the route is not for (`principal_not_allowed`), or a credential it does not accept (`credential_required`, with the accepted ones in `requires`)",
+    example = json!({"error": "credential_required", "message": "this (appointments) needs one of these credentials: spid2, cie, cns, eidas, pin_dispositivo; the caller has spid1", "requires": ["spid2", "cie", "cns", "eidas", "pin_dispositivo"]})
 )]
 pub struct Forbidden(Problem);
 
