@@ -26,6 +26,7 @@ fn every_credential() -> Vec<(&'static str, Principal)> {
         authentication,
     };
     let agent = |identified_by| Principal::ContactCenterAgent {
+        pin_verification_id: None,
         agent_id: "CC-0042".into(),
         on_behalf_of: tax_code(),
         identified_by,

@@ -17,6 +17,7 @@ fn agent(citizen: &str, identified_by: Option<Identification>) -> Principal {
         agent_id: "CC-0042".into(),
         on_behalf_of: CodiceFiscale::parse(citizen).unwrap(),
         identified_by,
+        pin_verification_id: None,
     }
 }
 

@@ -192,6 +192,7 @@ async fn the_office_decides_and_only_the_applicant_reads_it() {
         agent_id: "CC0001".into(),
         on_behalf_of: CodiceFiscale::parse("BNCGVN70A41F205O").unwrap(),
         identified_by: Some(sportello::contract::Identification::Spid),
+        pin_verification_id: None,
     };
     for who in [
         &stranger,
@@ -422,4 +423,147 @@ async fn a_resubmission_racing_its_original_is_a_duplicate_not_a_refusal() {
     assert_eq!(env.ticket_count().await, 1);
     assert!(workers.shutdown(WAIT).await);
     env.cleanup().await;
+}
+
+/// A verification of the applicant's PIN half, made by `agent` at `at`.
+async fn verification_at(
+    env: &TestEnv,
+    agent: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> uuid::Uuid {
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO pin_agent_verifications (id, agent_id, tax_code, verified_at, expires_at, correlation_id)
+         VALUES ($1, $2, $3, $4, $5, 'test')",
+    )
+    .bind(id)
+    .bind(agent)
+    .bind(APPLICANT)
+    .bind(at)
+    .bind(at + chrono::Duration::minutes(15))
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    id
+}
+
+/// Seed 004: the contact centre applies for a caller who gives only the
+/// first half of a new PIN. The agent's `identified_by: pin_simplified` is
+/// believed only with Sportello's verification of that half, which the
+/// application then names; so do the agent's reads.
+#[actix_rt::test]
+async fn an_agent_applies_on_the_simplified_pin_only_under_a_verification_it_names() {
+    let api = Api::start().await;
+    let mut dead = api.env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+    // A weekday noon in Rome, inside the agents' 08:00-20:00 window.
+    let acted_at: chrono::DateTime<chrono::Utc> = "2020-04-01T10:00:00Z".parse().unwrap();
+    let verified =
+        verification_at(&api.env, "CC-0042", acted_at - chrono::Duration::minutes(2)).await;
+    let someone_elses =
+        verification_at(&api.env, "CC-0099", acted_at - chrono::Duration::minutes(2)).await;
+    let too_late =
+        verification_at(&api.env, "CC-0042", acted_at + chrono::Duration::minutes(5)).await;
+    let by_agent = |key: &str, verification: Option<uuid::Uuid>| {
+        let mut message = application(key);
+        message["channel"] = json!("contact_center");
+        message["occurred_at"] = json!(acted_at);
+        message["principal"] = json!({
+            "kind": "contact_center_agent", "agent_id": "CC-0042",
+            "on_behalf_of": APPLICANT, "identified_by": "pin_simplified"
+        });
+        if let Some(id) = verification {
+            message["principal"]["pin_verification_id"] = json!(id);
+        }
+        message
+    };
+    for (message, why) in [
+        (by_agent("agente-senza", None), "pin_verification_id"),
+        (
+            by_agent("agente-ignota", Some(uuid::Uuid::now_v7())),
+            "no PIN verification has this id",
+        ),
+        (
+            by_agent("agente-altrui", Some(someone_elses)),
+            "another agent",
+        ),
+        (
+            by_agent("agente-tardi", Some(too_late)),
+            "after the agent acted",
+        ),
+    ] {
+        api.env
+            .publish(
+                "contact_center",
+                "contact_center.application.submitted",
+                &bytes(&message),
+            )
+            .await
+            .unwrap();
+        let letter = dead.next(WAIT).await.expect("a dead letter");
+        let reason = header(&letter, REASON_HEADER).unwrap();
+        assert!(reason.contains(why), "{why}: {reason}");
+    }
+    assert_eq!(application_count(&api.env).await, 0);
+
+    api.env
+        .publish(
+            "contact_center",
+            "contact_center.application.submitted",
+            &bytes(&by_agent("agente-verificata", Some(verified))),
+        )
+        .await
+        .unwrap();
+    assert!(eventually(WAIT, || async { application_count(&api.env).await == 1 }).await);
+    let named: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT pin_verification_id FROM applications")
+            .fetch_one(&api.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(named, Some(verified));
+
+    // The agent reads the caller's applications under a fresh verification,
+    // and the read is recorded with it.
+    let now_verified = verification_at(&api.env, "CC-0042", chrono::Utc::now()).await;
+    let agent = Principal::ContactCenterAgent {
+        agent_id: "CC-0042".into(),
+        on_behalf_of: CodiceFiscale::parse(APPLICANT).unwrap(),
+        identified_by: Some(sportello::contract::Identification::PinSimplified),
+        pin_verification_id: None,
+    };
+    let token = api
+        .keys
+        .issue(&agent, chrono::Duration::minutes(10))
+        .unwrap();
+    let response = api
+        .client
+        .get(format!("{}/applications", api.base))
+        .bearer_auth(&token)
+        .header("X-Pin-Verification", now_verified.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["applications"].as_array().unwrap().len(), 1, "{body}");
+    let (what, identified_by, under): (String, String, Option<uuid::Uuid>) = sqlx::query_as(
+        "SELECT what, identified_by, pin_verification_id FROM agent_reads WHERE agent_id = 'CC-0042'",
+    )
+    .fetch_one(&api.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (what.as_str(), identified_by.as_str(), under),
+        ("application_list", "pin_simplified", Some(now_verified))
+    );
+    // The expired verification no longer serves a read.
+    let response = api
+        .client
+        .get(format!("{}/applications", api.base))
+        .bearer_auth(&token)
+        .header("X-Pin-Verification", verified.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    api.stop().await;
 }

@@ -68,6 +68,7 @@ fn agent(id: &str, citizen: &str) -> Principal {
         agent_id: id.into(),
         on_behalf_of: CodiceFiscale::parse(citizen).unwrap(),
         identified_by: None,
+        pin_verification_id: None,
     }
 }
 

@@ -438,6 +438,7 @@ async fn the_centre_is_the_citizens_own_and_the_delivery_log_the_offices() {
         agent_id: "CC-0042".into(),
         on_behalf_of: CodiceFiscale::parse(CITIZEN).unwrap(),
         identified_by: None,
+        pin_verification_id: None,
     };
     for who in [intermediary(), agent.clone(), operator("1901")] {
         assert_eq!(

@@ -416,6 +416,7 @@ async fn a_request_is_refused_field_by_field_and_only_for_its_caller() {
         agent_id: "CC0042".into(),
         on_behalf_of: CodiceFiscale::parse(caller).unwrap(),
         identified_by: Some(Identification::Cie),
+        pin_verification_id: None,
     };
     let (status, _) = api
         .post(

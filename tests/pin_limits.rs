@@ -123,6 +123,7 @@ fn agent(identified_by: Option<Identification>) -> Principal {
         agent_id: "CC0042".into(),
         on_behalf_of: CodiceFiscale::parse("RSSMRA85T10A562S").unwrap(),
         identified_by,
+        pin_verification_id: None,
     }
 }
 

@@ -26,6 +26,7 @@ fn agent() -> Principal {
         agent_id: "CC-0042".into(),
         on_behalf_of: CodiceFiscale::parse(CITIZEN).unwrap(),
         identified_by: None,
+        pin_verification_id: None,
     }
 }
 

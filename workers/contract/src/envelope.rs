@@ -132,6 +132,12 @@ pub enum Principal {
         /// How the caller was identified; required to read their tickets.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identified_by: Option<Identification>,
+        /// With `identified_by: pin_simplified`, over the broker: Sportello's
+        /// verification of the half the caller read out
+        /// (`POST /pin/agent-verifications`). Over HTTP it may come as the
+        /// `X-Pin-Verification` header instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pin_verification_id: Option<Uuid>,
     },
     /// Back-office or desk staff of an office (*sede*).
     Operator {

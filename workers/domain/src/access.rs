@@ -100,6 +100,7 @@ pub fn agent_read(principal: &Principal) -> Option<Result<AgentRead, AgentReadRe
         agent_id,
         on_behalf_of,
         identified_by,
+        pin_verification_id: None,
     } = principal
     else {
         return None;
@@ -240,6 +241,7 @@ mod tests {
     #[test]
     fn an_agent_reads_only_its_identified_callers_cases() {
         let agent = |identified_by| Principal::ContactCenterAgent {
+            pin_verification_id: None,
             agent_id: "CC-0042".into(),
             on_behalf_of: CodiceFiscale::parse(CITIZEN).unwrap(),
             identified_by,

@@ -402,6 +402,7 @@ mod tests {
             agent_id: "CC-1".into(),
             on_behalf_of: CodiceFiscale::parse(CITIZEN).unwrap(),
             identified_by,
+            pin_verification_id: None,
         }
     }
 

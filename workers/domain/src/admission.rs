@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::access_policy::{AccessPolicy, CommandRefusal};
 use super::application::ApplicationRefusal;
+use super::pin::verification::{needs_verification, VerificationRefusal};
 use sportello_contract::schemas::ContractViolation;
 use sportello_contract::{Channel, Envelope, Principal};
 
@@ -31,6 +32,8 @@ pub enum Rejection {
         channel: &'static str,
         message_type: &'static str,
     },
+    #[error("an agent's simplified-PIN identification is not verified: {0}")]
+    PinVerification(VerificationRefusal),
     #[error("{message_type} refused by the access policy: {refusal}")]
     Access {
         message_type: &'static str,
@@ -102,6 +105,17 @@ pub(crate) fn check_access(
     principal: &Principal,
     message_type: &'static str,
 ) -> Result<(), Rejection> {
+    // An agent's simplified-PIN claim names Sportello's verification of the
+    // half; the intake checks the verification itself when it applies.
+    if let Principal::ContactCenterAgent {
+        pin_verification_id: None,
+        ..
+    } = principal
+    {
+        if needs_verification(principal) {
+            return Err(Rejection::PinVerification(VerificationRefusal::Missing));
+        }
+    }
     let policy = AccessPolicy::shipped().map_err(Rejection::Policy)?;
     policy
         .admits_command(message_type, principal)

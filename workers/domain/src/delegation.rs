@@ -211,6 +211,7 @@ mod tests {
             agent_id: "CC-1".into(),
             on_behalf_of: grant.payload.citizen_tax_code.clone(),
             identified_by: None,
+            pin_verification_id: None,
         };
         assert!(matches!(
             check_grant(&by_agent),

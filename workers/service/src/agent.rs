@@ -203,6 +203,7 @@ fn outcome_message(
             agent_id: session.agent_id.to_owned(),
             on_behalf_of: call.payload.citizen_tax_code.clone(),
             identified_by: None,
+            pin_verification_id: None,
         },
         payload: CallbackOutcome {
             appointment_id: call.payload.appointment_id,

@@ -11,20 +11,23 @@ pub struct NewAgentRead<'a> {
     pub agent_id: &'a str,
     pub citizen_tax_code: &'a str,
     pub identified_by: &'a str,
-    /// `ticket_search` or `ticket_detail`.
+    /// `ticket_search`, `ticket_detail`, `application_list` or `application_detail`.
     pub what: &'static str,
     pub ticket_ids: Vec<Uuid>,
     /// The office of each ticket when it was read (aligned with `ticket_ids`).
     pub offices: Vec<String>,
     pub query: Option<serde_json::Value>,
+    /// The verification of the caller's PIN half, when the agent read on
+    /// the simplified PIN.
+    pub pin_verification_id: Option<Uuid>,
     pub correlation_id: &'a str,
 }
 
 pub async fn insert(conn: &mut PgConnection, read: &NewAgentRead<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO agent_reads (agent_id, citizen_tax_code, identified_by, what, ticket_ids,
-                                  offices, query, correlation_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                  offices, query, pin_verification_id, correlation_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(read.agent_id)
     .bind(read.citizen_tax_code)
@@ -33,6 +36,7 @@ pub async fn insert(conn: &mut PgConnection, read: &NewAgentRead<'_>) -> Result<
     .bind(&read.ticket_ids)
     .bind(&read.offices)
     .bind(&read.query)
+    .bind(read.pin_verification_id)
     .bind(read.correlation_id)
     .execute(conn)
     .await?;

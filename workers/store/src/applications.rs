@@ -22,6 +22,9 @@ pub struct NewApplication {
     pub channel: String,
     pub submitted_by: serde_json::Value,
     pub credential: Option<String>,
+    /// An agent's verification of the applicant's PIN half, when it
+    /// submitted on the simplified PIN.
+    pub pin_verification_id: Option<Uuid>,
     pub submitted_at: DateTime<Utc>,
     pub registered_at: DateTime<Utc>,
 }
@@ -95,7 +98,7 @@ pub async fn insert(
     let mut query: sqlx::QueryBuilder<sqlx::Postgres> = sqlx::QueryBuilder::new(
         "INSERT INTO applications (id, citizen_tax_code, benefit, category, ticket_id,
             message_id, fingerprint, applicant, fields, iban, holders, channel,
-            submitted_by, credential, submitted_at, registered_at) ",
+            submitted_by, credential, pin_verification_id, submitted_at, registered_at) ",
     );
     query.push_values(rows, |mut values, row| {
         values
@@ -113,6 +116,7 @@ pub async fn insert(
             .push_bind(&row.channel)
             .push_bind(&row.submitted_by)
             .push_bind(&row.credential)
+            .push_bind(row.pin_verification_id)
             .push_bind(row.submitted_at)
             .push_bind(row.registered_at);
     });

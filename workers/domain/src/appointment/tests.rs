@@ -274,6 +274,7 @@ fn who_books_for_whom() {
         agent_id: "CC-0042".into(),
         on_behalf_of: cf(CITIZEN),
         identified_by: None,
+        pin_verification_id: None,
     };
     let party = booking_party(&agent, None, "1900", None).unwrap();
     assert_eq!(party.channel, Channel::ContactCenter);
@@ -302,6 +303,7 @@ fn an_agent_sees_only_what_they_booked_for_that_citizen() {
         agent_id: "CC-0042".into(),
         on_behalf_of: cf(CITIZEN),
         identified_by: None,
+        pin_verification_id: None,
     };
     let now = Utc::now();
     assert_eq!(

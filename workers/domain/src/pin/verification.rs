@@ -54,7 +54,12 @@ pub enum VerificationRefusal {
         "the PIN verification was made by another agent or for another caller than this token's"
     )]
     NotThisCall,
+    #[error("the PIN verification was made at {0}, after the agent acted: check the caller's half before acting on it")]
+    AfterTheAct(DateTime<Utc>),
 }
+
+/// How far an agent's clock may run behind Sportello's.
+const CLOCK_SKEW_SECONDS: i64 = 60;
 
 /// Whether `principal` is an agent claiming the simplified PIN: the one
 /// identification that needs a verification.
@@ -69,7 +74,7 @@ pub fn needs_verification(principal: &Principal) -> bool {
 }
 
 /// Whether `found` (looked up by the id the agent sent) verifies this
-/// agent's call at `now`.
+/// agent's call at `now` (when the agent acted).
 pub fn judge(
     principal: &Principal,
     found: Option<&Verification>,
@@ -89,6 +94,11 @@ pub fn judge(
     }
     if found.expires_at <= now {
         return Err(VerificationRefusal::Expired(found.expires_at));
+    }
+    // A command that waited in a queue is judged when the agent acted: the
+    // half must have been checked by then.
+    if now + Duration::seconds(CLOCK_SKEW_SECONDS) < found.verified_at {
+        return Err(VerificationRefusal::AfterTheAct(found.verified_at));
     }
     Ok(())
 }
@@ -119,6 +129,7 @@ mod tests {
             agent_id: "CC0042".into(),
             on_behalf_of: CodiceFiscale::parse("RSSMRA85T10A562S").unwrap(),
             identified_by,
+            pin_verification_id: None,
         }
     }
 
@@ -144,6 +155,13 @@ mod tests {
         let principal = agent(Some(Identification::PinSimplified));
         let verified = Verification::new(Uuid::now_v7(), "CC0042", "RSSMRA85T10A562S", now);
         assert_eq!(judge(&principal, Some(&verified), now), Ok(()));
+        assert!(
+            matches!(
+                judge(&principal, Some(&verified), now - Duration::minutes(5)),
+                Err(VerificationRefusal::AfterTheAct(_))
+            ),
+            "an act before the check is not covered by it"
+        );
         assert_eq!(
             judge(&principal, None, now),
             Err(VerificationRefusal::Unknown)

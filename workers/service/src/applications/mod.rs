@@ -201,6 +201,63 @@ pub async fn detail(
     Ok(view.into())
 }
 
+/// What an agent read of its caller's applications.
+#[derive(Debug, Clone, Copy)]
+pub enum AgentRead {
+    List,
+    Detail,
+}
+
+/// Records a contact-centre agent's read of `shown` in the audit trail of
+/// agents' reads (`agent_reads`, beside its reads of tickets), before the
+/// answer leaves: no record, no answer. Anyone else's reads pass.
+/// `pin_verification` is the check of the caller's PIN half the agent read
+/// on, when it read on the simplified PIN.
+pub async fn record_agent_read(
+    pool: &PgPool,
+    principal: &Principal,
+    what: AgentRead,
+    shown: &[&Application],
+    pin_verification: Option<Uuid>,
+    correlation_id: &str,
+) -> Result<(), ApplicationError> {
+    let Principal::ContactCenterAgent {
+        agent_id,
+        on_behalf_of,
+        identified_by,
+        ..
+    } = principal
+    else {
+        return Ok(());
+    };
+    // The access policy admits no unidentified agent to applications.
+    let identified_by = identified_by.ok_or_else(|| {
+        ApplicationError::Forbidden("the caller is not identified (identified_by)".into())
+    })?;
+    let what = match what {
+        AgentRead::List => "application_list",
+        AgentRead::Detail => "application_detail",
+    };
+    let mut conn = pool.acquire().await?;
+    crate::store::agent_reads::insert(
+        &mut conn,
+        &crate::store::agent_reads::NewAgentRead {
+            agent_id,
+            citizen_tax_code: on_behalf_of.as_str(),
+            identified_by: identified_by.as_str(),
+            what,
+            ticket_ids: shown.iter().map(|a| a.view.ticket_id).collect(),
+            offices: shown.iter().map(|a| a.view.office_aoo.clone()).collect(),
+            query: None,
+            pin_verification_id: pin_verification,
+            correlation_id,
+        },
+    )
+    .await?;
+    tracing::info!(agent = %agent_id, what, applications = shown.len(), correlation_id, "agent read recorded");
+    Ok(())
+}
+
 /// The registered receipt (*ricevuta*) of an application.
 #[derive(Debug, Clone, Serialize)]
 pub struct Receipt {

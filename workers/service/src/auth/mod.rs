@@ -343,6 +343,7 @@ impl DevelopmentPrincipal {
                             })
                         })
                         .transpose()?,
+                    pin_verification_id: None,
                 }
             }
         })

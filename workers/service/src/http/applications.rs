@@ -81,6 +81,8 @@ pub async fn list(
         query.message_id,
     )
     .await?;
+    let shown: Vec<_> = found.iter().collect();
+    audit(&state, &caller, applications::AgentRead::List, &shown).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "applications": found })))
 }
 
@@ -103,6 +105,7 @@ pub async fn detail(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let found = applications::detail(&state.pool, &caller.principal, path.into_inner()).await?;
+    audit(&state, &caller, applications::AgentRead::Detail, &[&found]).await?;
     Ok(HttpResponse::Ok().json(found))
 }
 
@@ -134,6 +137,7 @@ pub async fn receipt_json(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let found = applications::detail(&state.pool, &caller.principal, path.into_inner()).await?;
+    audit(&state, &caller, applications::AgentRead::Detail, &[&found]).await?;
     Ok(HttpResponse::Ok().json(Receipt::of(&found)))
 }
 
@@ -156,6 +160,7 @@ pub async fn receipt_pdf(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let found = applications::detail(&state.pool, &caller.principal, path.into_inner()).await?;
+    audit(&state, &caller, applications::AgentRead::Detail, &[&found]).await?;
     Ok(pdf_download(
         &format!("ricevuta-domanda-{}.pdf", found.view.id),
         Receipt::of(&found).pdf(),
@@ -207,4 +212,23 @@ pub async fn catalogue(
 ) -> Result<HttpResponse, ApiError> {
     let services = applications::catalogue(&caller.principal, query.position_type.as_deref())?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "services": services })))
+}
+
+/// An agent's read is recorded before its answer leaves.
+async fn audit(
+    state: &ApiState,
+    caller: &Caller,
+    what: applications::AgentRead,
+    shown: &[&applications::Application],
+) -> Result<(), ApiError> {
+    applications::record_agent_read(
+        &state.pool,
+        &caller.principal,
+        what,
+        shown,
+        caller.pin_verification,
+        &caller.correlation_id,
+    )
+    .await?;
+    Ok(())
 }

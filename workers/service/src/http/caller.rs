@@ -48,16 +48,26 @@ async fn verified(
     let state = request
         .app_data::<web::Data<ApiState>>()
         .ok_or_else(|| ApiError::Internal("API state missing".into()))?;
+    // The header, else the principal's own field (as on the broker).
+    let from_token = match principal {
+        Principal::ContactCenterAgent {
+            pin_verification_id: Some(id),
+            ..
+        } => Some(id.to_string()),
+        _ => None,
+    };
     let raw = request
         .headers()
         .get(crate::domain::pin::verification::VERIFICATION_HEADER)
-        .and_then(|value| value.to_str().ok());
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or(from_token);
     let mut conn = state
         .pool
         .acquire()
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    crate::pin::verification::required(&mut conn, principal, raw)
+    crate::pin::verification::required(&mut conn, principal, raw.as_deref(), chrono::Utc::now())
         .await
         .map_err(|e| match e {
             crate::pin::verification::VerifiedError::Refused(refusal) => refusal.into(),

@@ -103,11 +103,13 @@ pub async fn verify_half(
 }
 
 /// Whether `raw` (the id the agent sent, if any) verifies `principal`'s
-/// simplified-PIN claim now. `Ok(None)`: no verification is needed.
+/// simplified-PIN claim at `at` (now over HTTP; when the agent acted, for
+/// a command that waited in a queue). `Ok(None)`: no verification is needed.
 pub async fn required(
     conn: &mut PgConnection,
     principal: &Principal,
     raw: Option<&str>,
+    at: DateTime<Utc>,
 ) -> Result<Option<Uuid>, VerifiedError> {
     if !rules::needs_verification(principal) {
         return Ok(None);
@@ -121,7 +123,7 @@ pub async fn required(
         verified_at: row.verified_at,
         expires_at: row.expires_at,
     });
-    rules::judge(principal, found.as_ref(), Utc::now())?;
+    rules::judge(principal, found.as_ref(), at)?;
     Ok(Some(id))
 }
 

@@ -42,6 +42,8 @@ pub async fn record(
             ticket_ids: shown.iter().map(|(id, _)| *id).collect(),
             offices: shown.iter().map(|(_, office)| office.clone()).collect(),
             query,
+            // Ticket reads never admit the simplified PIN.
+            pin_verification_id: None,
             correlation_id,
         },
     )

@@ -107,6 +107,13 @@ pub(super) fn new_application(
             .checked
             .credential
             .map(|c| c.as_str().to_owned()),
+        pin_verification_id: match &application.envelope.principal {
+            crate::contract::Principal::ContactCenterAgent {
+                pin_verification_id,
+                ..
+            } => *pin_verification_id,
+            _ => None,
+        },
         submitted_at: application.envelope.occurred_at,
         registered_at: ticket.opened_at,
     })

@@ -77,10 +77,15 @@ async fn subjects(
     let represented = store_applications::represented(&mut *conn, &clients)
         .await
         .map_err(classify)?;
+    let unverified = unverified_agents(&mut *conn, group).await?;
     group
         .iter()
         .zip(&requests)
-        .map(|(item, request)| {
+        .zip(unverified)
+        .map(|((item, request), unverified)| {
+            if let Some(refusal) = unverified {
+                return Ok(Err(refusal));
+            }
             if let Some(application) = applications::application_of(item) {
                 let applicant = &application.envelope.payload.applicant.tax_code;
                 return Ok(match &request.principal {
@@ -123,6 +128,41 @@ async fn subjects(
             }
         })
         .collect()
+}
+
+/// For each item, why an agent's simplified-PIN claim does not hold
+/// (`None`: it holds, or there is none): its verification must exist, be
+/// this agent's for this caller, and have been valid when the agent acted.
+async fn unverified_agents(
+    conn: &mut sqlx::PgConnection,
+    group: &[&Item<'_>],
+) -> Result<Vec<Option<String>>, ApplyFailure> {
+    let mut refusals = Vec::with_capacity(group.len());
+    for item in group {
+        let request = request_of(item)?;
+        let raw = match &request.principal {
+            Principal::ContactCenterAgent {
+                pin_verification_id,
+                ..
+            } => pin_verification_id.map(|id| id.to_string()),
+            _ => None,
+        };
+        let checked = crate::pin::verification::required(
+            &mut *conn,
+            &request.principal,
+            raw.as_deref(),
+            request.occurred_at,
+        )
+        .await;
+        refusals.push(match checked {
+            Ok(_) => None,
+            Err(crate::pin::verification::VerifiedError::Refused(refusal)) => {
+                Some(Rejection::PinVerification(refusal).to_string())
+            }
+            Err(crate::pin::verification::VerifiedError::Database(e)) => return Err(classify(e)),
+        });
+    }
+    Ok(refusals)
 }
 
 /// The request of an item that is one (the group was split by kind).
