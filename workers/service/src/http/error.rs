@@ -92,12 +92,16 @@ impl ApiError {
                 PinError::ContactsMismatch => "contacts_mismatch",
                 PinError::LinkInvalid => "link_invalid",
                 PinError::Forbidden(_) => "forbidden",
+                PinError::NotFound(_) => "not_found",
                 PinError::Conflict(_) => "conflict",
                 PinError::Reissue(refusal) => match refusal {
                     ReissueRefusal::NoPin => "no_pin",
                     ReissueRefusal::InUse => "pin_in_use",
                     ReissueRefusal::NothingFailed => "nothing_failed",
                     ReissueRefusal::StillTrying(_) => "still_sending",
+                    ReissueRefusal::NotCurrentHalf => "not_current_half",
+                    ReissueRefusal::NotFailed => "half_not_failed",
+                    ReissueRefusal::NoContact(_) => "no_such_contact",
                 },
                 PinError::Refused(_)
                 | PinError::Crypto(_)
@@ -204,6 +208,7 @@ impl ResponseError for ApiError {
                     | SignInRefusal::NotSimplified => StatusCode::CONFLICT,
                 },
                 PinError::Forbidden(_) => StatusCode::FORBIDDEN,
+                PinError::NotFound(_) => StatusCode::NOT_FOUND,
                 PinError::Database(e) if crate::store::is_transient(e) => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
