@@ -356,11 +356,6 @@ pub async fn reissue(
             ))
         }
     };
-    // Argon2 before the credential's lock, as a request does.
-    let initial = crypto::generate_initial();
-    let first_half_hash = hash(initial.first.expose().to_owned()).await?;
-    let initial_hash = hash(initial.whole()).await?;
-    let now = Utc::now();
     let mut tx = pool.begin().await?;
     // Serialises reissues (and sign-ins) of this PIN: two agents at once
     // make one reissue.
@@ -394,6 +389,12 @@ pub async fn reissue(
     ))?;
     let to = destination(medium, address);
     let residence: Residence = serde_json::from_value(row.residence.clone())?;
+    // Argon2 under the credential's lock, only once the reissue is sure to
+    // happen: refusals and repeats cost no hashing, and a reissue is rare.
+    let initial = crypto::generate_initial();
+    let first_half_hash = hash(initial.first.expose().to_owned()).await?;
+    let initial_hash = hash(initial.whole()).await?;
+    let now = Utc::now();
 
     store::supersede(
         &mut tx,
