@@ -1344,3 +1344,57 @@ async fn a_half_that_fails_to_the_end_is_shown_and_an_agent_has_a_new_pin_issued
     assert_nowhere(&api, &events, &dead, &[&lost[0], &first, &second]).await;
     api.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_half_whose_last_attempt_was_lost_with_its_sender_ends_like_a_failure() {
+    let sms = SmsGateway::start();
+    let url = sms.url.clone();
+    let env = TestEnv::new_with(|settings| {
+        settings.sms_provider_url = Some(url);
+        settings.sms_provider_user = crate::support::sms_provider::USER.into();
+        settings.sms_provider_password = crate::support::sms_provider::PASSWORD.into();
+        settings.smtp_url = sink().url.clone();
+        settings.notify_max_attempts = 4;
+    })
+    .await;
+    // No SMS sender yet: the half waits queued.
+    let api = Api::start_with(env, &[WorkerKind::OutboxRelay]);
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/requests",
+        request_body(&unique_mail("dubbio")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let pool = &api.env.pool;
+    // As a sender that died during the fourth and last try leaves it.
+    sqlx::query(
+        "UPDATE deliveries SET state = 'sending', attempts = 4, due_at = now() - interval '1 second'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let _sender = api.env.start(&[WorkerKind::SmsSender]);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            delivery_state(&api).await == [("failed".to_owned(), 4)]
+        })
+        .await,
+        "{:?}",
+        delivery_state(&api).await
+    );
+    let sealed: i64 = sqlx::query_scalar("SELECT count(*) FROM pin_sealed_halves")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(sealed, 0, "the lost last attempt's seal is deleted with it");
+    let (status, centre) = api.get("/notifications", &citizen(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{centre}");
+    assert_eq!(centre["items"][0]["title"], "PIN INPS: invio non riuscito");
+    assert_eq!(sms.requests_to(MOBILE).len(), 0, "nothing is sent again");
+    let (status, view) = api.get("/pin/deliveries", &agent(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["reissue"]["possible"], true, "{view}");
+    api.stop().await;
+}
