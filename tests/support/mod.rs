@@ -10,10 +10,13 @@ pub mod gateway;
 pub mod identity_provider;
 pub mod logs;
 pub mod mail;
+pub mod requester;
 pub mod sms_provider;
 
 #[allow(unused_imports)]
 pub use api::Api;
+#[allow(unused_imports)]
+pub use requester::Requester;
 
 use std::future::Future;
 use std::sync::Arc;

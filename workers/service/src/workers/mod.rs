@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod intake;
 pub mod notify;
 pub mod outbox_relay;
+pub mod pin_checks;
 pub mod registration;
 pub mod settle;
 pub mod timers;
@@ -63,10 +64,13 @@ pub enum WorkerKind {
     /// The video-room gateway (pages, SMS code, WebSocket signalling);
     /// run several with no sticky routing: they relay through the broker.
     Gateway,
+    /// Agents' checks of a caller's PIN half over the broker
+    /// (request/reply; competing consumers, scale out freely).
+    PinChecks,
 }
 
 impl WorkerKind {
-    pub const ALL: [WorkerKind; 10] = [
+    pub const ALL: [WorkerKind; 11] = [
         WorkerKind::Intake,
         WorkerKind::OutboxRelay,
         WorkerKind::Timers,
@@ -77,6 +81,7 @@ impl WorkerKind {
         WorkerKind::Api,
         WorkerKind::Appointments,
         WorkerKind::Gateway,
+        WorkerKind::PinChecks,
     ];
 
     /// The workers of this kind one process runs. Each opens its own
@@ -105,6 +110,7 @@ impl WorkerKind {
                 Arc::new(appointments::AppointmentsWorker::new(settings.clone()))
             }
             WorkerKind::Gateway => Arc::new(crate::gateway::GatewayWorker::new(settings.clone())),
+            WorkerKind::PinChecks => Arc::new(pin_checks::PinChecksWorker::new(settings.clone())),
         }
     }
 }
