@@ -48,9 +48,12 @@ mod pin;
 mod pin_limits;
 
 // The process as a whole: the HTTP boundary, the API's description,
-// production mode, metrics, and a newcomer's first run.
+// production mode, each worker's least privilege, database health,
+// metrics, and a newcomer's first run.
 mod edges;
 mod first_run;
 mod metrics;
 mod openapi;
+mod privilege;
 mod production;
+mod vacuum;

@@ -12,6 +12,7 @@ use crate::support::mail::{sink, wait_for_mail};
 use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sportello::broker::users::BrokerUser;
 use sportello::auth::{TokenError, TokenKeys, Verifier, AUDIENCE, DEVELOPMENT_SECRET};
 use sportello::domain::notification::Medium;
 use sportello::http::{self, ApiState};
@@ -128,10 +129,25 @@ fn production_refuses_development_secrets_naming_each_problem() {
     }
     assert!(!stderr.contains("sportello-app-dev"), "{stderr}");
 
+    // Every worker kind's own broker user is asked for.
+    for user in BrokerUser::ALL {
+        assert!(
+            stderr.contains(&format!("{} is not set", user.setting())),
+            "{} missing from:\n{stderr}",
+            user.setting()
+        );
+    }
+
     // The same through the flag, one problem left: only that one is named.
-    let output = sportello(
-        &["up", "--env", "production"],
-        &[
+    let own_urls: Vec<(&str, String)> = BrokerUser::ALL
+        .iter()
+        .map(|user| {
+            let url = format!("amqp://{}:Xy7-prod@127.0.0.1:1/sportello", user.name());
+            (user.setting(), url)
+        })
+        .collect();
+    let mut vars: Vec<(&str, &str)> = own_urls.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend([
             ("JWT_JWKS_URL", "https://idp.inps.example/jwks.json"),
             ("AMQP_URL", "amqp://app:Xy7-prod@127.0.0.1:1/sportello"),
             (
@@ -141,8 +157,8 @@ fn production_refuses_development_secrets_naming_each_problem() {
             ("SMTP_URL", "smtps://relay.inps.example"),
             ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
             ("PIN_SECRET", "a-pin-key-of-its-own-of-at-least-32-bytes"),
-        ],
-    )
+    ]);
+    let output = sportello(&["up", "--env", "production"], &vars)
     .output()
     .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -243,8 +259,17 @@ async fn a_proper_production_start_is_ready_accepts_only_published_keys_and_logs
             write("pin", "a-pin-key-of-this-test-only-32-bytes-long"),
         ),
     ];
+    // Each worker kind as its own broker user, from its own file.
+    let own_files: Vec<(String, String)> = BrokerUser::ALL
+        .iter()
+        .map(|user| {
+            let name = format!("{}_FILE", user.setting());
+            (name, write(user.name(), &env.user_url(user.name())))
+        })
+        .collect();
     let documents = dir.join("documents").to_string_lossy().into_owned();
     let mut vars: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend(own_files.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     vars.extend([
         ("SPORTELLO_ENV", "production"),
         ("PGPASSWORD", "sportello"),
@@ -331,6 +356,14 @@ async fn a_proper_production_start_is_ready_accepts_only_published_keys_and_logs
         .and_then(|(user, _)| user.split_once(':'))
         .map(|(_, password)| password.to_owned())
         .unwrap();
+    // The startup log warns of what PostgreSQL's vacuuming needs (this
+    // box's server runs with autovacuum off).
+    if env.autovacuum_is_off().await {
+        assert!(
+            log.contains("PostgreSQL autovacuum is off"),
+            "no startup warning:\n{log}"
+        );
+    }
     for secret in [&broker_password, &jwt_secret, &sms_password, &smtp_password] {
         assert!(
             !log.contains(secret.as_str()),
