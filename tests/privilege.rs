@@ -183,10 +183,7 @@ async fn assert_refusals(env: &TestEnv, user: BrokerUser) {
             (EVENTS_EXCHANGE, "ticket.opened"),
             NOTIFICATION_EVENTS_QUEUE,
         ),
-        BrokerUser::OutboxRelay => (
-            (DEAD_LETTER_EXCHANGE, "forged"),
-            INTAKE_REQUESTS_QUEUE,
-        ),
+        BrokerUser::OutboxRelay => ((DEAD_LETTER_EXCHANGE, "forged"), INTAKE_REQUESTS_QUEUE),
         BrokerUser::Registration => ((EVENTS_EXCHANGE, "ticket.opened"), INTAKE_REQUESTS_QUEUE),
         BrokerUser::Notify => (
             (INTAKE_EXCHANGE, "web.request.submitted"),
@@ -331,9 +328,14 @@ async fn every_worker_kind_runs_as_its_own_broker_user_and_nothing_more() {
     // The API connects only for a readiness check (then closes) or a call
     // taken on the staff page: its ready answer above, with AMQP_URL naming
     // nobody, was its own user's.
-    for user in BrokerUser::ALL.into_iter().filter(|&u| u != BrokerUser::Api) {
+    for user in BrokerUser::ALL
+        .into_iter()
+        .filter(|&u| u != BrokerUser::Api)
+    {
         assert!(
-            connections.iter().any(|(_, by)| *by == test_user(&env, user)),
+            connections
+                .iter()
+                .any(|(_, by)| *by == test_user(&env, user)),
             "no connection of {}: {connections:?}",
             user.name()
         );
@@ -355,13 +357,21 @@ async fn every_worker_kind_runs_as_its_own_broker_user_and_nothing_more() {
     // And the kinds' own objects stay theirs: the appointments worker may
     // declare call-back queues, not another desk-shaped name of the intake.
     refused(
-        declare_as(&env.user_url("sportello-appointments"), INTAKE_REQUESTS_QUEUE).await,
+        declare_as(
+            &env.user_url("sportello-appointments"),
+            INTAKE_REQUESTS_QUEUE,
+        )
+        .await,
         BrokerUser::Appointments,
         "declare the intake queue",
     );
     refused(
-        publish_as(&env.user_url("sportello-intake"), INTAKE_EXCHANGE, "web.request.submitted")
-            .await,
+        publish_as(
+            &env.user_url("sportello-intake"),
+            INTAKE_EXCHANGE,
+            "web.request.submitted",
+        )
+        .await,
         BrokerUser::Intake,
         "publish on the intake exchange",
     );
@@ -399,7 +409,10 @@ async fn timers_and_senders_never_connect_to_the_broker() {
             > 0
     })
     .await;
-    assert!(scheduled, "the timers worker did not schedule its cron jobs");
+    assert!(
+        scheduled,
+        "the timers worker did not schedule its cron jobs"
+    );
     // The management statistics lag by their interval (5 s).
     tokio::time::sleep(Duration::from_secs(7)).await;
     for process in &mut processes {

@@ -12,8 +12,8 @@ use crate::support::mail::{sink, wait_for_mail};
 use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sportello::broker::users::BrokerUser;
 use sportello::auth::{TokenError, TokenKeys, Verifier, AUDIENCE, DEVELOPMENT_SECRET};
+use sportello::broker::users::BrokerUser;
 use sportello::domain::notification::Medium;
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
@@ -148,19 +148,19 @@ fn production_refuses_development_secrets_naming_each_problem() {
         .collect();
     let mut vars: Vec<(&str, &str)> = own_urls.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.extend([
-            ("JWT_JWKS_URL", "https://idp.inps.example/jwks.json"),
-            ("AMQP_URL", "amqp://app:Xy7-prod@127.0.0.1:1/sportello"),
-            (
-                "DATABASE_URL",
-                "postgres://app:Xy7-prod@127.0.0.1:1/sportello",
-            ),
-            ("SMTP_URL", "smtps://relay.inps.example"),
-            ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
-            ("PIN_SECRET", "a-pin-key-of-its-own-of-at-least-32-bytes"),
+        ("JWT_JWKS_URL", "https://idp.inps.example/jwks.json"),
+        ("AMQP_URL", "amqp://app:Xy7-prod@127.0.0.1:1/sportello"),
+        (
+            "DATABASE_URL",
+            "postgres://app:Xy7-prod@127.0.0.1:1/sportello",
+        ),
+        ("SMTP_URL", "smtps://relay.inps.example"),
+        ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
+        ("PIN_SECRET", "a-pin-key-of-its-own-of-at-least-32-bytes"),
     ]);
     let output = sportello(&["up", "--env", "production"], &vars)
-    .output()
-    .unwrap();
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert_eq!(stderr.matches("\n  - ").count(), 1, "{stderr}");

@@ -142,7 +142,7 @@ async fn readiness_warns_of_autovacuum_off_and_of_a_table_full_of_dead_tuples() 
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, body) = ready().await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
         !warnings(&body).iter().any(|w| w.contains("dead tuples")),
         "{body}"

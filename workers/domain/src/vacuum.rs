@@ -140,7 +140,9 @@ mod tests {
                 }
             ]
         );
-        assert!(Warning::AutovacuumOff.to_string().contains("autovacuum = on"));
+        assert!(Warning::AutovacuumOff
+            .to_string()
+            .contains("autovacuum = on"));
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::workers::WorkerKind;
 /// (containers starting side by side).
 const STARTUP_PATIENCE: Duration = Duration::from_secs(90);
 
+/// How long a worker process's start-up looks for vacuum warnings.
+const HEALTH_PATIENCE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -116,10 +119,13 @@ pub async fn run(
         warn_database_health(&pool).await;
         pool.close().await;
         declare_topology(&settings).await?;
-    } else if let Ok(pool) = store::connect(&settings.database_url, 1).await {
-        // Unreachable now: the workers will say why, and readiness too.
-        warn_database_health(&pool).await;
-        pool.close().await;
+    } else if let Ok(pool) = store::connect_lazy(&settings.database_url, 1) {
+        // Beside the workers, never before them: an unreachable database
+        // is theirs to report (`store::outage`), this waits for nothing.
+        actix_rt::spawn(async move {
+            let _ = tokio::time::timeout(HEALTH_PATIENCE, warn_database_health(&pool)).await;
+            pool.close().await;
+        });
     }
     let mut workers = build_workers(&settings, kinds);
     if !settings.metrics_address.is_empty() {

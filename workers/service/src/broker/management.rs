@@ -298,7 +298,8 @@ impl Management {
             .await?
             .iter()
             .map(|c| {
-                let field = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+                let field =
+                    |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
                 (
                     field(&c["client_properties"]["connection_name"]),
                     field(&c["user"]),
@@ -314,8 +315,12 @@ impl Management {
         Ok(consumers
             .iter()
             .map(|c| {
-                let field = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
-                (field(&c["queue"]["name"]), field(&c["channel_details"]["user"]))
+                let field =
+                    |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+                (
+                    field(&c["queue"]["name"]),
+                    field(&c["channel_details"]["user"]),
+                )
             })
             .collect())
     }

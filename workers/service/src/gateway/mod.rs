@@ -86,7 +86,8 @@ impl GatewayState {
         let relay = Relay::start(
             &settings.broker_addresses_for(crate::broker::users::BrokerUser::Gateway),
             gateway_id,
-        ).await?;
+        )
+        .await?;
         let sms = settings.sms_provider_url.as_ref().and_then(|url| {
             SmsProvider::new(SmsProviderConfig {
                 url: url.clone(),

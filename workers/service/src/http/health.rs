@@ -26,6 +26,9 @@ const FRESH: Duration = Duration::from_secs(2);
 /// Longest one check may take (database and broker together).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Longest the vacuum statistics may take, within `CHECK_TIMEOUT`.
+const WARNINGS_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// The last verdict: `Ok` with its warnings, or what is not ready.
 type Verdict = Result<Vec<String>, Vec<String>>;
 
@@ -74,17 +77,19 @@ impl Readiness {
     }
 
     async fn check(&self, pool: &PgPool) -> Verdict {
-        let (database, broker, warnings) = futures::join!(
-            database_ready(pool),
-            self.topology_declared(),
-            database_warnings(pool)
-        );
+        let (database, broker) = futures::join!(database_ready(pool), self.topology_declared());
         let problems: Vec<String> = [database, broker]
             .into_iter()
             .filter_map(Result::err)
             .collect();
         if problems.is_empty() {
-            Ok(warnings)
+            // Only a database that answers is asked how it vacuums, and
+            // briefly: a warning is never worth an unready verdict.
+            Ok(
+                tokio::time::timeout(WARNINGS_TIMEOUT, database_warnings(pool))
+                    .await
+                    .unwrap_or_default(),
+            )
         } else {
             Err(problems)
         }

@@ -51,11 +51,11 @@ impl Worker for OutboxRelay {
 
 impl OutboxRelay {
     async fn relay(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let (connection, publisher) =
-            super::connect_publisher(
+        let (connection, publisher) = super::connect_publisher(
             &self.settings.broker_addresses_for(BrokerUser::OutboxRelay),
             &self.name(),
-        ).await?;
+        )
+        .await?;
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(&self.settings.database_url, 2)?;
         if let Err(error) = relay_until(&pool, &publisher, &shutdown).await {

@@ -120,11 +120,11 @@ impl IntakeWorker {
     /// One connection, `intake_consumers` channels consuming side by side.
     /// Channels on one connection share its I/O thread; acks stay per channel.
     async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let (connection, publisher) =
-            super::connect_publisher(
+        let (connection, publisher) = super::connect_publisher(
             &self.settings.broker_addresses_for(BrokerUser::Intake),
             &self.name(),
-        ).await?;
+        )
+        .await?;
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(
             &self.settings.database_url,
