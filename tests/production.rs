@@ -166,6 +166,41 @@ fn production_refuses_development_secrets_naming_each_problem() {
     assert_eq!(stderr.matches("\n  - ").count(), 1, "{stderr}");
     assert!(stderr.contains("PUBLIC_BASE_URL"), "{stderr}");
     assert!(!stderr.contains("Xy7-prod"), "{stderr}");
+
+    // A worker process needs its own kind's URL alone: without AMQP_URL
+    // (the operators' user, which it never uses) or any other kind's, it
+    // passes the checks and goes on to connect (and here, retries).
+    let intake_url = "amqp://sportello-intake:Xy7-prod@127.0.0.1:1/sportello";
+    let mut vars: Vec<(&str, &str)> = vec![("INTAKE_AMQP_URL", intake_url)];
+    vars.extend([
+        ("JWT_JWKS_URL", "https://idp.inps.example/jwks.json"),
+        (
+            "DATABASE_URL",
+            "postgres://app:Xy7-prod@127.0.0.1:1/sportello",
+        ),
+        ("SMTP_URL", "smtps://relay.inps.example"),
+        ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
+        ("PIN_SECRET", "a-pin-key-of-its-own-of-at-least-32-bytes"),
+        ("PUBLIC_BASE_URL", "https://sportello.inps.example"),
+        ("METRICS_ADDRESS", ""),
+    ]);
+    let mut worker = sportello(&["worker", "intake", "--env", "production"], &vars)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let exited = worker.try_wait().unwrap();
+    let _ = worker.kill();
+    let output = worker.wait_with_output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(exited.is_none(), "the intake worker stopped:\n{log}");
+    assert!(!log.contains("refusing to start"), "{log}");
+    assert!(!log.contains("Xy7-prod"), "{log}");
 }
 
 #[test]

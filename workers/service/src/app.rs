@@ -109,7 +109,7 @@ pub async fn run(
     prepare: bool,
 ) -> Result<(), StartupError> {
     let users: Vec<_> = kinds.iter().filter_map(|kind| kind.broker_user()).collect();
-    crate::production::check_running(&settings, &users)?;
+    crate::production::check_running(&settings, &users, prepare)?;
     let settings = Arc::new(settings);
     if settings.is_production() {
         tracing::info!("production mode: settings checked");

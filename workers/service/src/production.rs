@@ -152,12 +152,31 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
     found
 }
 
-/// The problems of a process whose workers connect as `users`: those of its
-/// settings, and each user whose URL is not set (in development it would be
-/// derived from AMQP_URL; production names every URL itself, so that no
-/// worker process holds a credential it does not need).
-pub fn problems_running(settings: &Settings, users: &[BrokerUser]) -> Vec<Problem> {
+/// The problems of a process whose workers connect as `users`, and which
+/// declares the topology as AMQP_URL's user or not (`up` does, `worker`
+/// does not): those of its settings, and each user whose URL is not set (in
+/// development it would be derived from AMQP_URL; production names every
+/// URL itself). A process that does not declare never uses AMQP_URL, so it
+/// is not asked for one: no worker process need hold the operators' user.
+pub fn problems_running(
+    settings: &Settings,
+    users: &[BrokerUser],
+    declares_topology: bool,
+) -> Vec<Problem> {
     let mut found = problems(settings);
+    if !declares_topology {
+        found.retain(|problem| {
+            !matches!(
+                problem,
+                Problem::RepositoryPassword {
+                    setting: "AMQP_URL" | "AMQP_URLS",
+                    ..
+                } | Problem::InvalidUrl {
+                    setting: "AMQP_URL" | "AMQP_URLS"
+                }
+            )
+        });
+    }
     if settings.is_production() {
         for user in BrokerUser::ALL {
             if users.contains(&user) && settings.own_broker_url(user).is_none() {
@@ -172,8 +191,12 @@ pub fn problems_running(settings: &Settings, users: &[BrokerUser]) -> Vec<Proble
 }
 
 /// `Err` naming every problem of a process running workers as `users`.
-pub fn check_running(settings: &Settings, users: &[BrokerUser]) -> Result<(), Refused> {
-    let found = problems_running(settings, users);
+pub fn check_running(
+    settings: &Settings,
+    users: &[BrokerUser],
+    declares_topology: bool,
+) -> Result<(), Refused> {
+    let found = problems_running(settings, users, declares_topology);
     if found.is_empty() {
         Ok(())
     } else {
@@ -507,7 +530,7 @@ mod tests {
     fn each_kind_needs_its_own_broker_user_in_production() {
         let running = [BrokerUser::Intake, BrokerUser::Api];
         assert_eq!(
-            problems_running(&proper(), &running),
+            problems_running(&proper(), &running, true),
             [
                 Problem::NoBrokerUserOfItsOwn {
                     setting: "INTAKE_AMQP_URL",
@@ -524,9 +547,9 @@ mod tests {
             api_amqp_url: Some("amqps://sportello-api:Lm3%2Bq@broker/sportello".into()),
             ..proper()
         };
-        assert_eq!(problems_running(&own, &running), []);
+        assert_eq!(problems_running(&own, &running, true), []);
         // A process of timers or senders connects to no broker: nothing asked.
-        assert_eq!(problems_running(&proper(), &[]), []);
+        assert_eq!(problems_running(&proper(), &[], true), []);
         // The repository's password of a kind's user is refused like the others.
         let development = Settings {
             notify_amqp_url: Some(
@@ -535,15 +558,29 @@ mod tests {
             ..proper()
         };
         assert_eq!(
-            problems_running(&development, &[BrokerUser::Notify]),
+            problems_running(&development, &[BrokerUser::Notify], false),
             [Problem::RepositoryPassword {
                 setting: "NOTIFY_AMQP_URL",
                 user: "sportello-notify".into()
             }]
         );
+        // A worker process declares nothing: AMQP_URL may stay unset (its
+        // development default), while `up` must have one of its own.
+        let worker = Settings {
+            amqp_url: crate::config::DEVELOPMENT_AMQP_URL.into(),
+            ..own.clone()
+        };
+        assert_eq!(problems_running(&worker, &running, false), []);
+        assert_eq!(
+            problems_running(&worker, &running, true),
+            [Problem::RepositoryPassword {
+                setting: "AMQP_URL",
+                user: "sportello-app".into()
+            }]
+        );
         // Development derives each kind's user from AMQP_URL's.
         let settings = Settings::local_defaults();
-        assert_eq!(problems_running(&settings, &BrokerUser::ALL), []);
+        assert_eq!(problems_running(&settings, &BrokerUser::ALL, true), []);
         assert_eq!(
             settings.broker_addresses_for(BrokerUser::Appointments),
             "amqp://sportello-appointments:sportello-appointments-dev@127.0.0.1:5672/sportello"
