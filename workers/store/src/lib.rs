@@ -20,6 +20,7 @@
 //! - [`applications`], [`pins`], [`pin_verifications`] (agents' checks of
 //!   the caller's half) and [`pin_halves`] (where each half's delivery stands);
 //! - [`outage`]: why the database cannot be reached, said once per change;
+//!   [`vacuum`]: the autovacuum setting and the churned tables' dead tuples;
 //! - `keys` (browser keys stored hashed) and `ticket_state` (the domain's
 //!   ticket state as the `ticket_state` enum), private.
 
@@ -43,6 +44,7 @@ pub mod staff_sessions;
 mod ticket_state;
 pub mod tickets;
 pub mod timers;
+pub mod vacuum;
 pub mod video;
 
 use std::time::Duration;

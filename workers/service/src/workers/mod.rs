@@ -15,24 +15,22 @@ pub mod timers;
 use std::sync::Arc;
 
 use crate::broker::publisher::Publisher;
-use crate::broker::topology::{self, Definitions};
+use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::domain::notification::Medium;
 use crate::runtime::{Worker, WorkerError};
 
 /// What a worker that talks to the broker starts with: its own connection
-/// (named for the management UI), the topology declared (idempotent, so a
-/// worker never waits for `up` to have run), and a confirmed publisher.
-pub(crate) async fn connect_declared(
+/// (named for the management UI, as its kind's broker user) and a confirmed
+/// publisher. The topology is not declared here: the workers' users may not
+/// configure it (`broker::users`); `sportello declare-topology` (or `up`, or
+/// the definitions' import) has made it, and a missing queue fails the
+/// worker (NOT_FOUND) until it exists.
+pub(crate) async fn connect_publisher(
     amqp_url: &str,
     name: &str,
 ) -> Result<(lapin::Connection, Publisher), WorkerError> {
     let connection = crate::broker::connect(amqp_url, name).await?;
-    topology::declare(
-        &connection.create_channel().await?,
-        &Definitions::embedded()?,
-    )
-    .await?;
     let publisher = Publisher::open(&connection).await?;
     Ok((connection, publisher))
 }
@@ -83,6 +81,22 @@ impl WorkerKind {
         WorkerKind::Gateway,
         WorkerKind::PinChecks,
     ];
+
+    /// The broker user this kind connects as; `None`: it never connects to
+    /// the broker (timers and senders work on the database alone).
+    pub fn broker_user(self) -> Option<BrokerUser> {
+        match self {
+            WorkerKind::Intake => Some(BrokerUser::Intake),
+            WorkerKind::OutboxRelay => Some(BrokerUser::OutboxRelay),
+            WorkerKind::Registration => Some(BrokerUser::Registration),
+            WorkerKind::Notify => Some(BrokerUser::Notify),
+            WorkerKind::Appointments => Some(BrokerUser::Appointments),
+            WorkerKind::Api => Some(BrokerUser::Api),
+            WorkerKind::Gateway => Some(BrokerUser::Gateway),
+            WorkerKind::PinChecks => Some(BrokerUser::PinChecks),
+            WorkerKind::Timers | WorkerKind::EmailSender | WorkerKind::SmsSender => None,
+        }
+    }
 
     /// The workers of this kind one process runs. Each opens its own
     /// database pool when it starts, on its own thread.

@@ -16,7 +16,9 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +27,8 @@ use tracing::Instrument;
 use crate::broker::names::PIN_AGENT_CHECKS_QUEUE;
 use crate::broker::publisher::Publisher;
 use crate::broker::replies::{self, ReplyTo};
+use crate::broker::topology::{field_table, Definitions};
+use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::contract::pin::PinVerificationOutcome;
 use crate::contract::Principal;
@@ -68,9 +72,11 @@ impl PinChecksWorker {
     async fn serve(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let settings = &self.settings;
         let pool = store::connect_lazy(&settings.database_url, CHECKS_AT_ONCE as u32 + 1)?;
+        let addresses = settings.broker_addresses_for(BrokerUser::PinChecks);
         let (connection, replies) =
-            super::connect_declared(&settings.broker_addresses(), "sportello-pin-checks").await?;
+            super::connect_publisher(&addresses, "sportello-pin-checks").await?;
         let channel = connection.create_channel().await?;
+        declare_own_queue(&channel).await?;
         channel
             .basic_qos(CHECKS_AT_ONCE as u16, BasicQosOptions::default())
             .await?;
@@ -105,6 +111,50 @@ impl PinChecksWorker {
         pool.close().await;
         result
     }
+}
+
+/// The queue is not durable: a broker restart or the loss of its node
+/// removes it, so the worker declares it (and its binding) itself, from the
+/// definitions, each time it connects; its user may configure that queue
+/// alone.
+async fn declare_own_queue(channel: &lapin::Channel) -> Result<(), WorkerError> {
+    let definitions = Definitions::embedded()?;
+    let queue = definitions
+        .queues
+        .iter()
+        .find(|q| q.name == PIN_AGENT_CHECKS_QUEUE)
+        .ok_or_else(|| {
+            WorkerError::Other(format!(
+                "{PIN_AGENT_CHECKS_QUEUE} is not in the definitions"
+            ))
+        })?;
+    channel
+        .queue_declare(
+            queue.name.as_str().into(),
+            QueueDeclareOptions {
+                durable: queue.durable,
+                auto_delete: queue.auto_delete,
+                ..Default::default()
+            },
+            field_table(&queue.arguments)?,
+        )
+        .await?;
+    for binding in definitions
+        .bindings
+        .iter()
+        .filter(|b| b.destination == PIN_AGENT_CHECKS_QUEUE)
+    {
+        channel
+            .queue_bind(
+                binding.destination.as_str().into(),
+                binding.source.as_str().into(),
+                binding.routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 struct Checks<'a> {
