@@ -71,7 +71,8 @@ ensure_rabbitmq() {
       sleep 1
     done
   fi
-  # Vhost `sportello`, channel users, permissions, topology. rabbitmqctl runs
+  # Vhost `sportello`, the channels' and each worker kind's users (their
+  # development passwords, `<user>-dev`), permissions, topology. rabbitmqctl runs
   # as the `rabbitmq` user, who may not be able to read this checkout (a
   # clone in root's home or in any private folder): the definitions go in on
   # standard input, opened by us.

@@ -51,9 +51,11 @@ if [ "$cluster_drill" = 1 ]; then
   # one set of features (`--bins` alone would leave the dev-dependencies'
   # features out and build a hundred crates again).
   cargo build --workspace --locked --all-targets
+  echo "test.sh: built in ${SECONDS} s"
 fi
 
 cargo test --workspace --locked "$@"
+echo "test.sh: tests done at ${SECONDS} s"
 
 if [ "$cluster_drill" = 1 ]; then
   if ! wait "$cluster_pid"; then
@@ -66,4 +68,5 @@ if [ "$cluster_drill" = 1 ]; then
   # fails unless every confirmed request is one ticket with its event,
   # numbers gapless and queues empty.
   "$CARGO_TARGET_DIR/debug/sportello-bench" chaos cluster --requests 2000
+  echo "test.sh: cluster drill done at ${SECONDS} s"
 fi

@@ -145,7 +145,8 @@ async fn the_gateway_broker_user_may_relay_and_nothing_else() {
     let env = TestEnv::new().await;
     let url = env.user_url("sportello-gateway");
     assert_eq!(
-        env.settings.gateway_broker_url(),
+        env.settings
+            .broker_addresses_for(sportello::broker::users::BrokerUser::Gateway),
         url,
         "gateway tests run as the gateway's own user"
     );

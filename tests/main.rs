@@ -47,11 +47,14 @@ mod applications;
 mod pin;
 mod pin_limits;
 
-// The process as a whole: the access policy, the HTTP boundary, the API's description,
-// production mode, metrics, and a newcomer's first run.
+// The process as a whole: the access policy, the HTTP boundary, the API's
+// description, production mode, each worker's least privilege, database
+// health, metrics, and a newcomer's first run.
 mod access_policy;
 mod edges;
 mod first_run;
 mod metrics;
 mod openapi;
+mod privilege;
 mod production;
+mod vacuum;

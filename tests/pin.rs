@@ -1011,6 +1011,104 @@ async fn a_half_whose_delivery_fails_is_scrubbed_and_letters_go_to_the_postal_fo
     api.stop().await;
 }
 
+/// A `pin.verification_requested` from the contact centre for `half`.
+fn check_request(half: &str) -> Value {
+    let key = uuid::Uuid::now_v7();
+    json!({
+        "message_id": key,
+        "type": "pin.verification_requested",
+        "schema_version": 1,
+        "channel": "contact_center",
+        "occurred_at": chrono::Utc::now(),
+        "correlation_id": format!("cc-call-{key}"),
+        "idempotency_key": format!("cc-check-{key}"),
+        "principal": {"kind": "contact_center_agent", "agent_id": "CC0042", "on_behalf_of": TAX_CODE},
+        "payload": {"pin": half}
+    })
+}
+
+/// Seed 004 over the broker: the agent's check of the half the caller reads
+/// out is answered on reply_to, counts toward the lock, and its half is
+/// never dead-lettered, even when nobody waits for the answer.
+#[actix_rt::test]
+async fn an_agent_checks_the_callers_half_over_the_broker_and_the_half_is_never_dead_lettered() {
+    let _logs = crate::support::logs::capture();
+    let sms = SmsGateway::start();
+    let url = sms.url.clone();
+    let env = TestEnv::new_with(|settings| {
+        settings.sms_provider_url = Some(url);
+        settings.sms_provider_user = crate::support::sms_provider::USER.into();
+        settings.sms_provider_password = crate::support::sms_provider::PASSWORD.into();
+        settings.smtp_url = sink().url.clone();
+        settings.pin_max_failures = 5;
+    })
+    .await;
+    let api = Api::start_with(
+        env,
+        &[
+            WorkerKind::Intake,
+            WorkerKind::OutboxRelay,
+            WorkerKind::Notify,
+            WorkerKind::EmailSender,
+            WorkerKind::SmsSender,
+            WorkerKind::PinChecks,
+        ],
+    );
+    let mut dead = api.env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+    let (first, _second) = issued_pin(&api, &sms, &unique_mail("broker-check")).await;
+    let mut requester = Requester::open(&api.env, "contact_center").await;
+
+    let answer = requester.ask(&check_request(&first)).await;
+    assert_eq!(answer["type"], "pin.verification_outcome", "{answer}");
+    assert_eq!(answer["payload"]["outcome"], "verified", "{answer}");
+    let id: uuid::Uuid = answer["payload"]["verification_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let recorded: (String, String) =
+        sqlx::query_as("SELECT agent_id, tax_code FROM pin_agent_verifications WHERE id = $1")
+            .bind(id)
+            .fetch_one(&api.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, ("CC0042".to_owned(), TAX_CODE.to_owned()));
+
+    // A wrong half is refused with the HTTP API's code and counts.
+    let wrong: String = first.chars().rev().collect();
+    let answer = requester.ask(&check_request(&wrong)).await;
+    assert_eq!(
+        (
+            answer["payload"]["outcome"].as_str(),
+            answer["payload"]["code"].as_str()
+        ),
+        (Some("refused"), Some("wrong_pin")),
+        "{answer}"
+    );
+    let failures: i32 = sqlx::query_scalar("SELECT failures FROM pin_credentials")
+        .fetch_one(&api.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, 1);
+    // A malformed one is refused without a word of what it carried.
+    let answer = requester
+        .ask(&check_request(&format!(
+            "{first}{first}{first}{first}{first}{first}{first}{first}{first}"
+        )))
+        .await;
+    assert_eq!(answer["payload"]["code"], "invalid", "{answer}");
+    assert!(!answer.to_string().contains(&first), "{answer}");
+
+    // Without reply_to: dropped, not dead-lettered.
+    requester.publish(&check_request(&first), None).await;
+    requester.publish(&check_request(&wrong), None).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dead_letters = drain(&mut dead).await;
+    assert!(dead_letters.is_empty(), "nothing is dead-lettered");
+    assert_nowhere(&api, &[], &dead_letters, &[&first]).await;
+    api.stop().await;
+}
+
 /// `start()`, with a delivery retry policy short enough to watch: 100 ms
 /// doubling up to 1 s, 4 attempts.
 async fn start_retrying() -> (Api, SmsGateway) {

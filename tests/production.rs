@@ -13,6 +13,7 @@ use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sportello::auth::{TokenError, TokenKeys, Verifier, AUDIENCE, DEVELOPMENT_SECRET};
+use sportello::broker::users::BrokerUser;
 use sportello::domain::notification::Medium;
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
@@ -128,28 +129,78 @@ fn production_refuses_development_secrets_naming_each_problem() {
     }
     assert!(!stderr.contains("sportello-app-dev"), "{stderr}");
 
+    // Every worker kind's own broker user is asked for.
+    for user in BrokerUser::ALL {
+        assert!(
+            stderr.contains(&format!("{} is not set", user.setting())),
+            "{} missing from:\n{stderr}",
+            user.setting()
+        );
+    }
+
     // The same through the flag, one problem left: only that one is named.
-    let output = sportello(
-        &["up", "--env", "production"],
-        &[
-            ("JWT_JWKS_URL", "https://idp.inps.example/jwks.json"),
-            ("AMQP_URL", "amqp://app:Xy7-prod@127.0.0.1:1/sportello"),
-            (
-                "DATABASE_URL",
-                "postgres://app:Xy7-prod@127.0.0.1:1/sportello",
-            ),
-            ("SMTP_URL", "smtps://relay.inps.example"),
-            ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
-            ("PIN_SECRET", "a-pin-key-of-its-own-of-at-least-32-bytes"),
-        ],
-    )
-    .output()
-    .unwrap();
+    let own_urls: Vec<(&str, String)> = BrokerUser::ALL
+        .iter()
+        .map(|user| {
+            let url = format!("amqp://{}:Xy7-prod@127.0.0.1:1/sportello", user.name());
+            (user.setting(), url)
+        })
+        .collect();
+    let mut vars: Vec<(&str, &str)> = own_urls.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend([
+        ("JWT_JWKS_URL", "https://idp.inps.example/jwks.json"),
+        ("AMQP_URL", "amqp://app:Xy7-prod@127.0.0.1:1/sportello"),
+        (
+            "DATABASE_URL",
+            "postgres://app:Xy7-prod@127.0.0.1:1/sportello",
+        ),
+        ("SMTP_URL", "smtps://relay.inps.example"),
+        ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
+        ("PIN_SECRET", "a-pin-key-of-its-own-of-at-least-32-bytes"),
+    ]);
+    let output = sportello(&["up", "--env", "production"], &vars)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert_eq!(stderr.matches("\n  - ").count(), 1, "{stderr}");
     assert!(stderr.contains("PUBLIC_BASE_URL"), "{stderr}");
     assert!(!stderr.contains("Xy7-prod"), "{stderr}");
+
+    // A worker process needs its own kind's URL alone: without AMQP_URL
+    // (the operators' user, which it never uses) or any other kind's, it
+    // passes the checks and goes on to connect (and here, retries).
+    let intake_url = "amqp://sportello-intake:Xy7-prod@127.0.0.1:1/sportello";
+    let mut vars: Vec<(&str, &str)> = vec![("INTAKE_AMQP_URL", intake_url)];
+    vars.extend([
+        ("JWT_JWKS_URL", "https://idp.inps.example/jwks.json"),
+        (
+            "DATABASE_URL",
+            "postgres://app:Xy7-prod@127.0.0.1:1/sportello",
+        ),
+        ("SMTP_URL", "smtps://relay.inps.example"),
+        ("VIDEO_LINK_SECRET", "a-video-link-key-of-its-own"),
+        ("PIN_SECRET", "a-pin-key-of-its-own-of-at-least-32-bytes"),
+        ("PUBLIC_BASE_URL", "https://sportello.inps.example"),
+        ("METRICS_ADDRESS", ""),
+    ]);
+    let mut worker = sportello(&["worker", "intake", "--env", "production"], &vars)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let exited = worker.try_wait().unwrap();
+    let _ = worker.kill();
+    let output = worker.wait_with_output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(exited.is_none(), "the intake worker stopped:\n{log}");
+    assert!(!log.contains("refusing to start"), "{log}");
+    assert!(!log.contains("Xy7-prod"), "{log}");
 }
 
 #[test]
@@ -243,8 +294,17 @@ async fn a_proper_production_start_is_ready_accepts_only_published_keys_and_logs
             write("pin", "a-pin-key-of-this-test-only-32-bytes-long"),
         ),
     ];
+    // Each worker kind as its own broker user, from its own file.
+    let own_files: Vec<(String, String)> = BrokerUser::ALL
+        .iter()
+        .map(|user| {
+            let name = format!("{}_FILE", user.setting());
+            (name, write(user.name(), &env.user_url(user.name())))
+        })
+        .collect();
     let documents = dir.join("documents").to_string_lossy().into_owned();
     let mut vars: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend(own_files.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     vars.extend([
         ("SPORTELLO_ENV", "production"),
         ("PGPASSWORD", "sportello"),
@@ -331,6 +391,14 @@ async fn a_proper_production_start_is_ready_accepts_only_published_keys_and_logs
         .and_then(|(user, _)| user.split_once(':'))
         .map(|(_, password)| password.to_owned())
         .unwrap();
+    // The startup log warns of what PostgreSQL's vacuuming needs (this
+    // box's server runs with autovacuum off).
+    if env.autovacuum_is_off().await {
+        assert!(
+            log.contains("PostgreSQL autovacuum is off"),
+            "no startup warning:\n{log}"
+        );
+    }
     for secret in [&broker_password, &jwt_secret, &sms_password, &smtp_password] {
         assert!(
             !log.contains(secret.as_str()),

@@ -10,10 +10,13 @@ pub mod gateway;
 pub mod identity_provider;
 pub mod logs;
 pub mod mail;
+pub mod requester;
 pub mod sms_provider;
 
 #[allow(unused_imports)]
 pub use api::Api;
+#[allow(unused_imports)]
+pub use requester::Requester;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -86,8 +89,11 @@ impl TestEnv {
             admin_database_url.rsplit_once('/').unwrap().0
         );
         let mut settings = Settings {
+            // The operators' user: it declares the topology below. Every
+            // worker kind connects as its own user, derived from this one
+            // (`broker::users`: `<id>-sportello-intake`, ...).
             amqp_url: user_url(&amqp_base, &id, &vhost, "sportello-app"),
-            // The gateway runs as its own least-privileged broker user.
+            // The gateway's own user, named as production names it.
             gateway_amqp_url: Some(user_url(&amqp_base, &id, &vhost, "sportello-gateway")),
             database_url,
             database_pool_size: 5,
@@ -202,6 +208,16 @@ impl TestEnv {
             .fetch_one(&self.pool)
             .await
             .unwrap_or(0)
+    }
+
+    /// Whether the server of the test's database runs with autovacuum off
+    /// (this box's does).
+    pub async fn autovacuum_is_off(&self) -> bool {
+        let setting: String = sqlx::query_scalar("SHOW autovacuum")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        setting == "off"
     }
 
     pub fn admin_database_url(&self) -> String {

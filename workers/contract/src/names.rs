@@ -18,6 +18,10 @@ pub const DEAD_LETTER_QUEUE: &str = "sportello.dead-letter";
 pub const APPOINTMENT_COMMANDS_QUEUE: &str = "sportello.appointments.commands";
 /// Availability queries (request/reply) from every channel.
 pub const APPOINTMENT_QUERIES_QUEUE: &str = "sportello.appointments.queries";
+/// An agent's check of its caller's PIN half (request/reply). Not durable,
+/// no dead-letter exchange, a 30 s TTL: the half it carries is never
+/// written to disk by a queue, nor dead-lettered.
+pub const PIN_AGENT_CHECKS_QUEUE: &str = "sportello.pin.agent-checks";
 /// Phone call-backs due, routed by `<aoo>.<desk kind>` to one queue per
 /// office and desk; its alternate exchange keeps what no queue takes.
 pub const CALLBACKS_EXCHANGE: &str = "sportello.callbacks";

@@ -92,3 +92,31 @@ pub struct PinChanged {
     pub case_id: Option<Uuid>,
     pub at: DateTime<Utc>,
 }
+
+/// `pin.verification_requested`: an agent checks the half its caller reads
+/// out, over the broker. `Debug` never shows the half.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinVerificationRequested {
+    pub pin: String,
+}
+
+impl std::fmt::Debug for PinVerificationRequested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinVerificationRequested { pin: <secret> }")
+    }
+}
+
+/// `pin.verification_outcome`: the answer on `reply_to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinVerificationOutcome {
+    /// `verified` or `refused`.
+    pub outcome: String,
+    pub verification_id: Option<Uuid>,
+    pub tax_code: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The refusal's code, as the HTTP API's.
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub locked_until: Option<DateTime<Utc>>,
+}

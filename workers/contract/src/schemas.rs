@@ -67,6 +67,8 @@ pub const SCHEMA_FILES: &[SchemaFile] = &[
     schema_file!("delegation.revoked", 1),
     schema_file!("pin.changed", 1),
     schema_file!("pin.requested", 1),
+    schema_file!("pin.verification_requested", 1),
+    schema_file!("pin.verification_outcome", 1),
 ];
 
 #[derive(Debug, thiserror::Error)]

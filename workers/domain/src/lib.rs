@@ -30,7 +30,8 @@
 //! - [`pin`]: the PIN request, the tax code derived from personal data,
 //!   secrets that never print, the sign-in's checks and lock policy;
 //! - [`cron`]: cron expressions evaluated in the institute's time zone;
-//! - [`client_address`]: the client behind trusted reverse proxies.
+//! - [`client_address`]: the client behind trusted reverse proxies;
+//! - [`vacuum`]: whether PostgreSQL keeps up with the tables Sportello churns.
 
 pub mod access;
 pub mod access_policy;
@@ -50,4 +51,5 @@ pub mod protocol;
 pub mod routing;
 pub mod sms;
 pub mod ticket;
+pub mod vacuum;
 pub mod video;

@@ -16,6 +16,9 @@ use crate::workers::WorkerKind;
 /// (containers starting side by side).
 const STARTUP_PATIENCE: Duration = Duration::from_secs(90);
 
+/// How long a worker process's start-up looks for vacuum warnings.
+const HEALTH_PATIENCE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -80,6 +83,20 @@ pub async fn declare_topology(settings: &Settings) -> Result<(), StartupError> {
     Ok(())
 }
 
+/// Logs what PostgreSQL's vacuuming needs from the operator (autovacuum
+/// off, a churned table full of dead tuples), once at start; `/health/ready`
+/// carries the same warnings.
+pub async fn warn_database_health(pool: &PgPool) {
+    match store::vacuum::warnings(pool).await {
+        Ok(warnings) => {
+            for warning in warnings {
+                tracing::warn!(%warning, "database health");
+            }
+        }
+        Err(error) => tracing::debug!(%error, "vacuum statistics not read"),
+    }
+}
+
 pub fn build_workers(settings: &Arc<Settings>, kinds: &[WorkerKind]) -> Vec<Arc<dyn Worker>> {
     kinds.iter().map(|kind| kind.build(settings)).collect()
 }
@@ -91,14 +108,24 @@ pub async fn run(
     kinds: &[WorkerKind],
     prepare: bool,
 ) -> Result<(), StartupError> {
-    crate::production::check(&settings)?;
+    let users: Vec<_> = kinds.iter().filter_map(|kind| kind.broker_user()).collect();
+    crate::production::check_running(&settings, &users, prepare)?;
     let settings = Arc::new(settings);
     if settings.is_production() {
         tracing::info!("production mode: settings checked");
     }
     if prepare {
-        migrate(&settings).await?.close().await;
+        let pool = migrate(&settings).await?;
+        warn_database_health(&pool).await;
+        pool.close().await;
         declare_topology(&settings).await?;
+    } else if let Ok(pool) = store::connect_lazy(&settings.database_url, 1) {
+        // Beside the workers, never before them: an unreachable database
+        // is theirs to report (`store::outage`), this waits for nothing.
+        actix_rt::spawn(async move {
+            let _ = tokio::time::timeout(HEALTH_PATIENCE, warn_database_health(&pool)).await;
+            pool.close().await;
+        });
     }
     let mut workers = build_workers(&settings, kinds);
     if !settings.metrics_address.is_empty() {

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::broker::users::BrokerUser;
+
 // The development values of the settings below live here, with the
 // settings: production mode (`production`) refuses each of them.
 
@@ -112,6 +114,49 @@ pub struct Settings {
     /// /metrics`); empty: none. Each process of a host needs its own.
     #[arg(long, env = "METRICS_ADDRESS", default_value = "127.0.0.1:9464")]
     pub metrics_address: String,
+
+    /// RabbitMQ URL of the intake's own broker user (`sportello-intake`:
+    /// consume the intake queue, publish dead letters). Secret (also
+    /// INTAKE_AMQP_URL_FILE); unset: derived from AMQP_URL in development,
+    /// refused in production (`broker::users`).
+    #[arg(long, env = "INTAKE_AMQP_URL", hide_env_values = true)]
+    pub intake_amqp_url: Option<String>,
+
+    /// RabbitMQ URL of the outbox relay's own user (`sportello-outbox-relay`:
+    /// publish on the events, intake and call-backs exchanges). Secret (also
+    /// OUTBOX_RELAY_AMQP_URL_FILE); unset: as INTAKE_AMQP_URL.
+    #[arg(long, env = "OUTBOX_RELAY_AMQP_URL", hide_env_values = true)]
+    pub outbox_relay_amqp_url: Option<String>,
+
+    /// RabbitMQ URL of the registration worker's own user
+    /// (`sportello-registration`). Secret (also REGISTRATION_AMQP_URL_FILE);
+    /// unset: as INTAKE_AMQP_URL.
+    #[arg(long, env = "REGISTRATION_AMQP_URL", hide_env_values = true)]
+    pub registration_amqp_url: Option<String>,
+
+    /// RabbitMQ URL of the notify worker's own user (`sportello-notify`).
+    /// Secret (also NOTIFY_AMQP_URL_FILE); unset: as INTAKE_AMQP_URL.
+    #[arg(long, env = "NOTIFY_AMQP_URL", hide_env_values = true)]
+    pub notify_amqp_url: Option<String>,
+
+    /// RabbitMQ URL of the appointments worker's own user
+    /// (`sportello-appointments`: its two queues, answers on `reply_to`, the
+    /// call-back queues it declares). Secret (also APPOINTMENTS_AMQP_URL_FILE);
+    /// unset: as INTAKE_AMQP_URL.
+    #[arg(long, env = "APPOINTMENTS_AMQP_URL", hide_env_values = true)]
+    pub appointments_amqp_url: Option<String>,
+
+    /// RabbitMQ URL of the PIN-checks worker's own user
+    /// (`sportello-pin-checks`: its queue, answers on `reply_to`). Secret
+    /// (also PIN_CHECKS_AMQP_URL_FILE); unset: as INTAKE_AMQP_URL.
+    #[arg(long, env = "PIN_CHECKS_AMQP_URL", hide_env_values = true)]
+    pub pin_checks_amqp_url: Option<String>,
+
+    /// RabbitMQ URL of the API's own user (`sportello-api`: readiness, and
+    /// the call-backs the staff page takes). Secret (also API_AMQP_URL_FILE);
+    /// unset: as INTAKE_AMQP_URL.
+    #[arg(long, env = "API_AMQP_URL", hide_env_values = true)]
+    pub api_amqp_url: Option<String>,
 
     /// Address the HTTP API listens on.
     #[arg(long, env = "HTTP_ADDRESS", default_value = "127.0.0.1:8080")]
@@ -250,9 +295,9 @@ pub struct Settings {
     /// RabbitMQ URL of the gateway's own broker user (`sportello-gateway` in
     /// broker-config/definitions.json: its private relay queues and the
     /// `sportello.gateway` exchange, nothing else), in the same vhost as
-    /// AMQP_URL. Unset: the gateway uses AMQP_URL (development; set it in
-    /// production). Secret (also GATEWAY_AMQP_URL_FILE); production refuses
-    /// the repository's password.
+    /// AMQP_URL; a cluster's nodes comma separated. Secret (also
+    /// GATEWAY_AMQP_URL_FILE). Unset: derived from AMQP_URL in development
+    /// (`broker::users`), refused in production, like every kind's URL below.
     #[arg(long, env = "GATEWAY_AMQP_URL", hide_env_values = true)]
     pub gateway_amqp_url: Option<String>,
 
@@ -400,22 +445,29 @@ pub enum Environment {
 }
 
 impl Settings {
-    /// The broker URL the video gateway connects with: its own user when
-    /// GATEWAY_AMQP_URL is set, otherwise AMQP_URL's.
-    pub fn gateway_broker_url(&self) -> &str {
-        self.gateway_amqp_url
-            .as_deref()
-            .filter(|url| !url.trim().is_empty())
-            .unwrap_or(&self.amqp_url)
+    /// The URL setting of a kind's broker user, when it is set.
+    pub fn own_broker_url(&self, user: BrokerUser) -> Option<&str> {
+        let url = match user {
+            BrokerUser::Intake => &self.intake_amqp_url,
+            BrokerUser::OutboxRelay => &self.outbox_relay_amqp_url,
+            BrokerUser::Registration => &self.registration_amqp_url,
+            BrokerUser::Notify => &self.notify_amqp_url,
+            BrokerUser::Appointments => &self.appointments_amqp_url,
+            BrokerUser::Api => &self.api_amqp_url,
+            BrokerUser::Gateway => &self.gateway_amqp_url,
+            BrokerUser::PinChecks => &self.pin_checks_amqp_url,
+        };
+        url.as_deref().map(str::trim).filter(|url| !url.is_empty())
     }
 
-    /// Where the gateway's relay connects: GATEWAY_AMQP_URL (its
-    /// least-privilege user; a comma-separated list names a cluster's
-    /// nodes, as AMQP_URLS does), else the other workers' addresses.
-    pub fn gateway_broker_addresses(&self) -> String {
-        match self.gateway_amqp_url.as_deref().map(str::trim) {
-            Some(urls) if !urls.is_empty() => urls.to_owned(),
-            _ => self.broker_addresses(),
+    /// Where a kind connects, as `broker::connect` takes it: its own URL
+    /// setting (a list names a cluster's nodes), else (development; production
+    /// refuses it) AMQP_URLS or AMQP_URL with the kind's user
+    /// (`broker::users::derived_addresses`).
+    pub fn broker_addresses_for(&self, user: BrokerUser) -> String {
+        match self.own_broker_url(user) {
+            Some(urls) => urls.to_owned(),
+            None => crate::broker::users::derived_addresses(&self.broker_addresses(), user),
         }
     }
 

@@ -39,7 +39,8 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
-    /// Declare exchanges, queues and bindings in the AMQP URL's vhost and exit.
+    /// Declare exchanges, queues and bindings in the AMQP URL's vhost and exit
+    /// (as AMQP_URL's user: the workers' own users may not declare them).
     DeclareTopology {
         #[command(flatten)]
         settings: Settings,

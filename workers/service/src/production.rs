@@ -4,6 +4,7 @@
 //!
 //! A pure function over the settings, so each refusal is a unit test.
 
+use crate::broker::users::BrokerUser;
 use crate::config::{is_https, Settings};
 
 /// Something production must not run with. The messages name the setting,
@@ -28,6 +29,14 @@ pub enum Problem {
          password of its own"
     )]
     RepositoryPassword { setting: &'static str, user: String },
+    #[error(
+        "{setting} is not set: in production each worker kind connects as its own broker \
+         user (`{user}` of broker-config/definitions.json), never as AMQP_URL's"
+    )]
+    NoBrokerUserOfItsOwn {
+        setting: &'static str,
+        user: &'static str,
+    },
     #[error("{setting} is not a valid URL")]
     InvalidUrl { setting: &'static str },
     #[error(
@@ -84,19 +93,20 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         Some(url) if !is_https(url) && !is_loopback_http(url) => found.push(Problem::PlainJwksUrl),
         Some(_) => {}
     }
-    // A cluster's nodes (AMQP_URLS, or a list in GATEWAY_AMQP_URL) are
-    // checked one by one, like AMQP_URL.
-    let gateway_urls = settings
-        .gateway_amqp_url
-        .as_deref()
-        .map(crate::broker::nodes::split)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|url| ("GATEWAY_AMQP_URL", url.to_owned()));
+    // A cluster's nodes (AMQP_URLS, or a list in a kind's URL such as
+    // GATEWAY_AMQP_URL) are checked one by one, like AMQP_URL.
+    let kind_urls = BrokerUser::ALL.into_iter().flat_map(|user| {
+        settings
+            .own_broker_url(user)
+            .map(crate::broker::nodes::split)
+            .unwrap_or_default()
+            .into_iter()
+            .map(move |url| (user.setting(), url.to_owned()))
+    });
     let urls = settings
         .broker_urls()
         .into_iter()
-        .chain(gateway_urls)
+        .chain(kind_urls)
         .chain([("DATABASE_URL", settings.database_url.clone())]);
     for (setting, url) in urls {
         match url::Url::parse(&url) {
@@ -140,6 +150,58 @@ pub fn problems(settings: &Settings) -> Vec<Problem> {
         found.push(Problem::DevelopmentTurnSecret);
     }
     found
+}
+
+/// The problems of a process whose workers connect as `users`, and which
+/// declares the topology as AMQP_URL's user or not (`up` does, `worker`
+/// does not): those of its settings, and each user whose URL is not set (in
+/// development it would be derived from AMQP_URL; production names every
+/// URL itself). A process that does not declare never uses AMQP_URL, so it
+/// is not asked for one: no worker process need hold the operators' user.
+pub fn problems_running(
+    settings: &Settings,
+    users: &[BrokerUser],
+    declares_topology: bool,
+) -> Vec<Problem> {
+    let mut found = problems(settings);
+    if !declares_topology {
+        found.retain(|problem| {
+            !matches!(
+                problem,
+                Problem::RepositoryPassword {
+                    setting: "AMQP_URL" | "AMQP_URLS",
+                    ..
+                } | Problem::InvalidUrl {
+                    setting: "AMQP_URL" | "AMQP_URLS"
+                }
+            )
+        });
+    }
+    if settings.is_production() {
+        for user in BrokerUser::ALL {
+            if users.contains(&user) && settings.own_broker_url(user).is_none() {
+                found.push(Problem::NoBrokerUserOfItsOwn {
+                    setting: user.setting(),
+                    user: user.name(),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// `Err` naming every problem of a process running workers as `users`.
+pub fn check_running(
+    settings: &Settings,
+    users: &[BrokerUser],
+    declares_topology: bool,
+) -> Result<(), Refused> {
+    let found = problems_running(settings, users, declares_topology);
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(Refused(found))
+    }
 }
 
 /// `Err` naming every problem when production settings are unsafe.
@@ -449,7 +511,7 @@ mod tests {
         };
         assert_eq!(problems(&own), []);
         assert_eq!(
-            own.gateway_broker_url(),
+            own.broker_addresses_for(BrokerUser::Gateway),
             "amqps://sportello-gateway:Jq4%2Fz@broker/sportello"
         );
         let garbled = Settings {
@@ -462,8 +524,67 @@ mod tests {
                 setting: "GATEWAY_AMQP_URL"
             }]
         );
-        // Unset: the gateway falls back to AMQP_URL's user.
-        assert_eq!(proper().gateway_broker_url(), proper().amqp_url);
+    }
+
+    #[test]
+    fn each_kind_needs_its_own_broker_user_in_production() {
+        let running = [BrokerUser::Intake, BrokerUser::Api];
+        assert_eq!(
+            problems_running(&proper(), &running, true),
+            [
+                Problem::NoBrokerUserOfItsOwn {
+                    setting: "INTAKE_AMQP_URL",
+                    user: "sportello-intake"
+                },
+                Problem::NoBrokerUserOfItsOwn {
+                    setting: "API_AMQP_URL",
+                    user: "sportello-api"
+                },
+            ]
+        );
+        let own = Settings {
+            intake_amqp_url: Some("amqps://sportello-intake:Tq7%2Bw@broker/sportello".into()),
+            api_amqp_url: Some("amqps://sportello-api:Lm3%2Bq@broker/sportello".into()),
+            ..proper()
+        };
+        assert_eq!(problems_running(&own, &running, true), []);
+        // A process of timers or senders connects to no broker: nothing asked.
+        assert_eq!(problems_running(&proper(), &[], true), []);
+        // The repository's password of a kind's user is refused like the others.
+        let development = Settings {
+            notify_amqp_url: Some(
+                "amqp://sportello-notify:sportello-notify-dev@broker/sportello".into(),
+            ),
+            ..proper()
+        };
+        assert_eq!(
+            problems_running(&development, &[BrokerUser::Notify], false),
+            [Problem::RepositoryPassword {
+                setting: "NOTIFY_AMQP_URL",
+                user: "sportello-notify".into()
+            }]
+        );
+        // A worker process declares nothing: AMQP_URL may stay unset (its
+        // development default), while `up` must have one of its own.
+        let worker = Settings {
+            amqp_url: crate::config::DEVELOPMENT_AMQP_URL.into(),
+            ..own.clone()
+        };
+        assert_eq!(problems_running(&worker, &running, false), []);
+        assert_eq!(
+            problems_running(&worker, &running, true),
+            [Problem::RepositoryPassword {
+                setting: "AMQP_URL",
+                user: "sportello-app".into()
+            }]
+        );
+        // Development derives each kind's user from AMQP_URL's.
+        let settings = Settings::local_defaults();
+        assert_eq!(problems_running(&settings, &BrokerUser::ALL, true), []);
+        assert_eq!(
+            settings.broker_addresses_for(BrokerUser::Appointments),
+            "amqp://sportello-appointments:sportello-appointments-dev@127.0.0.1:5672/sportello"
+        );
     }
 
     #[test]

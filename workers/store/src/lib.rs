@@ -21,6 +21,7 @@
 //!   the caller's half), [`pin_halves`] (where each half's delivery stands)
 //!   and [`pin_reissues`] (new PINs issued because a half never arrived);
 //! - [`outage`]: why the database cannot be reached, said once per change;
+//!   [`vacuum`]: the autovacuum setting and the churned tables' dead tuples;
 //! - `keys` (browser keys stored hashed) and `ticket_state` (the domain's
 //!   ticket state as the `ticket_state` enum), private.
 
@@ -45,6 +46,7 @@ pub mod staff_sessions;
 mod ticket_state;
 pub mod tickets;
 pub mod timers;
+pub mod vacuum;
 pub mod video;
 
 use std::time::Duration;

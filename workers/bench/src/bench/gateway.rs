@@ -46,14 +46,27 @@ type Socket =
 pub async fn run(bench: GatewayBench) -> anyhow::Result<()> {
     let suffix = bench_suffix();
     let database = ScratchDatabase::create(&bench.database.database_url, &suffix).await?;
-    let vhost = ScratchVhost::create(&bench.broker, &suffix).await?;
-    let result = measure(&bench, &database.url, &vhost.amqp_url).await;
+    let mut vhost = ScratchVhost::create(&bench.broker, &suffix).await?;
+    // The gateway runs as its production user, `sportello-gateway`, with
+    // its permissions: what is measured is what production can do.
+    let provisioned = vhost.provision_users().await;
+    let result = match provisioned.and_then(|()| vhost.user_url("sportello-gateway")) {
+        Ok(gateway_url) => measure(&bench, &database.url, &vhost.amqp_url, &gateway_url).await,
+        Err(error) => Err(error),
+    };
     vhost.remove().await?;
     database.remove().await?;
     result
 }
 
-async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> anyhow::Result<()> {
+/// `amqp_url` (the bench's own user) declares the topology; the gateway
+/// connects with `gateway_url` alone.
+async fn measure(
+    bench: &GatewayBench,
+    database_url: &str,
+    amqp_url: &str,
+    gateway_url: &str,
+) -> anyhow::Result<()> {
     let settings = Settings {
         database_url: database_url.to_owned(),
         amqp_url: amqp_url.to_owned(),
@@ -67,8 +80,7 @@ async fn measure(bench: &GatewayBench, database_url: &str, amqp_url: &str) -> an
     let mut child = tokio::process::Command::new(crate::sportello_binary()?)
         .args(["worker", "gateway"])
         .env("DATABASE_URL", database_url)
-        .env("AMQP_URL", amqp_url)
-        .env("GATEWAY_AMQP_URL", amqp_url)
+        .env("GATEWAY_AMQP_URL", gateway_url)
         .env("GATEWAY_ADDRESS", format!("127.0.0.1:{port}"))
         .env("METRICS_ADDRESS", "")
         .env("DATABASE_POOL_SIZE", "20")

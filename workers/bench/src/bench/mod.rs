@@ -114,6 +114,10 @@ pub(crate) struct ScratchVhost {
     /// `amqp_url` of the bench's user, in this vhost (a cluster's nodes:
     /// one URL per node, comma separated).
     pub(crate) amqp_url: String,
+    /// The broker's nodes (`host:port`), for the provisioned users' URLs.
+    hosts: Vec<String>,
+    /// The password of this run's users of the definitions, once provisioned.
+    users_password: Option<String>,
 }
 
 impl ScratchVhost {
@@ -136,15 +140,68 @@ impl ScratchVhost {
             .map(|url| format!("{}/{name}", url.trim_end_matches('/')))
             .collect::<Vec<_>>()
             .join(",");
+        let hosts = sportello::broker::nodes::split(&broker.amqp_url)
+            .iter()
+            .map(|url| {
+                let rest = url.split_once("://").map_or(*url, |(_, rest)| rest);
+                let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                host.trim_end_matches('/').to_owned()
+            })
+            .collect();
         Ok(Self {
             management,
             name,
             amqp_url,
+            hosts,
+            users_password: None,
         })
+    }
+
+    /// Provisions the users of `broker-config/definitions.json` in this vhost
+    /// with their permissions (named `<vhost>-<user>`, a password of this
+    /// run's), so the bench's workers run as their production users.
+    pub(crate) async fn provision_users(&mut self) -> anyhow::Result<()> {
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let definitions = sportello::broker::topology::Definitions::embedded()?;
+        self.management
+            .provision(&self.name, &definitions, &format!("{}-", self.name), |_| {
+                password.clone()
+            })
+            .await?;
+        self.users_password = Some(password);
+        Ok(())
+    }
+
+    /// The AMQP URL (one per node, comma separated) of a definitions user
+    /// provisioned by `provision_users`.
+    pub(crate) fn user_url(&self, user: &str) -> anyhow::Result<String> {
+        let password = self
+            .users_password
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("the vhost's users are not provisioned"))?;
+        Ok(self
+            .hosts
+            .iter()
+            .map(|host| {
+                format!(
+                    "amqp://{}-{user}:{password}@{host}/{}",
+                    self.name, self.name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(","))
     }
 
     pub(crate) async fn remove(self) -> anyhow::Result<()> {
         self.management.delete_vhost(&self.name).await?;
+        if self.users_password.is_some() {
+            for user in sportello::broker::topology::Definitions::embedded()?.users {
+                let name = user["name"].as_str().unwrap_or_default();
+                self.management
+                    .delete_user(&format!("{}-{name}", self.name))
+                    .await?;
+            }
+        }
         Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //! (`tax_code.rs`), the secrets themselves (`secret.rs`: halves, the
 //! chosen PIN, never printed), and what a sign-in checks and when the
 //! credential locks (`sign_in.rs`), an agent's check of the caller's
-//! first half (`verification.rs`), the limits per address and overall
+//! first half (`verification.rs`) and what its broker request must be
+//! (`agent_check.rs`), the limits per address and overall
 //! (`limits.rs`), and where a half's delivery stands (`delivery.rs`).
 //!
 //! Lifecycle: *richiesta* -> `issued` (16 characters, first half by SMS,
@@ -13,6 +14,7 @@
 //! approved). Recovery (*ripristino*) of an active PIN issues a new
 //! 16-character PIN split over two contacts, changed again at first use.
 
+pub mod agent_check;
 pub mod delivery;
 pub mod limits;
 pub mod request;

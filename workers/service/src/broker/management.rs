@@ -287,6 +287,44 @@ impl Management {
             .collect())
     }
 
+    /// The user of each client connection to `vhost`, with the connection's
+    /// client-given name (what the least-privilege test asks).
+    pub async fn connection_users(
+        &self,
+        vhost: &str,
+    ) -> Result<Vec<(String, String)>, ManagementError> {
+        Ok(self
+            .connections(vhost)
+            .await?
+            .iter()
+            .map(|c| {
+                let field =
+                    |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+                (
+                    field(&c["client_properties"]["connection_name"]),
+                    field(&c["user"]),
+                )
+            })
+            .collect())
+    }
+
+    /// The queue and the user of each consumer on `vhost`.
+    pub async fn consumers(&self, vhost: &str) -> Result<Vec<(String, String)>, ManagementError> {
+        let consumers: Vec<serde_json::Value> =
+            self.get(&format!("consumers/{}", encode(vhost))).await?;
+        Ok(consumers
+            .iter()
+            .map(|c| {
+                let field =
+                    |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+                (
+                    field(&c["queue"]["name"]),
+                    field(&c["channel_details"]["user"]),
+                )
+            })
+            .collect())
+    }
+
     async fn connections(&self, vhost: &str) -> Result<Vec<serde_json::Value>, ManagementError> {
         self.get(&format!("vhosts/{}/connections", encode(vhost)))
             .await

@@ -9,6 +9,7 @@ pub mod publisher;
 pub mod replies;
 pub mod resend;
 pub mod topology;
+pub mod users;
 pub mod watch;
 
 use lapin::options::QueueDeclareOptions;

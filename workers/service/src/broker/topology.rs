@@ -1,9 +1,11 @@
 //! Broker topology from `broker-config/definitions.json`.
 //!
 //! The same file is imported by operators with `rabbitmqctl import_definitions`
-//! (users, permissions, vhost) and declared by the app at start (exchanges,
-//! queues, bindings) in whatever vhost its AMQP URL names. Declaring is
-//! idempotent: identical arguments are a no-op on the broker.
+//! (users, permissions, vhost) and declared by `sportello declare-topology`
+//! and `up` (exchanges, queues, bindings), as AMQP_URL's user, in whatever
+//! vhost its URL names; never by a worker, whose own user may not
+//! (`broker::users`). Declaring is idempotent: identical arguments are a
+//! no-op on the broker.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};

@@ -83,13 +83,11 @@ impl GatewayState {
         pool: PgPool,
         gateway_id: &str,
     ) -> Result<Self, relay::RelayError> {
-        if settings.is_production() && settings.gateway_amqp_url.is_none() {
-            tracing::warn!(
-                "GATEWAY_AMQP_URL is not set: the gateway connects with AMQP_URL's broker user, \
-                 which may do more than it needs (set the sportello-gateway user's URL)"
-            );
-        }
-        let relay = Relay::start(&settings.gateway_broker_addresses(), gateway_id).await?;
+        let relay = Relay::start(
+            &settings.broker_addresses_for(crate::broker::users::BrokerUser::Gateway),
+            gateway_id,
+        )
+        .await?;
         let sms = settings.sms_provider_url.as_ref().and_then(|url| {
             SmsProvider::new(SmsProviderConfig {
                 url: url.clone(),

@@ -10,7 +10,6 @@ use crate::documents::DocumentError;
 use crate::domain::access_policy::AccessRefusal;
 use crate::domain::appointment::StateRefusal;
 use crate::domain::document::IllegalTransition;
-use crate::domain::pin::delivery::ReissueRefusal;
 use crate::domain::pin::verification::VerificationRefusal;
 use crate::domain::pin::SignInRefusal;
 use crate::domain::ticket::LifecycleError;
@@ -77,37 +76,8 @@ impl ApiError {
                 ApplicationError::Invalid(_) => "invalid",
                 ApplicationError::Policy(_) | ApplicationError::Database(_) => "internal",
             },
-            ApiError::Pin(e) => match e {
-                PinError::Invalid(_) => "invalid",
-                PinError::AlreadyIssued => "pin_already_issued",
-                PinError::SignIn(refusal) => match refusal {
-                    SignInRefusal::Unknown | SignInRefusal::Wrong { .. } => "wrong_pin",
-                    SignInRefusal::Locked { .. } => "pin_locked",
-                    SignInRefusal::Revoked => "pin_revoked",
-                    SignInRefusal::FirstUseRequired => "first_use_required",
-                    SignInRefusal::AlreadyReplaced => "initial_pin_replaced",
-                    SignInRefusal::NotSimplified => "simplified_not_allowed",
-                },
-                PinError::RecoveryNotAvailable => "recovery_not_available",
-                PinError::ContactsMismatch => "contacts_mismatch",
-                PinError::LinkInvalid => "link_invalid",
-                PinError::Forbidden(_) => "forbidden",
-                PinError::NotFound(_) => "not_found",
-                PinError::Conflict(_) => "conflict",
-                PinError::Reissue(refusal) => match refusal {
-                    ReissueRefusal::NoPin => "no_pin",
-                    ReissueRefusal::InUse => "pin_in_use",
-                    ReissueRefusal::NothingFailed => "nothing_failed",
-                    ReissueRefusal::StillTrying(_) => "still_sending",
-                    ReissueRefusal::NotCurrentHalf => "not_current_half",
-                    ReissueRefusal::NotFailed => "half_not_failed",
-                    ReissueRefusal::NoContact(_) => "no_such_contact",
-                },
-                PinError::Refused(_)
-                | PinError::Crypto(_)
-                | PinError::Database(_)
-                | PinError::Encoding(_) => "internal",
-            },
+            // One code for HTTP and the broker's answers.
+            ApiError::Pin(e) => e.code(),
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => "not_found",
                 CentreError::Forbidden(_) => "forbidden",

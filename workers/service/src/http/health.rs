@@ -3,7 +3,9 @@
 //! `GET /health/live`: the process runs and serves HTTP (no I/O).
 //! `GET /health/ready`: the database answers with every migration applied,
 //! and the broker accepts this process's user with every exchange and queue
-//! of the topology declared. The verdict is cached for `FRESH`, and a check
+//! of the topology declared. A ready answer carries warnings the operator
+//! should act on while the process works on (autovacuum off, a churned
+//! table full of dead tuples: `domain::vacuum`). The verdict is cached for `FRESH`, and a check
 //! is bounded by `CHECK_TIMEOUT`, so probes answer in milliseconds and a
 //! probe storm costs one check per `FRESH`.
 
@@ -24,8 +26,11 @@ const FRESH: Duration = Duration::from_secs(2);
 /// Longest one check may take (database and broker together).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The last verdict: `Ok` or what is not ready.
-type Verdict = Result<(), Vec<String>>;
+/// Longest the vacuum statistics may take, within `CHECK_TIMEOUT`.
+const WARNINGS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The last verdict: `Ok` with its warnings, or what is not ready.
+type Verdict = Result<Vec<String>, Vec<String>>;
 
 pub struct Readiness {
     amqp_url: String,
@@ -78,7 +83,13 @@ impl Readiness {
             .filter_map(Result::err)
             .collect();
         if problems.is_empty() {
-            Ok(())
+            // Only a database that answers is asked how it vacuums, and
+            // briefly: a warning is never worth an unready verdict.
+            Ok(
+                tokio::time::timeout(WARNINGS_TIMEOUT, database_warnings(pool))
+                    .await
+                    .unwrap_or_default(),
+            )
         } else {
             Err(problems)
         }
@@ -169,6 +180,19 @@ async fn migrations_applied(pool: &PgPool) -> Result<(), String> {
     }
 }
 
+/// What the operator should fix in PostgreSQL's vacuuming (never a reason
+/// to be unready: the database works, it only grows). Statistics that
+/// cannot be read give no warning.
+async fn database_warnings(pool: &PgPool) -> Vec<String> {
+    match crate::store::vacuum::warnings(pool).await {
+        Ok(warnings) => warnings.iter().map(ToString::to_string).collect(),
+        Err(error) => {
+            tracing::debug!(%error, "vacuum statistics not read");
+            Vec::new()
+        }
+    }
+}
+
 /// `GET /health`: the first probe, kept as it was (plain `ok`).
 #[utoipa::path(
     get,
@@ -190,6 +214,11 @@ pub struct Probe {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     problems: Option<Vec<String>>,
+    /// What the operator should fix while the process works on, e.g.
+    /// PostgreSQL's autovacuum off (200 only; absent when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    warnings: Option<Vec<String>>,
 }
 
 /// `GET /health/live`
@@ -205,6 +234,7 @@ pub(super) async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Probe {
         status: "live".into(),
         problems: None,
+        warnings: None,
     })
 }
 
@@ -213,24 +243,26 @@ pub(super) async fn live() -> HttpResponse {
     get,
     path = "/health/ready",
     tag = "health",
-    description = "200 when the database answers with every migration applied and the broker accepts this process's user with the whole topology declared; the verdict is cached 2 s.",
+    description = "200 when the database answers with every migration applied and the broker accepts this process's user with the whole topology declared; the verdict is cached 2 s. A ready answer may carry `warnings` to act on while the process works on: PostgreSQL's autovacuum off, or a table Sportello churns (outbox, timers, inbox) holding far more dead tuples than live ones.",
     security(()),
     responses(
-        (status = 200, description = "Ready", body = Probe, example = json!({"status": "ready"})),
+        (status = 200, description = "Ready, with warnings if any", body = Probe, example = json!({"status": "ready", "warnings": ["PostgreSQL autovacuum is off: the outbox, timers and inbox keep every deleted row until vacuumed (set autovacuum = on)"]})),
         (status = 503, description = "Not ready, and why", body = Probe, example = json!({"status": "not_ready", "problems": ["database unreachable: connection refused: nothing listens there (is PostgreSQL running?)"]}))
     )
 )]
 pub(super) async fn ready(state: web::Data<ApiState>) -> HttpResponse {
     match state.readiness.verdict(&state.pool).await {
-        Ok(()) => HttpResponse::Ok().json(Probe {
+        Ok(warnings) => HttpResponse::Ok().json(Probe {
             status: "ready".into(),
             problems: None,
+            warnings: (!warnings.is_empty()).then_some(warnings),
         }),
         Err(problems) => {
             tracing::warn!(?problems, "not ready");
             HttpResponse::ServiceUnavailable().json(Probe {
                 status: "not_ready".into(),
                 problems: Some(problems),
+                warnings: None,
             })
         }
     }

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth::Verifier;
+use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::runtime::{Worker, WorkerError};
@@ -73,9 +74,9 @@ impl ApiState {
             keys: Verifier::from_settings(settings),
             max_document_bytes: settings.document_max_bytes,
             always_secure_cookie: settings.always_secure_cookie(),
-            readiness: health::Readiness::new(&settings.broker_addresses()),
+            readiness: health::Readiness::new(&settings.broker_addresses_for(BrokerUser::Api)),
             held_calls: Arc::new(staff::HeldCalls::new(
-                &settings.broker_addresses(),
+                &settings.broker_addresses_for(BrokerUser::Api),
                 std::time::Duration::from_secs(settings.staff_call_answer_seconds),
             )),
             body_timeout: edge::BodyTimeout(std::time::Duration::from_secs(

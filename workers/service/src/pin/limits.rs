@@ -1,5 +1,6 @@
 //! The PIN's limits around the per-tax-code lock: a token bucket per client
-//! address (`governor`, `PIN_ADDRESS_PER_MINUTE`, `PIN_ADDRESS_BURST`),
+//! address, or per agent over the broker, where there is no address
+//! (`governor`, `PIN_ADDRESS_PER_MINUTE`, `PIN_ADDRESS_BURST`),
 //! checked before any hash is computed; and the wrong attempts of the last
 //! minute over every address (`domain::pin::limits::FailureWindow`), which
 //! drive the metrics an alert watches (`PIN_FAILURES_ALERT_PER_MINUTE`).
@@ -42,11 +43,26 @@ impl Step {
     }
 }
 
+/// Whose bucket an attempt draws on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// The client address (behind trusted proxies) of an HTTP request.
+    Address(IpAddr),
+    /// A contact-centre agent checking halves over the broker.
+    Agent(String),
+}
+
+impl From<IpAddr> for Client {
+    fn from(address: IpAddr) -> Client {
+        Client::Address(address)
+    }
+}
+
 /// How often idle addresses are forgotten (every this many checks).
 const FORGET_EVERY: u64 = 4096;
 
 pub struct PinLimits {
-    per_address: DefaultKeyedRateLimiter<(u8, IpAddr)>,
+    per_address: DefaultKeyedRateLimiter<(u8, Client)>,
     clock: DefaultClock,
     failures: Mutex<FailureWindow>,
     ceiling: u32,
@@ -66,13 +82,13 @@ impl PinLimits {
         }
     }
 
-    /// Takes one attempt from `address`'s bucket, or says how long to wait.
-    pub fn admit(&self, step: Step, address: IpAddr) -> Result<(), Duration> {
+    /// Takes one attempt from `client`'s bucket, or says how long to wait.
+    pub fn admit(&self, step: Step, client: impl Into<Client>) -> Result<(), Duration> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             self.per_address.retain_recent();
         }
         self.per_address
-            .check_key(&(step.bucket(), address))
+            .check_key(&(step.bucket(), client.into()))
             .map_err(|not_until| {
                 metrics()
                     .pin_rate_limited

@@ -87,6 +87,41 @@ fn describe(errors: &[FieldError]) -> String {
 }
 
 impl PinError {
+    /// The stable code of the refusal, the same over HTTP and the broker.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PinError::Invalid(_) => "invalid",
+            PinError::AlreadyIssued => "pin_already_issued",
+            PinError::SignIn(refusal) => match refusal {
+                SignInRefusal::Unknown | SignInRefusal::Wrong { .. } => "wrong_pin",
+                SignInRefusal::Locked { .. } => "pin_locked",
+                SignInRefusal::Revoked => "pin_revoked",
+                SignInRefusal::FirstUseRequired => "first_use_required",
+                SignInRefusal::AlreadyReplaced => "initial_pin_replaced",
+                SignInRefusal::NotSimplified => "simplified_not_allowed",
+            },
+            PinError::RecoveryNotAvailable => "recovery_not_available",
+            PinError::ContactsMismatch => "contacts_mismatch",
+            PinError::LinkInvalid => "link_invalid",
+            PinError::Forbidden(_) => "forbidden",
+            PinError::NotFound(_) => "not_found",
+            PinError::Conflict(_) => "conflict",
+            PinError::Reissue(refusal) => match refusal {
+                crate::domain::pin::delivery::ReissueRefusal::NoPin => "no_pin",
+                crate::domain::pin::delivery::ReissueRefusal::InUse => "pin_in_use",
+                crate::domain::pin::delivery::ReissueRefusal::NothingFailed => "nothing_failed",
+                crate::domain::pin::delivery::ReissueRefusal::StillTrying(_) => "still_sending",
+                crate::domain::pin::delivery::ReissueRefusal::NotCurrentHalf => "not_current_half",
+                crate::domain::pin::delivery::ReissueRefusal::NotFailed => "half_not_failed",
+                crate::domain::pin::delivery::ReissueRefusal::NoContact(_) => "no_such_contact",
+            },
+            PinError::Refused(_)
+            | PinError::Crypto(_)
+            | PinError::Database(_)
+            | PinError::Encoding(_) => "internal",
+        }
+    }
+
     fn field(field: &str, error: impl ToString) -> Self {
         PinError::Invalid(vec![FieldError::new(field, error.to_string())])
     }

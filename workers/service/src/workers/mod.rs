@@ -7,6 +7,7 @@ pub mod delivery;
 pub mod intake;
 pub mod notify;
 pub mod outbox_relay;
+pub mod pin_checks;
 pub mod registration;
 pub mod settle;
 pub mod timers;
@@ -14,24 +15,22 @@ pub mod timers;
 use std::sync::Arc;
 
 use crate::broker::publisher::Publisher;
-use crate::broker::topology::{self, Definitions};
+use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::domain::notification::Medium;
 use crate::runtime::{Worker, WorkerError};
 
 /// What a worker that talks to the broker starts with: its own connection
-/// (named for the management UI), the topology declared (idempotent, so a
-/// worker never waits for `up` to have run), and a confirmed publisher.
-pub(crate) async fn connect_declared(
+/// (named for the management UI, as its kind's broker user) and a confirmed
+/// publisher. The topology is not declared here: the workers' users may not
+/// configure it (`broker::users`); `sportello declare-topology` (or `up`, or
+/// the definitions' import) has made it, and a missing queue fails the
+/// worker (NOT_FOUND) until it exists.
+pub(crate) async fn connect_publisher(
     amqp_url: &str,
     name: &str,
 ) -> Result<(lapin::Connection, Publisher), WorkerError> {
     let connection = crate::broker::connect(amqp_url, name).await?;
-    topology::declare(
-        &connection.create_channel().await?,
-        &Definitions::embedded()?,
-    )
-    .await?;
     let publisher = Publisher::open(&connection).await?;
     Ok((connection, publisher))
 }
@@ -63,10 +62,13 @@ pub enum WorkerKind {
     /// The video-room gateway (pages, SMS code, WebSocket signalling);
     /// run several with no sticky routing: they relay through the broker.
     Gateway,
+    /// Agents' checks of a caller's PIN half over the broker
+    /// (request/reply; competing consumers, scale out freely).
+    PinChecks,
 }
 
 impl WorkerKind {
-    pub const ALL: [WorkerKind; 10] = [
+    pub const ALL: [WorkerKind; 11] = [
         WorkerKind::Intake,
         WorkerKind::OutboxRelay,
         WorkerKind::Timers,
@@ -77,7 +79,24 @@ impl WorkerKind {
         WorkerKind::Api,
         WorkerKind::Appointments,
         WorkerKind::Gateway,
+        WorkerKind::PinChecks,
     ];
+
+    /// The broker user this kind connects as; `None`: it never connects to
+    /// the broker (timers and senders work on the database alone).
+    pub fn broker_user(self) -> Option<BrokerUser> {
+        match self {
+            WorkerKind::Intake => Some(BrokerUser::Intake),
+            WorkerKind::OutboxRelay => Some(BrokerUser::OutboxRelay),
+            WorkerKind::Registration => Some(BrokerUser::Registration),
+            WorkerKind::Notify => Some(BrokerUser::Notify),
+            WorkerKind::Appointments => Some(BrokerUser::Appointments),
+            WorkerKind::Api => Some(BrokerUser::Api),
+            WorkerKind::Gateway => Some(BrokerUser::Gateway),
+            WorkerKind::PinChecks => Some(BrokerUser::PinChecks),
+            WorkerKind::Timers | WorkerKind::EmailSender | WorkerKind::SmsSender => None,
+        }
+    }
 
     /// The workers of this kind one process runs. Each opens its own
     /// database pool when it starts, on its own thread.
@@ -105,6 +124,7 @@ impl WorkerKind {
                 Arc::new(appointments::AppointmentsWorker::new(settings.clone()))
             }
             WorkerKind::Gateway => Arc::new(crate::gateway::GatewayWorker::new(settings.clone())),
+            WorkerKind::PinChecks => Arc::new(pin_checks::PinChecksWorker::new(settings.clone())),
         }
     }
 }

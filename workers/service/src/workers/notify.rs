@@ -68,7 +68,9 @@ impl NotifyWorker {
             pool: store::connect_lazy(&self.settings.database_url, concurrency as u32)?,
         };
         let consuming = Consuming {
-            amqp_url: &self.settings.broker_addresses(),
+            amqp_url: &self
+                .settings
+                .broker_addresses_for(crate::broker::users::BrokerUser::Notify),
             name: "notify",
             queue: NOTIFICATION_EVENTS_QUEUE,
             concurrency,

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::publisher::{OutgoingMessage, Publisher};
+use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
@@ -50,8 +51,11 @@ impl Worker for OutboxRelay {
 
 impl OutboxRelay {
     async fn relay(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let (connection, publisher) =
-            super::connect_declared(&self.settings.broker_addresses(), &self.name()).await?;
+        let (connection, publisher) = super::connect_publisher(
+            &self.settings.broker_addresses_for(BrokerUser::OutboxRelay),
+            &self.name(),
+        )
+        .await?;
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(&self.settings.database_url, 2)?;
         if let Err(error) = relay_until(&pool, &publisher, &shutdown).await {

@@ -55,7 +55,9 @@ impl RegistrationWorker {
             pool: store::connect_lazy(&self.settings.database_url, 2)?,
         };
         let consuming = Consuming {
-            amqp_url: &self.settings.broker_addresses(),
+            amqp_url: &self
+                .settings
+                .broker_addresses_for(crate::broker::users::BrokerUser::Registration),
             name: "registration",
             queue: REGISTRATION_REQUESTS_QUEUE,
             concurrency: 1,

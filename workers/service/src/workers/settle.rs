@@ -131,7 +131,7 @@ pub async fn consume_each(
         prefetch,
         max_attempts,
     } = consuming;
-    let (connection, publisher) = super::connect_declared(amqp_url, name).await?;
+    let (connection, publisher) = super::connect_publisher(amqp_url, name).await?;
     let channel = connection.create_channel().await?;
     channel
         .basic_qos(prefetch, BasicQosOptions::default())

@@ -99,7 +99,7 @@ impl Consumer<'_> {
     /// shutdown.
     pub async fn run(&self, shutdown: &CancellationToken) -> Result<(), WorkerError> {
         let (connection, dead_letters) =
-            super::super::connect_declared(self.amqp_url, "appointments-commands").await?;
+            super::super::connect_publisher(self.amqp_url, "appointments-commands").await?;
         let channels = (0..BATCHES_AT_ONCE)
             .map(|_| self.consume_on_channel(&connection, &dead_letters, shutdown));
         let outcome = futures::future::try_join_all(channels).await;

@@ -27,6 +27,7 @@ use crate::appointments::{self, AppointmentError, BookingSettings};
 use crate::broker::names::APPOINTMENT_QUERIES_QUEUE;
 use crate::broker::publisher::Publisher;
 use crate::broker::replies::{self, ReplyTo};
+use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::contract::appointments::{Availability, AvailabilityRequested, FreeSlot, Refusal};
 use crate::contract::Envelope;
@@ -73,16 +74,14 @@ impl AppointmentsWorker {
         let settings = &self.settings;
         let connections = commands::BATCHES_AT_ONCE + QUERIES_AT_ONCE + 2;
         let pool = store::connect_lazy(&settings.database_url, connections as u32)?;
-        // Declared here too: the call-back queues bind to an exchange the
-        // consumers (declaring side by side) may not have made yet.
-        let (connection, replies) = super::connect_declared(
-            &settings.broker_addresses(),
-            "sportello-appointments-replies",
-        )
-        .await?;
+        // As the kind's own user: it answers on `reply_to` and declares the
+        // call-back queues, and may do nothing else (`broker::users`).
+        let addresses = settings.broker_addresses_for(BrokerUser::Appointments);
+        let (connection, replies) =
+            super::connect_publisher(&addresses, "sportello-appointments-replies").await?;
         let booking = BookingSettings::from_settings(settings);
         let commands = commands::Consumer {
-            amqp_url: &settings.broker_addresses(),
+            amqp_url: &addresses,
             pool: &pool,
             booking: &booking,
             replies: &replies,
@@ -94,7 +93,7 @@ impl AppointmentsWorker {
             replies: &replies,
         };
         let consuming = Consuming {
-            amqp_url: &settings.broker_addresses(),
+            amqp_url: &addresses,
             name: "appointments-queries",
             queue: APPOINTMENT_QUERIES_QUEUE,
             concurrency: QUERIES_AT_ONCE,

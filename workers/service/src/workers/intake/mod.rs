@@ -21,6 +21,7 @@ use tracing::Instrument;
 use crate::broker::dead_letter;
 use crate::broker::names::INTAKE_REQUESTS_QUEUE;
 use crate::broker::publisher::Publisher;
+use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::documents::StoredFile;
@@ -119,8 +120,11 @@ impl IntakeWorker {
     /// One connection, `intake_consumers` channels consuming side by side.
     /// Channels on one connection share its I/O thread; acks stay per channel.
     async fn consume(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let (connection, publisher) =
-            super::connect_declared(&self.settings.broker_addresses(), &self.name()).await?;
+        let (connection, publisher) = super::connect_publisher(
+            &self.settings.broker_addresses_for(BrokerUser::Intake),
+            &self.name(),
+        )
+        .await?;
         // A pool of this run's own: its connections live on this worker's thread.
         let pool = store::connect_lazy(
             &self.settings.database_url,
