@@ -1108,3 +1108,391 @@ async fn an_agent_checks_the_callers_half_over_the_broker_and_the_half_is_never_
     assert_nowhere(&api, &[], &dead_letters, &[&first]).await;
     api.stop().await;
 }
+
+/// `start()`, with a delivery retry policy short enough to watch: 100 ms
+/// doubling up to 1 s, 4 attempts.
+async fn start_retrying() -> (Api, SmsGateway) {
+    let sms = SmsGateway::start();
+    let url = sms.url.clone();
+    let env = TestEnv::new_with(|settings| {
+        settings.sms_provider_url = Some(url);
+        settings.sms_provider_user = crate::support::sms_provider::USER.into();
+        settings.sms_provider_password = crate::support::sms_provider::PASSWORD.into();
+        settings.smtp_url = sink().url.clone();
+        settings.notify_retry_base_ms = 100;
+        settings.notify_retry_cap_seconds = 1;
+        settings.notify_max_attempts = 4;
+    })
+    .await;
+    let api = Api::start_with(
+        env,
+        &[
+            WorkerKind::Intake,
+            WorkerKind::OutboxRelay,
+            WorkerKind::Notify,
+            WorkerKind::EmailSender,
+            WorkerKind::SmsSender,
+        ],
+    );
+    (api, sms)
+}
+
+const MOBILE: &str = "+393331234567";
+
+fn agent(caller: &str) -> Principal {
+    Principal::ContactCenterAgent {
+        agent_id: "CC0042".into(),
+        on_behalf_of: CodiceFiscale::parse(caller).unwrap(),
+        identified_by: None,
+        pin_verification_id: None,
+    }
+}
+
+fn desk_operator(office: &str, on_behalf_of: Option<&str>) -> Principal {
+    Principal::Operator {
+        operator_id: format!("E{office}0001"),
+        office: office.into(),
+        on_behalf_of: on_behalf_of.map(|t| CodiceFiscale::parse(t).unwrap()),
+    }
+}
+
+/// The halves the provider was asked to send to `to`, accepted or not.
+fn halves_asked(sms: &SmsGateway, to: &str, marker: &str) -> Vec<String> {
+    let mut halves: Vec<String> = sms
+        .requests_to(to)
+        .iter()
+        .map(|s| half_after(&s.text, marker))
+        .collect();
+    halves.dedup();
+    halves
+}
+
+async fn delivery_state(api: &Api) -> Vec<(String, i32)> {
+    sqlx::query_as("SELECT state, attempts FROM deliveries ORDER BY created_at")
+        .fetch_all(&api.env.pool)
+        .await
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn a_half_whose_sms_fails_is_retried_with_backoff_until_the_provider_recovers() {
+    // Held to the end: assert_nowhere greps every log line at debug.
+    let _logs = crate::support::logs::capture();
+    let (api, sms) = start_retrying().await;
+    let mut events = api.env.probe(EVENTS_EXCHANGE, "#").await;
+    let mut dead = api.env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+    // Three failures (5xx, and a 408: the gateway's trouble, not the
+    // message's), each quoting the refused text, then the provider is back.
+    sms.echo_refused_text();
+    sms.fail_first(MOBILE, &[503, 500, 408]);
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/requests",
+        request_body(&unique_mail("ritenta")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let texts = wait_for_sms(&sms, MOBILE, 1).await;
+    let first = half_after(&texts[0], "PIN è ");
+    assert_eq!(
+        sms.requests_to(MOBILE).len(),
+        4,
+        "three refusals, then sent"
+    );
+    assert_eq!(
+        halves_asked(&sms, MOBILE, "PIN è "),
+        [first.clone()],
+        "every try carries the same half"
+    );
+    let pool = &api.env.pool;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            delivery_state(&api).await == [("sent".to_owned(), 4)]
+        })
+        .await,
+        "{:?}",
+        delivery_state(&api).await
+    );
+    // Backoff: each try waited at least the doubling delay after the last.
+    let log: Vec<(String, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT outcome, at FROM delivery_attempts ORDER BY attempt")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let outcomes: Vec<&str> = log.iter().map(|(o, _)| o.as_str()).collect();
+    assert_eq!(outcomes, ["retry", "retry", "retry", "sent"]);
+    for (n, pair) in log.windows(2).enumerate() {
+        let waited = (pair[1].1 - pair[0].1).num_milliseconds();
+        let delay = 100 << n;
+        assert!(
+            waited >= delay,
+            "try {} came {waited} ms after the last, before its {delay} ms",
+            n + 2
+        );
+    }
+    let sealed: i64 = sqlx::query_scalar("SELECT count(*) FROM pin_sealed_halves")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(sealed, 0, "the seal ends with the sent delivery");
+
+    // The agent sees it sent after four tries; the citizen's centre says sent.
+    let (status, view) = api.get("/pin/deliveries", &agent(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["halves"][0]["state"], "sent", "{view}");
+    assert_eq!(view["halves"][0]["attempts"], 4);
+    assert_eq!(view["halves"][0]["to"], "sms:*********4567");
+    assert_eq!(view["reissue"]["possible"], false);
+    let (status, centre) = api.get("/notifications", &citizen(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{centre}");
+    assert_eq!(centre["items"][0]["title"], "PIN INPS: prima parte inviata");
+
+    let logs = crate::support::logs::captured();
+    assert!(
+        logs.contains("send failed; will retry"),
+        "the retries were logged"
+    );
+    assert!(
+        logs.contains("[[PIN]]"),
+        "the echoed text was logged redacted"
+    );
+    let (second, _) = take_letter(&api).await;
+    let events = drain(&mut events).await;
+    let dead = drain(&mut dead).await;
+    assert_nowhere(&api, &events, &dead, &[&first, &second]).await;
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_half_that_fails_to_the_end_is_shown_and_an_agent_has_a_new_pin_issued_once() {
+    let _logs = crate::support::logs::capture();
+    let (api, sms) = start_retrying().await;
+    let mut events = api.env.probe(EVENTS_EXCHANGE, "#").await;
+    let mut dead = api.env.probe(DEAD_LETTER_EXCHANGE, "#").await;
+    sms.echo_refused_text();
+    sms.refuse(MOBILE, 503);
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/requests",
+        request_body(&unique_mail("perso")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            delivery_state(&api).await == [("failed".to_owned(), 4)]
+        })
+        .await,
+        "the half is failed after its fourth try: {:?}",
+        delivery_state(&api).await
+    );
+    assert_eq!(sms.requests_to(MOBILE).len(), 4);
+    let lost = halves_asked(&sms, MOBILE, "PIN è ");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    let pool = &api.env.pool;
+    let sealed: i64 = sqlx::query_scalar("SELECT count(*) FROM pin_sealed_halves")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(sealed, 0, "a failed half is not kept for later");
+
+    // The citizen's centre says so, in Italian, unread again.
+    let (status, centre) = api.get("/notifications", &citizen(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{centre}");
+    let item = &centre["items"][0];
+    assert_eq!(item["title"], "PIN INPS: invio non riuscito", "{centre}");
+    assert!(
+        item["body"].as_str().unwrap().contains("nuovo PIN"),
+        "{item}"
+    );
+    assert!(item["read_at"].is_null(), "{item}");
+
+    // Who may look: the caller's agent, the operators of Crema (1901, the
+    // residence's office); not the citizen here, another caller's agent,
+    // Cremona's operators, an operator acting for someone else, an
+    // intermediary.
+    let query = format!("/pin/deliveries?tax_code={TAX_CODE}");
+    for (who, why) in [
+        (citizen(TAX_CODE), "the citizen reads the centre"),
+        (agent("BNCGVN70A41F205O"), "another caller's agent"),
+        (desk_operator("1900", None), "another office"),
+        (
+            desk_operator("1901", Some("BNCGVN70A41F205O")),
+            "an operator acting for another citizen",
+        ),
+        (intermediary(), "an intermediary"),
+    ] {
+        let (status, body) = api.get(&query, &who).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{why}: {body}");
+        let (status, body) = api
+            .post(
+                "/pin/reissues",
+                &who,
+                json!({"tax_code": TAX_CODE, "replaces": uuid::Uuid::now_v7()}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{why}: {body}");
+    }
+    let (status, view) = api.get(&query, &desk_operator("1901", None)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let (status, view) = api.get("/pin/deliveries", &agent(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let half = &view["halves"][0];
+    assert_eq!(half["state"], "failed", "{view}");
+    assert_eq!(half["attempts"], 4);
+    assert!(half["label"].as_str().unwrap().contains("nuovo PIN"));
+    assert_eq!(view["letter"]["state"], "queued");
+    assert_eq!(view["reissue"]["possible"], true, "{view}");
+    let replaces = view["reissue"]["replaces"].clone();
+    assert_eq!(replaces, half["delivery_id"]);
+
+    // Naming something else than the failed half is refused.
+    let (status, body) = api
+        .post(
+            "/pin/reissues",
+            &agent(TAX_CODE),
+            json!({"replaces": uuid::Uuid::now_v7()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "not_current_half", "{body}");
+
+    // The provider is back; the agent has a new PIN issued, once.
+    sms.recover(MOBILE);
+    let (status, reissued) = api
+        .post(
+            "/pin/reissues",
+            &agent(TAX_CODE),
+            json!({"replaces": replaces}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reissued}");
+    assert_eq!(reissued["repeated"], false);
+    assert_eq!(reissued["first_half_to"], "sms:*********4567");
+    assert_eq!(reissued["requested_by"], "CC0042");
+    for who in [agent(TAX_CODE), desk_operator("1901", Some(TAX_CODE))] {
+        let (status, again) = api
+            .post("/pin/reissues", &who, json!({"replaces": replaces}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(again["repeated"], true);
+        assert_eq!(again["reissue_id"], reissued["reissue_id"]);
+        assert_eq!(again["requested_by"], "CC0042", "who asked first is kept");
+    }
+    let texts = wait_for_sms(&sms, MOBILE, 1).await;
+    assert_eq!(texts.len(), 1, "one new PIN, one SMS");
+    let first = half_after(&texts[0], "nuovo PIN è ");
+    assert_ne!(first, lost[0]);
+    let (by, kind): (String, String) =
+        sqlx::query_as("SELECT requested_by, requested_by_kind FROM pin_reissues")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (by.as_str(), kind.as_str()),
+        ("CC0042", "contact_center_agent")
+    );
+    // The old letter is withdrawn unprinted; the new one is the one taken.
+    let (second, _) = take_letter(&api).await;
+    let (status, view) = api.get("/pin/deliveries", &agent(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["halves"].as_array().unwrap().len(), 1, "{view}");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            api.get("/pin/deliveries", &agent(TAX_CODE)).await.1["halves"][0]["state"] == "sent"
+        })
+        .await
+    );
+    assert_eq!(view["letter"]["state"], "handed_to_post", "{view}");
+    assert_eq!(view["reissues"][0]["requested_by"], "CC0042");
+    let (status, centre) = api.get("/notifications", &citizen(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        centre["items"][0]["title"],
+        "PIN INPS: nuovo PIN, prima parte inviata"
+    );
+
+    // The new PIN works; the old one is gone.
+    let (status, body) = first_use(&api, &format!("{first}{second}"), "Nuovo123").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api
+        .post(
+            "/pin/reissues",
+            &agent(TAX_CODE),
+            json!({"replaces": view["halves"][0]["delivery_id"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "pin_in_use", "{body}");
+
+    let events = drain(&mut events).await;
+    let steps: Vec<String> = events
+        .iter()
+        .filter_map(|e| serde_json::from_slice::<Value>(e).ok())
+        .filter_map(|e| e["payload"]["step"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        steps.iter().filter(|s| *s == "reissued").count(),
+        1,
+        "{steps:?}"
+    );
+    let dead = drain(&mut dead).await;
+    assert_nowhere(&api, &events, &dead, &[&lost[0], &first, &second]).await;
+    api.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_half_whose_last_attempt_was_lost_with_its_sender_ends_like_a_failure() {
+    let sms = SmsGateway::start();
+    let url = sms.url.clone();
+    let env = TestEnv::new_with(|settings| {
+        settings.sms_provider_url = Some(url);
+        settings.sms_provider_user = crate::support::sms_provider::USER.into();
+        settings.sms_provider_password = crate::support::sms_provider::PASSWORD.into();
+        settings.smtp_url = sink().url.clone();
+        settings.notify_max_attempts = 4;
+    })
+    .await;
+    // No SMS sender yet: the half waits queued.
+    let api = Api::start_with(env, &[WorkerKind::OutboxRelay]);
+    let (status, body) = anonymous(
+        &api,
+        Method::POST,
+        "/pin/requests",
+        request_body(&unique_mail("dubbio")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let pool = &api.env.pool;
+    // As a sender that died during the fourth and last try leaves it.
+    sqlx::query(
+        "UPDATE deliveries SET state = 'sending', attempts = 4, due_at = now() - interval '1 second'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let _sender = api.env.start(&[WorkerKind::SmsSender]);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            delivery_state(&api).await == [("failed".to_owned(), 4)]
+        })
+        .await,
+        "{:?}",
+        delivery_state(&api).await
+    );
+    let sealed: i64 = sqlx::query_scalar("SELECT count(*) FROM pin_sealed_halves")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(sealed, 0, "the lost last attempt's seal is deleted with it");
+    let (status, centre) = api.get("/notifications", &citizen(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{centre}");
+    assert_eq!(centre["items"][0]["title"], "PIN INPS: invio non riuscito");
+    assert_eq!(sms.requests_to(MOBILE).len(), 0, "nothing is sent again");
+    let (status, view) = api.get("/pin/deliveries", &agent(TAX_CODE)).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["reissue"]["possible"], true, "{view}");
+    api.stop().await;
+}

@@ -25,6 +25,8 @@ struct Book {
     scripted: HashMap<String, VecDeque<u16>>,
     /// Recipients always refused with this status.
     refused: HashMap<String, u16>,
+    /// Refusals quote the text refused, as some gateways do.
+    echo_refused: bool,
 }
 
 #[derive(Clone)]
@@ -76,6 +78,28 @@ impl SmsGateway {
             .insert(recipient.to_owned(), status);
     }
 
+    /// `recipient` is accepted again.
+    pub fn recover(&self, recipient: &str) {
+        let mut book = self.book.lock().unwrap();
+        book.refused.remove(recipient);
+        book.scripted.remove(recipient);
+    }
+
+    /// From now on every refusal quotes the refused text in its body.
+    pub fn echo_refused_text(&self) {
+        self.book.lock().unwrap().echo_refused = true;
+    }
+
+    /// Every submission to `recipient` that reached the gateway, in order.
+    pub fn requests_to(&self, recipient: &str) -> Vec<SmsSubmission> {
+        let book = self.book.lock().unwrap();
+        book.requests
+            .iter()
+            .filter(|s| s.recipient == recipient)
+            .cloned()
+            .collect()
+    }
+
     pub fn delivered_to(&self, recipient: &str) -> Vec<SmsSubmission> {
         let book = self.book.lock().unwrap();
         book.delivered
@@ -121,9 +145,10 @@ async fn submit(
     let submission = body.into_inner();
     let mut book = book.lock().unwrap();
     book.requests.push(submission.clone());
+    let echo = book.echo_refused.then(|| submission.text.clone());
     if let Some(status) = book.refused.get(&submission.recipient).copied() {
         return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-            .json(json!({"error": "recipient refused"}));
+            .json(json!({"error": "recipient refused", "text": echo}));
     }
     if let Some(status) = book
         .scripted
@@ -131,7 +156,7 @@ async fn submit(
         .and_then(VecDeque::pop_front)
     {
         return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-            .json(json!({"error": "scripted failure"}));
+            .json(json!({"error": "scripted failure", "text": echo}));
     }
     let id = format!("sms-{}", submission.reference);
     if !book

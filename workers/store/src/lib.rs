@@ -18,7 +18,8 @@
 //!   [`booking_commands`] (kept outcomes, call-back calls);
 //! - [`video`] (rooms, codes, passes, seats, chat), [`staff_sessions`];
 //! - [`applications`], [`pins`], [`pin_verifications`] (agents' checks of
-//!   the caller's half) and [`pin_halves`] (where each half's delivery stands);
+//!   the caller's half), [`pin_halves`] (where each half's delivery stands)
+//!   and [`pin_reissues`] (new PINs issued because a half never arrived);
 //! - [`outage`]: why the database cannot be reached, said once per change;
 //!   [`vacuum`]: the autovacuum setting and the churned tables' dead tuples;
 //! - `keys` (browser keys stored hashed) and `ticket_state` (the domain's
@@ -37,6 +38,7 @@ pub mod notifications;
 pub mod outage;
 pub mod outbox;
 pub mod pin_halves;
+pub mod pin_reissues;
 pub mod pin_verifications;
 pub mod pins;
 pub mod protocol;

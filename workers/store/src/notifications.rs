@@ -357,6 +357,9 @@ pub struct Claimed {
     pub deliveries: Vec<ClaimedDelivery>,
     /// Claims found expired (their attempts in doubt, now logged as lost).
     pub in_doubt: u64,
+    /// Of those, the deliveries failed because that was their last attempt:
+    /// their ends (a PIN half's seal, its centre line) are the caller's.
+    pub failed_in_doubt: Vec<Uuid>,
 }
 
 /// `claim_due`, also counting the attempts found in doubt.
@@ -367,7 +370,7 @@ pub async fn claim_due_counting(
     lease: Duration,
     max_attempts: u32,
 ) -> Result<Claimed, sqlx::Error> {
-    let in_doubt: i64 = sqlx::query_scalar(
+    let (in_doubt, failed_in_doubt): (i64, Vec<Uuid>) = sqlx::query_as(
         "WITH expired AS (
             UPDATE deliveries d
                SET state = CASE WHEN d.attempts >= $2 THEN 'failed' ELSE 'queued' END,
@@ -384,7 +387,9 @@ pub async fn claim_due_counting(
            FROM expired
          ON CONFLICT (delivery_id, attempt) DO NOTHING
          )
-         SELECT count(*) FROM expired",
+         SELECT count(*),
+                COALESCE(array_agg(id) FILTER (WHERE state = 'failed'), '{}'::uuid[])
+           FROM expired",
     )
     .bind(medium.as_str())
     .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
@@ -425,6 +430,7 @@ pub async fn claim_due_counting(
     Ok(Claimed {
         deliveries,
         in_doubt: u64::try_from(in_doubt).unwrap_or(0),
+        failed_in_doubt,
     })
 }
 

@@ -27,6 +27,8 @@ pub struct HalfDeliveryRow {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// Queued: when the next attempt is due.
+    pub due_at: DateTime<Utc>,
 }
 
 /// The half deliveries of `tax_code` since `since` (the current PIN's
@@ -38,7 +40,7 @@ pub async fn of_citizen(
 ) -> Result<Vec<HalfDeliveryRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT d.id, n.rule, d.medium, d.address, d.state, d.attempts, d.last_error,
-                d.created_at, d.sent_at
+                d.created_at, d.sent_at, d.due_at
            FROM deliveries d JOIN notifications n ON n.id = d.notification_id
           WHERE n.tax_code = $1 AND n.rule = ANY($2) AND n.created_at >= $3
           ORDER BY d.created_at DESC",
@@ -60,6 +62,7 @@ pub async fn of_citizen(
                 last_error: r.try_get("last_error")?,
                 created_at: r.try_get("created_at")?,
                 sent_at: r.try_get("sent_at")?,
+                due_at: r.try_get("due_at")?,
             })
         })
         .collect()
@@ -88,4 +91,38 @@ pub async fn mark_failed(
     .bind(body)
     .fetch_all(conn)
     .await
+}
+
+/// A second half's letter, as far as Sportello knows it: queued, or handed
+/// to the postal service (what happens then is the post's).
+#[derive(Debug, Clone)]
+pub struct LetterRow {
+    pub id: Uuid,
+    pub queued_at: DateTime<Utc>,
+    pub taken_at: Option<DateTime<Utc>>,
+}
+
+/// The letters of `tax_code` queued since `since` (the current PIN's).
+pub async fn letters_of_citizen(
+    conn: &mut PgConnection,
+    tax_code: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<LetterRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, queued_at, taken_at FROM pin_postal_letters
+          WHERE tax_code = $1 AND queued_at >= $2 ORDER BY queued_at DESC",
+    )
+    .bind(tax_code)
+    .bind(since)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LetterRow {
+                id: r.try_get("id")?,
+                queued_at: r.try_get("queued_at")?,
+                taken_at: r.try_get("taken_at")?,
+            })
+        })
+        .collect()
 }

@@ -33,6 +33,9 @@ pub struct CredentialRow {
     pub pec: Option<String>,
     /// When the current PIN was requested (a new request replaces it).
     pub requested_at: DateTime<Utc>,
+    /// When the current initial PIN was issued (request, recovery or
+    /// reissue): its halves are the half deliveries from then on.
+    pub issued_at: DateTime<Utc>,
 }
 
 /// What a new request stores.
@@ -66,9 +69,9 @@ pub async fn insert_credential(
         "INSERT INTO pin_credentials (tax_code, state, ever_activated, first_half_hash,
                 initial_hash, surname, name, birth_date, sex, birthplace_code, birth_municipality,
                 birth_province, residence, home_phone, mobile, email, pec, channel, requested_at,
-                updated_at)
+                updated_at, issued_at)
          VALUES ($1, 'issued', false, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                 $15, $16, $17, $17)
+                 $15, $16, $17, $17, $17)
          ON CONFLICT (tax_code) DO UPDATE
             SET state = 'issued', ever_activated = false, first_half_hash = EXCLUDED.first_half_hash,
                 initial_hash = EXCLUDED.initial_hash, pin_hash = NULL, failures = 0,
@@ -79,7 +82,8 @@ pub async fn insert_credential(
                 birth_province = EXCLUDED.birth_province, residence = EXCLUDED.residence,
                 home_phone = EXCLUDED.home_phone, mobile = EXCLUDED.mobile,
                 email = EXCLUDED.email, pec = EXCLUDED.pec, channel = EXCLUDED.channel,
-                requested_at = EXCLUDED.requested_at, updated_at = EXCLUDED.updated_at
+                requested_at = EXCLUDED.requested_at, updated_at = EXCLUDED.updated_at,
+                issued_at = EXCLUDED.issued_at
           WHERE pin_credentials.state = 'revoked'",
     )
     .bind(new.tax_code)
@@ -115,7 +119,24 @@ pub async fn lock_credential(
         .bind(tax_code)
         .fetch_optional(conn)
         .await?;
-    row.map(|row| {
+    row.as_ref().map(credential_from_row).transpose()
+}
+
+/// The credential of `tax_code`, read without its lock (to look, not to
+/// change it).
+pub async fn credential(
+    conn: &mut PgConnection,
+    tax_code: &str,
+) -> Result<Option<CredentialRow>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM pin_credentials WHERE tax_code = $1")
+        .bind(tax_code)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(credential_from_row).transpose()
+}
+
+fn credential_from_row(row: &sqlx::postgres::PgRow) -> Result<CredentialRow, sqlx::Error> {
+    {
         Ok(CredentialRow {
             tax_code: row.try_get("tax_code")?,
             state: row.try_get("state")?,
@@ -139,9 +160,9 @@ pub async fn lock_credential(
             email: row.try_get("email")?,
             pec: row.try_get("pec")?,
             requested_at: row.try_get("requested_at")?,
+            issued_at: row.try_get("issued_at")?,
         })
-    })
-    .transpose()
+    }
 }
 
 /// One more wrong attempt, and the lock it reached (if any).
@@ -204,16 +225,64 @@ pub async fn reissue(
     conn: &mut PgConnection,
     tax_code: &str,
     initial_hash: &str,
+    at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE pin_credentials
             SET state = 'issued', pin_hash = NULL, first_half_hash = NULL, initial_hash = $2,
-                failures = 0, locks_in_a_row = 0, locked_until = NULL, updated_at = now()
+                failures = 0, locks_in_a_row = 0, locked_until = NULL, updated_at = now(),
+                issued_at = $3
           WHERE tax_code = $1",
     )
     .bind(tax_code)
     .bind(initial_hash)
+    .bind(at)
     .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A new PIN in place of an issued one whose half never arrived: new
+/// hashes (the first half's only for a PIN never activated, the simplified
+/// access being for those alone), counters and lock cleared, and what the
+/// old PIN still had waiting is dropped: the seals of its half deliveries
+/// and its letter if not yet taken (as a revocation does).
+pub async fn supersede(
+    conn: &mut PgConnection,
+    tax_code: &str,
+    first_half_hash: &str,
+    initial_hash: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE pin_credentials
+            SET state = 'issued', pin_hash = NULL,
+                first_half_hash = CASE WHEN ever_activated THEN NULL ELSE $2 END,
+                initial_hash = $3, failures = 0, locks_in_a_row = 0, locked_until = NULL,
+                updated_at = $4, issued_at = $4
+          WHERE tax_code = $1",
+    )
+    .bind(tax_code)
+    .bind(first_half_hash)
+    .bind(initial_hash)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM pin_sealed_halves h USING deliveries d, notifications n
+          WHERE h.delivery_id = d.id AND d.notification_id = n.id AND n.tax_code = $1
+            AND n.rule = ANY($2)",
+    )
+    .bind(tax_code)
+    .bind(&crate::pin_halves::HALF_RULES[..])
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE pin_postal_letters SET taken_at = now(), nonce = NULL, sealed = NULL
+          WHERE tax_code = $1 AND taken_at IS NULL",
+    )
+    .bind(tax_code)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -86,6 +86,31 @@ impl Residence {
     }
 }
 
+impl Residence {
+    /// Where the residence is, as routing reads it (the office competent
+    /// for the citizen). Residents abroad have no territorial office: `EE`
+    /// matches no rule, so triage takes them.
+    pub fn location(&self) -> sportello_contract::routing::Location {
+        match self {
+            Residence::Italy {
+                postal_code,
+                municipality,
+                province,
+                ..
+            } => sportello_contract::routing::Location {
+                province: province.clone(),
+                municipality: Some(municipality.clone()),
+                postal_code: Some(postal_code.clone()),
+            },
+            Residence::Abroad { .. } => sportello_contract::routing::Location {
+                province: "EE".into(),
+                municipality: None,
+                postal_code: None,
+            },
+        }
+    }
+}
+
 /// A request that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinRequest {

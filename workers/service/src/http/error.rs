@@ -178,6 +178,7 @@ impl ResponseError for ApiError {
                     | SignInRefusal::NotSimplified => StatusCode::CONFLICT,
                 },
                 PinError::Forbidden(_) => StatusCode::FORBIDDEN,
+                PinError::NotFound(_) => StatusCode::NOT_FOUND,
                 PinError::Database(e) if crate::store::is_transient(e) => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }

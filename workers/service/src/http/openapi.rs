@@ -90,6 +90,8 @@ use super::{applications, appointments, documents, health, notifications, pin, t
         pin::conversion_form,
         pin::conversion_submit,
         pin::revoke,
+        pin::deliveries,
+        pin::reissue,
     ),
     components(
         schemas(Problem),
@@ -115,7 +117,7 @@ use super::{applications, appointments, documents, health, notifications, pin, t
         (name = "notifications", description = "The citizen's notification centre and contacts; the operators' delivery log"),
         (name = "appointments", description = "Office calendars and two-phase booking (Prenota, Conferma, Cancella)"),
         (name = "applications", description = "Benefit applications (domande): state, receipts, benefits; the caller's menu"),
-        (name = "pin", description = "The institute's PIN: request, sign-in, first use, recovery, conversion to dispositivo"),
+        (name = "pin", description = "The institute's PIN: request, sign-in, first use, recovery, conversion to dispositivo; where its halves stand and a new PIN when one never arrived"),
     )
 )]
 pub struct ApiDoc;

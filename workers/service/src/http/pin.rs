@@ -19,6 +19,7 @@ use super::{ApiError, ApiState, Caller};
 use crate::contract::pin::PinRequestBody;
 use crate::contract::{Channel, Principal};
 use crate::pin::limits::Step;
+use crate::pin::reissue::{HalvesView, ReissueBody, Reissued};
 use crate::pin::verification::Verified;
 use crate::pin::{self, conversion, recovery, Issued, PinError, SignedIn};
 
@@ -50,6 +51,8 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
         api("/pin/conversion/form.pdf", M::GET, conversion_form),
         api("/pin/conversion", M::POST, conversion_submit),
         api("/pin/revocation", M::POST, revoke),
+        api("/pin/deliveries", M::GET, deliveries),
+        api("/pin/reissues", M::POST, reissue),
     ]
 }
 
@@ -388,4 +391,104 @@ pub async fn revoke(
     )
     .await?;
     Ok(HttpResponse::Ok().json(json!({"state": "revoked"})))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// The citizen; by default the one the token acts for (`on_behalf_of`).
+    /// Never logged: the access log has no query string.
+    tax_code: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/pin/deliveries",
+    operation_id = "pin_deliveries",
+    tag = "pin",
+    description = "Where the halves of a citizen's current PIN stand, for a contact-centre agent acting for the caller (its token's `on_behalf_of`) or an operator of the office competent for the citizen's residence (triage for residents abroad); anyone else 403. Each half sent by SMS, email or PEC: masked address, `pending` (with `attempts` and `next_attempt_at` while it is retried with backoff), `sent` or `failed` (after the last try, or refused for good), and a label to read out; the letter (`queued` or `handed_to_post`); whether a new PIN may be issued now and in place of which half (`reissue.replaces`, for `POST /pin/reissues`); the reissues so far and who asked. No half is ever in it: once a half failed it is not kept anywhere.",
+    params(DeliveriesQuery),
+    responses(
+        (status = 200, description = "The halves", body = HalvesView, example = json!({
+            "tax_code": "RSSMRA85T10A562S",
+            "state": "issued",
+            "issued_at": "2026-12-07T09:00:00Z",
+            "halves": [{
+                "delivery_id": "0193a1c2-7f0e-7b6a-9d2e-5c4b3a29aa03",
+                "half": "first",
+                "to": "sms:*********4567",
+                "state": "failed",
+                "label": "invio non riuscito dopo l'ultimo tentativo: serve un nuovo PIN",
+                "attempts": 8,
+                "next_attempt_at": null,
+                "queued_at": "2026-12-07T09:00:00Z",
+                "sent_at": null
+            }],
+            "letter": {"state": "queued", "queued_at": "2026-12-07T09:00:00Z", "handed_at": null},
+            "reissue": {"possible": true, "replaces": "0193a1c2-7f0e-7b6a-9d2e-5c4b3a29aa03", "reason": null},
+            "reissues": []
+        })),
+        (status = 403, response = Forbidden),
+        (status = 404, response = super::problem::NotFound),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn deliveries(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    query: web::Query<DeliveriesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let view =
+        pin::reissue::deliveries(&state.pool, &caller.principal, query.tax_code.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(
+    post,
+    path = "/pin/reissues",
+    operation_id = "pin_reissue",
+    tag = "pin",
+    description = "*Nuovo PIN*: a new 16-character PIN in place of the current one, whose half `replaces` (a `delivery_id` of `GET /pin/deliveries`) failed after its last delivery attempt. A contact-centre agent acting for the caller, or an operator of the office competent for the residence; who asked is recorded. The old PIN is superseded at once (its hashes replaced, its letter not yet posted withdrawn); the new first half goes by `first_half_to` (`sms`, `email` or `pec`; by default the medium that failed) to the contact on record, never to one in the request, and the second half by a new letter to the residence. Idempotent: naming the same half again answers the first reissue (200, `repeated: true`) and issues nothing. Refused (409) while a half is still being sent, when nothing failed, when the PIN's first use was done, and when the half named is not of the current PIN.",
+    request_body = ReissueBody,
+    responses(
+        (status = 201, description = "A new PIN was issued", body = Reissued, example = json!({
+            "reissue_id": "0193a1c2-7f0e-7b6a-9d2e-5c4b3a29aa04",
+            "tax_code": "RSSMRA85T10A562S",
+            "state": "issued",
+            "replaces": "0193a1c2-7f0e-7b6a-9d2e-5c4b3a29aa03",
+            "first_half_to": "sms:*********4567",
+            "second_half_to": "post",
+            "requested_by_kind": "contact_center_agent",
+            "requested_by": "CC0042",
+            "reissued_at": "2026-12-07T10:05:00Z",
+            "repeated": false
+        })),
+        (status = 200, description = "The same half was named before: the first reissue", body = Reissued),
+        (status = 403, response = Forbidden),
+        (status = 404, response = super::problem::NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn reissue(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    body: web::Json<ReissueBody>,
+) -> Result<HttpResponse, ApiError> {
+    let reissued = pin::reissue::reissue(
+        &state.pool,
+        &state.pin,
+        &caller.principal,
+        &body,
+        &caller.correlation_id,
+    )
+    .await?;
+    Ok(if reissued.repeated {
+        HttpResponse::Ok().json(reissued)
+    } else {
+        HttpResponse::Created().json(reissued)
+    })
 }

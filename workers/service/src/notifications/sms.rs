@@ -5,8 +5,8 @@
 //! `{"sender", "recipient", "text", "encoding", "reference"}`; a 2xx answer
 //! carries `{"id": "..."}`. `reference` is the delivery's id: the provider
 //! drops a second submission with the same reference, so a resend after an
-//! interrupted attempt never reaches the phone twice. 429, 5xx, 401, 403 and 404 (and
-//! timeouts: ours or the gateway's trouble) are retried; any other 4xx is not.
+//! interrupted attempt never reaches the phone twice. 408, 429, 5xx, 401, 403 and 404
+//! (and timeouts: ours or the gateway's trouble) are retried; any other 4xx is not.
 
 use std::time::Duration;
 
@@ -124,7 +124,9 @@ impl SmsProvider {
             StatusCode::FORBIDDEN,
             StatusCode::NOT_FOUND,
         ];
+        // 408: the gateway gave up waiting for our request, not on this message.
         if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
             || status.is_server_error()
             || ours.contains(&status)
         {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::crypto::PinKeys;
+use super::crypto::{PinKeys, Revealed};
 use crate::domain::notification::{Medium, Tab};
 use crate::store::notifications::{
     self as notifications, ClaimedDelivery, NewDelivery, NewNotification,
@@ -140,22 +140,25 @@ pub async fn queue(
 }
 
 /// Puts the sealed secrets into the claimed deliveries that carry the
-/// marker (in memory only). A delivery whose seal is gone (already sent,
-/// or undecipherable) keeps its marker and is failed by [`unrevealed`].
+/// marker (in memory only), and returns each secret by its delivery, so
+/// that whatever is said about the attempt can be [`redacted`]. A delivery
+/// whose seal is gone (already sent, or undecipherable) keeps its marker
+/// and is failed by [`unrevealed`].
 pub async fn reveal(
     conn: &mut PgConnection,
     keys: &PinKeys,
     claimed: &mut [ClaimedDelivery],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<(Uuid, Revealed)>, sqlx::Error> {
     let ids: Vec<Uuid> = claimed
         .iter()
         .filter(|d| d.text_body.contains(SEALED_MARKER))
         .map(|d| d.id)
         .collect();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let sealed = pins::sealed_halves(conn, &ids).await?;
+    let mut revealed = Vec::new();
     for delivery in claimed.iter_mut() {
         let Some((_, nonce, seal)) = sealed.iter().find(|(id, _, _)| *id == delivery.id) else {
             continue;
@@ -163,12 +166,50 @@ pub async fn reveal(
         match keys.open(nonce, seal, delivery.id.as_bytes()) {
             Ok(secret) => {
                 delivery.text_body = delivery.text_body.replace(SEALED_MARKER, secret.expose());
+                revealed.push((delivery.id, secret));
             }
             Err(error) => {
                 tracing::error!(delivery_id = %delivery.id, %error, "a sealed PIN secret does not open");
             }
         }
     }
+    Ok(revealed)
+}
+
+/// `reason` (a provider's or SMTP server's answer, which may echo the
+/// message it refused) with the secret put back behind the marker: it is
+/// logged, kept in the attempt log and shown to operators.
+pub fn redacted(reason: &str, secret: Option<&Revealed>) -> String {
+    match secret {
+        Some(secret) => {
+            crate::domain::pin::delivery::redact(reason, secret.expose(), SEALED_MARKER)
+        }
+        None => reason.to_owned(),
+    }
+}
+
+/// Ends the sealed secrets of deliveries that are over, in the caller's
+/// transaction: a half whose last try failed gets its centre line saying so
+/// (unread again; an agent sees it too, and can have a new PIN issued),
+/// and every seal of a sent or failed delivery is deleted.
+pub async fn finish(conn: &mut PgConnection, delivery_ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if delivery_ids.is_empty() {
+        return Ok(());
+    }
+    let failed = crate::store::pin_halves::mark_failed(
+        conn,
+        delivery_ids,
+        crate::domain::pin::delivery::FAILED_TITLE,
+        crate::domain::pin::delivery::FAILED_BODY,
+    )
+    .await?;
+    if !failed.is_empty() {
+        tracing::warn!(
+            halves = failed.len(),
+            "PIN halves finally failed; the citizens' centres say so"
+        );
+    }
+    pins::scrub_finished_halves(conn, delivery_ids).await?;
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //! (`postal`), sign-in with the first half (*PIN semplificato*) or the
 //! citizen's own PIN, first use replacing the initial 16 characters, the
 //! lock after repeated failures, recovery (`recovery`) and the conversion to
-//! *dispositivo* (`conversion`). Each operation: parse ▸ domain::pin ▸ one
+//! *dispositivo* (`conversion`), and for a half that never arrived, where
+//! the halves stand and a new PIN in its place (`reissue`). Each operation: parse ▸ domain::pin ▸ one
 //! transaction with its `pin.changed` event(s) in the outbox.
 //!
 //! Sportello issues the citizen's token itself after a PIN sign-in: an
@@ -17,6 +18,7 @@ pub mod halves;
 pub mod limits;
 pub mod postal;
 pub mod recovery;
+pub mod reissue;
 pub mod verification;
 
 use chrono::{DateTime, Duration, Utc};
@@ -61,6 +63,8 @@ pub enum PinError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Refused(String),
@@ -100,12 +104,16 @@ impl PinError {
             PinError::ContactsMismatch => "contacts_mismatch",
             PinError::LinkInvalid => "link_invalid",
             PinError::Forbidden(_) => "forbidden",
+            PinError::NotFound(_) => "not_found",
             PinError::Conflict(_) => "conflict",
             PinError::Reissue(refusal) => match refusal {
                 crate::domain::pin::delivery::ReissueRefusal::NoPin => "no_pin",
                 crate::domain::pin::delivery::ReissueRefusal::InUse => "pin_in_use",
                 crate::domain::pin::delivery::ReissueRefusal::NothingFailed => "nothing_failed",
                 crate::domain::pin::delivery::ReissueRefusal::StillTrying(_) => "still_sending",
+                crate::domain::pin::delivery::ReissueRefusal::NotCurrentHalf => "not_current_half",
+                crate::domain::pin::delivery::ReissueRefusal::NotFailed => "half_not_failed",
+                crate::domain::pin::delivery::ReissueRefusal::NoContact(_) => "no_such_contact",
             },
             PinError::Refused(_)
             | PinError::Crypto(_)

@@ -199,7 +199,7 @@ pub async fn confirm(
     }
     let first = Destination::decode(&recovery.first_to).ok_or(PinError::LinkInvalid)?;
     let second = Destination::decode(&recovery.second_to).ok_or(PinError::LinkInvalid)?;
-    store::reissue(&mut tx, &recovery.tax_code, &initial_hash).await?;
+    store::reissue(&mut tx, &recovery.tax_code, &initial_hash, now).await?;
     store::confirm_recovery(&mut tx, id).await?;
     for (to, half, ordinal) in [
         (&first, &initial.first, "prima"),

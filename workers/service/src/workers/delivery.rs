@@ -145,11 +145,14 @@ impl DeliveryWorker {
         tracing::info!(rate, concurrency, "sending");
         while !shutdown.is_cancelled() {
             let lease = self.settings.notify_in_doubt();
-            let claimed = {
-                let mut conn = pool.acquire().await?;
+            let (claimed, secrets) = {
+                // One transaction, committed at once (other senders skip
+                // the claims): a delivery failed because its lost attempt
+                // was its last ends with its seal and centre line, together.
+                let mut tx = pool.begin().await?;
                 let limit = (concurrency.max(1) * CLAIM_PER_SLOT) as i64;
                 let claimed = deliveries::claim_due_counting(
-                    &mut conn,
+                    &mut tx,
                     self.medium,
                     limit,
                     lease,
@@ -168,9 +171,12 @@ impl DeliveryWorker {
                         })
                         .inc_by(claimed.in_doubt);
                 }
+                crate::pin::halves::finish(&mut tx, &claimed.failed_in_doubt).await?;
                 let mut deliveries = claimed.deliveries;
-                crate::pin::halves::reveal(&mut conn, &pin_keys, &mut deliveries).await?;
-                deliveries
+                let secrets =
+                    crate::pin::halves::reveal(&mut tx, &pin_keys, &mut deliveries).await?;
+                tx.commit().await?;
+                (deliveries, secrets)
             };
             if claimed.is_empty() {
                 tokio::select! {
@@ -184,10 +190,17 @@ impl DeliveryWorker {
             // shutdown: it is short, and stopping halfway would leave
             // claims to expire and sends in doubt. Outcomes are recorded as
             // they come, not at the end of the batch.
-            let mut results = futures::stream::iter(claimed)
-                .map(|delivery| attempt(&transport, &limiter, policy, delivery))
-                .buffer_unordered(concurrency.max(1))
-                .ready_chunks(concurrency.max(1));
+            let mut secrets = secrets;
+            let mut results = futures::stream::iter(claimed.into_iter().map(|delivery| {
+                let secret = secrets
+                    .iter()
+                    .position(|(id, _)| *id == delivery.id)
+                    .map(|at| secrets.swap_remove(at).1);
+                (delivery, secret)
+            }))
+            .map(|(delivery, secret)| attempt(&transport, &limiter, policy, delivery, secret))
+            .buffer_unordered(concurrency.max(1))
+            .ready_chunks(concurrency.max(1));
             while let Some(done) = results.next().await {
                 record(&pool, &done, lease).await?;
             }
@@ -203,7 +216,8 @@ async fn attempt(
     transport: &Transport,
     limiter: &DefaultDirectRateLimiter,
     policy: RetryPolicy,
-    delivery: ClaimedDelivery,
+    mut delivery: ClaimedDelivery,
+    secret: Option<crate::pin::crypto::Revealed>,
 ) -> AttemptResult {
     limiter.until_ready().await;
     let span = tracing::info_span!("send", delivery_id = %delivery.id, attempt = delivery.attempt, correlation_id = %delivery.correlation_id);
@@ -212,6 +226,25 @@ async fn attempt(
         Some(reason) => SendOutcome::Permanent(reason.to_owned()),
         None => transport.send(&delivery).instrument(span.clone()).await,
     };
+    // The secret leaves memory with the send: what is said about the
+    // attempt (logs, the attempt log, the delivery's last error) never
+    // holds it, even when the provider's answer echoes the message.
+    let outcome = match outcome {
+        SendOutcome::Transient(reason) => {
+            SendOutcome::Transient(crate::pin::halves::redacted(&reason, secret.as_ref()))
+        }
+        SendOutcome::Permanent(reason) => {
+            SendOutcome::Permanent(crate::pin::halves::redacted(&reason, secret.as_ref()))
+        }
+        sent => sent,
+    };
+    if let Some(secret) = &secret {
+        delivery.text_body = crate::pin::halves::redacted(&delivery.text_body, Some(secret));
+        delivery.html_body = delivery
+            .html_body
+            .map(|html| crate::pin::halves::redacted(&html, Some(secret)));
+    }
+    drop(secret);
     let detail = match &outcome {
         SendOutcome::Sent { .. } => None,
         SendOutcome::Transient(reason) | SendOutcome::Permanent(reason) => Some(reason.clone()),
@@ -263,22 +296,7 @@ async fn record(
             let mut tx = pool.begin().await?;
             deliveries::record(&mut tx, results).await?;
             let ids: Vec<uuid::Uuid> = results.iter().map(|r| r.delivery.id).collect();
-            // A half whose last try failed: the citizen's centre says so
-            // (an agent sees it too, and can have a new PIN issued).
-            let failed = store::pin_halves::mark_failed(
-                &mut tx,
-                &ids,
-                crate::domain::pin::delivery::FAILED_TITLE,
-                crate::domain::pin::delivery::FAILED_BODY,
-            )
-            .await?;
-            if !failed.is_empty() {
-                tracing::warn!(
-                    halves = failed.len(),
-                    "PIN halves finally failed; the citizens' centres say so"
-                );
-            }
-            store::pins::scrub_finished_halves(&mut tx, &ids).await?;
+            crate::pin::halves::finish(&mut tx, &ids).await?;
             tx.commit().await
         }
         .await;
