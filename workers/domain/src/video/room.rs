@@ -268,14 +268,17 @@ impl Schedule {
 }
 
 /// Why a room's link no longer opens (also for an authentic link past its
-/// own expiry): its document window closed, and when it was due; otherwise
-/// simply over. A window still open (a call that overran its slot past the
-/// link's expiry) is not said to be closed.
+/// own expiry): its document window closed, and when uploads stopped (the
+/// deadline, or its timer if that fired first); otherwise simply over. A
+/// window still open (a call that overran its slot past the link's expiry)
+/// is not said to be closed.
 pub fn over(state: &RoomState, now: DateTime<Utc>) -> ScheduleRefusal {
     match state.window {
-        Window::Open { closes_at } | Window::Closed { closes_at, .. } if closes_at <= now => {
-            ScheduleRefusal::WindowClosed(closes_at)
-        }
+        Window::Closed {
+            closes_at,
+            closed_at,
+        } => ScheduleRefusal::WindowClosed(closes_at.min(closed_at)),
+        Window::Open { closes_at } if closes_at <= now => ScheduleRefusal::WindowClosed(closes_at),
         _ => ScheduleRefusal::Over,
     }
 }
@@ -498,6 +501,12 @@ mod tests {
             ScheduleRefusal::WindowClosed(closes_at)
         );
         assert_eq!(over(&granted, during), ScheduleRefusal::Over);
+        // A timer fired before its time (moved forward): closed when it fired.
+        let early = expire_window(&granted, at("2026-12-04T08:00:00Z")).unwrap();
+        assert_eq!(
+            schedule.landing(&early, at("2026-12-04T08:00:01Z")),
+            Err(ScheduleRefusal::WindowClosed(at("2026-12-04T08:00:00Z")))
+        );
         assert_eq!(over(&ended, during), ScheduleRefusal::Over);
         assert_eq!(over(&RoomState::new(), during), ScheduleRefusal::Over);
     }

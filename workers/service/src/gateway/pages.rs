@@ -421,7 +421,11 @@ mod tests {
         let window = page("finestra.html", true);
         assert!(window.contains(r#"<section id="documenti" aria-labelledby"#));
         assert!(window.contains(r#"data-window="true""#));
-        assert!(window.contains("fino al 06/12/2026 alle 10:05"));
+        // Auto-escaped, as every value: the browser shows 06/12/2026.
+        assert!(
+            window.contains("fino al 06&#x2f;12&#x2f;2026 alle 10:05"),
+            "{window}"
+        );
         assert!(window.contains(r#"<script src="/static/documenti.js"></script>"#));
         assert!(!window.contains("stanza.js"));
         assert!(!window.contains("id=\"verifica\"") && !window.contains("<video"));
@@ -436,7 +440,9 @@ mod tests {
         assert!(documents < room.find("/static/stanza.js").unwrap());
 
         let welcome = page("benvenuto.html", true);
-        assert!(welcome.contains("puoi integrare i documenti mancanti fino al 06/12/2026"));
+        assert!(
+            welcome.contains("puoi integrare i documenti mancanti fino al 06&#x2f;12&#x2f;2026")
+        );
         assert!(!page("benvenuto.html", false).contains("integrare"));
     }
 
