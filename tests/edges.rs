@@ -315,6 +315,51 @@ async fn answers_are_not_cached_nor_sniffed() {
     api.stop().await;
 }
 
+/// Issue 27 point 9: `/favicon.ico` is served (no token), cached, and the
+/// staff pages link it under a policy that lets it load.
+#[actix_rt::test]
+async fn the_favicon_is_served_cached_and_linked_by_the_staff_pages() {
+    let api = Api::start_with(TestEnv::new().await, &[]);
+    let icon = api
+        .client
+        .get(format!("{}/favicon.ico", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(icon.status(), StatusCode::OK);
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header(&icon, "content-type"), "image/x-icon");
+    assert_eq!(header(&icon, "cache-control"), "public, max-age=86400");
+    assert_eq!(header(&icon, "x-content-type-options"), "nosniff");
+    assert!(icon.bytes().await.unwrap().starts_with(&[0, 0, 1, 0, 1, 0]));
+
+    let page = api
+        .client
+        .get(format!("{}/ufficio/accesso", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = header(&page, "content-security-policy");
+    assert!(
+        policy.split(';').any(|d| d.trim() == "img-src 'self'"),
+        "{policy}"
+    );
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains(r#"<link rel="icon" href="/favicon.ico""#));
+    api.stop().await;
+}
+
 #[actix_rt::test]
 async fn uploads_are_named_and_checked_by_what_they_are() {
     let api = Api::start_with(TestEnv::new().await, &[]);

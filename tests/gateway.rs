@@ -565,6 +565,8 @@ async fn the_document_window_opens_after_the_call_and_its_timer_closes_it() {
     )
     .await;
     assert_eq!(next_of(&mut c, "error").await["code"], "chat_off");
+    // Reopened during the window, the link lands on the window's page:
+    // documents only, no device check, no script that could ask for them.
     let page = http
         .get(format!("{}{citizen_link}", gateway.base))
         .header("cookie", &citizen)
@@ -572,6 +574,28 @@ async fn the_document_window_opens_after_the_call_and_its_timer_closes_it() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains(r#"id="finestra-documenti""#), "{page}");
+    assert!(page.contains(r#"data-window="true""#));
+    assert!(page.contains("Puoi integrare i documenti mancanti fino al"));
+    assert!(!page.contains(r#"id="verifica""#) && !page.contains("/static/stanza.js"));
+    // Without a pass (another browser): the welcome page says what is left.
+    let welcome = http
+        .get(format!("{}{citizen_link}", gateway.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(welcome.contains("puoi integrare i documenti mancanti fino al"));
+    let listed = http
+        .get(format!("{}{citizen_link}/documenti", gateway.base))
+        .header("cookie", &citizen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
     let opened: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM outbox WHERE routing_key = 'documents.window_opened'",
     )
@@ -615,13 +639,80 @@ async fn the_document_window_opens_after_the_call_and_its_timer_closes_it() {
         .await
         .unwrap();
     assert_eq!(page.status(), StatusCode::GONE);
-    assert!(page.text().await.unwrap().contains("Collegamento scaduto"));
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Collegamento scaduto"));
+    let today = chrono::Utc::now()
+        .with_timezone(&sportello::domain::cron::TIME_ZONE)
+        .format("%d&#x2f;%m&#x2f;%Y")
+        .to_string(); // as HTML-escaped in the page
+    let closed_on =
+        format!("La finestra di 72 ore per inviare i documenti si è chiusa il {today} alle ");
+    assert!(page.contains(&closed_on), "{page}");
     assert_eq!(
         upload(citizen.clone()).await.unwrap().status(),
         StatusCode::GONE
     );
+    // An authentic link past its own expiry still says why.
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(4);
+    let full = sportello::appointments::BookingSettings::from_settings(&env.settings).room_link(
+        id,
+        Role::Citizen,
+        long_ago,
+    );
+    let expired_link = format!("/stanza/{}", full.rsplit_once("/stanza/").unwrap().1);
+    let page = http
+        .get(format!("{}{expired_link}", gateway.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::GONE);
+    assert!(page.text().await.unwrap().contains(&closed_on));
 
     timers.shutdown(std::time::Duration::from_secs(5)).await;
+    gateway.stop().await;
+    sms.stop().await;
+    env.cleanup().await;
+}
+
+/// Issue 27 point 9: the gateway serves the favicon, cached, and every
+/// page links it under a policy that lets it load.
+#[actix_rt::test]
+async fn the_favicon_is_served_cached_and_linked_by_every_room_page() {
+    let (env, sms) = env_with_sms().await;
+    let gateway = Gateway::start(&env).await;
+    let (_, citizen_link, _) = video_room(&env, 5).await;
+    let http = client();
+    let icon = http
+        .get(format!("{}/favicon.ico", gateway.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(icon.status(), StatusCode::OK);
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header(&icon, "content-type"), "image/x-icon");
+    assert_eq!(header(&icon, "cache-control"), "public, max-age=86400");
+    assert!(icon.bytes().await.unwrap().starts_with(&[0, 0, 1, 0, 1, 0]));
+    for path in [citizen_link.clone(), "/stanza/manomesso".to_owned()] {
+        let page = http
+            .get(format!("{}{path}", gateway.base))
+            .send()
+            .await
+            .unwrap();
+        let policy = header(&page, "content-security-policy");
+        assert!(policy.contains("img-src 'self'"), "{policy}");
+        assert!(page
+            .text()
+            .await
+            .unwrap()
+            .contains(r#"<link rel="icon" href="/favicon.ico""#));
+    }
     gateway.stop().await;
     sms.stop().await;
     env.cleanup().await;

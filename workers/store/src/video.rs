@@ -27,9 +27,18 @@ fn decode(row: &PgRow) -> Result<Room, sqlx::Error> {
     let closes_at: Option<DateTime<Utc>> = row.try_get("window_closes_at")?;
     let closed_at: Option<DateTime<Utc>> = row.try_get("window_closed_at")?;
     let window = match (closes_at, closed_at) {
-        (_, Some(closed_at)) => Window::Closed { closed_at },
+        (Some(closes_at), Some(closed_at)) => Window::Closed {
+            closes_at,
+            closed_at,
+        },
         (Some(closes_at), None) => Window::Open { closes_at },
         (None, None) => Window::None,
+        // A CHECK forbids it (closed implies a deadline).
+        (None, Some(_)) => {
+            return Err(sqlx::Error::Protocol(
+                "a video room's window closed without a deadline".into(),
+            ))
+        }
     };
     Ok(Room {
         appointment_id: row.try_get("appointment_id")?,
@@ -102,8 +111,10 @@ pub async fn save(
     let (closes_at, closed_at) = match state.window {
         Window::None => (None, None),
         Window::Open { closes_at } => (Some(closes_at), None),
-        // Closing keeps the instant it was due.
-        Window::Closed { closed_at } => (None, Some(closed_at)),
+        Window::Closed {
+            closes_at,
+            closed_at,
+        } => (Some(closes_at), Some(closed_at)),
     };
     sqlx::query(
         "UPDATE video_rooms SET admitted = $2, chat_enabled = $3, documents_enabled = $4,

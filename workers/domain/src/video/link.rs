@@ -4,7 +4,7 @@
 //! parts: nobody can make one for another appointment, another role or a
 //! later expiry. The expiry is the latest the link could ever serve (the
 //! slot's end plus the longest document window); whether it opens *now* is
-//! `room::Schedule::opens_at`'s question, asked on every use.
+//! `room::Schedule::landing`'s question, asked on every use.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -34,8 +34,10 @@ pub enum LinkRefusal {
     Malformed,
     #[error("the link's signature does not match")]
     BadSignature,
+    /// Authentic but past its expiry: what it names is kept, so that the
+    /// page can say why it is over (the document window closed on ...).
     #[error("the link expired")]
-    Expired,
+    Expired(JoinToken),
 }
 
 /// Signs and verifies join tokens with one key.
@@ -104,14 +106,15 @@ impl LinkSigner {
             .ok()
             .and_then(|s| DateTime::from_timestamp(s, 0))
             .ok_or(LinkRefusal::Malformed)?;
-        if now >= expires_at {
-            return Err(LinkRefusal::Expired);
-        }
-        Ok(JoinToken {
+        let token = JoinToken {
             appointment_id,
             role,
             expires_at,
-        })
+        };
+        if now >= expires_at {
+            return Err(LinkRefusal::Expired(token));
+        }
+        Ok(token)
     }
 }
 
@@ -176,12 +179,16 @@ mod tests {
     fn a_link_expires_after_the_longest_window() {
         let signer = LinkSigner::new("k");
         let end = at("2026-12-03T10:20:00Z");
-        let token = signer.sign(Uuid::now_v7(), Role::Operator, end);
+        let id = Uuid::now_v7();
+        let token = signer.sign(id, Role::Operator, end);
         assert!(signer.verify(&token, at("2026-12-06T10:19:00Z")).is_ok());
-        assert_eq!(
-            signer.verify(&token, at("2026-12-06T11:20:00Z")),
-            Err(LinkRefusal::Expired)
-        );
+        // Expired, it still says which room it was for (never a forged one).
+        match signer.verify(&token, at("2026-12-06T11:20:00Z")) {
+            Err(LinkRefusal::Expired(expired)) => {
+                assert_eq!((expired.appointment_id, expired.role), (id, Role::Operator));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

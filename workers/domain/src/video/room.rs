@@ -7,7 +7,9 @@
 //! ```
 //! Chat and documents are switched on and off by the operator at any time
 //! before the end; after the end, with the window open, only the citizen's
-//! document upload remains.
+//! document upload remains. What a link opens onto at a given time (the
+//! call, the window's document page, or a refusal saying why) is
+//! [`Schedule::landing`].
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -62,8 +64,15 @@ impl Default for RoomState {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Window {
     None,
-    Open { closes_at: DateTime<Utc> },
-    Closed { closed_at: DateTime<Utc> },
+    Open {
+        closes_at: DateTime<Utc>,
+    },
+    /// `closes_at` is the deadline the citizen was given; `closed_at` when
+    /// the timer fired (at or after it).
+    Closed {
+        closes_at: DateTime<Utc>,
+        closed_at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -152,8 +161,11 @@ pub fn control(
 /// The durable timer closes an open window (at or after `closes_at`).
 pub fn expire_window(state: &RoomState, now: DateTime<Utc>) -> Option<RoomState> {
     match state.window {
-        Window::Open { .. } => Some(RoomState {
-            window: Window::Closed { closed_at: now },
+        Window::Open { closes_at } => Some(RoomState {
+            window: Window::Closed {
+                closes_at,
+                closed_at: now,
+            },
             ..state.clone()
         }),
         _ => None,
@@ -214,22 +226,60 @@ pub enum ScheduleRefusal {
     NotYet(DateTime<Utc>),
     #[error("the appointment is over")]
     Over,
+    /// The call is over and so is its document window, due at this instant.
+    #[error("the document window closed at {0}")]
+    WindowClosed(DateTime<Utc>),
+}
+
+/// What a link opens onto (*dove porta il collegamento*), when it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Landing {
+    /// The call: device check, waiting room, the call itself.
+    Call,
+    /// After the call, the 72-hour window's page: documents, receipts and
+    /// upload only. No camera or microphone is asked for: the call is over.
+    Window { closes_at: DateTime<Utc> },
 }
 
 impl Schedule {
-    /// A link opens from `OPENS_BEFORE` the slot until its end, or, once the
-    /// call ended with a window granted, until the window closes.
-    pub fn admits(&self, state: &RoomState, now: DateTime<Utc>) -> Result<(), ScheduleRefusal> {
+    /// A link opens from `OPENS_BEFORE` the slot until its end onto the call,
+    /// or, once the call ended with a window granted, onto the window's page
+    /// until the window closes. Otherwise, why not.
+    pub fn landing(
+        &self,
+        state: &RoomState,
+        now: DateTime<Utc>,
+    ) -> Result<Landing, ScheduleRefusal> {
         let opens = self.starts_at - OPENS_BEFORE;
         if now < opens {
             return Err(ScheduleRefusal::NotYet(opens));
         }
         match state.window {
-            Window::Open { closes_at } if now < closes_at => Ok(()),
-            Window::Open { .. } | Window::Closed { .. } => Err(ScheduleRefusal::Over),
-            Window::None if now < self.ends_at && state.ended_at.is_none() => Ok(()),
-            Window::None => Err(ScheduleRefusal::Over),
+            Window::Open { closes_at } if now < closes_at => Ok(Landing::Window { closes_at }),
+            Window::None if now < self.ends_at && state.ended_at.is_none() => Ok(Landing::Call),
+            _ => Err(over(state, now)),
         }
+    }
+
+    /// Whether a link opens at all now.
+    pub fn admits(&self, state: &RoomState, now: DateTime<Utc>) -> Result<(), ScheduleRefusal> {
+        self.landing(state, now).map(|_| ())
+    }
+}
+
+/// Why a room's link no longer opens (also for an authentic link past its
+/// own expiry): its document window closed, and when uploads stopped (the
+/// deadline, or its timer if that fired first); otherwise simply over. A
+/// window still open (a call that overran its slot past the link's expiry)
+/// is not said to be closed.
+pub fn over(state: &RoomState, now: DateTime<Utc>) -> ScheduleRefusal {
+    match state.window {
+        Window::Closed {
+            closes_at,
+            closed_at,
+        } => ScheduleRefusal::WindowClosed(closes_at.min(closed_at)),
+        Window::Open { closes_at } if closes_at <= now => ScheduleRefusal::WindowClosed(closes_at),
+        _ => ScheduleRefusal::Over,
     }
 }
 
@@ -383,7 +433,7 @@ mod tests {
         );
         assert_eq!(
             schedule.admits(&granted, at("2026-12-06T10:15:00Z")),
-            Err(ScheduleRefusal::Over)
+            Err(ScheduleRefusal::WindowClosed(at("2026-12-06T10:15:00Z")))
         );
         let ended = control(
             &room,
@@ -396,6 +446,69 @@ mod tests {
             schedule.admits(&ended, at("2026-12-03T10:11:00Z")),
             Err(ScheduleRefusal::Over)
         );
+    }
+
+    #[test]
+    fn after_the_call_the_link_lands_on_the_window_page_then_says_when_it_closed() {
+        let schedule = Schedule {
+            starts_at: at("2026-12-03T10:00:00Z"),
+            ends_at: at("2026-12-03T10:20:00Z"),
+        };
+        let during = at("2026-12-03T10:05:00Z");
+        let room = control(&RoomState::new(), Role::Operator, Control::Admit, during).unwrap();
+        // During the call: the call (the device check comes with it).
+        assert_eq!(schedule.landing(&room, during), Ok(Landing::Call));
+        // Ended with the window: its page, with no devices, until it closes,
+        // also long after the slot's end.
+        let granted = control(&room, Role::Operator, Control::GrantWindow, during).unwrap();
+        let closes_at = at("2026-12-06T10:05:00Z");
+        for now in [
+            during,
+            at("2026-12-03T10:30:00Z"),
+            at("2026-12-06T10:04:59Z"),
+        ] {
+            assert_eq!(
+                schedule.landing(&granted, now),
+                Ok(Landing::Window { closes_at }),
+                "{now}"
+            );
+        }
+        // Due but its timer not yet fired, and fired late: closed at the
+        // deadline the citizen was given either way.
+        assert_eq!(
+            schedule.landing(&granted, closes_at),
+            Err(ScheduleRefusal::WindowClosed(closes_at))
+        );
+        let fired = expire_window(&granted, at("2026-12-06T10:09:00Z")).unwrap();
+        assert_eq!(
+            fired.window,
+            Window::Closed {
+                closes_at,
+                closed_at: at("2026-12-06T10:09:00Z")
+            }
+        );
+        assert_eq!(
+            schedule.landing(&fired, at("2026-12-09T00:00:00Z")),
+            Err(ScheduleRefusal::WindowClosed(closes_at))
+        );
+        // Ended without a window: simply over.
+        let ended = control(&room, Role::Operator, Control::EndCall, during).unwrap();
+        assert_eq!(schedule.landing(&ended, during), Err(ScheduleRefusal::Over));
+        // Why an expired link is over: the window if it has closed, never a
+        // window still open, else simply over.
+        assert_eq!(
+            over(&fired, at("2026-12-07T12:00:00Z")),
+            ScheduleRefusal::WindowClosed(closes_at)
+        );
+        assert_eq!(over(&granted, during), ScheduleRefusal::Over);
+        // A timer fired before its time (moved forward): closed when it fired.
+        let early = expire_window(&granted, at("2026-12-04T08:00:00Z")).unwrap();
+        assert_eq!(
+            schedule.landing(&early, at("2026-12-04T08:00:01Z")),
+            Err(ScheduleRefusal::WindowClosed(at("2026-12-04T08:00:00Z")))
+        );
+        assert_eq!(over(&ended, during), ScheduleRefusal::Over);
+        assert_eq!(over(&RoomState::new(), during), ScheduleRefusal::Over);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! (`relay.rs`), seats and state through PostgreSQL.
 //!
 //! Layout: `relay.rs` (the broker relay), `signalling.rs` (the WebSocket),
-//! `pages.rs` (HTML: welcome, code, operator sign-in, room, closed pages),
-//! `documents.rs` (the documents panel's JSON). Rules live in
+//! `pages.rs` (HTML: welcome, code, operator sign-in, room, the window's
+//! page, closed pages; the scripts), `documents.rs` (the documents panel's
+//! JSON). The favicon is `http::assets`, shared with the API server. Rules live in
 //! `domain::video`, operations in `crate::video`.
 
 mod documents;
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{dev::Server, web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -34,6 +35,7 @@ use crate::auth::Verifier;
 use crate::config::Settings;
 use crate::contract::Principal;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
+use crate::domain::cron::TIME_ZONE;
 use crate::domain::video::link::{LinkRefusal, LinkSigner};
 use crate::domain::video::rate::RateLimit;
 use crate::domain::video::room::ScheduleRefusal;
@@ -187,43 +189,64 @@ impl ResponseError for Problem {
     }
 }
 
+/// An instant as the pages say it: "10/12/2026 alle 10:15", Rome's clock.
+pub(crate) fn italian_time(at: DateTime<Utc>) -> String {
+    at.with_timezone(&TIME_ZONE)
+        .format("%d/%m/%Y alle %H:%M")
+        .to_string()
+}
+
 /// Why a link opens nothing, as a status, a code and the Italian sentence
 /// the pages show.
-pub(crate) fn link_refusal(error: &VideoError) -> (StatusCode, &'static str, &'static str) {
+pub(crate) fn link_refusal(error: &VideoError) -> (StatusCode, &'static str, String) {
     match error {
         VideoError::NoRoom => (
             StatusCode::NOT_FOUND,
             "invalid_link",
-            "Il collegamento non è valido: usa quello del Centro notifiche.",
+            "Il collegamento non è valido: usa quello del Centro notifiche.".into(),
         ),
         VideoError::Closed(ScheduleRefusal::NotYet(_)) => (
             StatusCode::FORBIDDEN,
             "not_yet",
-            "La stanza apre 15 minuti prima dell'appuntamento: torna più tardi.",
+            "La stanza apre 15 minuti prima dell'appuntamento: torna più tardi.".into(),
         ),
         VideoError::Closed(ScheduleRefusal::Over) => (
             StatusCode::GONE,
             "expired",
-            "Il collegamento è scaduto: questa videochiamata è terminata e la pagina non è più disponibile.",
+            "Il collegamento è scaduto: questa videochiamata è terminata e la pagina non è più disponibile.".into(),
+        ),
+        VideoError::Closed(ScheduleRefusal::WindowClosed(at)) => (
+            StatusCode::GONE,
+            "expired",
+            format!(
+                "La finestra di 72 ore per inviare i documenti si è chiusa il {}: \
+                 da questa pagina non è più possibile inviarli.",
+                italian_time(*at)
+            ),
         ),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "Il servizio non è al momento disponibile: riprova tra poco.",
+            "Il servizio non è al momento disponibile: riprova tra poco.".into(),
         ),
     }
 }
 
-/// The room a link opens now, or why not.
+/// The room a link opens now, or why not. An authentic link past its own
+/// expiry still says why it is over (the window closed on ...).
 pub(crate) async fn open_link(state: &GatewayState, token: &str) -> Result<Opened, VideoError> {
-    let verified = state.links.verify(token, Utc::now()).map_err(|refusal| {
-        tracing::info!(%refusal, "video link refused");
-        match refusal {
-            LinkRefusal::Expired => VideoError::Closed(ScheduleRefusal::Over),
-            LinkRefusal::Malformed | LinkRefusal::BadSignature => VideoError::NoRoom,
+    let now = Utc::now();
+    match state.links.verify(token, now) {
+        Ok(verified) => video::open(&state.pool, verified, now).await,
+        Err(LinkRefusal::Expired(expired)) => {
+            tracing::info!("video link refused: expired");
+            Err(video::expired(&state.pool, expired, now).await)
         }
-    })?;
-    video::open(&state.pool, verified, Utc::now()).await
+        Err(refusal) => {
+            tracing::info!(%refusal, "video link refused");
+            Err(VideoError::NoRoom)
+        }
+    }
 }
 
 /// The room, role and principal of a request bearing the link's token in
@@ -238,7 +261,11 @@ pub(crate) async fn authenticate(
         if status == StatusCode::SERVICE_UNAVAILABLE {
             return Problem::internal(error);
         }
-        Problem::new(status, code, message)
+        Problem {
+            status,
+            code,
+            message,
+        }
     })?;
     let role = opened.token.role;
     let key = request.cookie(PASS_COOKIE).ok_or_else(|| {
@@ -267,7 +294,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/health/live")
             .route(web::get().to(|| async { HttpResponse::Ok().body("ok") })),
     )
-    .service(web::resource("/static/stanza.js").route(web::get().to(pages::script)))
+    .service(web::resource("/static/stanza.js").route(web::get().to(pages::room_script)))
+    .service(web::resource("/static/documenti.js").route(web::get().to(pages::documents_script)))
+    .service(web::resource("/favicon.ico").route(web::get().to(crate::http::assets::favicon)))
     .service(web::resource("/stanza/{token}").route(web::get().to(pages::room)))
     .service(web::resource("/stanza/{token}/codice").route(web::post().to(pages::send_code)))
     .service(web::resource("/stanza/{token}/accesso").route(web::post().to(pages::redeem_code)))

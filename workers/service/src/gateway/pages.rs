@@ -1,8 +1,10 @@
 //! The citizen's and the operator's pages, in Italian: welcome and the SMS
 //! code (citizen), sign-in with the identity provider's token (operator),
 //! the room (device check, waiting room, call, chat, documents, session
-//! information), and a clear page when a link opens nothing (invalid, not
-//! yet, expired).
+//! information), after the call the 72-hour window's page (documents only:
+//! it loads no script that could ask for the camera or the microphone), and
+//! a clear page when a link opens nothing (invalid, not yet, expired, the
+//! window closed).
 
 use std::sync::LazyLock;
 
@@ -12,10 +14,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use minijinja::{context, Environment, UndefinedBehavior, Value};
 use serde::Deserialize;
 
-use super::{link_refusal, open_link, GatewayState, PASS_COOKIE};
+use super::{italian_time, link_refusal, open_link, GatewayState, PASS_COOKIE};
 use crate::contract::Principal;
 use crate::domain::cron::TIME_ZONE;
 use crate::domain::video::code::Code;
+use crate::domain::video::room::Landing;
 use crate::domain::video::Role;
 use crate::http::cross_origin;
 use crate::video::{self, Opened, VideoError};
@@ -50,6 +53,18 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "stanza.html",
             include_str!("../../templates/video/stanza.html"),
         ),
+        (
+            "finestra.html",
+            include_str!("../../templates/video/finestra.html"),
+        ),
+        (
+            "documenti.html",
+            include_str!("../../templates/video/documenti.html"),
+        ),
+        (
+            "informazioni.html",
+            include_str!("../../templates/video/informazioni.html"),
+        ),
     ] {
         if let Err(error) = env.add_template(name, source) {
             tracing::error!(%error, name, "video template does not parse");
@@ -58,7 +73,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-const SCRIPT: &str = include_str!("../../templates/video/stanza.js");
+/// The room's script: device check, signalling, WebRTC, chat, controls.
+const ROOM_SCRIPT: &str = include_str!("../../templates/video/stanza.js");
+/// The documents panel's script, shared by the room and the window's page.
+const DOCUMENTS_SCRIPT: &str = include_str!("../../templates/video/documenti.js");
 
 /// `same-origin`: the link's token (in the path) never leaves for another
 /// site, and our own forms keep their `Origin` (with `no-referrer` browsers
@@ -151,14 +169,25 @@ async fn form_link(
     }
 }
 
-pub async fn script() -> HttpResponse {
+fn script(source: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(SCRIPT)
+        .body(source)
 }
 
-/// `GET /stanza/<token>`: the room with a pass; otherwise the welcome page
+/// `GET /static/stanza.js`
+pub async fn room_script() -> HttpResponse {
+    script(ROOM_SCRIPT)
+}
+
+/// `GET /static/documenti.js`
+pub async fn documents_script() -> HttpResponse {
+    script(DOCUMENTS_SCRIPT)
+}
+
+/// `GET /stanza/<token>`: with a pass, what the link lands on (the room,
+/// or after the call the window's page); otherwise the welcome page
 /// (citizen) or the sign-in (operator).
 pub async fn room(
     state: web::Data<GatewayState>,
@@ -182,22 +211,31 @@ pub async fn room(
         None => None,
     };
     let page = about(&opened, &path);
+    // Until when the window's page is open ("" during the call).
+    let closes = match opened.landing {
+        Landing::Call => String::new(),
+        Landing::Window { closes_at } => italian_time(closes_at),
+    };
     match (pass, role) {
         (Some(principal), _) => {
             let operator_id = match &principal {
                 Principal::Operator { operator_id, .. } => Some(operator_id.clone()),
                 _ => opened.room.operator_id.clone(),
             };
+            let template = match opened.landing {
+                Landing::Call => "stanza.html",
+                Landing::Window { .. } => "finestra.html",
+            };
             render(
                 StatusCode::OK,
-                "stanza.html",
-                context! { role => role.as_str(), operator_id => operator_id.unwrap_or_else(|| "-".into()), ..page },
+                template,
+                context! { role => role.as_str(), operator_id => operator_id.unwrap_or_else(|| "-".into()), window_page => !closes.is_empty(), closes, ..page },
             )
         }
         (None, Role::Citizen) => render(
             StatusCode::OK,
             "benvenuto.html",
-            context! { error => "", ..page },
+            context! { error => "", closes, ..page },
         ),
         (None, Role::Operator) => render(
             StatusCode::OK,
@@ -353,5 +391,68 @@ pub async fn operator_sign_in(
             context! { error => "Questo appuntamento è di un'altra sede, o il token non è di un operatore.", ..page },
         ),
         Err(error) => closed_page(&error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(template: &str, window_page: bool) -> String {
+        TEMPLATES
+            .get_template(template)
+            .and_then(|t| {
+                t.render(context! {
+                    token => "t0k", room => "r", desk => "Conto assicurativo", office => "Roma",
+                    reason => "Informazioni", date => "03/12/2026", starts => "10:00",
+                    ends => "10:20", phone_tail => "567", citizen => "RSSMRA85T10A562S",
+                    citizen_name => "", operator_id => "E1", role => "citizen",
+                    closes => if window_page { "06/12/2026 alle 10:05" } else { "" },
+                    window_page, error => "",
+                })
+            })
+            .unwrap()
+    }
+
+    /// The window's page shows the documents panel at once and loads only
+    /// its script: nothing on it can ask for the camera or the microphone.
+    #[test]
+    fn the_window_page_is_documents_only_the_room_keeps_its_device_check() {
+        let window = page("finestra.html", true);
+        assert!(window.contains(r#"<section id="documenti" aria-labelledby"#));
+        assert!(window.contains(r#"data-window="true""#));
+        // Auto-escaped, as every value: the browser shows 06/12/2026.
+        assert!(
+            window.contains("fino al 06&#x2f;12&#x2f;2026 alle 10:05"),
+            "{window}"
+        );
+        assert!(window.contains(r#"<script src="/static/documenti.js"></script>"#));
+        assert!(!window.contains("stanza.js"));
+        assert!(!window.contains("id=\"verifica\"") && !window.contains("<video"));
+        assert!(!DOCUMENTS_SCRIPT.contains("getUserMedia"));
+        assert!(!DOCUMENTS_SCRIPT.contains("mediaDevices"));
+
+        let room = page("stanza.html", false);
+        assert!(room.contains(r#"<section id="documenti" hidden"#));
+        assert!(!room.contains("data-window"));
+        assert!(room.contains("id=\"verifica\""));
+        let documents = room.find("/static/documenti.js").unwrap();
+        assert!(documents < room.find("/static/stanza.js").unwrap());
+
+        let welcome = page("benvenuto.html", true);
+        assert!(
+            welcome.contains("puoi integrare i documenti mancanti fino al 06&#x2f;12&#x2f;2026")
+        );
+        assert!(!page("benvenuto.html", false).contains("integrare"));
+    }
+
+    #[test]
+    fn every_page_links_the_favicon_the_policy_allows() {
+        for template in ["benvenuto.html", "stanza.html", "finestra.html"] {
+            assert!(page(template, false).contains(r#"<link rel="icon" href="/favicon.ico""#));
+        }
+        assert!(CONTENT_SECURITY_POLICY
+            .split(';')
+            .any(|directive| directive.trim().starts_with("img-src 'self'")));
     }
 }

@@ -13,6 +13,9 @@ pub enum Surface {
     /// The operators' HTML pages under `/ufficio`: not part of the API,
     /// left out of the description on purpose.
     StaffPages,
+    /// Static assets beside the pages (the favicon): not part of the API,
+    /// left out of the description on purpose.
+    Assets,
 }
 
 /// One method on one path, and what serves it.
@@ -55,4 +58,14 @@ where
     F::Output: Responder + 'static,
 {
     endpoint(path, method, Surface::StaffPages, handler)
+}
+
+/// A static asset.
+pub(super) fn asset<F, Args>(path: &'static str, method: Method, handler: F) -> Endpoint
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    endpoint(path, method, Surface::Assets, handler)
 }

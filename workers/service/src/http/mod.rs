@@ -9,6 +9,7 @@
 mod access;
 mod applications;
 mod appointments;
+pub(crate) mod assets;
 mod caller;
 pub mod client;
 pub(crate) mod documents;

@@ -10,10 +10,11 @@
 use actix_web::http::Method;
 use actix_web::{web, Route};
 
-use super::endpoint::{api, Endpoint, Surface};
+use super::endpoint::{api, asset, Endpoint, Surface};
 
 use super::{
-    applications, appointments, documents, health, notifications, openapi, pin, staff, tickets,
+    applications, appointments, assets, documents, health, notifications, openapi, pin, staff,
+    tickets,
 };
 
 /// The whole table, in mounting order.
@@ -92,6 +93,7 @@ fn table() -> Vec<Endpoint> {
     table.extend(applications::endpoints());
     table.extend(pin::endpoints());
     table.extend(staff::endpoints());
+    table.push(asset("/favicon.ico", M::GET, assets::favicon));
     table
 }
 

@@ -17,7 +17,7 @@ use crate::domain::notification::SendOutcome;
 use crate::domain::video::code::{self, Attempt, Code, TooManyCodes};
 use crate::domain::video::link::JoinToken;
 use crate::domain::video::room::{
-    self, Control, ControlRefusal, RoomState, Schedule, ScheduleRefusal, Window,
+    self, Control, ControlRefusal, Landing, RoomState, Schedule, ScheduleRefusal, Window,
 };
 use crate::domain::video::Role;
 use crate::notifications::sms::SmsProvider;
@@ -62,6 +62,8 @@ pub struct Opened {
     pub token: JoinToken,
     pub appointment: AppointmentRecord,
     pub room: Room,
+    /// What the link opens onto now: the call, or the window's page.
+    pub landing: Landing,
 }
 
 /// The correlation id of everything done in an appointment's room.
@@ -114,13 +116,32 @@ pub async fn open(
         })
         .ok_or(VideoError::NoRoom)?;
     let room = store::ensure(&mut conn, &appointment).await?;
-    let opened = Opened {
+    let schedule = Schedule {
+        starts_at: appointment.starts_at,
+        ends_at: appointment.ends_at,
+    };
+    let landing = schedule.landing(&room.state, now)?;
+    Ok(Opened {
         token,
         appointment,
         room,
+        landing,
+    })
+}
+
+/// Why an authentic link past its expiry opens nothing: its room's
+/// document window closed (and when), else simply over. Reads only: an
+/// expired link makes no room.
+pub async fn expired(pool: &PgPool, token: JoinToken, now: DateTime<Utc>) -> VideoError {
+    let room = match pool.acquire().await {
+        Ok(mut conn) => store::get(&mut conn, token.appointment_id).await,
+        Err(error) => Err(error),
     };
-    opened.schedule().admits(&opened.room.state, now)?;
-    Ok(opened)
+    match room {
+        Ok(Some(room)) => VideoError::Closed(room::over(&room.state, now)),
+        Ok(None) => VideoError::Closed(ScheduleRefusal::Over),
+        Err(error) => VideoError::Database(error),
+    }
 }
 
 /// Sends a new one-time code to the appointment's phone (rate limited).

@@ -1,6 +1,9 @@
 // Sportello telematico: the room page. Plain JS, no framework.
 // Device check -> "Entra nella stanza" -> WebSocket signalling -> WebRTC.
 // The operator makes the offer once the citizen is admitted and present.
+// The documents panel is documenti.js (window.sportelloDocumenti). Only
+// the room loads this script: after the call the link lands on the window's
+// page, which never asks for the devices.
 (function () {
   "use strict";
   var root = document.getElementById("stanza");
@@ -10,7 +13,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var show = function (id, visible) { $(id).hidden = !visible; };
   var local = null, pc = null, ws = null, iceServers = [], state = null, peerPresent = false;
-  var pendingIce = [], docsTimer = null;
+  var pendingIce = [], documents = window.sportelloDocumenti;
 
   function say(id, text) { $(id).textContent = text; }
 
@@ -111,10 +114,9 @@
     show("finestra", s.phase === "window_open");
     show("chat", !ended && (role === "operator" || s.chat_enabled));
     var docs = s.phase === "window_open" || (!ended && (role === "operator" || s.documents_enabled));
-    show("documenti", docs);
-    if (docs && !docsTimer) { refreshDocuments(); docsTimer = setInterval(refreshDocuments, 2000); }
-    if (!docs && docsTimer) { clearInterval(docsTimer); docsTimer = null; }
-    if (ended) { hangUp(); }
+    if (docs) { documents.start(s.phase === "window_open"); } else { documents.stop(); }
+    // The call is over: the camera and the microphone are let go at once.
+    if (ended) { hangUp(); releaseDevices(); }
     maybeCall();
   }
 
@@ -150,6 +152,10 @@
       .then(function () { send({ type: "answer", sdp: pc.localDescription.sdp }); });
   }
   function hangUp() { if (pc) { pc.close(); pc = null; } pendingIce = []; }
+  function releaseDevices() {
+    if (local) { local.getTracks().forEach(function (t) { t.stop(); }); local = null; }
+    $("anteprima").srcObject = null; $("locale").srcObject = null;
+  }
 
   // 4. Chat
   function addChat(m) {
@@ -170,79 +176,5 @@
     button.addEventListener("click", function () { send({ type: "control", action: button.dataset.control }); });
   });
 
-  // 6. Documents
-  function item(d) {
-    var li = document.createElement("li");
-    li.dataset.id = d.id;
-    if (role === "operator" && d.direction === "from_citizen" && d.state === "uploaded") {
-      var box = document.createElement("input"); box.type = "checkbox"; box.value = d.id;
-      box.className = "da-protocollare"; box.setAttribute("aria-label", "Seleziona " + d.file_name);
-      li.appendChild(box);
-    }
-    var a = document.createElement("a");
-    a.href = base + "/documenti/" + d.id; a.textContent = d.file_name;
-    li.appendChild(a);
-    li.appendChild(document.createTextNode(" " + (d.size_bytes / 1024).toFixed(1) + " KB "));
-    if (d.label) {
-      var label = document.createElement("span");
-      label.className = "etichetta label-" + ({ green: "green", orange: "orange", red: "red" }[d.label.colour] || "none");
-      label.textContent = d.label.text; li.appendChild(label);
-    }
-    var mine = (role === "citizen") === (d.direction === "from_citizen");
-    if (mine && d.state === "uploaded") {
-      var del = document.createElement("button"); del.type = "button"; del.className = "secondary";
-      del.textContent = "Elimina"; del.setAttribute("aria-label", "Elimina " + d.file_name);
-      del.addEventListener("click", function () {
-        fetch(base + "/documenti/" + d.id, { method: "DELETE" }).then(refreshDocuments);
-      });
-      li.appendChild(del);
-    }
-    return li;
-  }
-  function refreshDocuments() {
-    fetch(base + "/documenti").then(function (r) { return r.ok ? r.json() : null; }).then(function (data) {
-      if (!data) { return; }
-      var sent = $("inviati"), got = $("ricevuti"), reg = $("protocollati");
-      var checked = {};
-      Array.prototype.forEach.call(document.querySelectorAll(".da-protocollare:checked"), function (b) { checked[b.value] = true; });
-      sent.textContent = ""; got.textContent = ""; reg.textContent = "";
-      data.documents.forEach(function (d) {
-        var li = item(d);
-        var box = li.querySelector(".da-protocollare"); if (box && checked[d.id]) { box.checked = true; }
-        (d.direction === "from_citizen" ? sent : got).appendChild(li);
-      });
-      data.registrations.forEach(function (r) {
-        var li = document.createElement("li"), a = document.createElement("a");
-        a.href = base + "/ricevute/" + r.id; a.textContent = r.signature;
-        li.appendChild(a); li.appendChild(document.createTextNode(" " + r.files.join(", ")));
-        reg.appendChild(li);
-      });
-    });
-  }
-  $("modulo-documenti").addEventListener("submit", function (e) {
-    e.preventDefault();
-    var files = $("file").files, body = new FormData();
-    if (!files.length) { say("esito-documenti", "Seleziona almeno un file."); return; }
-    for (var i = 0; i < files.length; i++) { body.append("file", files[i], files[i].name); }
-    var box = $("conformita");
-    if (box) {
-      if (!box.checked) { say("esito-documenti", "Dichiara che i documenti sono conformi all'originale."); return; }
-      body.append("conformity", "true");
-    }
-    fetch(base + "/documenti", { method: "POST", body: body }).then(function (r) {
-      return r.json().then(function (j) {
-        say("esito-documenti", r.ok ? "File inviati." : "File non inviati: " + (j.message || r.status));
-        $("file").value = ""; refreshDocuments();
-      });
-    });
-  });
-  var register = $("protocolla");
-  if (register) {
-    register.addEventListener("click", function () {
-      var ids = Array.prototype.map.call(document.querySelectorAll(".da-protocollare:checked"), function (b) { return b.value; });
-      if (!ids.length) { say("esito-documenti", "Seleziona i documenti da protocollare."); return; }
-      fetch(base + "/protocollazione", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ document_ids: ids }) })
-        .then(function (r) { say("esito-documenti", r.ok ? "Protocollazione in corso." : "Protocollazione non avviata."); refreshDocuments(); });
-    });
-  }
+  // 6. Documents: the shared panel (documenti.js, loaded first).
 })();

@@ -19,10 +19,11 @@ pub(super) struct OperatorView {
     pub(super) office: String,
 }
 
-/// Our pages need nothing but their own inline style and their own forms;
-/// they are never framed (no clickjacking of the action buttons).
+/// Our pages need nothing but their own inline style, their own forms and
+/// our favicon (`/favicon.ico`); they are never framed (no clickjacking of
+/// the action buttons).
 pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The templates, parsed once. `*.html` names switch on HTML auto-escaping;
 /// a misspelt variable fails rendering (and the unit test) instead of
@@ -145,6 +146,19 @@ mod tests {
     use super::*;
     use crate::tickets::SearchQuery;
     use uuid::Uuid;
+
+    /// Every page links the favicon, and the policy lets it load.
+    #[test]
+    fn pages_link_the_favicon_the_policy_allows() {
+        let login = TEMPLATES
+            .get_template("accesso.html")
+            .and_then(|t| t.render(context! { error => "" }))
+            .unwrap();
+        assert!(login.contains(r#"<link rel="icon" href="/favicon.ico""#));
+        assert!(CONTENT_SECURITY_POLICY
+            .split(';')
+            .any(|directive| directive.trim() == "img-src 'self'"));
+    }
 
     /// Every template renders with the values its handler gives it (a
     /// misspelt variable fails here, under SemiStrict).
