@@ -14,9 +14,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sportello-target}"
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://sportello:sportello@127.0.0.1:5432/postgres}"
 export RABBITMQ_MANAGEMENT_URL="${RABBITMQ_MANAGEMENT_URL:-http://guest:guest@127.0.0.1:15672}"
 export TEST_AMQP_BASE="${TEST_AMQP_BASE:-amqp://127.0.0.1:5672}"
-# The system tests mostly wait on the broker and the database: six at a
-# time keep two cores busy (144 s at two, 95 s at four, 80 s at six here).
-export RUST_TEST_THREADS="${RUST_TEST_THREADS:-6}"
+# Test threads: cargo's default (one per core). Six at a time cut the
+# system tests from 144 s to 80 s here, but twice left this box's RabbitMQ
+# 3.10 unable to create vhosts (each test makes one); not until that is
+# understood.
 
 # A real SMTP server (aiosmtpd) for the notification tests; each test reads
 # the mail of its own recipients from the mail directory.
