@@ -21,8 +21,8 @@ use sportello::workers::WorkerKind;
 
 const TAX_CODE: &str = "RSSMRA85T10A562S";
 
-/// The API with every worker the PIN needs, SMS to a fake provider, email
-/// to the sink.
+/// The API with every worker the PIN needs (the agents' checks over the
+/// broker too), SMS to a fake provider, email to the sink.
 async fn start() -> (Api, SmsGateway) {
     let sms = SmsGateway::start();
     let url = sms.url.clone();
@@ -42,6 +42,7 @@ async fn start() -> (Api, SmsGateway) {
             WorkerKind::Notify,
             WorkerKind::EmailSender,
             WorkerKind::SmsSender,
+            WorkerKind::PinChecks,
         ],
     );
     (api, sms)
@@ -1033,27 +1034,7 @@ fn check_request(half: &str) -> Value {
 #[actix_rt::test]
 async fn an_agent_checks_the_callers_half_over_the_broker_and_the_half_is_never_dead_lettered() {
     let _logs = crate::support::logs::capture();
-    let sms = SmsGateway::start();
-    let url = sms.url.clone();
-    let env = TestEnv::new_with(|settings| {
-        settings.sms_provider_url = Some(url);
-        settings.sms_provider_user = crate::support::sms_provider::USER.into();
-        settings.sms_provider_password = crate::support::sms_provider::PASSWORD.into();
-        settings.smtp_url = sink().url.clone();
-        settings.pin_max_failures = 5;
-    })
-    .await;
-    let api = Api::start_with(
-        env,
-        &[
-            WorkerKind::Intake,
-            WorkerKind::OutboxRelay,
-            WorkerKind::Notify,
-            WorkerKind::EmailSender,
-            WorkerKind::SmsSender,
-            WorkerKind::PinChecks,
-        ],
-    );
+    let (api, sms) = start().await;
     let mut dead = api.env.probe(DEAD_LETTER_EXCHANGE, "#").await;
     let (first, _second) = issued_pin(&api, &sms, &unique_mail("broker-check")).await;
     let mut requester = Requester::open(&api.env, "contact_center").await;
