@@ -252,9 +252,9 @@ async fn the_retention_job_forgets_only_messages_and_outcomes_older_than_the_ret
     sqlx::query(
         "INSERT INTO pin_credentials (tax_code, state, surname, name, birth_date, sex,
              birthplace_code, birth_municipality, birth_province, residence, channel,
-             requested_at, updated_at)
+             requested_at, issued_at, updated_at)
          VALUES ('RSSMRA85T10A562S', 'revoked', 'Rossi', 'Mario', '1985-12-10', 'M', 'A562',
-                 'San Giuliano Terme', 'PI', '{}', 'web', now(), now())",
+                 'San Giuliano Terme', 'PI', '{}', 'web', now(), now(), now())",
     )
     .execute(&env.pool)
     .await
