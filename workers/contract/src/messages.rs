@@ -201,6 +201,12 @@ pub struct AppointmentConfirmed {
     /// The video room (video appointments only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub video_link: Option<String>,
+    /// Where the office receives (in-person appointments, when known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub office_address: Option<String>,
+    /// The number the office calls (phone call-backs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_phone: Option<String>,
     pub contact: Contact,
 }
 
@@ -233,6 +239,12 @@ pub struct AppointmentCancelled {
     pub subject_tax_code: CodiceFiscale,
     pub office_aoo: String,
     pub office_name: String,
+    /// The desk's name, as the citizen reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desk: Option<String>,
+    /// `in_person`, `phone` or `video`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     pub starts_at: DateTime<Utc>,
     /// `citizen` or `office`.
     pub cancelled_by: String,

@@ -69,6 +69,30 @@ pub enum Rejection {
     PinRequest(String),
 }
 
+impl Rejection {
+    /// A stable code for programs, as a refusal answered on `reply_to`
+    /// carries it (the message says the rest).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Contract(_) | Rejection::Decode(_) => "invalid_message",
+            Rejection::RoutingKeyMismatch { .. } => "routing_key_mismatch",
+            Rejection::NotAnIntakeMessage(_) => "unknown_message_type",
+            Rejection::PrincipalNotAllowed { .. } | Rejection::Access { .. } => "forbidden",
+            Rejection::PinVerification(_) => "pin_verification_required",
+            Rejection::MissingSubject(_) | Rejection::IntermediaryWithoutPosition => {
+                "missing_subject"
+            }
+            Rejection::NoDelegation { .. }
+            | Rejection::NoPersonalDelegation(_)
+            | Rejection::Delegation(_) => "no_delegation",
+            Rejection::Attachment { .. } => "invalid_attachment",
+            Rejection::Application(_) => "application_refused",
+            Rejection::Policy(_) => "policy_unavailable",
+            Rejection::PinRequest(_) => "pin_request_refused",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Idempotency {
     pub message_id: Uuid,

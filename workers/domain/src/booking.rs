@@ -140,6 +140,64 @@ pub fn admit_command(routing_key: &str, body: &[u8]) -> Result<AdmittedCommand, 
     })
 }
 
+/// What a booking command (or availability query) refused at admission
+/// still says about itself, enough to answer its sender on `reply_to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedMessage {
+    pub message_type: &'static str,
+    /// The envelope's, when it has one (the AMQP property wins in replies).
+    pub correlation_id: String,
+    pub message_id: Option<uuid::Uuid>,
+}
+
+/// The command a refused body meant to be, if it is JSON naming a booking
+/// command's type: anything else is no command, and only dead-lettered.
+pub fn refused_command(body: &[u8]) -> Option<RefusedMessage> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let named = value.get("type").and_then(serde_json::Value::as_str)?;
+    let message_type = [
+        HOLD_REQUESTED,
+        CONFIRM_REQUESTED,
+        CANCEL_REQUESTED,
+        CALLBACK_OUTCOME,
+    ]
+    .into_iter()
+    .find(|known| *known == named)?;
+    Some(RefusedMessage::of(message_type, &value))
+}
+
+impl RefusedMessage {
+    fn of(message_type: &'static str, value: &serde_json::Value) -> Self {
+        let text = |field: &str| value.get(field).and_then(serde_json::Value::as_str);
+        RefusedMessage {
+            message_type,
+            correlation_id: text("correlation_id")
+                .filter(|id| !id.is_empty())
+                .unwrap_or("unknown")
+                .to_owned(),
+            message_id: text("message_id").and_then(|id| id.parse().ok()),
+        }
+    }
+}
+
+/// What a refused availability query asked, when its answer can say it
+/// back (the answer's schema requires a well-formed office, desk and mode).
+pub fn refused_query(body: &[u8]) -> Option<(RefusedMessage, [String; 3])> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if value.get("type").and_then(serde_json::Value::as_str) != Some(AVAILABILITY_REQUESTED) {
+        return None;
+    }
+    let text = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_str);
+    let office = text("/payload/office_aoo")
+        .filter(|o| o.len() == 4 && o.bytes().all(|b| b.is_ascii_digit()))?;
+    let desk = text("/payload/desk").filter(|d| {
+        super::appointment::DeskKind::parse(d).is_ok() && d.len() <= 64
+    })?;
+    let mode = text("/payload/mode").filter(|m| super::appointment::Mode::parse(m).is_ok())?;
+    let asked = [office.to_owned(), desk.to_owned(), mode.to_owned()];
+    Some((RefusedMessage::of(AVAILABILITY_REQUESTED, &value), asked))
+}
+
 /// Admits an availability query published with `routing_key`.
 pub fn admit_query(
     routing_key: &str,
@@ -307,6 +365,22 @@ mod tests {
             admit_value("web.appointment.hold_requested", &value).unwrap_err(),
             Rejection::Access { .. }
         ));
+    }
+
+    #[test]
+    fn a_refused_command_can_still_be_answered_but_garbage_cannot() {
+        let mut weak = example(HOLD_REQUESTED);
+        weak["principal"]["authentication"] = json!({"method": "SPID", "level": 1});
+        let body = serde_json::to_vec(&weak).unwrap();
+        let refused = refused_command(&body).expect("a hold, however refused");
+        assert_eq!(refused.message_type, HOLD_REQUESTED);
+        assert_eq!(refused.correlation_id, weak["correlation_id"].as_str().unwrap());
+        assert!(refused.message_id.is_some());
+        let not_json = refused_command(b"\xff{");
+        let not_a_command = refused_command(br#"{"type": "ticket.opened"}"#);
+        assert_eq!((not_json, not_a_command), (None, None));
+        let bare = refused_command(br#"{"type": "appointment.cancel_requested"}"#).unwrap();
+        assert_eq!((bare.correlation_id.as_str(), bare.message_id), ("unknown", None));
     }
 
     #[test]

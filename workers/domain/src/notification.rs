@@ -113,6 +113,12 @@ pub struct Rule {
     /// JSON pointer to the office responsible for the subject, when the
     /// subject is not looked up (its operators read the delivery log).
     pub office: Option<String>,
+    /// JSON pointers to the fields the rule's templates cannot do without:
+    /// an event lacking one is dead-lettered, naming it. Every other field a
+    /// rule or template reads is optional: absent, it is left out (no
+    /// deadline, no link, a sentence less), never a dead letter.
+    #[serde(default)]
+    pub requires: Vec<String>,
     /// JSON pointer to the deadline or the appointment's start.
     pub due_at: Option<String>,
     /// JSON pointer to a link (e.g. the video room).
@@ -156,6 +162,14 @@ pub fn reminder_time(
 }
 
 impl Rule {
+    /// The first field the rule requires that `event` lacks (absent or null).
+    pub fn missing_field(&self, event: &Value) -> Option<&str> {
+        self.requires
+            .iter()
+            .find(|pointer| event.pointer(pointer).is_none_or(Value::is_null))
+            .map(String::as_str)
+    }
+
     pub fn matches(&self, event: &Value) -> bool {
         event.get("type").and_then(Value::as_str) == Some(self.event.as_str())
             && self
@@ -248,6 +262,11 @@ impl Rules {
             }
             if rule.link_on_due_day && rule.due_at.is_none() {
                 return Err(invalid("link_on_due_day needs due_at"));
+            }
+            if let Some(pointer) = rule.requires.iter().find(|p| !p.starts_with('/')) {
+                return Err(invalid(&format!(
+                    "requires {pointer:?}, which is not a JSON pointer"
+                )));
             }
             if !rule.routing_key.starts_with(&rule.event) {
                 return Err(invalid("routing_key must start with the event type"));
@@ -486,6 +505,40 @@ mod tests {
     }
 
     #[test]
+    fn every_mode_of_a_confirmed_appointment_has_its_own_rule_and_the_cancellation_withdraws_each(
+    ) {
+        let rules = rules();
+        let confirmed = |mode: &str| {
+            json!({"type": "appointment.confirmed",
+                   "payload": {"mode": mode, "starts_at": "2026-12-10T09:00:00Z",
+                               "ends_at": "2026-12-10T09:30:00Z", "office_name": "Crema",
+                               "desk": "aziende", "callback_phone": "+393331234567"}})
+        };
+        let cancelling = rules.get("appointment-cancelled").unwrap();
+        let mut templates = Vec::new();
+        for mode in ["in_person", "phone", "video"] {
+            let event = confirmed(mode);
+            let matched: Vec<&Rule> = rules.matching(&event).collect();
+            assert_eq!(matched.len(), 1, "{mode}");
+            let rule = matched[0];
+            assert!(cancelling.withdraws.contains(&rule.id), "{mode}");
+            assert!(rule.reminder.is_some(), "{mode} is reminded");
+            assert_eq!(rule.tab, Tab::Deadlines, "{mode} is in Scadenze");
+            templates.extend(rule.templates().map(str::to_owned));
+            // What one mode requires, the others need not carry.
+            let video = rule.missing_field(&event);
+            assert_eq!(video.is_some(), mode == "video", "{mode}: {video:?}");
+        }
+        templates.sort();
+        templates.dedup();
+        assert_eq!(templates.len(), 6, "a template per mode and its reminder");
+        let no_phone = json!({"type": "appointment.confirmed",
+                              "payload": {"mode": "phone", "starts_at": "2026-12-10T09:00:00Z"}});
+        let phone = rules.matching(&no_phone).next().unwrap();
+        assert_eq!(phone.missing_field(&no_phone), Some("/payload/ends_at"));
+    }
+
+    #[test]
     fn rules_are_checked_when_loaded() {
         let rule = |extra: &str| {
             format!(
@@ -527,7 +580,7 @@ mod tests {
         let confirmed = rules.get("appointment-confirmed").unwrap();
         let reminder = confirmed.reminder_rule().unwrap();
         assert_eq!(reminder.id, "appointment-confirmed.reminder");
-        assert_eq!(reminder.template, "appointment_reminder");
+        assert_eq!(reminder.template, "appointment_reminder_video");
         assert_eq!(reminder.tab, Tab::Appointments);
         assert_eq!(
             (&reminder.due_at, &reminder.link),

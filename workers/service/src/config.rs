@@ -206,6 +206,17 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub appointment_hold_minutes: u32,
 
+    /// Live appointments (held or confirmed, not yet begun) one citizen may
+    /// have at one desk of one office on one day, in any mode.
+    #[arg(long, env = "APPOINTMENT_LIMIT_PER_DESK_DAY", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub appointment_limit_per_desk_day: u32,
+
+    /// Live appointments one citizen may have in all.
+    #[arg(long, env = "APPOINTMENT_LIMIT_LIVE", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub appointment_limit_live: u32,
+
     /// Most booking commands one appointments worker applies in one
     /// transaction (each in its own savepoint).
     #[arg(long, env = "APPOINTMENT_BATCH_SIZE", default_value_t = 64,

@@ -9,7 +9,8 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use sportello_domain::appointment::{
-    AppointmentState, CalendarRule, CancelledBy, Closure, Conversation, Mode, HOLD_TIMER_KIND,
+    calendar, AppointmentState, CalendarRule, CancelledBy, Closure, Conversation, Mode, Seat,
+    HOLD_TIMER_KIND,
 };
 
 /// One slot of one desk and mode: the key of its capacity row.
@@ -26,6 +27,9 @@ pub struct SlotKey {
 pub struct DeskNames {
     pub office_name: String,
     pub desk_name: String,
+    /// Every topic the desk handles is a Cassetto topic (`ambiti.cassetto`):
+    /// a booking there comes from its conversation.
+    pub cassetto_topics_only: bool,
 }
 
 /// `None` when the office has no such desk; `office_exists` tells which.
@@ -35,7 +39,9 @@ pub async fn desk(
     desk_kind: &str,
 ) -> Result<Option<DeskNames>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT o.name AS office_name, d.name AS desk_name
+        "SELECT o.name AS office_name, d.name AS desk_name,
+                coalesce((SELECT bool_and(a.cassetto) FROM ambiti a WHERE a.desk_kind = d.kind),
+                         false) AS cassetto_topics_only
          FROM desks d JOIN offices o ON o.aoo = d.office_aoo
          WHERE d.office_aoo = $1 AND d.kind = $2",
     )
@@ -47,6 +53,7 @@ pub async fn desk(
         Ok(DeskNames {
             office_name: row.try_get("office_name")?,
             desk_name: row.try_get("desk_name")?,
+            cassetto_topics_only: row.try_get("cassetto_topics_only")?,
         })
     })
     .transpose()
@@ -278,6 +285,43 @@ pub async fn insert(
     decode(&row)
 }
 
+/// Serialises, until the transaction ends, the holds for one citizen, so
+/// that two at once cannot both pass the booking limits. Taken before any
+/// slot row (a batch takes all of its citizens first, in order).
+pub async fn lock_citizen(conn: &mut PgConnection, tax_code: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("appointments:{tax_code}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The citizen's live appointments at `now` (held and not lapsed, or
+/// confirmed; not yet begun), as the booking limits count them.
+pub async fn live_seats(
+    conn: &mut PgConnection,
+    tax_code: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Seat>, sqlx::Error> {
+    let rows: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT office_aoo, desk_kind, starts_at FROM appointments
+         WHERE subject_tax_code = $1 AND starts_at > $2
+           AND (state = 'confirmed' OR (state = 'held' AND hold_expires_at > $2))",
+    )
+    .bind(tax_code)
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(office_aoo, desk_kind, starts_at)| Seat {
+            office_aoo,
+            desk_kind,
+            day: calendar::rome_date(starts_at),
+        })
+        .collect())
+}
+
 /// Whether `error` is a second hold under an idempotency key already used.
 pub fn is_key_conflict(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db)
@@ -295,6 +339,8 @@ pub struct AppointmentRecord {
     pub channel: String,
     pub office_aoo: String,
     pub office_name: String,
+    /// Where the office receives (in-person appointments), when known.
+    pub office_address: Option<String>,
     pub desk_kind: String,
     pub desk_name: String,
     pub mode: Mode,
@@ -332,7 +378,7 @@ impl AppointmentRecord {
 
 const COLUMNS: &str =
     "a.id, a.subject_tax_code, a.citizen_name, a.matricola, a.channel, a.office_aoo,
-     o.name AS office_name, a.desk_kind, d.name AS desk_name, a.mode, a.starts_at, a.ends_at,
+     o.name AS office_name, o.address AS office_address, a.desk_kind, d.name AS desk_name, a.mode, a.starts_at, a.ends_at,
      a.state, a.hold_expires_at, a.phone, a.notes, a.ticket_id, a.cancelled_by,
      a.cancel_reason, a.created_at, a.updated_at, a.confirmed_at, a.cancelled_at,
      a.booked_by, a.booked_by_key, a.request_sha256
@@ -352,6 +398,7 @@ fn decode(row: &PgRow) -> Result<AppointmentRecord, sqlx::Error> {
         channel: row.try_get("channel")?,
         office_aoo: row.try_get("office_aoo")?,
         office_name: row.try_get("office_name")?,
+        office_address: row.try_get("office_address")?,
         desk_kind: row.try_get("desk_kind")?,
         desk_name: row.try_get("desk_name")?,
         mode: Mode::parse(&mode).map_err(|e| bad(e.0))?,
@@ -525,6 +572,8 @@ pub struct ConversationFacts {
     pub subject_tax_code: String,
     pub matricola: Option<String>,
     pub office_aoo: String,
+    /// The kind of desk its topic (ambito) is handled at, when it has one.
+    pub desk_kind: Option<String>,
     pub conversation: Conversation,
 }
 
@@ -535,7 +584,7 @@ pub async fn conversation(
     let row = sqlx::query(
         "SELECT t.subject_tax_code, t.matricola, t.office_aoo, t.opened_at,
                 t.outcome = 'respinta' AS rejected,
-                coalesce(a.appointment_after_days, 10) AS after_days
+                coalesce(a.appointment_after_days, 10) AS after_days, a.desk_kind
          FROM tickets t LEFT JOIN ambiti a ON a.code = t.ambito
          WHERE t.id = $1",
     )
@@ -548,6 +597,7 @@ pub async fn conversation(
             subject_tax_code: row.try_get("subject_tax_code")?,
             matricola: row.try_get("matricola")?,
             office_aoo: row.try_get("office_aoo")?,
+            desk_kind: row.try_get("desk_kind")?,
             conversation: Conversation {
                 first_message_at: row.try_get("opened_at")?,
                 after_days: u32::try_from(after_days).unwrap_or(0),

@@ -190,6 +190,37 @@ pub enum SlotRefusal {
     },
 }
 
+/// Whether, seen at `now`, a slot starting at `starts_at` may be booked at
+/// all: after `now` and at most `BOOKING_HORIZON_DAYS` ahead. Availability
+/// (`bookable_slots`) and the hold (`check_slot`) both ask this, so neither
+/// offers what the other refuses.
+pub fn within_booking_window(
+    starts_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), SlotRefusal> {
+    if starts_at <= now {
+        return Err(SlotRefusal::InThePast(starts_at));
+    }
+    if starts_at > now + Duration::days(BOOKING_HORIZON_DAYS) {
+        return Err(SlotRefusal::TooFarAhead);
+    }
+    Ok(())
+}
+
+/// The slots from `from` to `to` (local dates, both included) that a hold
+/// made at `now` would accept, seats aside: `slots` within the booking window.
+pub fn bookable_slots(
+    rules: &[CalendarRule],
+    closures: &[Closure],
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+) -> Vec<Slot> {
+    let mut slots = slots(rules, closures, from, to);
+    slots.retain(|slot| within_booking_window(slot.starts_at, now).is_ok());
+    slots
+}
+
 /// The slot starting at `starts_at`, or why there is none.
 pub fn check_slot(
     rules: &[CalendarRule],
@@ -197,12 +228,7 @@ pub fn check_slot(
     starts_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Slot, SlotRefusal> {
-    if starts_at <= now {
-        return Err(SlotRefusal::InThePast(starts_at));
-    }
-    if starts_at > now + Duration::days(BOOKING_HORIZON_DAYS) {
-        return Err(SlotRefusal::TooFarAhead);
-    }
+    within_booking_window(starts_at, now)?;
     let local = starts_at.with_timezone(&TIME_ZONE).naive_local();
     let day = local.date();
     if let Some(reason) = closed_because(day, closures) {
@@ -461,5 +487,33 @@ mod tests {
             check_slot(&ended, &[], at(8, 50), now),
             Err(SlotRefusal::NoOpeningThatDay(_))
         ));
+    }
+
+    #[test]
+    fn availability_offers_exactly_what_a_hold_accepts() {
+        // Mid-slot "now", a range from before now to past the horizon, and a
+        // closure inside it: every slot offered is accepted, every slot of
+        // the calendar left out is refused.
+        let rules: Vec<_> = (1..=5)
+            .map(|w| rule(w, time(8, 30), time(12, 30), 30))
+            .collect();
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 9, 10, 0).unwrap();
+        let closures = [Closure {
+            day: date(2027, 1, 19),
+            reason: "San Bassiano".into(),
+        }];
+        let (from, to) = (date(2026, 11, 30), date(2027, 4, 30));
+        let offered = bookable_slots(&rules, &closures, from, to, now);
+        assert!(offered.first().is_some_and(|s| s.starts_at > now));
+        let last = offered.last().map(|s| s.starts_at);
+        assert!(last.is_some_and(|at| at <= now + Duration::days(BOOKING_HORIZON_DAYS)));
+        for slot in &offered {
+            assert_eq!(check_slot(&rules, &closures, slot.starts_at, now), Ok(*slot));
+        }
+        for slot in slots(&rules, &[], from, to) {
+            if !offered.contains(&slot) {
+                assert!(check_slot(&rules, &closures, slot.starts_at, now).is_err());
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! booking from a conversation. Calendars and slots are in `calendar`.
 
 pub mod calendar;
+pub mod limits;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use super::document::Side;
 use sportello_contract::{Channel, CodiceFiscale, Principal};
 
 pub use calendar::{CalendarRule, Closure, Slot, SlotRefusal};
+pub use limits::{check_limits, BookingLimits, LimitReached, Seat};
 
 /// Kind of timer that expires an unconfirmed hold (key: the appointment id).
 pub const HOLD_TIMER_KIND: &str = "appointment.hold";
@@ -385,6 +387,21 @@ pub fn cassetto_eligibility(
         Err(NotYetEligible { possible_from })
     }
 }
+
+/// Whether a booking concerns a Cassetto topic (seed 001) and so must come
+/// from the conversation about it, after the topic's days or a rejection:
+/// it is made on the Cassetto channel, or at a desk whose every topic is a
+/// Cassetto topic (`ambiti.cassetto`: UniEmens, versamenti, DURC,
+/// certificazioni, all at the companies' desk), whoever books and on
+/// whichever channel.
+pub fn needs_conversation(channel: Channel, desk_handles_cassetto_topics_only: bool) -> bool {
+    channel == Channel::Cassetto || desk_handles_cassetto_topics_only
+}
+
+/// A booking on a Cassetto topic without its conversation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an appointment on a Cassetto topic is requested from its conversation (\"Richiedi appuntamento\"): give its ticket_id")]
+pub struct ConversationRequired;
 
 /// Who an appointment is for, as the booking principal may book it.
 #[derive(Debug, Clone, PartialEq, Eq)]

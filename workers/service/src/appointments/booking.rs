@@ -17,8 +17,9 @@ use crate::contract::{
 use crate::domain::access::CaseParties;
 use crate::domain::access::Delegation;
 use crate::domain::appointment::{
-    booking_party, calendar, cassetto_eligibility, decide, AppointmentState, CancelledBy,
-    CitizenName, Command, DeskKind, Mode, Notes, PhoneNumber, Transition, HOLD_TIMER_KIND,
+    booking_party, calendar, cassetto_eligibility, check_limits, decide, needs_conversation,
+    AppointmentState, CancelledBy, CitizenName, Command, ConversationRequired, DeskKind, Mode,
+    Notes, PhoneNumber, Seat, Transition, HOLD_TIMER_KIND,
 };
 use crate::domain::document::Side;
 use crate::store::appointments::{self as store, AppointmentRecord, NewAppointment, SlotKey};
@@ -136,9 +137,10 @@ pub async fn hold(
 }
 
 /// *Prenota* in the caller's transaction: checks the values, who books for
-/// whom (delegation, Cassetto eligibility), the slot against the calendar,
-/// takes a seat (or answers "slot taken" with alternatives), writes the
-/// hold and schedules its expiry. `lookups` spares the commands of one
+/// whom (delegation; a Cassetto topic from its conversation, when eligible),
+/// the slot against the calendar, the citizen's booking limits (under the
+/// citizen's lock), takes a seat (or answers "slot taken" with
+/// alternatives), writes the hold and schedules its expiry. `lookups` spares the commands of one
 /// batch reading the same reference data again.
 #[allow(clippy::too_many_arguments)]
 pub async fn hold_in(
@@ -186,7 +188,7 @@ pub async fn hold_in(
         .transpose()
         .map_err(invalid)?;
     // Which of office and desk is unknown, before any other refusal.
-    lookups
+    let desk_names = lookups
         .desk_names(conn, office.as_str(), desk.as_str())
         .await?;
     let channel = request
@@ -195,17 +197,28 @@ pub async fn hold_in(
     let party = booking_party(principal, on_behalf_of.as_ref(), office.as_str(), channel)
         .map_err(|e| AppointmentError::Forbidden(e.to_string()))?;
     let mut matricola = request.matricola.clone();
-    if let Some(ticket_id) = request.ticket_id {
-        let facts = store::conversation(conn, ticket_id)
-            .await?
-            .ok_or_else(|| invalid(format!("no conversation (ticket) {ticket_id}")))?;
-        if facts.subject_tax_code != party.subject.as_str() {
-            return Err(AppointmentError::Forbidden(
-                "the conversation is about another citizen".into(),
-            ));
+    let from_conversation = needs_conversation(party.channel, desk_names.cassetto_topics_only);
+    match request.ticket_id {
+        None if from_conversation => return Err(ConversationRequired.into()),
+        None => {}
+        Some(ticket_id) => {
+            let facts = store::conversation(conn, ticket_id)
+                .await?
+                .ok_or_else(|| invalid(format!("no conversation (ticket) {ticket_id}")))?;
+            if facts.subject_tax_code != party.subject.as_str() {
+                return Err(AppointmentError::Forbidden(
+                    "the conversation is about another citizen".into(),
+                ));
+            }
+            if let Some(topic_desk) = facts.desk_kind.filter(|d| d != desk.as_str()) {
+                return Err(invalid(format!(
+                    "the conversation's topic is handled at the desk `{topic_desk}`, not `{}`",
+                    desk.as_str()
+                )));
+            }
+            cassetto_eligibility(&facts.conversation, now)?;
+            matricola = matricola.or(facts.matricola);
         }
-        cassetto_eligibility(&facts.conversation, now)?;
-        matricola = matricola.or(facts.matricola);
     }
     if party.needs_delegation {
         check_delegation(
@@ -224,6 +237,14 @@ pub async fn hold_in(
     let day = calendar::rome_date(request.starts_at);
     let closures = lookups.closures(conn, office.as_str(), day).await?;
     let slot = calendar::check_slot(&rules, &closures, request.starts_at, now)?;
+    store::lock_citizen(conn, party.subject.as_str()).await?;
+    let live = store::live_seats(conn, party.subject.as_str(), now).await?;
+    let wanted = Seat {
+        office_aoo: office.as_str().into(),
+        desk_kind: desk.as_str().into(),
+        day: calendar::rome_date(slot.starts_at),
+    };
+    check_limits(settings.limits, &live, &wanted)?;
     let key = SlotKey {
         office_aoo: office.as_str().into(),
         desk_kind: desk.as_str().into(),
@@ -417,6 +438,11 @@ fn confirmed_event(
             ends_at: appointment.ends_at,
             video_link: (appointment.mode == Mode::Video)
                 .then(|| settings.video_link(appointment.id, appointment.ends_at)),
+            office_address: appointment
+                .office_address
+                .clone()
+                .filter(|_| appointment.mode == Mode::InPerson),
+            callback_phone: (appointment.mode == Mode::Phone).then(|| appointment.phone.clone()),
             contact: Contact {
                 email: None,
                 phone: Some(appointment.phone.clone()),
@@ -444,6 +470,8 @@ fn cancelled_event(
             subject_tax_code: subject_of(appointment)?,
             office_aoo: appointment.office_aoo.clone(),
             office_name: appointment.office_name.clone(),
+            desk: Some(appointment.desk_name.clone()),
+            mode: Some(appointment.mode.as_str().into()),
             starts_at: appointment.starts_at,
             cancelled_by: by.as_str().into(),
             reason: reason.map(Into::into),

@@ -13,7 +13,9 @@ use super::lookups::Lookups;
 use super::receipt::Receipt;
 use super::{callbacks, AppointmentError, BookingSettings, HoldRequest};
 use crate::contract::appointments::{CommandOutcome, CommandResult, FreeSlot, Refusal};
-use crate::domain::booking::{application_order, repeats, AdmittedCommand, BookingCommand};
+use crate::domain::booking::{
+    application_order, hold_subject, repeats, AdmittedCommand, BookingCommand,
+};
 use crate::store::booking_commands;
 use crate::store::inbox::{self, InboxOutcome};
 
@@ -40,6 +42,7 @@ pub async fn apply_batch(
         .filter(|&position| seen[position] == InboxOutcome::New)
         .collect();
     let new_commands: Vec<&BookingCommand> = new.iter().map(|&p| &batch[p].command).collect();
+    lock_citizens(conn, &new_commands).await?;
     let mut outcomes: Vec<Option<CommandOutcome>> = vec![None; batch.len()];
     let mut lookups = Lookups::default();
     for index in application_order(&new_commands) {
@@ -88,6 +91,29 @@ pub async fn apply_batch(
             outcome.ok_or_else(|| AppointmentError::Invalid("a command without outcome".into()))
         })
         .collect()
+}
+
+/// Takes the lock of every citizen the batch's holds are for, in one order,
+/// before any slot row: each hold takes its citizen's lock again (the
+/// booking limits), and two batches taking them as they go could deadlock
+/// on a citizen and a slot.
+async fn lock_citizens(
+    conn: &mut PgConnection,
+    commands: &[&BookingCommand],
+) -> Result<(), AppointmentError> {
+    let mut citizens: Vec<&str> = commands
+        .iter()
+        .filter_map(|command| match command {
+            BookingCommand::Hold(envelope) => hold_subject(envelope).map(|c| c.as_str()),
+            _ => None,
+        })
+        .collect();
+    citizens.sort_unstable();
+    citizens.dedup();
+    for citizen in citizens {
+        crate::store::appointments::lock_citizen(conn, citizen).await?;
+    }
+    Ok(())
 }
 
 /// The answer to a repeat whose outcome is no longer kept.

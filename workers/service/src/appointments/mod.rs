@@ -22,7 +22,8 @@ use crate::config::Settings;
 use crate::contract::Principal;
 use crate::domain::access::CaseParties;
 use crate::domain::appointment::{
-    calendar, side_on_appointment, Mode, NotYetEligible, SlotRefusal, StateRefusal,
+    calendar, side_on_appointment, BookingLimits, ConversationRequired, LimitReached, Mode,
+    NotYetEligible, SlotRefusal, StateRefusal,
 };
 use crate::domain::cron::TIME_ZONE;
 use crate::domain::document::Side;
@@ -61,6 +62,10 @@ pub enum AppointmentError {
     State(#[from] StateRefusal),
     #[error(transparent)]
     NotYetEligible(#[from] NotYetEligible),
+    #[error(transparent)]
+    ConversationRequired(#[from] ConversationRequired),
+    #[error(transparent)]
+    LimitReached(#[from] LimitReached),
     #[error("this Idempotency-Key was already used for another booking")]
     KeyReused,
     #[error("the receipt is issued once the appointment is confirmed")]
@@ -85,6 +90,8 @@ impl AppointmentError {
             AppointmentError::State(StateRefusal::HoldExpired) => "hold_expired",
             AppointmentError::State(_) => "illegal_transition",
             AppointmentError::NotYetEligible(_) => "not_yet_eligible",
+            AppointmentError::ConversationRequired(_) => "conversation_required",
+            AppointmentError::LimitReached(_) => "limit_reached",
             AppointmentError::KeyReused => "idempotency_key_reused",
             AppointmentError::NotConfirmed => "not_confirmed",
             AppointmentError::Database(_) | AppointmentError::Encoding(_) => "internal",
@@ -110,6 +117,9 @@ pub struct BookingSettings {
     pub video_base_url: String,
     /// Signs the rooms' join links (`VIDEO_LINK_SECRET`).
     pub video_links: crate::domain::video::link::LinkSigner,
+    /// How many live appointments one citizen may have
+    /// (`APPOINTMENT_LIMIT_PER_DESK_DAY`, `APPOINTMENT_LIMIT_LIVE`).
+    pub limits: BookingLimits,
 }
 
 impl BookingSettings {
@@ -118,6 +128,10 @@ impl BookingSettings {
             hold: Duration::minutes(i64::from(settings.appointment_hold_minutes)),
             video_base_url: settings.video_base_url.clone(),
             video_links: crate::domain::video::link::LinkSigner::new(&settings.video_link_secret),
+            limits: BookingLimits {
+                per_desk_and_day: settings.appointment_limit_per_desk_day,
+                live: settings.appointment_limit_live,
+            },
         }
     }
 
@@ -196,7 +210,10 @@ pub(crate) async fn desk_names(
 }
 
 /// Free slots of the desk and mode from `from` to `to` (local dates, both
-/// included; at most `MAX_RANGE_DAYS`), after `now`.
+/// included; at most `MAX_RANGE_DAYS`) that a hold made at `now` would
+/// accept: after `now`, within the booking horizon, with a seat left. The
+/// rules about the citizen (limits, Cassetto eligibility, delegation) are
+/// the hold's.
 pub async fn availability(
     conn: &mut PgConnection,
     office_aoo: &str,
@@ -236,10 +253,7 @@ pub(crate) async fn free_slots(
 ) -> Result<Vec<FreeSlot>, AppointmentError> {
     let rules = store::calendar(conn, office_aoo, desk_kind, mode).await?;
     let closures = store::closures(conn, office_aoo, from, to).await?;
-    let slots: Vec<_> = calendar::slots(&rules, &closures, from, to)
-        .into_iter()
-        .filter(|s| s.starts_at > now)
-        .collect();
+    let slots = calendar::bookable_slots(&rules, &closures, from, to, now);
     let (Some(first), Some(last)) = (slots.first(), slots.last()) else {
         return Ok(Vec::new());
     };

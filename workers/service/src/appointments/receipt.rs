@@ -21,6 +21,8 @@ pub struct Receipt {
     pub mode_label: &'static str,
     pub office_aoo: String,
     pub office_name: String,
+    /// Where to go, for an in-person appointment (when the office has one).
+    pub office_address: Option<String>,
     pub desk: String,
     /// Rome date (`dd/mm/yyyy`) and times (`HH:MM`).
     pub date: String,
@@ -44,6 +46,10 @@ impl Receipt {
             mode_label: appointment.mode.label(),
             office_aoo: appointment.office_aoo.clone(),
             office_name: appointment.office_name.clone(),
+            office_address: appointment
+                .office_address
+                .clone()
+                .filter(|_| appointment.mode == Mode::InPerson),
             desk: appointment.desk_name.clone(),
             date: starts.format("%d/%m/%Y").to_string(),
             time: starts.format("%H:%M").to_string(),
@@ -64,6 +70,11 @@ impl Receipt {
             format!("Stato: {}", state_label(self.state)),
             format!("Modalità: {}", self.mode_label),
             format!("Sede: {} - AOO {}", self.office_name, self.office_aoo),
+        ];
+        if let Some(address) = &self.office_address {
+            lines.push(format!("Indirizzo: {address}"));
+        }
+        lines.extend([
             format!("Sportello: {}", self.desk),
             format!(
                 "Data e ora: {} dalle {} alle {}, ora di Roma",
@@ -71,7 +82,7 @@ impl Receipt {
             ),
             format!("Codice fiscale: {}", self.subject_tax_code),
             format!("Recapito telefonico: {}", self.phone),
-        ];
+        ]);
         if let Some(link) = &self.video_link {
             lines.push(String::new());
             lines.push(format!("Videochiamata: {link}"));
@@ -130,6 +141,7 @@ mod tests {
             channel: "web".into(),
             office_aoo: "1900".into(),
             office_name: "Direzione Provinciale Cremona".into(),
+            office_address: None,
             desk_kind: "ammortizzatori".into(),
             desk_name: "indennità e ammortizzatori sociali".into(),
             mode,
@@ -158,6 +170,7 @@ mod tests {
             hold: Duration::minutes(10),
             video_base_url: "https://video.example/".into(),
             video_links: crate::domain::video::link::LinkSigner::new("k"),
+            limits: Default::default(),
         };
         let video = appointment(Mode::Video);
         let receipt = Receipt::of(&settings, &video);

@@ -145,8 +145,10 @@ impl ResponseError for ApiError {
                 AppointmentError::Invalid(_)
                 | AppointmentError::Slot(_)
                 | AppointmentError::NotYetEligible(_)
+                | AppointmentError::ConversationRequired(_)
                 | AppointmentError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 AppointmentError::SlotTaken { .. }
+                | AppointmentError::LimitReached(_)
                 | AppointmentError::NotConfirmed
                 | AppointmentError::State(_) => match e {
                     AppointmentError::State(StateRefusal::HoldExpired) => StatusCode::GONE,

@@ -155,6 +155,12 @@ async fn plan_rule(
     superseded: bool,
 ) -> Result<bool, PlanError> {
     let event = incoming.event;
+    if let Some(pointer) = rule.missing_field(event) {
+        return Err(PlanError::Invalid(format!(
+            "event has no {pointer}, which rule {} needs",
+            rule.id
+        )));
+    }
     let facts = subject_facts(conn, rule, subject).await?;
     let tax_code = match &rule.recipient {
         Some(pointer) => field::<String>(event, pointer)?,
@@ -205,16 +211,8 @@ async fn plan_rule(
         body: rendered.text,
         subject_kind: rule.subject.as_ref().map(|s| s.kind.clone()),
         subject_id: subject,
-        due_at: rule
-            .due_at
-            .as_ref()
-            .map(|p| field::<DateTime<Utc>>(event, p))
-            .transpose()?,
-        link: rule
-            .link
-            .as_ref()
-            .map(|p| field::<String>(event, p))
-            .transpose()?,
+        due_at: optional_pointer(event, rule.due_at.as_deref())?,
+        link: optional_pointer(event, rule.link.as_deref())?,
         link_on_due_day: rule.link_on_due_day,
         unreachable: addresses.unreachable,
         withdrawn: superseded,
@@ -266,8 +264,11 @@ async fn schedule_reminder(
     else {
         return Ok(());
     };
-    let due_at: DateTime<Utc> = field(incoming.event, due_pointer)?;
     let key = reminder_key(&rule.id, subject);
+    let Some(due_at) = optional_field::<DateTime<Utc>>(incoming.event, due_pointer)? else {
+        // Nothing to remind of (a rule that needs the date requires it).
+        return Ok(());
+    };
     let Some(fire_at) = reminder_time(due_at, reminder.hours_before, Utc::now()) else {
         // Moved (or booked) too close to remind: any pending reminder goes.
         timers::cancel(conn, REMINDER_TIMER_KIND, &key).await?;
@@ -371,6 +372,15 @@ fn optional_field<T: serde::de::DeserializeOwned>(
             .map(Some)
             .map_err(|e| PlanError::Invalid(format!("event field {pointer}: {e}"))),
     }
+}
+
+/// The value at a rule's optional pointer: none when the rule has no such
+/// pointer or the event no such field.
+fn optional_pointer<T: serde::de::DeserializeOwned>(
+    event: &Value,
+    pointer: Option<&str>,
+) -> Result<Option<T>, PlanError> {
+    pointer.map_or(Ok(None), |pointer| optional_field(event, pointer))
 }
 
 fn field<T: serde::de::DeserializeOwned>(event: &Value, pointer: &str) -> Result<T, PlanError> {

@@ -37,6 +37,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_keep_trailing_newline(false);
     env.add_filter("data_ora", date_time);
     env.add_filter("data", date);
+    env.add_filter("ora", time);
     env.add_filter("esito", outcome_label);
     env.add_filter("modalita", mode_label);
     minijinja_embed::load_templates!(&mut env, "notifications");
@@ -97,6 +98,14 @@ fn date(value: String) -> Result<String, Error> {
         .to_string())
 }
 
+/// `10:20`, Europe/Rome.
+fn time(value: String) -> Result<String, Error> {
+    Ok(parse_instant(&value)?
+        .with_timezone(&TIME_ZONE)
+        .format("%H:%M")
+        .to_string())
+}
+
 /// `accolta` and `respinta` read as they are; `evasa` needs a word more.
 fn outcome_label(value: String) -> String {
     match value.as_str() {
@@ -136,10 +145,26 @@ mod tests {
         })
     }
 
-    fn appointment() -> serde_json::Value {
+    /// The schema's example (a video call), in `mode`, with what that mode
+    /// carries (the longest office name, for the SMS length).
+    fn appointment(mode: &str) -> serde_json::Value {
         let example = include_str!("../../../../schemas/appointment.confirmed/v1.example.json");
         let event: serde_json::Value = serde_json::from_str(example).unwrap();
-        json!({"payload": event["payload"]})
+        let mut payload = event["payload"].clone();
+        payload["mode"] = json!(mode);
+        payload["office_name"] = json!("Direzione Provinciale Reggio Calabria");
+        match mode {
+            "in_person" => {
+                payload["office_address"] = json!("Via San Giuseppe 12, 89125 Reggio Calabria");
+                payload.as_object_mut().unwrap().remove("video_link");
+            }
+            "phone" => {
+                payload["callback_phone"] = json!("+393331234567");
+                payload.as_object_mut().unwrap().remove("video_link");
+            }
+            _ => {}
+        }
+        json!({"payload": payload})
     }
 
     fn window() -> serde_json::Value {
@@ -175,12 +200,17 @@ mod tests {
                 json!({"case": {"subject": "Videochiamata", "office": {"aoo": "4902", "name": "Milano Nord"}},
                        "payload": {"closed_at": "2026-11-28T17:05:00Z", "reason": "expired"}}),
             ),
-            ("appointment_confirmed", appointment()),
-            ("appointment_reminder", appointment()),
+            ("appointment_confirmed_video", appointment("video")),
+            ("appointment_reminder_video", appointment("video")),
+            ("appointment_confirmed_in_person", appointment("in_person")),
+            ("appointment_reminder_in_person", appointment("in_person")),
+            ("appointment_confirmed_phone", appointment("phone")),
+            ("appointment_reminder_phone", appointment("phone")),
             (
                 "appointment_cancelled",
                 json!({"payload": {"starts_at": "2026-11-27T09:20:00Z", "cancelled_by": "office",
-                                   "office_name": "Agenzia territoriale di Crema",
+                                   "office_name": "Direzione Provinciale Reggio Calabria",
+                                   "desk": "indennità e ammortizzatori sociali", "mode": "phone",
                                    "reason": "Sede chiusa per inventario."}}),
             ),
         ]
@@ -235,6 +265,28 @@ mod tests {
                 length.units
             );
         }
+    }
+
+    #[test]
+    fn each_mode_says_what_the_citizen_needs() {
+        let in_person = render("appointment_confirmed_in_person", &appointment("in_person")).unwrap();
+        assert!(in_person.text.contains("Indirizzo: Via San Giuseppe 12"), "{}", in_person.text);
+        assert!(in_person.html.contains("Via San Giuseppe 12"));
+        let phone = render("appointment_confirmed_phone", &appointment("phone")).unwrap();
+        // 09:20-09:40 UTC on 27 November is 10:20-10:40 in Rome.
+        for text in [&phone.text, &phone.sms] {
+            assert!(text.contains("27/11/2026 tra le 10:20 e le 10:40"), "{text}");
+            assert!(text.contains("+393331234567"), "{text}");
+        }
+        let video = render("appointment_confirmed_video", &appointment("video")).unwrap();
+        assert!(video.text.contains("Scadenze"), "{}", video.text);
+        // An office with no address on record: the sentence is left out.
+        let mut unknown = appointment("in_person");
+        unknown["payload"].as_object_mut().unwrap().remove("office_address");
+        let without = render("appointment_confirmed_in_person", &unknown).unwrap();
+        assert!(!without.text.contains("Indirizzo"), "{}", without.text);
+        let cancelled = render("appointment_cancelled", &samples().last().unwrap().1).unwrap();
+        assert!(cancelled.text.contains("con ricontatto telefonico"), "{}", cancelled.text);
     }
 
     #[test]

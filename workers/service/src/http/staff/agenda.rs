@@ -290,6 +290,7 @@ mod tests {
             channel: "web".into(),
             office_aoo: "1901".into(),
             office_name: "Crema".into(),
+            office_address: None,
             desk_kind: "conto_assicurativo".into(),
             desk_name: "Conto assicurativo".into(),
             mode,

@@ -4,7 +4,9 @@
 //! transaction (`appointments::commands::apply_batch`: inbox ▸ a savepoint
 //! per command ▸ outcomes kept), commit, publish every answer on its
 //! `reply_to` in one burst and await the confirms together (a refusal
-//! nobody waits for is dead-lettered instead), then one multiple ack.
+//! nobody waits for is dead-lettered instead), then one multiple ack. A
+//! command refused at admission, or given up on after crashing, is
+//! dead-lettered and, when it has a `reply_to`, answered as refused too.
 //!
 //! A crash after the commit and before the ack redelivers the batch: the
 //! inbox knows every command, so each is answered its kept outcome again.
@@ -23,8 +25,8 @@ use crate::broker::dead_letter;
 use crate::broker::names::APPOINTMENT_COMMANDS_QUEUE;
 use crate::broker::publisher::Publisher;
 use crate::broker::replies::{self, ReplyTo};
-use crate::contract::appointments::CommandOutcome;
-use crate::domain::booking::{admit_command, AdmittedCommand};
+use crate::contract::appointments::{CommandOutcome, Refusal};
+use crate::domain::booking::{admit_command, refused_command, AdmittedCommand};
 use crate::runtime::WorkerError;
 use crate::store;
 use crate::workers::batch;
@@ -149,6 +151,7 @@ impl Consumer<'_> {
     ) -> Result<(), WorkerError> {
         let mut fates: Vec<Fate> = deliveries.iter().map(|_| Fate::Requeue).collect();
         let mut commands = Vec::with_capacity(deliveries.len());
+        let mut rejected = Vec::new();
         for (position, delivery) in deliveries.iter().enumerate() {
             match admit_command(delivery.routing_key.as_str(), &delivery.data) {
                 Ok(admitted) => commands.push(Command {
@@ -159,6 +162,18 @@ impl Consumer<'_> {
                 }),
                 Err(rejection) => {
                     tracing::warn!(routing_key = %delivery.routing_key, %rejection, "booking command rejected");
+                    // Its sender hears why, as from any refusal; the dead
+                    // letter keeps it for the operators.
+                    if let (Some(reply_to), Some(refused)) =
+                        (ReplyTo::of(delivery), refused_command(&delivery.data))
+                    {
+                        let refusal = Refusal {
+                            code: rejection.code().into(),
+                            message: rejection.to_string(),
+                            alternatives: Vec::new(),
+                        };
+                        rejected.push((reply_to, refused, refusal));
+                    }
                     fates[position] = Fate::DeadLetter(format!("rejected: {rejection}"));
                 }
             }
@@ -169,12 +184,47 @@ impl Consumer<'_> {
 
         // Every answer and dead letter in one burst, then their confirms.
         let mut sends = Vec::new();
+        for (reply_to, refused, refusal) in rejected {
+            let outcome = CommandOutcome::refused(refused.message_type, refusal);
+            sends.push(
+                replies::publish(
+                    self.replies,
+                    &reply_to,
+                    "appointment.command_outcome",
+                    &refused.correlation_id,
+                    refused.message_id,
+                    &outcome,
+                )
+                .await?,
+            );
+        }
         let mut unanswered = Vec::new();
         for command in &commands {
-            let Fate::Settled(outcome) = &fates[command.position] else {
-                continue;
-            };
             let admitted = &command.admitted;
+            let outcome = match (&fates[command.position], &command.reply_to) {
+                (Fate::Settled(outcome), _) => outcome,
+                // Given up on: the sender hears that too.
+                (Fate::DeadLetter(reason), Some(reply_to)) => {
+                    let refusal = Refusal {
+                        code: "failed".into(),
+                        message: reason.clone(),
+                        alternatives: Vec::new(),
+                    };
+                    sends.push(
+                        replies::publish(
+                            self.replies,
+                            reply_to,
+                            "appointment.command_outcome",
+                            admitted.command.correlation_id(),
+                            Some(admitted.idempotency.message_id),
+                            &CommandOutcome::refused(admitted.command.message_type(), refusal),
+                        )
+                        .await?,
+                    );
+                    continue;
+                }
+                _ => continue,
+            };
             match (&command.reply_to, &outcome.refusal) {
                 (Some(reply_to), _) => sends.push(
                     replies::publish(

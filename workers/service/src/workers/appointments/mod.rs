@@ -7,7 +7,9 @@
 //! A command's answer is sent after its transaction committed and before
 //! the ack: a crash in between redelivers the command, which finds its
 //! outcome kept and answers it again. A refused command with nobody to
-//! answer is dead-lettered with the reason, so no refusal is silent.
+//! answer is dead-lettered with the reason, so no refusal is silent; one
+//! refused at admission is dead-lettered and, when it has a `reply_to`,
+//! answered with the same reason.
 
 mod commands;
 
@@ -32,7 +34,7 @@ use crate::config::Settings;
 use crate::contract::appointments::{Availability, AvailabilityRequested, FreeSlot, Refusal};
 use crate::contract::Envelope;
 use crate::domain::appointment::Mode;
-use crate::domain::booking::admit_query;
+use crate::domain::booking::{admit_query, refused_query, RefusedMessage};
 use crate::runtime::{Worker, WorkerError};
 use crate::store::{self, booking_commands};
 use crate::workers::settle::{consume_each, Consuming, Failure, Handler};
@@ -154,8 +156,18 @@ fn failure(error: AppointmentError) -> Failure {
 
 /// An availability query and where to answer it.
 struct Query {
-    envelope: Envelope<AvailabilityRequested>,
+    asked: Asked,
     reply_to: ReplyTo,
+}
+
+enum Asked {
+    Admitted(Envelope<AvailabilityRequested>),
+    /// Refused at admission: answered with the reason, then dead-lettered.
+    Rejected {
+        query: RefusedMessage,
+        answer: Availability,
+        reason: String,
+    },
 }
 
 struct Queries<'a> {
@@ -167,20 +179,76 @@ impl Handler for Queries<'_> {
     type Message = Query;
 
     fn read(&self, delivery: &Delivery) -> Result<(Query, Span), String> {
-        let envelope = admit_query(delivery.routing_key.as_str(), &delivery.data)
-            .map_err(|rejection| format!("rejected: {rejection}"))?;
-        let reply_to = ReplyTo::of(delivery)
-            .ok_or("an availability query needs reply_to: there is nobody to answer")?;
+        let admitted = admit_query(delivery.routing_key.as_str(), &delivery.data);
+        let reply_to = ReplyTo::of(delivery);
+        let (asked, reply_to) = match (admitted, reply_to) {
+            (Ok(envelope), Some(reply_to)) => (Asked::Admitted(envelope), reply_to),
+            (Ok(_), None) => {
+                return Err(
+                    "an availability query needs reply_to: there is nobody to answer".into(),
+                )
+            }
+            (Err(rejection), reply_to) => {
+                let reason = format!("rejected: {rejection}");
+                let (Some(reply_to), Some((query, [office_aoo, desk, mode]))) =
+                    (reply_to, refused_query(&delivery.data))
+                else {
+                    return Err(reason);
+                };
+                let error = Refusal {
+                    code: rejection.code().into(),
+                    message: rejection.to_string(),
+                    alternatives: Vec::new(),
+                };
+                let answer = Availability {
+                    office_aoo,
+                    desk,
+                    mode,
+                    slots: Vec::new(),
+                    error: Some(error),
+                };
+                let rejected = Asked::Rejected {
+                    query,
+                    answer,
+                    reason,
+                };
+                (rejected, reply_to)
+            }
+        };
+        let (message_id, correlation_id) = match &asked {
+            Asked::Admitted(envelope) => (Some(envelope.message_id), &envelope.correlation_id),
+            Asked::Rejected { query, .. } => (query.message_id, &query.correlation_id),
+        };
         let span = tracing::info_span!(
             "availability_query",
-            message_id = %envelope.message_id,
-            correlation_id = %envelope.correlation_id,
+            message_id = ?message_id,
+            correlation_id = %correlation_id,
         );
-        Ok((Query { envelope, reply_to }, span))
+        Ok((Query { asked, reply_to }, span))
     }
 
     async fn attempt(&self, query: &Query) -> Result<(), Failure> {
-        let asked = &query.envelope.payload;
+        let envelope = match &query.asked {
+            Asked::Admitted(envelope) => envelope,
+            Asked::Rejected {
+                query: refused,
+                answer,
+                reason,
+            } => {
+                replies::send(
+                    self.replies,
+                    &query.reply_to,
+                    "appointment.availability",
+                    &refused.correlation_id,
+                    refused.message_id,
+                    answer,
+                )
+                .await
+                .map_err(|e| Failure::Transient(format!("answering: {e}")))?;
+                return Err(Failure::Refused(reason.clone()));
+            }
+        };
+        let asked = &envelope.payload;
         let (slots, error) = match self.availability(asked).await {
             Ok(slots) => (slots, None),
             Err(error) if error.is_refusal() => {
@@ -204,8 +272,8 @@ impl Handler for Queries<'_> {
             self.replies,
             &query.reply_to,
             "appointment.availability",
-            &query.envelope.correlation_id,
-            Some(query.envelope.message_id),
+            &envelope.correlation_id,
+            Some(envelope.message_id),
             &answer,
         )
         .await
