@@ -332,7 +332,7 @@ async fn bad_input_is_refused_with_its_reason_and_nothing_written() {
     let api = Api::start().await;
     let me = citizen(CITIZEN);
     let monday = open_day(&api, "1900", 1).await;
-    let ok = booking("1900", "aziende", "in_person", at(monday, 9, 0));
+    let ok = booking("1900", "pensioni", "in_person", at(monday, 9, 0));
     let mut cases: Vec<(Value, StatusCode, &str, &str)> = Vec::new();
     let with = |field: &str, value: Value| {
         let mut body = ok.clone();
@@ -425,8 +425,10 @@ async fn bad_input_is_refused_with_its_reason_and_nothing_written() {
         holiday(day).unwrap(),
     ));
     let (office, closure): (String, NaiveDate) = sqlx::query_as(
-        "SELECT office_aoo, day FROM office_closures
-         WHERE day > current_date + 1 AND extract(isodow FROM day) < 6 ORDER BY day LIMIT 1",
+        "SELECT c.office_aoo, c.day FROM office_closures c
+         JOIN desks d ON d.office_aoo = c.office_aoo AND d.kind = 'pensioni'
+         WHERE c.day > current_date + 1 AND extract(isodow FROM c.day) < 6
+         ORDER BY c.day LIMIT 1",
     )
     .fetch_one(&api.env.pool)
     .await
@@ -538,14 +540,17 @@ async fn a_cassetto_conversation_allows_booking_after_n_days_or_once_rejected() 
 
 #[actix_rt::test]
 async fn nobody_reaches_another_persons_appointment() {
-    let api = Api::start().await;
+    // Three bookings for one citizen at one desk and day: not what this
+    // test is about.
+    let env = TestEnv::new_with(|settings| settings.appointment_limit_per_desk_day = 3).await;
+    let api = Api::start_with(env, &[WorkerKind::Intake, WorkerKind::OutboxRelay]);
     let me = citizen(CITIZEN);
     let thursday = open_day(&api, "1900", 4).await;
     let (status, held) = api
         .post(
             "/appointments",
             &me,
-            booking("1900", "aziende", "in_person", at(thursday, 8, 30)),
+            booking("1900", "pensioni", "in_person", at(thursday, 8, 30)),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{held}");
@@ -583,7 +588,7 @@ async fn nobody_reaches_another_persons_appointment() {
 
     // An intermediary books for a citizen only under an active delegation.
     let on_behalf = |start: DateTime<Utc>| {
-        let mut body = booking("1900", "aziende", "in_person", start);
+        let mut body = booking("1900", "pensioni", "in_person", start);
         body["on_behalf_of"] = json!(CITIZEN);
         body
     };
@@ -634,7 +639,7 @@ async fn nobody_reaches_another_persons_appointment() {
         .post(
             "/appointments",
             &agent("CC-0042", CITIZEN),
-            booking("1900", "aziende", "in_person", at(thursday, 9, 30)),
+            booking("1900", "pensioni", "in_person", at(thursday, 9, 30)),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{by_agent}");
@@ -690,12 +695,22 @@ async fn second_instance(api: &Api) -> (String, actix_web::dev::ServerHandle) {
     (base, handle)
 }
 
-async fn contend(api: &Api, bases: &[String], body: Value, attempts: usize) -> (usize, usize) {
-    let token = api
-        .keys
-        .issue(&citizen(CITIZEN), chrono::Duration::minutes(10))
-        .unwrap();
+/// `attempts` citizens (from `first`) hold the same slot at once.
+async fn contend(
+    api: &Api,
+    bases: &[String],
+    body: Value,
+    first: usize,
+    attempts: usize,
+) -> (usize, usize) {
     let requests = (0..attempts).map(|i| {
+        let token = api
+            .keys
+            .issue(
+                &citizen(&citizen_number(first + i)),
+                chrono::Duration::minutes(10),
+            )
+            .unwrap();
         let url = format!("{}/appointments", bases[i % bases.len()]);
         let request = api.client.post(url).bearer_auth(&token).json(&body);
         async move {
@@ -735,13 +750,13 @@ async fn two_hundred_concurrent_holds_on_two_instances_never_double_book() {
     // Capacity 1: Lodi's video calls; capacity 3: a calendar change as data.
     let tuesday = open_day(&api, "2600", 2).await;
     let one = booking("2600", "conto_assicurativo", "video", at(tuesday, 10, 30));
-    sqlx::query("UPDATE calendars SET capacity = 3 WHERE office_aoo = '2600' AND desk_kind = 'aziende' AND mode = 'in_person'")
+    sqlx::query("UPDATE calendars SET capacity = 3 WHERE office_aoo = '2600' AND desk_kind = 'pensioni' AND mode = 'in_person'")
         .execute(&api.env.pool)
         .await
         .unwrap();
-    let three = booking("2600", "aziende", "in_person", at(tuesday, 11, 0));
-    for (body, capacity) in [(one, 1), (three, 3)] {
-        let (won, lost) = contend(&api, &bases, body.clone(), 200).await;
+    let three = booking("2600", "pensioni", "in_person", at(tuesday, 11, 0));
+    for (race, (body, capacity)) in [(one, 1), (three, 3)].into_iter().enumerate() {
+        let (won, lost) = contend(&api, &bases, body.clone(), race * 200, 200).await;
         assert_eq!((won, lost), (capacity, 200 - capacity));
         let starts_at: DateTime<Utc> = body["starts_at"].as_str().unwrap().parse().unwrap();
         let (held, taken): (i64, i16) = sqlx::query_as(

@@ -327,16 +327,6 @@ async fn a_phone_appointment_becomes_a_call_at_its_time_and_no_answer_calls_agai
     env.cleanup().await;
 }
 
-/// A valid codice fiscale for test citizen number `n` (its control
-/// character found by trying each letter).
-fn citizen_number(n: usize) -> String {
-    let first = format!("RSSMRA85T10A{:03}", n % 1000);
-    ('A'..='Z')
-        .map(|check| format!("{first}{check}"))
-        .find(|code| sportello::contract::CodiceFiscale::parse(code).is_ok())
-        .unwrap()
-}
-
 #[actix_rt::test]
 async fn two_hundred_holds_per_slot_on_two_consumers_win_exactly_the_capacity() {
     let env = TestEnv::new().await;
@@ -373,11 +363,9 @@ async fn two_hundred_holds_per_slot_on_two_consumers_win_exactly_the_capacity() 
     {
         let holds: Vec<Value> = (0..200)
             .map(|n| {
-                let mut message = hold(
-                    agent_for(&citizen_number(n)),
-                    &format!("race-{mode}-{n}"),
-                    starts_at,
-                );
+                // Other citizens in each race: one seat per desk and day each.
+                let citizen = citizen_number(n + if mode == "phone" { 0 } else { 200 });
+                let mut message = hold(agent_for(&citizen), &format!("race-{mode}-{n}"), starts_at);
                 message["payload"]["mode"] = json!(mode);
                 message
             })
@@ -524,5 +512,120 @@ async fn a_batch_answers_each_command_its_own_outcome_and_a_redelivered_batch_th
     let again = apply_batch(&env, &batch).await;
     assert_eq!(again, answers);
     assert_eq!(written(&env).await, (2, 2, 2, 5));
+    env.cleanup().await;
+}
+
+/// The refusal answered to `message`, and the reason of its dead letter
+/// (`None` when it is not dead-lettered within a second: refusals of the
+/// booking rules are answered and kept, not dead-lettered).
+async fn refused(
+    requester: &mut Requester,
+    dead_letters: &mut Probe,
+    message: &Value,
+) -> (Value, Option<String>) {
+    let started = std::time::Instant::now();
+    let answer = requester.ask(message).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once, not at the client's timeout"
+    );
+    let dead = dead_letters.next(Duration::from_secs(1)).await;
+    let reason = dead.map(|d| header(&d, names::REASON_HEADER).unwrap());
+    (answer["payload"].clone(), reason)
+}
+
+#[actix_rt::test]
+async fn every_refusal_is_answered_on_reply_to_with_the_reason_of_its_dead_letter() {
+    let env = TestEnv::new().await;
+    let _workers = env.start(&[WorkerKind::Appointments]);
+    let mut web = Requester::open(&env, "web").await;
+    let mut agent = Requester::open(&env, "contact_center").await;
+    let mut dead_letters = env.probe(names::DEAD_LETTER_EXCHANGE, "#").await;
+    let (availability, starts_at) = first_free_phone_slot(&mut agent, "avail-refusals").await;
+    // Another free slot of the same desk on the same day.
+    let later: DateTime<Utc> = availability["payload"]["slots"][1]["starts_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        (later - starts_at).num_minutes(),
+        15,
+        "the next call of the day: {availability}"
+    );
+    let citizen = |level: u8| {
+        json!({"kind": "citizen", "tax_code": CITIZEN,
+               "authentication": {"method": "SPID", "level": level}})
+    };
+    let web_hold = |principal: Value, key: &str| {
+        let mut message = hold(principal, key, starts_at);
+        message["channel"] = json!("web");
+        message
+    };
+
+    // Refused at admission: answered with a code, and dead-lettered with the
+    // same reason, for each class of refusal.
+    let mut invalid = web_hold(citizen(2), "no-notes");
+    invalid["payload"].as_object_mut().unwrap().remove("notes");
+    let intermediary = json!({"kind": "intermediary", "tax_code": "FRRLCU75C41D969A",
+                              "authentication": {"method": "CNS"}});
+    let admission = [
+        (web_hold(citizen(1), "weak"), "forbidden"),
+        (invalid, "invalid_message"),
+        (web_hold(agent_for(CITIZEN), "agent-on-web"), "forbidden"),
+        (web_hold(intermediary, "for-nobody"), "missing_subject"),
+    ];
+    for (message, code) in admission {
+        let (answer, reason) = refused(&mut web, &mut dead_letters, &message).await;
+        assert_eq!(answer["outcome"], "refused", "{answer}");
+        assert_eq!(answer["command_type"], "appointment.hold_requested");
+        assert_eq!(answer["refusal"]["code"], code, "{answer}");
+        let message = answer["refusal"]["message"].as_str().unwrap();
+        let reason = reason.unwrap_or_else(|| panic!("{code}: dead-lettered too"));
+        assert_eq!(reason, format!("rejected: {message}"));
+    }
+
+    // An availability query refused at admission: answered with the error.
+    let mut weak_query = envelope(
+        "web",
+        citizen(1),
+        "appointment.availability_requested",
+        "weak-query",
+        json!({"office_aoo": "1901", "desk": "conto_assicurativo", "mode": "phone",
+               "from": bookable_day(), "to": bookable_day()}),
+    );
+    let (answer, reason) = refused(&mut web, &mut dead_letters, &weak_query).await;
+    assert_eq!(answer["error"]["code"], "forbidden", "{answer}");
+    assert_eq!(answer["slots"], json!([]));
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert_eq!(reason.unwrap(), format!("rejected: {message}"));
+    weak_query["payload"]["office_aoo"] = json!("not an office");
+    web.publish(&weak_query, Some("garbled")).await;
+    let garbled = dead_letters.next(WAIT).await.expect("dead-lettered alone");
+    assert!(header(&garbled, names::REASON_HEADER)
+        .unwrap()
+        .starts_with("rejected: "));
+
+    // Refused by the booking rules: answered, the outcome kept (not
+    // dead-lettered, as someone heard it).
+    let held = agent
+        .ask(&hold(agent_for(CITIZEN), "first", starts_at))
+        .await;
+    assert_eq!(held["payload"]["outcome"], "held", "{held}");
+    let (answer, reason) = refused(
+        &mut agent,
+        &mut dead_letters,
+        &hold(agent_for(CITIZEN), "second-same-day", later),
+    )
+    .await;
+    assert_eq!(answer["refusal"]["code"], "limit_reached", "{answer}");
+    assert_eq!(reason, None);
+    let mut companies = hold(agent_for(OTHER_CITIZEN), "companies", starts_at);
+    companies["payload"]["desk"] = json!("aziende");
+    let (answer, _) = refused(&mut agent, &mut dead_letters, &companies).await;
+    assert_eq!(
+        answer["refusal"]["code"], "conversation_required",
+        "{answer}"
+    );
     env.cleanup().await;
 }

@@ -641,7 +641,7 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
     let confirmed = wait_for_mail(&tomorrow_mail, WAIT).await;
     assert_eq!(confirmed.len(), 1);
     let text = readable(&confirmed[0]);
-    assert!(text.contains("Subject: Appuntamento confermato"), "{text}");
+    assert!(text.contains("Subject: Videochiamata confermata"), "{text}");
     assert!(text.contains("in videochiamata"), "{text}");
     assert!(text.contains("Agenzia territoriale di Crema"), "{text}");
     assert_eq!(wait_for_mail(&cancelled_mail, WAIT).await.len(), 1);
@@ -663,7 +663,7 @@ async fn an_appointment_is_in_the_deadlines_with_its_link_on_the_day_and_reminde
     );
     let reminder = readable(&delivered_to(&tomorrow_mail)[1]);
     assert!(
-        reminder.contains("Subject: Promemoria: appuntamento"),
+        reminder.contains("Subject: Promemoria: videochiamata"),
         "{reminder}"
     );
     assert!(eventually(WAIT, || async { delivered_to(&cancelled_mail).len() == 2 }).await);
@@ -1156,6 +1156,122 @@ async fn a_request_routed_through_triage_is_told_when_it_reaches_its_competent_o
     assert_eq!(titles.len(), 2, "{centre}");
     assert!(titles[0].starts_with("Richiesta assegnata alla sede competente"));
 
+    gateway.stop().await;
+    api.stop().await;
+}
+
+/// The first slot the desk offers in `mode` from two days ahead.
+async fn first_free_slot(api: &Api, who: &Principal, desk: &str, mode: &str) -> DateTime<Utc> {
+    let from = Utc::now().date_naive() + chrono::Duration::days(2);
+    let to = from + chrono::Duration::days(14);
+    let path = format!("/offices/1901/desks/{desk}/availability?mode={mode}&from={from}&to={to}");
+    let (status, availability) = api.get(&path, who).await;
+    assert_eq!(status, StatusCode::OK, "{availability}");
+    availability["slots"][0]["starts_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no free {mode} slot at {desk}: {availability}"))
+        .parse()
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn a_confirmed_appointment_of_every_mode_reaches_the_citizen_by_email_sms_and_scadenze() {
+    let gateway = SmsGateway::start();
+    let api = start(&gateway).await;
+    let address: String = sqlx::query_scalar("SELECT address FROM offices WHERE aoo = '1901'")
+        .fetch_one(&api.env.pool)
+        .await
+        .unwrap();
+    // Each mode for a citizen of its own, with their saved email; the SMS
+    // goes to the number given with the booking.
+    let modes = [
+        ("in_person", "ammortizzatori", 1),
+        ("phone", "pensioni", 2),
+        ("video", "conto_assicurativo", 3),
+    ];
+    for (mode, desk, n) in modes {
+        let tax_code = citizen_number(n);
+        let who = citizen(&tax_code);
+        let email = mailbox(mode);
+        let phone = format!("+39333100000{n}");
+        let (status, saved) = api
+            .put(
+                "/me/contacts",
+                &who,
+                json!({"email": email, "email_enabled": true, "sms_enabled": true}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{saved}");
+        let starts_at = first_free_slot(&api, &who, desk, mode).await;
+        let body = json!({"office": "1901", "desk": desk, "mode": mode, "starts_at": starts_at,
+                          "phone": phone, "notes": "Chiarimenti sulla domanda."});
+        let (status, held) = api.post("/appointments", &who, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{mode}: {held}");
+        let id = held["appointment_id"].as_str().unwrap().to_owned();
+        let (status, confirmed) = api
+            .post(&format!("/appointments/{id}/confirm"), &who, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{mode}: {confirmed}");
+
+        let mail = wait_for_mail(&email, WAIT).await;
+        assert_eq!(mail.len(), 1, "{mode}: one email");
+        let text = readable(&mail[0]);
+        assert!(
+            eventually(WAIT, || async { !gateway.delivered_to(&phone).is_empty() }).await,
+            "{mode}: no SMS"
+        );
+        let sms = gateway.delivered_to(&phone)[0].text.clone();
+        let (_, deadlines) = api.get("/notifications?tab=deadlines", &who).await;
+        let items = deadlines["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{mode}: in Scadenze: {deadlines}");
+        assert_eq!(items[0]["subject_id"], json!(id));
+        assert_eq!(
+            items[0]["due_at"]
+                .as_str()
+                .map(|d| d.parse::<DateTime<Utc>>().unwrap()),
+            Some(starts_at)
+        );
+        let local = starts_at.with_timezone(&sportello::domain::cron::TIME_ZONE);
+        match mode {
+            "in_person" => {
+                assert!(
+                    text.contains("Subject: Appuntamento in presenza confermato"),
+                    "{text}"
+                );
+                assert!(text.contains(&address), "the office's address: {text}");
+                assert!(sms.contains("in presenza"), "{sms}");
+            }
+            "phone" => {
+                assert!(
+                    text.contains("Subject: Ricontatto telefonico confermato"),
+                    "{text}"
+                );
+                let window = format!("tra le {}", local.format("%H:%M"));
+                for said in [&text, &sms] {
+                    assert!(said.contains(&phone), "the number called: {said}");
+                    assert!(said.contains(&window), "the time of the call: {said}");
+                }
+            }
+            _ => {
+                assert!(text.contains("Subject: Videochiamata confermata"), "{text}");
+                assert!(text.contains("Scadenze"), "{text}");
+                assert!(sms.contains("videochiamata"), "{sms}");
+            }
+        }
+        // Nothing of it was dead-lettered.
+        let rule: String =
+            sqlx::query_scalar("SELECT rule FROM notifications WHERE subject_id = $1::uuid")
+                .bind(&id)
+                .fetch_one(&api.env.pool)
+                .await
+                .unwrap();
+        let expected = match mode {
+            "video" => "appointment-confirmed",
+            "in_person" => "appointment-confirmed-in-person",
+            _ => "appointment-confirmed-phone",
+        };
+        assert_eq!(rule, expected);
+    }
     gateway.stop().await;
     api.stop().await;
 }

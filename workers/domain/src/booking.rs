@@ -190,9 +190,8 @@ pub fn refused_query(body: &[u8]) -> Option<(RefusedMessage, [String; 3])> {
     let text = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_str);
     let office = text("/payload/office_aoo")
         .filter(|o| o.len() == 4 && o.bytes().all(|b| b.is_ascii_digit()))?;
-    let desk = text("/payload/desk").filter(|d| {
-        super::appointment::DeskKind::parse(d).is_ok() && d.len() <= 64
-    })?;
+    let desk = text("/payload/desk")
+        .filter(|d| super::appointment::DeskKind::parse(d).is_ok() && d.len() <= 64)?;
     let mode = text("/payload/mode").filter(|m| super::appointment::Mode::parse(m).is_ok())?;
     let asked = [office.to_owned(), desk.to_owned(), mode.to_owned()];
     Some((RefusedMessage::of(AVAILABILITY_REQUESTED, &value), asked))
@@ -374,13 +373,19 @@ mod tests {
         let body = serde_json::to_vec(&weak).unwrap();
         let refused = refused_command(&body).expect("a hold, however refused");
         assert_eq!(refused.message_type, HOLD_REQUESTED);
-        assert_eq!(refused.correlation_id, weak["correlation_id"].as_str().unwrap());
+        assert_eq!(
+            refused.correlation_id,
+            weak["correlation_id"].as_str().unwrap()
+        );
         assert!(refused.message_id.is_some());
         let not_json = refused_command(b"\xff{");
         let not_a_command = refused_command(br#"{"type": "ticket.opened"}"#);
         assert_eq!((not_json, not_a_command), (None, None));
         let bare = refused_command(br#"{"type": "appointment.cancel_requested"}"#).unwrap();
-        assert_eq!((bare.correlation_id.as_str(), bare.message_id), ("unknown", None));
+        assert_eq!(
+            (bare.correlation_id.as_str(), bare.message_id),
+            ("unknown", None)
+        );
     }
 
     #[test]

@@ -505,8 +505,8 @@ mod tests {
     }
 
     #[test]
-    fn every_mode_of_a_confirmed_appointment_has_its_own_rule_and_the_cancellation_withdraws_each(
-    ) {
+    fn every_mode_of_a_confirmed_appointment_has_its_own_rule_and_the_cancellation_withdraws_each()
+    {
         let rules = rules();
         let confirmed = |mode: &str| {
             json!({"type": "appointment.confirmed",

@@ -508,7 +508,10 @@ mod tests {
         let last = offered.last().map(|s| s.starts_at);
         assert!(last.is_some_and(|at| at <= now + Duration::days(BOOKING_HORIZON_DAYS)));
         for slot in &offered {
-            assert_eq!(check_slot(&rules, &closures, slot.starts_at, now), Ok(*slot));
+            assert_eq!(
+                check_slot(&rules, &closures, slot.starts_at, now),
+                Ok(*slot)
+            );
         }
         for slot in slots(&rules, &[], from, to) {
             if !offered.contains(&slot) {

@@ -155,20 +155,18 @@ pub async fn hold_in(
 ) -> Result<Hold, AppointmentError> {
     let booked_by_key = principal.actor_key();
     let request_sha256 = hex::encode(Sha256::digest(serde_json::to_vec(request)?));
-    if let Some(key) = idempotency_key {
-        if key.is_empty() || key.len() > 200 {
-            return Err(invalid("an Idempotency-Key is 1 to 200 characters"));
-        }
-        if let Some(existing) = store::by_key(conn, &booked_by_key, key).await? {
-            if existing.request_sha256 != request_sha256 {
-                return Err(AppointmentError::KeyReused);
-            }
-            let side = side_on(conn, principal, &existing, now).await?;
-            return Ok(Hold {
-                appointment: super::as_seen(existing, side),
-                repeated: true,
-            });
-        }
+    if idempotency_key.is_some_and(|key| key.is_empty() || key.len() > 200) {
+        return Err(invalid("an Idempotency-Key is 1 to 200 characters"));
+    }
+    let repeat = Repeat {
+        principal,
+        booked_by_key: &booked_by_key,
+        idempotency_key,
+        request_sha256: &request_sha256,
+        now,
+    };
+    if let Some(hold) = repeat.find(conn).await? {
+        return Ok(hold);
     }
     let mode = Mode::parse(&request.mode).map_err(invalid)?;
     let desk = DeskKind::parse(&request.desk).map_err(invalid)?;
@@ -238,6 +236,11 @@ pub async fn hold_in(
     let closures = lookups.closures(conn, office.as_str(), day).await?;
     let slot = calendar::check_slot(&rules, &closures, request.starts_at, now)?;
     store::lock_citizen(conn, party.subject.as_str()).await?;
+    // The same Prenota sent twice at once: the second waited for the lock
+    // above and finds the first's hold, rather than counting it as another.
+    if let Some(hold) = repeat.find(conn).await? {
+        return Ok(hold);
+    }
     let live = store::live_seats(conn, party.subject.as_str(), now).await?;
     let wanted = Seat {
         office_aoo: office.as_str().into(),
@@ -301,6 +304,35 @@ pub async fn hold_in(
         appointment: super::as_seen(appointment, side),
         repeated: false,
     })
+}
+
+/// A Prenota repeated under its Idempotency-Key: the first one's hold, in
+/// whatever state it is now; refused when the key came with another request.
+struct Repeat<'a> {
+    principal: &'a Principal,
+    booked_by_key: &'a str,
+    idempotency_key: Option<&'a str>,
+    request_sha256: &'a str,
+    now: DateTime<Utc>,
+}
+
+impl Repeat<'_> {
+    async fn find(&self, conn: &mut PgConnection) -> Result<Option<Hold>, AppointmentError> {
+        let Some(key) = self.idempotency_key else {
+            return Ok(None);
+        };
+        let Some(existing) = store::by_key(conn, self.booked_by_key, key).await? else {
+            return Ok(None);
+        };
+        if existing.request_sha256 != self.request_sha256 {
+            return Err(AppointmentError::KeyReused);
+        }
+        let side = side_on(conn, self.principal, &existing, self.now).await?;
+        Ok(Some(Hold {
+            appointment: super::as_seen(existing, side),
+            repeated: true,
+        }))
+    }
 }
 
 async fn check_delegation(

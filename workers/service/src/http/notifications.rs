@@ -17,8 +17,8 @@ macro_rules! item_example {
     () => {
         serde_json::json!({
             "id": "0193a1e0-4444-7000-8000-000000000004",
-            "title": "Appuntamento confermato",
-            "body": "Videochiamata il 02/12/2026 alle 09:10, sede di Crema.",
+            "title": "Videochiamata confermata: 02/12/2026 alle 09:10",
+            "body": "Gentile utente, il tuo appuntamento in videochiamata è confermato per il 02/12/2026 alle 09:10.",
             "subject_kind": "appointment",
             "subject_id": "0193a1e0-5555-7000-8000-000000000005",
             "created_at": "2026-11-29T09:00:00Z",

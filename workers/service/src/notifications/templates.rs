@@ -269,24 +269,39 @@ mod tests {
 
     #[test]
     fn each_mode_says_what_the_citizen_needs() {
-        let in_person = render("appointment_confirmed_in_person", &appointment("in_person")).unwrap();
-        assert!(in_person.text.contains("Indirizzo: Via San Giuseppe 12"), "{}", in_person.text);
+        let in_person =
+            render("appointment_confirmed_in_person", &appointment("in_person")).unwrap();
+        assert!(
+            in_person.text.contains("Indirizzo: Via San Giuseppe 12"),
+            "{}",
+            in_person.text
+        );
         assert!(in_person.html.contains("Via San Giuseppe 12"));
         let phone = render("appointment_confirmed_phone", &appointment("phone")).unwrap();
         // 09:20-09:40 UTC on 27 November is 10:20-10:40 in Rome.
         for text in [&phone.text, &phone.sms] {
-            assert!(text.contains("27/11/2026 tra le 10:20 e le 10:40"), "{text}");
+            assert!(
+                text.contains("27/11/2026 tra le 10:20 e le 10:40"),
+                "{text}"
+            );
             assert!(text.contains("+393331234567"), "{text}");
         }
         let video = render("appointment_confirmed_video", &appointment("video")).unwrap();
         assert!(video.text.contains("Scadenze"), "{}", video.text);
         // An office with no address on record: the sentence is left out.
         let mut unknown = appointment("in_person");
-        unknown["payload"].as_object_mut().unwrap().remove("office_address");
+        unknown["payload"]
+            .as_object_mut()
+            .unwrap()
+            .remove("office_address");
         let without = render("appointment_confirmed_in_person", &unknown).unwrap();
         assert!(!without.text.contains("Indirizzo"), "{}", without.text);
         let cancelled = render("appointment_cancelled", &samples().last().unwrap().1).unwrap();
-        assert!(cancelled.text.contains("con ricontatto telefonico"), "{}", cancelled.text);
+        assert!(
+            cancelled.text.contains("con ricontatto telefonico"),
+            "{}",
+            cancelled.text
+        );
     }
 
     #[test]
