@@ -143,7 +143,7 @@ fn date(raw: Option<&str>, field: &str) -> Result<Option<NaiveDate>, Appointment
     get,
     path = "/offices/{aoo}/desks/{kind}/availability",
     tag = "appointments",
-    description = "Free slots of an office's desk in a mode, over Rome dates (at most 31 days). Any authenticated caller.",
+    description = "Free slots of an office's desk in a mode, over Rome dates (at most 31 days): the slots *Prenota* accepts, after now and at most 120 days ahead (the booking horizon), with a seat left. A range reaching past the horizon lists the slots up to it. The rules about the citizen (booking limits, Cassetto topics) are *Prenota*'s. Any authenticated caller.",
     params(
         ("aoo" = String, Path, description = "The office (AOO), e.g. `1901`"),
         ("kind" = String, Path, description = "The desk, e.g. `multiservizi`"),
@@ -208,7 +208,7 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
     post,
     path = "/appointments",
     tag = "appointments",
-    description = "*Prenota*: hold a slot for `APPOINTMENT_HOLD_MINUTES`. The citizen; an intermediary (`on_behalf_of`, optional `matricola`, active delega); a contact-centre agent (its token's citizen); a desk operator (own office, `on_behalf_of`).",
+    description = "*Prenota*: hold a slot for `APPOINTMENT_HOLD_MINUTES`. The citizen; an intermediary (`on_behalf_of`, optional `matricola`, active delega); a contact-centre agent (its token's citizen); a desk operator (own office, `on_behalf_of`). The slot is at most 120 days ahead. A citizen has at most `APPOINTMENT_LIMIT_PER_DESK_DAY` (default 1) live appointments at one desk on one day and `APPOINTMENT_LIMIT_LIVE` (default 4) in all, whoever books. A booking on a Cassetto topic (the `cassetto` channel, or a desk whose topics are all Cassetto topics, such as `aziende`) names its conversation in `ticket_id`.",
     params(("Idempotency-Key" = Option<String>, Header, description = "A resend with the same key answers the same hold (200, `repeated: true`)")),
     request_body(content = HoldRequest, content_type = "application/json"),
     responses(
@@ -222,12 +222,12 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
         (status = 200, description = "The same Idempotency-Key again: the first hold", body = HoldAnswer),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 409, description = "The slot is taken: the next free slots in `alternatives`", body = Problem, example = json!({
+        (status = 409, description = "The slot is taken (`slot_taken`, the next free slots in `alternatives`), or the citizen's booking limits are reached (`limit_reached`)", body = Problem, example = json!({
             "error": "slot_taken",
             "message": "the slot is taken; the next free slots are in `alternatives`",
             "alternatives": [{"starts_at": "2026-12-02T08:30:00Z", "ends_at": "2026-12-02T08:50:00Z", "date": "2026-12-02", "time": "09:30", "free": 1}]
         })),
-        (status = 422, description = "Refused: `invalid`, `slot_unavailable`, `not_yet_eligible` (with `possible_from`), `idempotency_key_reused`", body = Problem, example = json!({
+        (status = 422, description = "Refused: `invalid`, `slot_unavailable` (past, more than 120 days ahead, closed, outside the opening hours, not a slot start), `conversation_required` (a Cassetto topic without `ticket_id`), `not_yet_eligible` (with `possible_from`), `idempotency_key_reused`", body = Problem, example = json!({
             "error": "not_yet_eligible",
             "message": "an appointment can be requested from this conversation from 2026-12-04 00:00:00 UTC",
             "possible_from": "2026-12-04T00:00:00Z"

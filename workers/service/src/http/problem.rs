@@ -14,7 +14,8 @@ pub struct Problem {
     /// A stable code for programs: `bad_request`, `unauthenticated`,
     /// `forbidden`, `not_found`, `method_not_allowed`, `invalid`,
     /// `refused`, `too_large`, `illegal_transition`, `gone`, `slot_taken`,
-    /// `slot_unavailable`, `hold_expired`, `not_yet_eligible`, `internal`, ...
+    /// `slot_unavailable`, `hold_expired`, `not_yet_eligible`, `limit_reached`,
+    /// `conversation_required`, `internal`, ...
     pub error: String,
     /// Why, in words for people.
     pub message: String,
