@@ -171,8 +171,10 @@ impl RefusedMessage {
         let text = |field: &str| value.get(field).and_then(serde_json::Value::as_str);
         RefusedMessage {
             message_type,
+            // What the schema allows (the AMQP property it becomes holds
+            // 255 bytes at most): anything else may be why it was refused.
             correlation_id: text("correlation_id")
-                .filter(|id| !id.is_empty())
+                .filter(|id| (1..=128).contains(&id.chars().count()) && id.len() <= 255)
                 .unwrap_or("unknown")
                 .to_owned(),
             message_id: text("message_id").and_then(|id| id.parse().ok()),
@@ -188,10 +190,8 @@ pub fn refused_query(body: &[u8]) -> Option<(RefusedMessage, [String; 3])> {
         return None;
     }
     let text = |pointer: &str| value.pointer(pointer).and_then(serde_json::Value::as_str);
-    let office = text("/payload/office_aoo")
-        .filter(|o| o.len() == 4 && o.bytes().all(|b| b.is_ascii_digit()))?;
-    let desk = text("/payload/desk")
-        .filter(|d| super::appointment::DeskKind::parse(d).is_ok() && d.len() <= 64)?;
+    let office = text("/payload/office_aoo").filter(|o| super::protocol::Aoo::parse(o).is_ok())?;
+    let desk = text("/payload/desk").filter(|d| super::appointment::DeskKind::parse(d).is_ok())?;
     let mode = text("/payload/mode").filter(|m| super::appointment::Mode::parse(m).is_ok())?;
     let asked = [office.to_owned(), desk.to_owned(), mode.to_owned()];
     Some((RefusedMessage::of(AVAILABILITY_REQUESTED, &value), asked))
@@ -386,6 +386,10 @@ mod tests {
             (bare.correlation_id.as_str(), bare.message_id),
             ("unknown", None)
         );
+        // Refused perhaps for its correlation id: not repeated in the answer.
+        weak["correlation_id"] = json!("x".repeat(300));
+        let long = refused_command(&serde_json::to_vec(&weak).unwrap()).unwrap();
+        assert_eq!(long.correlation_id, "unknown");
     }
 
     #[test]

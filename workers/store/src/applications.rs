@@ -30,13 +30,26 @@ pub struct NewApplication {
 }
 
 /// What an earlier application of a citizen for a benefit looks like.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Existing {
     pub id: Uuid,
     pub citizen_tax_code: String,
     pub benefit: String,
     pub fingerprint: String,
     pub signature: String,
+}
+
+impl sqlx::FromRow<'_, sqlx::postgres::PgRow> for Existing {
+    fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            id: row.try_get("id")?,
+            citizen_tax_code: row.try_get("citizen_tax_code")?,
+            benefit: row.try_get("benefit")?,
+            fingerprint: row.try_get("fingerprint")?,
+            signature: row.try_get("signature")?,
+        })
+    }
 }
 
 /// The applications already made for these (citizen, benefit) pairs, with
@@ -125,7 +138,7 @@ pub async fn insert(
 }
 
 /// An application as its applicant and the office read it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ApplicationView {
     pub id: Uuid,
     pub citizen_tax_code: String,
@@ -148,6 +161,33 @@ pub struct ApplicationView {
     /// The ticket's esito once closed.
     pub outcome: Option<String>,
     pub outcome_at: Option<DateTime<Utc>>,
+}
+
+impl sqlx::FromRow<'_, sqlx::postgres::PgRow> for ApplicationView {
+    fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            id: row.try_get("id")?,
+            citizen_tax_code: row.try_get("citizen_tax_code")?,
+            benefit: row.try_get("benefit")?,
+            category: row.try_get("category")?,
+            ticket_id: row.try_get("ticket_id")?,
+            message_id: row.try_get("message_id")?,
+            applicant: row.try_get("applicant")?,
+            fields: row.try_get("fields")?,
+            iban: row.try_get("iban")?,
+            holders: row.try_get("holders")?,
+            channel: row.try_get("channel")?,
+            credential: row.try_get("credential")?,
+            submitted_at: row.try_get("submitted_at")?,
+            registered_at: row.try_get("registered_at")?,
+            signature: row.try_get("signature")?,
+            office_aoo: row.try_get("office_aoo")?,
+            ticket_state: row.try_get("ticket_state")?,
+            outcome: row.try_get("outcome")?,
+            outcome_at: row.try_get("outcome_at")?,
+        })
+    }
 }
 
 const VIEW: &str =

@@ -366,6 +366,14 @@ pub struct AppointmentRecord {
 }
 
 impl AppointmentRecord {
+    /// Where the citizen goes: the office's address, for an in-person
+    /// appointment at an office that has one.
+    pub fn address_to_go(&self) -> Option<String> {
+        self.office_address
+            .clone()
+            .filter(|_| self.mode == Mode::InPerson)
+    }
+
     pub fn slot(&self) -> SlotKey {
         SlotKey {
             office_aoo: self.office_aoo.clone(),
@@ -572,8 +580,6 @@ pub struct ConversationFacts {
     pub subject_tax_code: String,
     pub matricola: Option<String>,
     pub office_aoo: String,
-    /// The kind of desk its topic (ambito) is handled at, when it has one.
-    pub desk_kind: Option<String>,
     pub conversation: Conversation,
 }
 
@@ -584,7 +590,7 @@ pub async fn conversation(
     let row = sqlx::query(
         "SELECT t.subject_tax_code, t.matricola, t.office_aoo, t.opened_at,
                 t.outcome = 'respinta' AS rejected,
-                coalesce(a.appointment_after_days, 10) AS after_days, a.desk_kind
+                coalesce(a.appointment_after_days, 10) AS after_days
          FROM tickets t LEFT JOIN ambiti a ON a.code = t.ambito
          WHERE t.id = $1",
     )
@@ -597,7 +603,6 @@ pub async fn conversation(
             subject_tax_code: row.try_get("subject_tax_code")?,
             matricola: row.try_get("matricola")?,
             office_aoo: row.try_get("office_aoo")?,
-            desk_kind: row.try_get("desk_kind")?,
             conversation: Conversation {
                 first_message_at: row.try_get("opened_at")?,
                 after_days: u32::try_from(after_days).unwrap_or(0),

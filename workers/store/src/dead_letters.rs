@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
 /// A dead letter as collected.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub id: i64,
     pub message_id: String,
@@ -21,6 +21,28 @@ pub struct DeadLetter {
     pub body: Vec<u8>,
     pub replayed_at: Option<DateTime<Utc>>,
     pub discarded_at: Option<DateTime<Utc>>,
+}
+
+impl sqlx::FromRow<'_, sqlx::postgres::PgRow> for DeadLetter {
+    fn from_row(row: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            id: row.try_get("id")?,
+            message_id: row.try_get("message_id")?,
+            message_type: row.try_get("message_type")?,
+            correlation_id: row.try_get("correlation_id")?,
+            exchange: row.try_get("exchange")?,
+            routing_key: row.try_get("routing_key")?,
+            queue: row.try_get("queue")?,
+            reason: row.try_get("reason")?,
+            failed_at: row.try_get("failed_at")?,
+            collected_at: row.try_get("collected_at")?,
+            headers: row.try_get("headers")?,
+            body: row.try_get("body")?,
+            replayed_at: row.try_get("replayed_at")?,
+            discarded_at: row.try_get("discarded_at")?,
+        })
+    }
 }
 
 /// A dead letter to keep (before it has an id).

@@ -1,5 +1,8 @@
 //! Sportello's PostgreSQL: the connection pool, the migrations
-//! (`migrations/` at the top of the repository, embedded), and one module
+//! (`migrations/` at the top of the repository, embedded by `build.rs`
+//! rather than `sqlx::migrate!`, and rows mapped by hand rather than with
+//! `#[derive(FromRow)]`: sqlx's proc-macro crate would build sqlx a second
+//! time, for the host), and one module
 //! per table family. Functions take a connection or a transaction from the
 //! caller: the service decides what commits together (a state change, its
 //! history, its outbox row), this crate only says it in SQL.
@@ -49,12 +52,39 @@ pub mod timers;
 pub mod vacuum;
 pub mod video;
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+/// The migrations, embedded by `build.rs`: what `sqlx::migrate!` would
+/// build (same versions, descriptions and checksums, so a database
+/// migrated by either is up to date for the other).
+pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| Migrator {
+    migrations: embedded::MIGRATIONS
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                sql.starts_with("-- no-transaction"),
+            )
+        })
+        .collect(),
+    ignore_missing: false,
+    locking: true,
+    no_tx: false,
+});
 
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = database_url.parse()?;

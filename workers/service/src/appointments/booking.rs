@@ -208,12 +208,6 @@ pub async fn hold_in(
                     "the conversation is about another citizen".into(),
                 ));
             }
-            if let Some(topic_desk) = facts.desk_kind.filter(|d| d != desk.as_str()) {
-                return Err(invalid(format!(
-                    "the conversation's topic is handled at the desk `{topic_desk}`, not `{}`",
-                    desk.as_str()
-                )));
-            }
             cassetto_eligibility(&facts.conversation, now)?;
             matricola = matricola.or(facts.matricola);
         }
@@ -470,10 +464,7 @@ fn confirmed_event(
             ends_at: appointment.ends_at,
             video_link: (appointment.mode == Mode::Video)
                 .then(|| settings.video_link(appointment.id, appointment.ends_at)),
-            office_address: appointment
-                .office_address
-                .clone()
-                .filter(|_| appointment.mode == Mode::InPerson),
+            office_address: appointment.address_to_go(),
             callback_phone: (appointment.mode == Mode::Phone).then(|| appointment.phone.clone()),
             contact: Contact {
                 email: None,

@@ -46,10 +46,7 @@ impl Receipt {
             mode_label: appointment.mode.label(),
             office_aoo: appointment.office_aoo.clone(),
             office_name: appointment.office_name.clone(),
-            office_address: appointment
-                .office_address
-                .clone()
-                .filter(|_| appointment.mode == Mode::InPerson),
+            office_address: appointment.address_to_go(),
             desk: appointment.desk_name.clone(),
             date: starts.format("%d/%m/%Y").to_string(),
             time: starts.format("%H:%M").to_string(),

@@ -164,19 +164,38 @@ impl PublishedKeys {
     async fn fetch(&self) -> Result<JwkSet, JwksError> {
         // Errors without the URL: it may carry credentials.
         let url = reqwest::Url::parse(&self.url).map_err(|_| JwksError::InvalidUrl)?;
-        let response = self
-            .client
-            .get(url)
-            .send()
-            .await
+        // Once more after a failure to send: a pooled connection the
+        // provider had just closed fails the first try, not the second.
+        let sent = match self.client.get(url.clone()).send().await {
+            Err(error) if error.is_request() || error.is_connect() || error.is_timeout() => {
+                tracing::debug!(error = %explain(error), "fetching the published keys again");
+                self.client.get(url).send().await
+            }
+            sent => sent,
+        };
+        let response = sent
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| JwksError::Fetch(e.without_url().to_string()))?;
+            .map_err(|e| JwksError::Fetch(explain(e)))?;
         let body = response
             .bytes()
             .await
-            .map_err(|e| JwksError::Fetch(e.without_url().to_string()))?;
+            .map_err(|e| JwksError::Fetch(explain(e)))?;
         serde_json::from_slice(&body).map_err(|e| JwksError::Invalid(e.to_string()))
     }
+}
+
+/// A fetch's error with its causes (reqwest's own says only "error sending
+/// request"), without the URL: it may carry credentials.
+fn explain(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The set's signing keys we accept, by `kid`: RSA keys for RS256, P-256

@@ -266,7 +266,9 @@ async fn schedule_reminder(
     };
     let key = reminder_key(&rule.id, subject);
     let Some(due_at) = optional_field::<DateTime<Utc>>(incoming.event, due_pointer)? else {
-        // Nothing to remind of (a rule that needs the date requires it).
+        // Nothing to remind of (a rule that needs the date requires it),
+        // and an earlier date of the subject no longer holds.
+        timers::cancel(conn, REMINDER_TIMER_KIND, &key).await?;
         return Ok(());
     };
     let Some(fire_at) = reminder_time(due_at, reminder.hours_before, Utc::now()) else {

@@ -167,12 +167,7 @@ impl Consumer<'_> {
                     if let (Some(reply_to), Some(refused)) =
                         (ReplyTo::of(delivery), refused_command(&delivery.data))
                     {
-                        let refusal = Refusal {
-                            code: rejection.code().into(),
-                            message: rejection.to_string(),
-                            alternatives: Vec::new(),
-                        };
-                        rejected.push((reply_to, refused, refusal));
+                        rejected.push((reply_to, refused, super::refusal_of(&rejection)));
                     }
                     fates[position] = Fate::DeadLetter(format!("rejected: {rejection}"));
                 }
@@ -204,10 +199,11 @@ impl Consumer<'_> {
             let outcome = match (&fates[command.position], &command.reply_to) {
                 (Fate::Settled(outcome), _) => outcome,
                 // Given up on: the sender hears that too.
-                (Fate::DeadLetter(reason), Some(reply_to)) => {
+                // Why stays in the dead letter: it is ours, not the sender's.
+                (Fate::DeadLetter(_), Some(reply_to)) => {
                     let refusal = Refusal {
                         code: "failed".into(),
-                        message: reason.clone(),
+                        message: "the command could not be applied and was kept for the operators; send it again later".into(),
                         alternatives: Vec::new(),
                     };
                     sends.push(

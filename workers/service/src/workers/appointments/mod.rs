@@ -33,6 +33,7 @@ use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::contract::appointments::{Availability, AvailabilityRequested, FreeSlot, Refusal};
 use crate::contract::Envelope;
+use crate::domain::admission::Rejection;
 use crate::domain::appointment::Mode;
 use crate::domain::booking::{admit_query, refused_query, RefusedMessage};
 use crate::runtime::{Worker, WorkerError};
@@ -154,6 +155,16 @@ fn failure(error: AppointmentError) -> Failure {
     }
 }
 
+/// What a sender is told of a message refused at admission (its dead
+/// letter's reason is `rejected: ` and the same message).
+fn refusal_of(rejection: &Rejection) -> Refusal {
+    Refusal {
+        code: rejection.code().into(),
+        message: rejection.to_string(),
+        alternatives: Vec::new(),
+    }
+}
+
 /// An availability query and where to answer it.
 struct Query {
     asked: Asked,
@@ -195,11 +206,7 @@ impl Handler for Queries<'_> {
                 else {
                     return Err(reason);
                 };
-                let error = Refusal {
-                    code: rejection.code().into(),
-                    message: rejection.to_string(),
-                    alternatives: Vec::new(),
-                };
+                let error = refusal_of(&rejection);
                 let answer = Availability {
                     office_aoo,
                     desk,
