@@ -804,3 +804,78 @@ async fn prenota_pressed_again_and_again_under_one_key_holds_one_slot() {
     assert_eq!((holds, taken), (1, 1));
     api.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_scheme_opens_to_booking_by_data_alone_and_an_intermediary_books_under_its_delega() {
+    let api = Api::start().await;
+    let wednesday = open_day(&api, "1900", 3).await;
+    let mut body = booking("1900", "pensioni", "in_person", at(wednesday, 9, 0));
+    body["on_behalf_of"] = json!(CITIZEN);
+    body["gestione"] = json!("artigiani");
+    let delegation = |gestione: &str| Delegation {
+        citizen_tax_code: CITIZEN.into(),
+        gestione: gestione.into(),
+        matricola: None,
+        valid_from: Utc::now() - chrono::Duration::days(1),
+        valid_to: Utc::now() + chrono::Duration::days(30),
+        revoked_at: None,
+    };
+    let mut conn = api.env.pool.acquire().await.unwrap();
+    documents_store::insert_delegation(&mut conn, INTERMEDIARY, &delegation("aziende_uniemens"))
+        .await
+        .unwrap();
+
+    // Artigiani is not open to booking in the first release.
+    let (status, refusal) = api
+        .post("/appointments", &intermediary(), body.clone())
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refusal}");
+    assert_eq!(refusal["error"], "scheme_not_open");
+    let mut unknown = body.clone();
+    unknown["gestione"] = json!("astrologi");
+    let (status, refusal) = api.post("/appointments", &intermediary(), unknown).await;
+    assert_eq!(
+        (status, refusal["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid"))
+    );
+
+    // Opened by data, with no change of code: a UniEmens delega does not
+    // cover an Artigiani position, an Artigiani one does.
+    sqlx::query(
+        "UPDATE gestioni SET open_to_booking = true, open_to_delegations = true
+         WHERE code IN ('artigiani', 'commercianti')",
+    )
+    .execute(&api.env.pool)
+    .await
+    .unwrap();
+    let (status, refusal) = api
+        .post("/appointments", &intermediary(), body.clone())
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refusal}");
+    documents_store::insert_delegation(&mut conn, INTERMEDIARY, &delegation("artigiani"))
+        .await
+        .unwrap();
+    let (status, held) = api.post("/appointments", &intermediary(), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    assert_eq!(held["appointment"]["gestione"], "artigiani");
+    let id = held["appointment_id"].as_str().unwrap();
+    let (status, _) = api
+        .get(&format!("/appointments/{id}"), &intermediary())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = api.get("/appointments", &intermediary()).await;
+    assert_eq!(list["appointments"].as_array().unwrap().len(), 1, "{list}");
+
+    // Without a scheme, a booking is a UniEmens one, as before.
+    let mut uniemens = booking(
+        "1900",
+        "conto_assicurativo",
+        "in_person",
+        at(wednesday, 9, 30),
+    );
+    uniemens["on_behalf_of"] = json!(CITIZEN);
+    let (status, held) = api.post("/appointments", &intermediary(), uniemens).await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    assert_eq!(held["appointment"]["gestione"], "aziende_uniemens");
+    api.stop().await;
+}

@@ -129,6 +129,7 @@ impl Desk<'_> {
             ticket_id: None,
             on_behalf_of: None,
             matricola: None,
+            gestione: None,
             channel: None,
             citizen_name: (citizen_tax_code == CREMA_CITIZEN).then(|| CREMA_CITIZEN_NAME.into()),
         };

@@ -33,6 +33,10 @@ pub struct HoldRequested {
     /// An intermediary's delegating citizen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_tax_code: Option<CodiceFiscale>,
+    /// The scheme (gestione) of the position it is about (optional, added
+    /// to v1 compatibly: absent, the conversation's, else `aziende_uniemens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gestione: Option<String>,
     /// The citizen's name, as the channel knows it (optional, added to v1
     /// compatibly: messages without it are as before).
     #[serde(default, skip_serializing_if = "Option::is_none")]

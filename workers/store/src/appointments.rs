@@ -224,6 +224,7 @@ pub struct NewAppointment<'a> {
     pub id: Uuid,
     pub subject_tax_code: &'a str,
     pub matricola: Option<&'a str>,
+    pub gestione: &'a str,
     pub booked_by: serde_json::Value,
     pub booked_by_key: String,
     pub channel: &'a str,
@@ -252,9 +253,9 @@ pub async fn insert(
              INSERT INTO appointments (id, subject_tax_code, matricola, booked_by, booked_by_key,
                  channel, office_aoo, desk_kind, mode, starts_at, ends_at, state, hold_expires_at,
                  phone, notes, ticket_id, idempotency_key, request_sha256, correlation_id,
-                 created_at, updated_at, citizen_name)
+                 created_at, updated_at, citizen_name, gestione)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'held', $12, $13, $14, $15,
-                     $16, $17, $18, $19, $19, $20)
+                     $16, $17, $18, $19, $19, $20, $21)
              RETURNING *)
          SELECT {}",
         COLUMNS.replace("FROM appointments a", "FROM inserted a")
@@ -280,9 +281,21 @@ pub async fn insert(
         .bind(new.correlation_id)
         .bind(new.at)
         .bind(new.citizen_name)
+        .bind(new.gestione)
         .fetch_one(conn)
         .await?;
     decode(&row)
+}
+
+/// Whether the scheme is open to booking; `None` when there is no such scheme.
+pub async fn gestione_bookable(
+    conn: &mut PgConnection,
+    gestione: &str,
+) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT open_to_booking FROM gestioni WHERE code = $1")
+        .bind(gestione)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Serialises, until the transaction ends, the holds for one citizen, so
@@ -336,6 +349,8 @@ pub struct AppointmentRecord {
     /// The citizen's name as the booking declared it, when it did.
     pub citizen_name: Option<String>,
     pub matricola: Option<String>,
+    /// The scheme (gestione) of the position it is about.
+    pub gestione: String,
     pub channel: String,
     pub office_aoo: String,
     pub office_name: String,
@@ -385,7 +400,7 @@ impl AppointmentRecord {
 }
 
 const COLUMNS: &str =
-    "a.id, a.subject_tax_code, a.citizen_name, a.matricola, a.channel, a.office_aoo,
+    "a.id, a.subject_tax_code, a.citizen_name, a.matricola, a.gestione, a.channel, a.office_aoo,
      o.name AS office_name, o.address AS office_address, a.desk_kind, d.name AS desk_name, a.mode, a.starts_at, a.ends_at,
      a.state, a.hold_expires_at, a.phone, a.notes, a.ticket_id, a.cancelled_by,
      a.cancel_reason, a.created_at, a.updated_at, a.confirmed_at, a.cancelled_at,
@@ -403,6 +418,7 @@ fn decode(row: &PgRow) -> Result<AppointmentRecord, sqlx::Error> {
         subject_tax_code: row.try_get("subject_tax_code")?,
         citizen_name: row.try_get("citizen_name")?,
         matricola: row.try_get("matricola")?,
+        gestione: row.try_get("gestione")?,
         channel: row.try_get("channel")?,
         office_aoo: row.try_get("office_aoo")?,
         office_name: row.try_get("office_name")?,
@@ -546,7 +562,7 @@ pub async fn list(
                 .push(
                     "EXISTS (SELECT 1 FROM delegations g
                       WHERE g.citizen_tax_code = a.subject_tax_code
-                        AND g.gestione = 'aziende_uniemens'
+                        AND g.gestione = a.gestione
                         AND (g.matricola IS NULL OR g.matricola = a.matricola)
                         AND g.valid_from <= now() AND now() < g.valid_to
                         AND (g.revoked_at IS NULL OR now() < g.revoked_at)
@@ -580,6 +596,8 @@ pub struct ConversationFacts {
     pub subject_tax_code: String,
     pub matricola: Option<String>,
     pub office_aoo: String,
+    /// The scheme of the conversation's position.
+    pub gestione: String,
     pub conversation: Conversation,
 }
 
@@ -588,7 +606,7 @@ pub async fn conversation(
     ticket_id: Uuid,
 ) -> Result<Option<ConversationFacts>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT t.subject_tax_code, t.matricola, t.office_aoo, t.opened_at,
+        "SELECT t.subject_tax_code, t.matricola, t.office_aoo, t.gestione, t.opened_at,
                 t.outcome = 'respinta' AS rejected,
                 coalesce(a.appointment_after_days, 10) AS after_days
          FROM tickets t LEFT JOIN ambiti a ON a.code = t.ambito
@@ -603,6 +621,7 @@ pub async fn conversation(
             subject_tax_code: row.try_get("subject_tax_code")?,
             matricola: row.try_get("matricola")?,
             office_aoo: row.try_get("office_aoo")?,
+            gestione: row.try_get("gestione")?,
             conversation: Conversation {
                 first_message_at: row.try_get("opened_at")?,
                 after_days: u32::try_from(after_days).unwrap_or(0),

@@ -21,6 +21,7 @@ use crate::domain::appointment::{
     AppointmentState, CancelledBy, CitizenName, Command, ConversationRequired, DeskKind, Mode,
     Notes, PhoneNumber, Seat, Transition, HOLD_TIMER_KIND,
 };
+use crate::domain::delegation::FIRST_GESTIONE;
 use crate::domain::document::Side;
 use crate::store::appointments::{self as store, AppointmentRecord, NewAppointment, SlotKey};
 use crate::store::documents as documents_store;
@@ -48,6 +49,12 @@ pub struct HoldRequest {
     /// The contribution position, for an intermediary's delega.
     #[serde(default)]
     pub matricola: Option<String>,
+    /// The position's scheme (gestione): it must be open to booking
+    /// (`gestioni.open_to_booking`), and an intermediary's delega must cover
+    /// it. Absent: the conversation's, else `aziende_uniemens`. Left out of
+    /// the request's hash when absent, like `citizen_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gestione: Option<String>,
     #[serde(default)]
     pub channel: Option<Channel>,
     /// The citizen's name (*nome e cognome*), as the channel knows it (the
@@ -195,6 +202,7 @@ pub async fn hold_in(
     let party = booking_party(principal, on_behalf_of.as_ref(), office.as_str(), channel)
         .map_err(|e| AppointmentError::Forbidden(e.to_string()))?;
     let mut matricola = request.matricola.clone();
+    let mut gestione = request.gestione.clone();
     let from_conversation = needs_conversation(party.channel, desk_names.cassetto_topics_only);
     match request.ticket_id {
         None if from_conversation => return Err(ConversationRequired.into()),
@@ -210,7 +218,14 @@ pub async fn hold_in(
             }
             cassetto_eligibility(&facts.conversation, now)?;
             matricola = matricola.or(facts.matricola);
+            gestione = gestione.or(Some(facts.gestione));
         }
+    }
+    let gestione = gestione.unwrap_or_else(|| FIRST_GESTIONE.to_owned());
+    match store::gestione_bookable(conn, &gestione).await? {
+        None => return Err(invalid(format!("unknown scheme (gestione) `{gestione}`"))),
+        Some(false) => return Err(AppointmentError::SchemeClosed(gestione)),
+        Some(true) => {}
     }
     if party.needs_delegation {
         check_delegation(
@@ -218,6 +233,7 @@ pub async fn hold_in(
             principal,
             party.subject.as_str(),
             matricola.as_deref(),
+            &gestione,
             office.as_str(),
             now,
         )
@@ -263,6 +279,7 @@ pub async fn hold_in(
             id,
             subject_tax_code: party.subject.as_str(),
             matricola: matricola.as_deref(),
+            gestione: &gestione,
             booked_by: serde_json::to_value(principal)?,
             booked_by_key,
             channel: party.channel.as_str(),
@@ -334,6 +351,7 @@ async fn check_delegation(
     principal: &Principal,
     subject: &str,
     matricola: Option<&str>,
+    gestione: &str,
     office: &str,
     now: DateTime<Utc>,
 ) -> Result<(), AppointmentError> {
@@ -345,8 +363,7 @@ async fn check_delegation(
     let parties = CaseParties {
         citizen_tax_code: subject.into(),
         matricola: matricola.map(Into::into),
-        // Appointments are for UniEmens positions in the first release (seed 002).
-        gestione: crate::domain::delegation::FIRST_GESTIONE.into(),
+        gestione: gestione.into(),
         office_aoo: office.into(),
     };
     if delegations.iter().any(|d| d.covers(&parties, now)) {

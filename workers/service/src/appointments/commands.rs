@@ -200,6 +200,7 @@ async fn attempt(
                 ticket_id: payload.ticket_id,
                 on_behalf_of: payload.for_tax_code.as_ref().map(|t| t.to_string()),
                 matricola: None,
+                gestione: payload.gestione.clone(),
                 channel: Some(envelope.channel),
                 citizen_name: payload.citizen_name.clone(),
             };

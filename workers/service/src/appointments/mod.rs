@@ -66,6 +66,8 @@ pub enum AppointmentError {
     ConversationRequired(#[from] ConversationRequired),
     #[error(transparent)]
     LimitReached(#[from] LimitReached),
+    #[error("scheme (gestione) `{0}` is not open to booking yet (seed 002: the Agenda opens the schemes one by one)")]
+    SchemeClosed(String),
     #[error("this Idempotency-Key was already used for another booking")]
     KeyReused,
     #[error("the receipt is issued once the appointment is confirmed")]
@@ -92,6 +94,7 @@ impl AppointmentError {
             AppointmentError::NotYetEligible(_) => "not_yet_eligible",
             AppointmentError::ConversationRequired(_) => "conversation_required",
             AppointmentError::LimitReached(_) => "limit_reached",
+            AppointmentError::SchemeClosed(_) => "scheme_not_open",
             AppointmentError::KeyReused => "idempotency_key_reused",
             AppointmentError::NotConfirmed => "not_confirmed",
             AppointmentError::Database(_) | AppointmentError::Encoding(_) => "internal",
@@ -316,8 +319,7 @@ pub(crate) async fn side_on(
     let parties = CaseParties {
         citizen_tax_code: appointment.subject_tax_code.clone(),
         matricola: appointment.matricola.clone(),
-        // Appointments are for UniEmens positions in the first release (seed 002).
-        gestione: crate::domain::delegation::FIRST_GESTIONE.into(),
+        gestione: appointment.gestione.clone(),
         office_aoo: appointment.office_aoo.clone(),
     };
     let delegations = match principal {

@@ -135,6 +135,7 @@ mod tests {
             subject_tax_code: "RSSMRA85T10A562S".into(),
             citizen_name: None,
             matricola: None,
+            gestione: "aziende_uniemens".into(),
             channel: "web".into(),
             office_aoo: "1900".into(),
             office_name: "Direzione Provinciale Cremona".into(),

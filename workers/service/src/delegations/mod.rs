@@ -23,7 +23,7 @@ use crate::store::outbox::OutboxMessage;
 pub enum DelegationError {
     #[error("unknown scheme (gestione) `{0}`")]
     UnknownGestione(String),
-    #[error("scheme (gestione) `{0}` is not open to delegations yet (seed 002: the first release opens aziende_uniemens only)")]
+    #[error("scheme (gestione) `{0}` is not open to delegations (gestioni.open_to_delegations)")]
     ClosedGestione(String),
     #[error("the delegation would already have expired (valid_to is in the past)")]
     AlreadyExpired,

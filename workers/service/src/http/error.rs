@@ -146,6 +146,7 @@ impl ResponseError for ApiError {
                 | AppointmentError::Slot(_)
                 | AppointmentError::NotYetEligible(_)
                 | AppointmentError::ConversationRequired(_)
+                | AppointmentError::SchemeClosed(_)
                 | AppointmentError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 AppointmentError::SlotTaken { .. }
                 | AppointmentError::LimitReached(_)

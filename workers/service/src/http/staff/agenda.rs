@@ -287,6 +287,7 @@ mod tests {
             subject_tax_code: "RSSMRA85T10A562S".into(),
             citizen_name: Some("Mario Rossi".into()),
             matricola: None,
+            gestione: "aziende_uniemens".into(),
             channel: "web".into(),
             office_aoo: "1901".into(),
             office_name: "Crema".into(),
