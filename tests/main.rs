@@ -17,6 +17,7 @@ mod crash;
 mod dead_letters;
 mod delegations;
 mod intake;
+mod submissions;
 
 // Tickets and what staff and agents see of them.
 mod agent_reads;

@@ -34,6 +34,8 @@ pub fn callback_queue(office_aoo: &str, desk_kind: &str) -> String {
 
 /// Header carrying why a message was dead-lettered.
 pub const REASON_HEADER: &str = "x-sportello-reason";
+/// The refusal's stable code, where it has one (the intake's).
+pub const REASON_CODE_HEADER: &str = "x-sportello-reason-code";
 pub const ORIGINAL_QUEUE_HEADER: &str = "x-sportello-original-queue";
 pub const ORIGINAL_EXCHANGE_HEADER: &str = "x-sportello-original-exchange";
 pub const ORIGINAL_ROUTING_KEY_HEADER: &str = "x-sportello-original-routing-key";

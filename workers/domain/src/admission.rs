@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::access_policy::{AccessPolicy, CommandRefusal};
 use super::application::ApplicationRefusal;
 use super::pin::verification::{needs_verification, VerificationRefusal};
+use super::submission::{inbox_scope, Refusal, RefusalCode};
 use sportello_contract::schemas::ContractViolation;
 use sportello_contract::{Channel, Envelope, Principal};
 
@@ -73,23 +74,35 @@ impl Rejection {
     /// A stable code for programs, as a refusal answered on `reply_to`
     /// carries it (the message says the rest).
     pub fn code(&self) -> &'static str {
+        self.refusal_code().as_str()
+    }
+
+    pub fn refusal_code(&self) -> RefusalCode {
         match self {
-            Rejection::Contract(_) | Rejection::Decode(_) => "invalid_message",
-            Rejection::RoutingKeyMismatch { .. } => "routing_key_mismatch",
-            Rejection::NotAnIntakeMessage(_) => "unknown_message_type",
-            Rejection::PrincipalNotAllowed { .. } | Rejection::Access { .. } => "forbidden",
-            Rejection::PinVerification(_) => "pin_verification_required",
+            Rejection::Contract(_) | Rejection::Decode(_) => RefusalCode::InvalidMessage,
+            Rejection::RoutingKeyMismatch { .. } => RefusalCode::RoutingKeyMismatch,
+            Rejection::NotAnIntakeMessage(_) => RefusalCode::UnknownMessageType,
+            Rejection::PrincipalNotAllowed { .. } | Rejection::Access { .. } => {
+                RefusalCode::Forbidden
+            }
+            Rejection::PinVerification(_) => RefusalCode::PinVerificationRequired,
             Rejection::MissingSubject(_) | Rejection::IntermediaryWithoutPosition => {
-                "missing_subject"
+                RefusalCode::MissingSubject
             }
             Rejection::NoDelegation { .. }
             | Rejection::NoPersonalDelegation(_)
-            | Rejection::Delegation(_) => "no_delegation",
-            Rejection::Attachment { .. } => "invalid_attachment",
-            Rejection::Application(_) => "application_refused",
-            Rejection::Policy(_) => "policy_unavailable",
-            Rejection::PinRequest(_) => "pin_request_refused",
+            | Rejection::Delegation(_) => RefusalCode::NoDelegation,
+            Rejection::Attachment { .. } => RefusalCode::InvalidAttachment,
+            Rejection::Application(_) => RefusalCode::ApplicationRefused,
+            Rejection::Policy(_) => RefusalCode::PolicyUnavailable,
+            Rejection::PinRequest(_) => RefusalCode::PinRequestRefused,
         }
+    }
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Refusal {
+        Refusal::new(rejection.refusal_code(), rejection.to_string())
     }
 }
 
@@ -160,7 +173,7 @@ pub(crate) fn idempotency_of<P: serde::Serialize>(
     Ok(Idempotency {
         message_id: envelope.message_id,
         message_type,
-        scope: format!("{}:{}", message_type, envelope.principal.actor_key()),
+        scope: inbox_scope(message_type, &envelope.principal.actor_key()),
         key: envelope.idempotency_key.clone(),
         payload_sha256: hex::encode(Sha256::digest(&payload)),
     })

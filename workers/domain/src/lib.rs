@@ -29,6 +29,8 @@
 //!   credentials each service accepts, submission windows, the menu;
 //! - [`pin`]: the PIN request, the tax code derived from personal data,
 //!   secrets that never print, the sign-in's checks and lock policy;
+//! - [`submission`]: the fate of a published message, refusal codes in
+//!   Italian, who may read it;
 //! - [`cron`]: cron expressions evaluated in the institute's time zone;
 //! - [`client_address`]: the client behind trusted reverse proxies;
 //! - [`vacuum`]: whether PostgreSQL keeps up with the tables Sportello churns.
@@ -50,6 +52,7 @@ pub mod pin;
 pub mod protocol;
 pub mod routing;
 pub mod sms;
+pub mod submission;
 pub mod ticket;
 pub mod vacuum;
 pub mod video;

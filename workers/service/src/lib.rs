@@ -52,6 +52,7 @@ pub mod production;
 pub mod publish;
 pub mod runtime;
 pub mod secrets;
+pub mod submissions;
 pub mod telemetry;
 pub mod tickets;
 pub mod video;

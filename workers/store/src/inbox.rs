@@ -124,21 +124,44 @@ pub async fn record(
         .fetch_optional(&mut *conn)
         .await?;
         outcomes.push(match existing {
-            Some(row) => judge(
-                entry,
-                &Recorded {
+            Some(row) => {
+                let earlier = Recorded {
                     message_id: row.get(0),
                     scope: row.get(1),
                     key: row.get(2),
                     payload_sha256: row.get(3),
-                },
-            ),
+                };
+                let outcome = judge(entry, &earlier);
+                if outcome == InboxOutcome::Duplicate && earlier.message_id != entry.message_id {
+                    record_resend(&mut *conn, entry.message_id, earlier.message_id).await?;
+                }
+                outcome
+            }
             // The conflicting row is gone again (purged in between): refused
             // as a reused key, the sender may send it anew.
             None => InboxOutcome::KeyReused,
         });
     }
     Ok(outcomes)
+}
+
+/// Keeps a resend's message id with the first one's, so that its sender
+/// can learn it was a duplicate (`GET /submissions`). Resends only: the
+/// first delivery of every message never comes here.
+async fn record_resend(
+    conn: &mut PgConnection,
+    message_id: Uuid,
+    original: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO duplicate_submissions (message_id, original_message_id) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(message_id)
+    .bind(original)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// An inbox row, as far as judging a newcomer needs it.

@@ -46,6 +46,7 @@ pub mod pin_verifications;
 pub mod pins;
 pub mod protocol;
 pub mod staff_sessions;
+pub mod submissions;
 mod ticket_state;
 pub mod tickets;
 pub mod timers;

@@ -13,7 +13,14 @@ use super::publisher::{OutgoingMessage, PublishError, Publisher};
 /// Longest reason kept in the header: enough to act on, never the whole payload.
 const MAX_REASON_LEN: usize = 2000;
 
-pub fn dead_letter_copy(delivery: &Delivery, queue: &str, reason: &str) -> OutgoingMessage {
+/// `code`, when the refusal has one, is the stable code a channel reads
+/// back as the message's fate (`GET /submissions`).
+pub fn dead_letter_copy(
+    delivery: &Delivery,
+    queue: &str,
+    code: Option<&str>,
+    reason: &str,
+) -> OutgoingMessage {
     let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     let mut reason = reason.to_owned();
     if reason.len() > MAX_REASON_LEN {
@@ -25,6 +32,9 @@ pub fn dead_letter_copy(delivery: &Delivery, queue: &str, reason: &str) -> Outgo
     }
     let text = |s: &str| AMQPValue::LongString(LongString::from(s));
     headers.insert(REASON_HEADER.into(), text(&reason));
+    if let Some(code) = code {
+        headers.insert(REASON_CODE_HEADER.into(), text(code));
+    }
     headers.insert(ORIGINAL_QUEUE_HEADER.into(), text(queue));
     headers.insert(
         ORIGINAL_EXCHANGE_HEADER.into(),
@@ -68,7 +78,7 @@ pub async fn send(
     reason: &str,
 ) -> Result<(), PublishError> {
     publisher
-        .send(&dead_letter_copy(delivery, queue, reason))
+        .send(&dead_letter_copy(delivery, queue, None, reason))
         .await?
         .wait()
         .await

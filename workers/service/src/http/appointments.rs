@@ -57,6 +57,7 @@ macro_rules! appointment_example {
             "subject_tax_code": "RSSMRA85T10A562S",
             "citizen_name": "Mario Rossi",
             "matricola": null,
+            "gestione": "aziende_uniemens",
             "channel": "web",
             "office_aoo": "1901",
             "office_name": "Crema",

@@ -15,6 +15,7 @@ use crate::domain::pin::SignInRefusal;
 use crate::domain::ticket::LifecycleError;
 use crate::notifications::centre::CentreError;
 use crate::pin::PinError;
+use crate::submissions::SubmissionError;
 use crate::tickets::TicketError;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ pub enum ApiError {
     Applications(#[from] ApplicationError),
     #[error(transparent)]
     Pin(#[from] PinError),
+    #[error(transparent)]
+    Submissions(#[from] SubmissionError),
     /// Over a rate limit: try again after `retry_after` seconds.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after: u64 },
@@ -78,6 +81,11 @@ impl ApiError {
             },
             // One code for HTTP and the broker's answers.
             ApiError::Pin(e) => e.code(),
+            ApiError::Submissions(e) => match e {
+                SubmissionError::NotFound => "not_found",
+                SubmissionError::Invalid(_) => "invalid",
+                SubmissionError::Database(_) => "internal",
+            },
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => "not_found",
                 CentreError::Forbidden(_) => "forbidden",
@@ -189,6 +197,14 @@ impl ResponseError for ApiError {
                 | PinError::Crypto(_)
                 | PinError::Database(_)
                 | PinError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::Submissions(e) => match e {
+                SubmissionError::NotFound => StatusCode::NOT_FOUND,
+                SubmissionError::Invalid(_) => StatusCode::BAD_REQUEST,
+                SubmissionError::Database(e) if crate::store::is_transient(e) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                SubmissionError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::Notifications(e) => match e {
                 CentreError::NotFound => StatusCode::NOT_FOUND,

@@ -23,6 +23,7 @@ mod pin;
 mod problem;
 mod routes;
 mod staff;
+mod submissions;
 mod tickets;
 
 use std::net::TcpListener;

@@ -31,7 +31,9 @@ use super::problem::{
     BadRequest, Conflict, Forbidden, Gone, Locked, NotFound, Problem, TooLarge, Unauthenticated,
     Unavailable, Unprocessable,
 };
-use super::{applications, appointments, documents, health, notifications, pin, tickets};
+use super::{
+    applications, appointments, documents, health, notifications, pin, submissions, tickets,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -67,6 +69,7 @@ use super::{applications, appointments, documents, health, notifications, pin, t
         notifications::mark_unread,
         notifications::contacts,
         notifications::save_contacts,
+        submissions::fate,
         appointments::availability,
         appointments::list,
         appointments::hold,
@@ -117,6 +120,7 @@ use super::{applications, appointments, documents, health, notifications, pin, t
         (name = "notifications", description = "The citizen's notification centre and contacts; the operators' delivery log"),
         (name = "appointments", description = "Office calendars and two-phase booking (Prenota, Conferma, Cancella)"),
         (name = "applications", description = "Benefit applications (domande): state, receipts, benefits; the caller's menu"),
+        (name = "submissions", description = "The fate of a message a channel published: queued, applied, a duplicate, or refused with its reason"),
         (name = "pin", description = "The institute's PIN: request, sign-in, first use, recovery, conversion to dispositivo; where its halves stand and a new PIN when one never arrived"),
     )
 )]

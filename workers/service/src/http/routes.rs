@@ -14,7 +14,7 @@ use super::endpoint::{api, asset, Endpoint, Surface};
 
 use super::{
     applications, appointments, assets, documents, health, notifications, openapi, pin, staff,
-    tickets,
+    submissions, tickets,
 };
 
 /// The whole table, in mounting order.
@@ -76,6 +76,7 @@ fn table() -> Vec<Endpoint> {
         api("/offices", M::GET, tickets::offices),
         api("/agent-reads", M::GET, tickets::agent_reads),
         api("/notifications", M::GET, notifications::centre),
+        api("/submissions", M::GET, submissions::fate),
         api(
             "/notifications/{notification_id}/read",
             M::PUT,

@@ -243,10 +243,11 @@ async fn perform(conn: &mut PgConnection, task: Task, timer: &DueTimer) -> Resul
             let purged = store::inbox::purge(conn, before, INBOX_PURGE_LIMIT).await?;
             let outcomes =
                 store::booking_commands::purge_outcomes(conn, before, INBOX_PURGE_LIMIT).await?;
+            let fates = store::submissions::purge(conn, before, INBOX_PURGE_LIMIT).await?;
             let sessions = store::staff_sessions::purge_expired(conn).await?;
             let recoveries = store::pins::purge_expired_recoveries(conn).await?;
-            tracing::info!(%before, purged, outcomes, sessions, recoveries,
-                "inbox, booking-command outcomes, staff sessions and PIN recoveries purged");
+            tracing::info!(%before, purged, outcomes, fates, sessions, recoveries,
+                "inbox, booking-command outcomes, submission fates, staff sessions and PIN recoveries purged");
         }
     }
     Ok(())

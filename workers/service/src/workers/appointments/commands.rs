@@ -247,8 +247,12 @@ impl Consumer<'_> {
         for (delivery, fate) in deliveries.iter().zip(&fates) {
             if let Fate::DeadLetter(reason) = fate {
                 tracing::warn!(%reason, "booking command dead-lettered");
-                let copy =
-                    dead_letter::dead_letter_copy(delivery, APPOINTMENT_COMMANDS_QUEUE, reason);
+                let copy = dead_letter::dead_letter_copy(
+                    delivery,
+                    APPOINTMENT_COMMANDS_QUEUE,
+                    None,
+                    reason,
+                );
                 sends.push(dead_letters.send(&copy).await?);
             }
         }

@@ -7,6 +7,7 @@ use sqlx::Connection;
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::delegations::{self as operations, DelegationError};
 use crate::domain::intake::IntakeMessage;
+use crate::domain::submission::{Refusal, RefusalCode};
 use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox;
 
@@ -52,7 +53,10 @@ pub(super) async fn apply(
             }
             Err(refusal) => {
                 savepoint.rollback().await.map_err(classify)?;
-                outcomes.push(ItemOutcome::Refused(refusal.to_string()));
+                outcomes.push(ItemOutcome::Refused(Refusal::new(
+                    RefusalCode::DelegationRefused,
+                    refusal.to_string(),
+                )));
             }
         }
     }

@@ -6,6 +6,7 @@ use sqlx::Connection;
 
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::domain::intake::IntakeMessage;
+use crate::domain::submission::{Refusal, RefusalCode};
 use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox;
 use crate::tickets::TicketError;
@@ -58,7 +59,10 @@ pub(super) async fn add_messages(
             }
             Err(refusal) => {
                 savepoint.rollback().await.map_err(classify)?;
-                outcomes[position] = Some(ItemOutcome::Refused(refusal.to_string()));
+                outcomes[position] = Some(ItemOutcome::Refused(Refusal::new(
+                    RefusalCode::MessageRefused,
+                    refusal.to_string(),
+                )));
             }
         }
     }

@@ -26,10 +26,12 @@ use crate::config::Settings;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::documents::StoredFile;
 use crate::domain::intake::{admit, check_attachments, Admitted, CheckedAttachment, IntakeMessage};
+use crate::domain::submission::{Refusal, RefusalCode, Submitted};
 use crate::pin::crypto::PinKeys;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::inbox::InboxOutcome;
+use crate::store::submissions::NewRefusal;
 
 mod applications;
 mod delegations;
@@ -80,7 +82,7 @@ enum Verdict {
     Applied,
     /// Applied before (redelivery, resend): ack.
     Duplicate,
-    DeadLetter(String),
+    DeadLetter(Refusal),
     /// Handler failed in a way a retry might fix; the broker redelivers it.
     Requeue,
 }
@@ -241,7 +243,9 @@ impl IntakeWorker {
                         %rejection,
                         "message rejected"
                     );
-                    verdicts[index] = Verdict::DeadLetter(format!("rejected: {rejection}"));
+                    let code = rejection.refusal_code();
+                    verdicts[index] =
+                        Verdict::DeadLetter(Refusal::new(code, format!("rejected: {rejection}")));
                 }
             }
         }
@@ -272,10 +276,16 @@ impl IntakeWorker {
                 .inc();
         }
 
+        keep_refusals(pool, &batch, &verdicts).await?;
         let mut confirms = Vec::new();
         for (delivery, verdict) in batch.iter().zip(&verdicts) {
-            if let Verdict::DeadLetter(reason) = verdict {
-                let copy = dead_letter::dead_letter_copy(delivery, INTAKE_REQUESTS_QUEUE, reason);
+            if let Verdict::DeadLetter(refusal) = verdict {
+                let copy = dead_letter::dead_letter_copy(
+                    delivery,
+                    INTAKE_REQUESTS_QUEUE,
+                    Some(refusal.code.as_str()),
+                    &refusal.reason,
+                );
                 confirms.push(publisher.send(&copy).await?);
             }
         }
@@ -368,7 +378,10 @@ impl IntakeWorker {
                     ApplyFailure::Refused(reason) => {
                         verdicts.push((
                             group[0].index,
-                            Verdict::DeadLetter(format!("refused by the database: {reason}")),
+                            Verdict::DeadLetter(Refusal::new(
+                                RefusalCode::RefusedByDatabase,
+                                format!("refused by the database: {reason}"),
+                            )),
                         ));
                         break;
                     }
@@ -376,8 +389,9 @@ impl IntakeWorker {
                         let item = &group[0];
                         let deliveries = item.previous_deliveries + 1;
                         let verdict = if deliveries >= self.settings.handler_max_attempts {
-                            Verdict::DeadLetter(format!(
-                                "handler failed {deliveries} times, last: {reason}"
+                            Verdict::DeadLetter(Refusal::new(
+                                RefusalCode::ProcessingFailed,
+                                format!("handler failed {deliveries} times, last: {reason}"),
                             ))
                         } else {
                             tracing::warn!(message_id = %item.admitted.idempotency.message_id, %reason, deliveries, "handler failed; requeueing");
@@ -391,6 +405,44 @@ impl IntakeWorker {
         }
         Ok(verdicts)
     }
+}
+
+/// Keeps each refusal whose envelope can be read, for its publisher and the
+/// citizen it concerns (`GET /submissions`), before its dead letter is sent:
+/// a crash in between redelivers the message, refused and kept again.
+async fn keep_refusals(
+    pool: &PgPool,
+    batch: &[Delivery],
+    verdicts: &[Verdict],
+) -> Result<(), WorkerError> {
+    let refused: Vec<(Submitted, &Refusal)> = batch
+        .iter()
+        .zip(verdicts)
+        .filter_map(|(delivery, verdict)| match verdict {
+            Verdict::DeadLetter(refusal) => {
+                Submitted::of_body(&delivery.data).map(|submitted| (submitted, refusal))
+            }
+            _ => None,
+        })
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<NewRefusal> = refused
+        .iter()
+        .map(|(submitted, refusal)| NewRefusal {
+            message_id: submitted.message_id,
+            submitter: &submitted.parties.submitter,
+            message_type: &submitted.message_type,
+            idempotency_key: &submitted.idempotency_key,
+            subject_tax_code: submitted.parties.subject.as_deref(),
+            code: refusal.code.as_str(),
+            reason: &refusal.reason,
+        })
+        .collect();
+    let mut conn = pool.acquire().await?;
+    store::submissions::record_refusals(&mut conn, &rows).await?;
+    Ok(())
 }
 
 /// Waits `backoff` (doubled for next time, up to 10 s) before the batch is
@@ -417,13 +469,21 @@ fn verdict_for(item: &Item, outcome: ItemOutcome) -> Verdict {
     match outcome {
         ItemOutcome::Inbox(InboxOutcome::New) => Verdict::Applied,
         ItemOutcome::Inbox(InboxOutcome::Duplicate) => Verdict::Duplicate,
-        ItemOutcome::Refused(reason) => Verdict::DeadLetter(format!("rejected: {reason}")),
+        ItemOutcome::Refused(refusal) => Verdict::DeadLetter(Refusal::new(
+            refusal.code,
+            format!("rejected: {}", refusal.reason),
+        )),
         ItemOutcome::Inbox(reused @ (InboxOutcome::KeyReused | InboxOutcome::MessageIdReused)) => {
-            Verdict::DeadLetter(
+            let code = match reused {
+                InboxOutcome::MessageIdReused => RefusalCode::MessageIdReused,
+                _ => RefusalCode::IdempotencyKeyReused,
+            };
+            Verdict::DeadLetter(Refusal::new(
+                code,
                 reused
                     .refusal(&item.admitted.idempotency)
                     .unwrap_or_else(|| "refused by the inbox".into()),
-            )
+            ))
         }
     }
 }
@@ -473,7 +533,7 @@ enum ItemOutcome {
     Inbox(InboxOutcome),
     /// Refused on what the database knows (e.g. no delegation): dead-letter
     /// it; no inbox row is written, so a corrected resend is processed.
-    Refused(String),
+    Refused(Refusal),
 }
 
 /// One transaction for the group: delegations are granted or revoked, new

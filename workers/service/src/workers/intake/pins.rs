@@ -8,6 +8,7 @@ use sqlx::Connection;
 
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::domain::intake::IntakeMessage;
+use crate::domain::submission::{Refusal, RefusalCode};
 use crate::pin::crypto::PinKeys;
 use crate::pin::PinError;
 use crate::store::inbox::{self, InboxOutcome};
@@ -50,7 +51,10 @@ pub(super) async fn apply(
             Err(PinError::Database(error)) => return Err(classify(error)),
             Err(refusal @ (PinError::AlreadyIssued | PinError::Invalid(_))) => {
                 savepoint.rollback().await.map_err(classify)?;
-                outcomes.push(ItemOutcome::Refused(refusal.to_string()));
+                outcomes.push(ItemOutcome::Refused(Refusal::new(
+                    RefusalCode::PinRequestRefused,
+                    refusal.to_string(),
+                )));
             }
             Err(other) => return Err(ApplyFailure::Crashed(other.to_string())),
         }

@@ -14,6 +14,7 @@ use crate::domain::delegation::FIRST_GESTIONE;
 use crate::domain::document::{Direction, DocumentState};
 use crate::domain::intake::{IntakeMessage, Rejection};
 use crate::domain::protocol::{Aoo, RegisteredFile};
+use crate::domain::submission::{Refusal, RefusalCode};
 use crate::domain::ticket::{open_ticket, opened_event, NewTicket, TicketRegistration};
 use crate::store::applications as store_applications;
 use crate::store::delegations as delegations_store;
@@ -35,7 +36,7 @@ fn gestione_of(request: &RequestSubmitted) -> &str {
 async fn subjects(
     conn: &mut sqlx::PgConnection,
     group: &[&Item<'_>],
-) -> Result<Vec<Result<CodiceFiscale, String>>, ApplyFailure> {
+) -> Result<Vec<Result<CodiceFiscale, Refusal>>, ApplyFailure> {
     let requests = group
         .iter()
         .map(|item| request_of(item))
@@ -93,14 +94,17 @@ async fn subjects(
                         if !represented
                             .contains(&(tax_code.to_string(), applicant.to_string())) =>
                     {
-                        Err(Rejection::NoPersonalDelegation(applicant.to_string()).to_string())
+                        Err(Rejection::NoPersonalDelegation(applicant.to_string()).into())
                     }
                     _ => Ok(applicant.clone()),
                 });
             }
             let gestione = gestione_of(&request.payload);
             if !gestioni.iter().any(|g| g == gestione) {
-                return Ok(Err(format!("unknown scheme (gestione) `{gestione}`")));
+                return Ok(Err(Refusal::new(
+                    RefusalCode::UnknownScheme,
+                    format!("unknown scheme (gestione) `{gestione}`"),
+                )));
             }
             match (&request.principal, &request.payload.matricola) {
                 (Principal::Intermediary { tax_code, .. }, Some(matricola)) => {
@@ -118,13 +122,13 @@ async fn subjects(
                             matricola: matricola.clone(),
                             gestione: gestione.to_owned(),
                         }
-                        .to_string())),
+                        .into())),
                     }
                 }
                 (principal, _) => Ok(principal
                     .subject_tax_code()
                     .cloned()
-                    .ok_or_else(|| Rejection::MissingSubject("request.submitted").to_string())),
+                    .ok_or_else(|| Rejection::MissingSubject("request.submitted").into())),
             }
         })
         .collect()
@@ -136,7 +140,7 @@ async fn subjects(
 async fn unverified_agents(
     conn: &mut sqlx::PgConnection,
     group: &[&Item<'_>],
-) -> Result<Vec<Option<String>>, ApplyFailure> {
+) -> Result<Vec<Option<Refusal>>, ApplyFailure> {
     let mut refusals = Vec::with_capacity(group.len());
     for item in group {
         let request = request_of(item)?;
@@ -157,7 +161,7 @@ async fn unverified_agents(
         refusals.push(match checked {
             Ok(_) => None,
             Err(crate::pin::verification::VerifiedError::Refused(refusal)) => {
-                Some(Rejection::PinVerification(refusal).to_string())
+                Some(Rejection::PinVerification(refusal).into())
             }
             Err(crate::pin::verification::VerifiedError::Database(e)) => return Err(classify(e)),
         });
@@ -247,15 +251,21 @@ pub(super) async fn open_tickets(
     // and nothing of it is recorded.
     let standings = applications::standings(&mut *tx, group).await?;
     let mut resubmitted = Vec::new();
-    let subjects: Vec<Result<CodiceFiscale, String>> = subjects
+    let subjects: Vec<Result<CodiceFiscale, Refusal>> = subjects
         .into_iter()
         .zip(&standings)
         .zip(group)
         .map(|((subject, standing), item)| match standing {
-            Some(Standing::Conflict(reason)) => Err(reason.clone()),
+            Some(Standing::Conflict(reason)) => Err(Refusal::new(
+                RefusalCode::ApplicationRefused,
+                reason.clone(),
+            )),
             Some(Standing::Resubmitted) => {
                 resubmitted.push(item.admitted.idempotency.message_id);
-                Err("the same application again".to_owned())
+                Err(Refusal::new(
+                    RefusalCode::ApplicationRefused,
+                    "the same application again",
+                ))
             }
             _ => subject,
         })
