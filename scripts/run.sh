@@ -26,5 +26,19 @@ if [ -z "${SMTP_URL:-}" ]; then
   export SMTP_URL="smtp://127.0.0.1:2525"
 fi
 
+# Without an SMS provider of your own, SMS (the video rooms' codes among
+# them) go to a local development provider and are kept as files under
+# var/sms/<recipient>/.
+if [ -z "${SMS_PROVIDER_URL:-}" ]; then
+  mkdir -p var/sms
+  /usr/bin/python3 scripts/sms_sink.py --port 2526 --dir var/sms \
+    --user sportello --password sms-sink-dev --exit-with-parent &
+  export SMS_PROVIDER_URL="http://127.0.0.1:2526/messages"
+  export SMS_PROVIDER_USER=sportello SMS_PROVIDER_PASSWORD=sms-sink-dev
+fi
+
+# The links in the video appointments' receipts open the local gateway.
+export VIDEO_BASE_URL="${VIDEO_BASE_URL:-http://${GATEWAY_ADDRESS:-127.0.0.1:8090}}"
+
 cargo build --release --locked --bin sportello
 exec "$CARGO_TARGET_DIR/release/sportello" up

@@ -14,6 +14,8 @@ ensure_packages() {
   command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
   command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # The README's tour reads the API's JSON answers with it.
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
   # Headless browser for the staff-pages test.
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::sms_sink::{self, SmsSink};
 use crate::support::*;
 
 fn repository_root() -> PathBuf {
@@ -139,6 +140,7 @@ fn start_smtp_sink(maildir: &Path) -> (Running, u16) {
 /// addresses instead of the defaults; a step with an expectation is retried
 /// (it reads an asynchronous result) until its output shows it.
 fn tour_script(steps: &[Step], env: &TestEnv, api: &str, metrics: &str) -> String {
+    let database = "postgres://sportello:sportello@127.0.0.1:5432/sportello";
     let mut script = String::from(
         r#"set -euo pipefail
 expect_output() {
@@ -158,7 +160,8 @@ expect_output() {
         let mut text = step
             .script
             .replace("127.0.0.1:8080", api)
-            .replace("127.0.0.1:9464", metrics);
+            .replace("127.0.0.1:9464", metrics)
+            .replace(database, &env.settings.database_url);
         for channel in ["web", "app", "contact_center", "cassetto", "desk"] {
             text = text.replace(
                 &format!("amqp://channel-{channel}:channel-{channel}-dev@127.0.0.1:5672/sportello"),
@@ -192,6 +195,7 @@ async fn the_readme_tour_runs_as_written() {
     std::os::unix::fs::symlink(repository_root().join("schemas"), checkout.join("schemas"))
         .unwrap();
     std::fs::create_dir_all(checkout.join("var/mail")).unwrap();
+    std::fs::create_dir_all(checkout.join("var/sms")).unwrap();
     // `run.sh` builds into $CARGO_TARGET_DIR/release; this test's binary
     // stands in for it.
     let target = checkout.join("target");
@@ -203,6 +207,8 @@ async fn the_readme_tour_runs_as_written() {
     .unwrap();
 
     let (_sink, smtp_port) = start_smtp_sink(&checkout.join("var/mail"));
+    // As `run.sh` does without an SMS provider of its own.
+    let sms = SmsSink::start(&checkout.join("var/sms"));
     let api = free_address();
     let metrics = free_address();
     let gateway = free_address();
@@ -213,6 +219,10 @@ async fn the_readme_tour_runs_as_written() {
         ("METRICS_ADDRESS", metrics.clone()),
         ("GATEWAY_ADDRESS", gateway.clone()),
         ("SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        ("SMS_PROVIDER_URL", sms.url.clone()),
+        ("SMS_PROVIDER_USER", sms_sink::USER.to_owned()),
+        ("SMS_PROVIDER_PASSWORD", sms_sink::PASSWORD.to_owned()),
+        ("VIDEO_BASE_URL", format!("http://{gateway}")),
         (
             "DOCUMENT_STORE_DIR",
             checkout

@@ -30,6 +30,7 @@ mod protocol;
 
 // Notifications and timers.
 mod notifications;
+mod sms_sink;
 mod timers;
 
 // Appointments, over HTTP, over the broker and on the staff pages.

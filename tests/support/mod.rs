@@ -12,6 +12,7 @@ pub mod logs;
 pub mod mail;
 pub mod requester;
 pub mod sms_provider;
+pub mod sms_sink;
 
 #[allow(unused_imports)]
 pub use api::Api;
