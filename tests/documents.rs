@@ -696,6 +696,7 @@ async fn four_registration_worker_processes_one_killed_mid_run_leave_no_gap() {
             api.case_id,
             &[document.id],
             "Esito",
+            None,
             "load",
         )
         .await

@@ -4,6 +4,7 @@
 //! queue and its filters, a ticket's detail, take in charge, internal note,
 //! close with an outcome. Status codes a browser cannot read (refusals, the
 //! error statuses, double submits, reassignment) are checked with reqwest.
+//! `registration` sends a ticket's documents for protocol registration.
 
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
@@ -21,6 +22,8 @@ use sportello::contract::{Authentication, CodiceFiscale, Principal};
 use sportello::http::{self, ApiState};
 use sportello::workers::WorkerKind;
 use uuid::Uuid;
+
+mod registration;
 
 const CITIZEN: &str = "RSSMRA85T10A562S";
 const PDF: &[u8] = crate::support::fixtures::PDF;

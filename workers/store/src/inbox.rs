@@ -77,6 +77,21 @@ pub async fn applied(
     Ok(found.into_iter().collect())
 }
 
+/// The message first applied under this actor's idempotency key, if any.
+pub async fn message_under_key(
+    conn: &mut PgConnection,
+    scope: &str,
+    key: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT message_id FROM inbox WHERE idempotency_scope = $1 AND idempotency_key = $2",
+    )
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Records a batch of messages and says, for each, whether to apply it.
 pub async fn record(
     conn: &mut PgConnection,

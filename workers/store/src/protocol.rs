@@ -439,6 +439,22 @@ pub async fn registration(
         .transpose()
 }
 
+/// The signature of each registration that numbered documents of the case,
+/// by registration id (documents not yet registered name none).
+pub async fn signatures_of_case(
+    conn: &mut PgConnection,
+    case_id: Uuid,
+) -> Result<HashMap<Uuid, String>, sqlx::Error> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, signature FROM registrations
+         WHERE id IN (SELECT registration_id FROM documents WHERE case_id = $1)",
+    )
+    .bind(case_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Why the registration was annulled, if it was.
 pub async fn annulment_reason(
     conn: &mut PgConnection,

@@ -6,6 +6,8 @@
 pub mod receipt;
 pub mod storage;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -15,12 +17,14 @@ use crate::contract::{
     DocumentStateChanged, DocumentsRegistered, DocumentsRegistrationRequested, Event, Principal,
 };
 use crate::domain::access::side_on_case;
+use crate::domain::admission::Idempotency;
 use crate::domain::content::{check_content, named_for};
 use crate::domain::document::{
     self, sanitize_file_name, Action, Direction, DocumentState, IllegalTransition, Side,
 };
 use crate::domain::protocol::{Aoo, RegisteredFile};
 use crate::store::documents::{self as store, Document, Transition};
+use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::protocol::{self as register, AnnulOutcome, RegisterError, RegistrationRequest};
 use storage::BlobStore;
@@ -53,7 +57,26 @@ pub enum DocumentError {
     Encoding(#[from] serde_json::Error),
     #[error("the year changed while registering; retry")]
     YearChanged,
+    #[error(transparent)]
+    Registration(#[from] RegistrationRefusal),
 }
+
+/// Why a request for registration is refused before any document is
+/// touched; typed so that each page can say it in its own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationRefusal {
+    #[error("name at least one document to register")]
+    NoDocuments,
+    #[error("the registration needs a subject")]
+    NoSubject,
+    #[error("a request key is 1 to 200 characters")]
+    BadKey,
+    #[error("this request key was used for another registration request")]
+    KeyReused,
+}
+
+/// Longest request key (a form's one-time key, session-bound).
+const MAX_REQUEST_KEY: usize = 200;
 
 impl From<RegisterError> for DocumentError {
     fn from(error: RegisterError) -> Self {
@@ -464,25 +487,39 @@ pub async fn delete(
     Ok(deleted)
 }
 
+/// A request for registration as the operator sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationSent {
+    /// The `documents.registration_requested` message: the registration's
+    /// `request_id` once the worker numbers it.
+    pub request_id: Uuid,
+    /// The same request key was used before: nothing changed this time.
+    pub repeated: bool,
+}
+
 /// The operator sends documents of the case to the protocol register: they
 /// turn orange, and the registration worker receives the request.
+/// `request_key` (a staff form's one-time key) makes a resent request a
+/// no-op: it is kept in the inbox, scoped by the operator, with the request's
+/// digest, so the same key for other documents or another subject is refused.
 pub async fn send_for_registration(
     pool: &PgPool,
     principal: &Principal,
     case_id: Uuid,
     document_ids: &[Uuid],
     subject: &str,
+    request_key: Option<&str>,
     correlation_id: &str,
-) -> Result<Uuid, DocumentError> {
+) -> Result<RegistrationSent, DocumentError> {
     if document_ids.is_empty() {
-        return Err(DocumentError::Refused(
-            "name at least one document to register".into(),
-        ));
+        return Err(RegistrationRefusal::NoDocuments.into());
     }
-    if subject.trim().is_empty() {
-        return Err(DocumentError::Refused(
-            "the registration needs a subject".into(),
-        ));
+    let subject = subject.trim();
+    if subject.is_empty() {
+        return Err(RegistrationRefusal::NoSubject.into());
+    }
+    if request_key.is_some_and(|k| k.is_empty() || k.len() > MAX_REQUEST_KEY) {
+        return Err(RegistrationRefusal::BadKey.into());
     }
     let mut tx = pool.begin().await?;
     let side = authorize(&mut tx, principal, case_id).await?;
@@ -495,12 +532,25 @@ pub async fn send_for_registration(
     let mut ids = document_ids.to_vec();
     ids.sort();
     ids.dedup();
+    let request_id = Uuid::now_v7();
+    if let Some(key) = request_key {
+        // Before the documents are locked: a concurrent resend waits here on
+        // the first one's row and then finds it, rather than failing on the
+        // documents it already turned orange.
+        if let Some(first) =
+            first_request(&mut tx, principal, key, request_id, case_id, &ids, subject).await?
+        {
+            return Ok(RegistrationSent {
+                request_id: first,
+                repeated: true,
+            });
+        }
+    }
     let documents = store::lock_documents(&mut tx, &ids).await?;
     if documents.len() != ids.len() || documents.iter().any(|d| d.case_id != case_id) {
         return Err(DocumentError::NotFound("document of this case"));
     }
     let actor = actor_json(principal);
-    let request_id = Uuid::now_v7();
     let change = Change {
         action: Action::SendForRegistration,
         side,
@@ -520,7 +570,7 @@ pub async fn send_for_registration(
         payload: DocumentsRegistrationRequested {
             case_id,
             aoo: aoo.to_string(),
-            subject: subject.trim().into(),
+            subject: subject.into(),
             document_ids: ids,
             requested_by: actor,
         },
@@ -529,7 +579,56 @@ pub async fn send_for_registration(
     outbox::enqueue(&mut tx, &messages).await?;
     tx.commit().await?;
     tracing::info!(%case_id, %request_id, correlation_id, "documents sent for registration");
-    Ok(request_id)
+    Ok(RegistrationSent {
+        request_id,
+        repeated: false,
+    })
+}
+
+/// Records the request key in the inbox (in the request's transaction, so a
+/// refused request leaves the key unused) and returns the first request's id
+/// when the key was used before for this very request.
+async fn first_request(
+    tx: &mut PgConnection,
+    principal: &Principal,
+    key: &str,
+    request_id: Uuid,
+    case_id: Uuid,
+    ids: &[Uuid],
+    subject: &str,
+) -> Result<Option<Uuid>, DocumentError> {
+    use sha2::{Digest, Sha256};
+    let content = serde_json::to_vec(&serde_json::json!({
+        "case_id": case_id, "document_ids": ids, "subject": subject,
+    }))?;
+    let idempotency = Idempotency {
+        message_id: request_id,
+        message_type: "documents.registration_requested",
+        scope: principal.actor_key(),
+        key: key.to_owned(),
+        payload_sha256: hex::encode(Sha256::digest(&content)),
+    };
+    match inbox::record(tx, &[&idempotency]).await?.first() {
+        Some(InboxOutcome::New) => Ok(None),
+        Some(InboxOutcome::Duplicate) => inbox::message_under_key(tx, &idempotency.scope, key)
+            .await?
+            // Purged between the two reads: the key is no longer known.
+            .map(Some)
+            .ok_or(DocumentError::Registration(RegistrationRefusal::KeyReused)),
+        _ => Err(RegistrationRefusal::KeyReused.into()),
+    }
+}
+
+/// The protocol signature of each registration of the case's documents, by
+/// registration id, for whoever may see the case.
+pub async fn signatures(
+    pool: &PgPool,
+    principal: &Principal,
+    case_id: Uuid,
+) -> Result<HashMap<Uuid, String>, DocumentError> {
+    let mut conn = pool.acquire().await?;
+    authorize(&mut conn, principal, case_id).await?;
+    Ok(register::signatures_of_case(&mut conn, case_id).await?)
 }
 
 /// What the registration worker did with a request.

@@ -188,10 +188,12 @@ pub async fn register(
             "Videochiamata - {} - {}",
             opened.appointment.desk_name, opened.appointment.notes
         ),
+        None,
         &opened.correlation_id(),
     )
     .await
-    .map_err(api)?;
+    .map_err(api)?
+    .request_id;
     Ok(HttpResponse::Accepted().json(json!({ "request_id": request_id })))
 }
 

@@ -369,9 +369,11 @@ pub async fn send_for_registration(
         *case_id,
         &body.document_ids,
         &body.subject,
+        None,
         &caller.correlation_id,
     )
-    .await?;
+    .await?
+    .request_id;
     // Accepted: the registration worker assigns the number.
     Ok(HttpResponse::Accepted().json(RegistrationAccepted { request_id }))
 }

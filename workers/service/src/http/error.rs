@@ -95,7 +95,7 @@ impl ApiError {
             ApiError::Documents(e) => match e {
                 DocumentError::NotFound(_) => "not_found",
                 DocumentError::Forbidden(_) => "forbidden",
-                DocumentError::Refused(_) => "refused",
+                DocumentError::Refused(_) | DocumentError::Registration(_) => "refused",
                 DocumentError::TooLarge { .. } => "too_large",
                 DocumentError::IllegalTransition(refusal) if is_not_yours(refusal) => "forbidden",
                 DocumentError::IllegalTransition(_) => "illegal_transition",
@@ -218,7 +218,9 @@ impl ResponseError for ApiError {
             ApiError::Documents(e) => match e {
                 DocumentError::NotFound(_) => StatusCode::NOT_FOUND,
                 DocumentError::Forbidden(_) => StatusCode::FORBIDDEN,
-                DocumentError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                DocumentError::Refused(_) | DocumentError::Registration(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 DocumentError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 DocumentError::IllegalTransition(refusal) if is_not_yours(refusal) => {
                     StatusCode::FORBIDDEN

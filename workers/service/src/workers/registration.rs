@@ -96,6 +96,7 @@ impl Handler for Registering {
             Err(DocumentError::YearChanged) => Err(Failure::Again),
             Err(
                 error @ (DocumentError::Refused(_)
+                | DocumentError::Registration(_)
                 | DocumentError::NotFound(_)
                 | DocumentError::IllegalTransition(_)
                 | DocumentError::Forbidden(_)

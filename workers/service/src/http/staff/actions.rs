@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use super::errors::{not_found, Failure, FormAction};
 use super::render::redirect;
-use super::session::{bound_key, cross_origin, cross_origin_refused, session};
+use super::session::{cross_origin, cross_origin_refused, form_key, session};
 use super::ticket::detail_page;
-use super::{ApiState, SCOPE, SESSION_COOKIE};
+use super::{ApiState, SCOPE};
 use crate::domain::ticket::{Outcome, TicketAction, Visibility};
 use crate::tickets::{self, TicketError};
 
@@ -76,17 +76,7 @@ pub(super) async fn act(
         return not_found(Some(&session.operator), "Quesito o operazione");
     };
     let form = form.into_inner();
-    // The form's one-time key counts only within the session that rendered
-    // it: replayed from another session it is another key.
-    let session_key = request
-        .cookie(SESSION_COOKIE)
-        .map(|cookie| cookie.value().to_owned())
-        .unwrap_or_default();
-    let key = form
-        .action_key
-        .as_deref()
-        .filter(|k| !k.is_empty())
-        .map(|k| bound_key(&session_key, k));
+    let key = form_key(&request, form.action_key.as_deref());
     let to_office = form.office.clone().unwrap_or_default();
     let applied = match form.into_action(action) {
         Ok(change) => {

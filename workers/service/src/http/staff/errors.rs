@@ -5,6 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::render::{error_page, OperatorView};
+use crate::documents::{DocumentError, RegistrationRefusal};
+use crate::domain::document::IllegalTransition;
 use crate::domain::ticket::{LifecycleError, MAX_COMMENT_CHARS};
 use crate::http::ApiError;
 use crate::tickets::{self, FilterError, TicketError};
@@ -65,6 +67,58 @@ impl Failure {
             };
         }
         Failure { status, message }
+    }
+
+    /// The same for a refused or failed operation on the ticket's documents.
+    pub(super) fn of_documents(error: DocumentError) -> Failure {
+        let message = italian_documents(&error);
+        let error = ApiError::from(error);
+        let status = error.status_code();
+        if status.is_server_error() {
+            tracing::error!(%error, "staff document request failed");
+            return Failure {
+                status,
+                message: UNAVAILABLE.into(),
+            };
+        }
+        Failure { status, message }
+    }
+}
+
+/// A document operation refused, in the words of the ticket's page.
+fn italian_documents(error: &DocumentError) -> String {
+    match error {
+        DocumentError::NotFound("case") => "Quesito non trovato.".into(),
+        DocumentError::NotFound(_) => "Uno dei documenti scelti non è di questo quesito.".into(),
+        // The session is always an operator's: refusals mean another office.
+        DocumentError::Forbidden(_) => {
+            "Il quesito è di un'altra sede: solo i suoi operatori possono inviarne i documenti \
+             al protocollo."
+                .into()
+        }
+        DocumentError::Registration(RegistrationRefusal::NoDocuments) => {
+            "Scegli almeno un documento da protocollare.".into()
+        }
+        DocumentError::Registration(RegistrationRefusal::NoSubject) => {
+            "L'oggetto della protocollazione è obbligatorio.".into()
+        }
+        DocumentError::Registration(
+            RegistrationRefusal::KeyReused | RegistrationRefusal::BadKey,
+        ) => "Il modulo è già stato usato per un'altra richiesta: ricarica la pagina.".into(),
+        DocumentError::IllegalTransition(IllegalTransition::NotRegistrable(_)) => {
+            "Uno dei documenti scelti è già stato inviato al protocollo, o è stato eliminato."
+                .into()
+        }
+        DocumentError::Gone => "Uno dei documenti scelti è stato eliminato.".into(),
+        DocumentError::Refused(_)
+        | DocumentError::IllegalTransition(_)
+        | DocumentError::TooLarge { .. } => {
+            "Operazione non consentita sui documenti scelti.".into()
+        }
+        DocumentError::Storage(_)
+        | DocumentError::Database(_)
+        | DocumentError::Encoding(_)
+        | DocumentError::YearChanged => UNAVAILABLE.into(),
     }
 }
 

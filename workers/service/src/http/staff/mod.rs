@@ -1,7 +1,7 @@
 //! Staff pages (*quesiti di sede*), server-rendered in Italian: the office's
 //! queue with the search filters, a ticket's detail with its history and
 //! attachments, and the forms that take it in charge, comment, close or
-//! reassign it.
+//! reassign it, or send its documents for protocol registration.
 //!
 //! The operator signs in by pasting the token their identity provider signed.
 //! That opens a server-side session (`store::staff_sessions`) lasting as long
@@ -10,14 +10,15 @@
 //! Signing out ends the session for good. Besides the SameSite cookie, a POST
 //! whose `Origin` names another site is refused.
 //!
-//! Handlers only translate between HTTP and `tickets`: the lifecycle rules
-//! live in `domain::ticket`, access checks and transactions in `tickets`.
+//! Handlers only translate between HTTP and the operations (`tickets`,
+//! `documents`): the rules live in `domain`, access checks and transactions
+//! in the operations.
 //! Statuses follow the JSON API's mapping (`http::error`); messages are
 //! rewritten in Italian here, since the service's are for integrators.
 //!
 //! Layout: `session.rs` (who is signed in, cross-site refusal), `sign_in.rs`,
 //! `queue.rs`, `ticket.rs` (detail page), `actions.rs` (its forms),
-//! `documents.rs` (attachment download), `agenda.rs` (the office's
+//! `registration.rs` (its protocol form), `documents.rs` (attachment download), `agenda.rs` (the office's
 //! appointments of a day), `callbacks.rs` ("Richiamate", the phone
 //! call-backs, with the calls sessions hold in `held_calls.rs`);
 //! `render.rs` and `errors.rs` are shared by every page. A new page is a
@@ -30,6 +31,7 @@ mod documents;
 mod errors;
 mod held_calls;
 mod queue;
+mod registration;
 mod render;
 mod session;
 mod sign_in;
@@ -55,6 +57,9 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
         page("/ufficio/uscita", M::POST, sign_in::logout),
         page(SCOPE, M::GET, queue::queue),
         page("/ufficio/quesiti/{ticket_id}", M::GET, ticket::detail),
+        // Before the actions' pattern, which would match it too: the first
+        // resource that matches a path serves it.
+        page(registration::REGISTRATION, M::POST, registration::register),
         page(
             "/ufficio/quesiti/{ticket_id}/{action}",
             M::POST,

@@ -87,10 +87,23 @@ pub(super) fn cross_origin_refused() -> HttpResponse {
     )
 }
 
+/// The one-time key a form posted (`action_key`), bound to the session that
+/// rendered it: replayed from another session it is another key. `None`
+/// when the form sent none.
+pub(super) fn form_key(request: &HttpRequest, posted: Option<&str>) -> Option<String> {
+    let session_key = request
+        .cookie(SESSION_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
+        .unwrap_or_default();
+    posted
+        .filter(|k| !k.is_empty())
+        .map(|k| bound_key(&session_key, k))
+}
+
 /// A form's one-time key bound to the session it was rendered for: the
 /// ticket's history remembers this, so a key copied into another session
 /// (another operator's browser) names another action.
-pub(super) fn bound_key(session_key: &str, form_key: &str) -> String {
+fn bound_key(session_key: &str, form_key: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::new()
         .chain_update(session_key.as_bytes())

@@ -11,6 +11,8 @@ use super::errors::{not_found, Failure};
 use super::render::{error_page, render, size_label, when};
 use super::session::{session, Session};
 use super::ApiState;
+use crate::documents;
+use crate::domain::document::DocumentState;
 use crate::domain::ticket::{ChangeKind, Outcome, TicketState, Visibility};
 use crate::tickets::{self, TicketDetail, TicketError};
 
@@ -80,6 +82,14 @@ pub(super) async fn detail_page(
             return error_page(failure.status, Some(&operator), &failure.message);
         }
     };
+    // The protocol number of each registered attachment ("Protocollato").
+    let signatures = match documents::signatures(&state.pool, &principal, id).await {
+        Ok(signatures) => signatures,
+        Err(error) => {
+            let failure = Failure::of_documents(error);
+            return error_page(failure.status, Some(&operator), &failure.message);
+        }
+    };
     let TicketDetail {
         ticket: t,
         history,
@@ -103,15 +113,25 @@ pub(super) async fn detail_page(
             },
         })
         .collect();
+    // Which documents to offer for registration mirrors
+    // domain::document::transition, for convenience only: the service
+    // decides again on the POST.
+    let registrable: Vec<Value> = attachments
+        .iter()
+        .filter(|a| a.state == DocumentState::Uploaded)
+        .map(|a| context! { id => a.id, file_name => a.file_name })
+        .collect();
     let attachments: Vec<Value> = attachments
         .iter()
         .map(|a| {
             context! {
                 id => a.id, file_name => a.file_name, media_type => a.media_type,
                 size => size_label(a.size_bytes), label => a.state.label(),
+                signature => a.registration_id.and_then(|r| signatures.get(&r)),
             }
         })
         .collect();
+
     let offices: Vec<_> = offices
         .into_iter()
         .filter(|o| o.aoo != operator.office)
@@ -151,13 +171,14 @@ pub(super) async fn detail_page(
         status,
         "quesito.html",
         context! {
-            operator, t => view, history, attachments, offices, error,
+            operator, t => view, history, attachments, registrable, offices, error,
             outcomes => Outcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
             // One key per form and render: a resubmitted form is applied once,
             // while two different forms of one page stay two actions.
             keys => context! {
                 take => Uuid::new_v4(), comment => Uuid::new_v4(),
                 close => Uuid::new_v4(), reassign => Uuid::new_v4(),
+                register => Uuid::new_v4(),
             },
             can_take => now == TicketState::Aperta,
             can_comment => now != TicketState::Chiusa,
