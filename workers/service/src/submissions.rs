@@ -133,7 +133,7 @@ pub async fn fate(
             }
             let submitter = caller.actor_key();
             let scope = inbox_scope(message_type, &submitter);
-            match store::applied_under_key(&mut conn, &scope, key).await? {
+            match crate::store::inbox::message_under_key(&mut conn, &scope, key).await? {
                 Some(id) => id,
                 None => {
                     // Never applied under this key: refused, or not yet seen.

@@ -51,21 +51,6 @@ pub async fn applied(
     .transpose()
 }
 
-/// The message id the inbox applied under this key of its scope.
-pub async fn applied_under_key(
-    conn: &mut PgConnection,
-    scope: &str,
-    idempotency_key: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT message_id FROM inbox WHERE idempotency_scope = $1 AND idempotency_key = $2",
-    )
-    .bind(scope)
-    .bind(idempotency_key)
-    .fetch_optional(conn)
-    .await
-}
-
 /// The first message a resend repeated.
 pub async fn resend_of(
     conn: &mut PgConnection,
