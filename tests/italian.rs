@@ -13,9 +13,7 @@ use sportello::domain::application::policy::PrincipalKind;
 use sportello::domain::refusal::Code;
 
 use crate::support::api::Api;
-use crate::support::gateway::{
-    client, env_with_sms, last_code, seated, video_room, Gateway, Seated,
-};
+use crate::support::gateway::{client, env_with_sms, seated, video_room, Gateway, Seated};
 use crate::support::{citizen, operator};
 
 /// Words that betray English text; each padded so that Italian words
