@@ -5,7 +5,7 @@ ALTER TABLE gestioni ADD COLUMN open_to_booking boolean NOT NULL DEFAULT false;
 UPDATE gestioni SET open_to_booking = true WHERE code = 'aziende_uniemens';
 
 -- The scheme of the position an appointment is about: an intermediary's
--- delega must cover it. Every appointment so far was a UniEmens one.
+-- delega must cover it. Every appointment so far was a UniEmens one, and a
+-- writer that names none (an older binary in a rolling upgrade) books one.
 ALTER TABLE appointments
     ADD COLUMN gestione text NOT NULL DEFAULT 'aziende_uniemens' REFERENCES gestioni (code);
-ALTER TABLE appointments ALTER COLUMN gestione DROP DEFAULT;

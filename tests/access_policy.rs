@@ -150,7 +150,7 @@ async fn every_route_answers_every_credential_as_the_policy_says() {
                     Err(refusal) => {
                         assert_eq!(
                             (status, answer["error"].as_str()),
-                            (StatusCode::FORBIDDEN, Some(refusal.code())),
+                            (StatusCode::FORBIDDEN, Some(refusal.code().as_str())),
                             "{method} {pattern} as {name}: {answer}"
                         );
                         let requires: Vec<&str> = answer["requires"]

@@ -141,8 +141,14 @@ impl CaseApi {
     }
 }
 
+/// The refusal's technical English: `detail` for a citizen (whose `message`
+/// is Italian), `message` for the office.
 fn message(body: &Value) -> String {
-    body["message"].as_str().unwrap_or_default().to_owned()
+    body["detail"]
+        .as_str()
+        .or(body["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[actix_rt::test]

@@ -50,11 +50,12 @@ mod pin;
 mod pin_limits;
 
 // The process as a whole: the access policy, the HTTP boundary, the API's
-// description, production mode, each worker's least privilege, database
+// description, refusals in Italian for citizens, production mode, each worker's least privilege, database
 // health, metrics, and a newcomer's first run.
 mod access_policy;
 mod edges;
 mod first_run;
+mod italian;
 mod metrics;
 mod openapi;
 mod privilege;

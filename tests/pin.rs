@@ -511,10 +511,17 @@ async fn repeated_wrong_pins_lock_with_a_clear_message_until_the_time_passes() {
     );
     assert_eq!(body["error"], "pin_locked");
     assert!(body["locked_until"].is_string(), "{body}");
+    // The citizen's Italian says what to do and until when; the English stays as detail.
     let message = body["message"].as_str().unwrap();
     assert!(
-        message.contains("wait until then") && message.contains("Hai smarrito il PIN?"),
+        message.contains("Hai smarrito il PIN?") && message.contains("Il blocco termina il"),
         "{message}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("wait until then")),
+        "{body}"
     );
     let (failures, locks): (i32, i32) =
         sqlx::query_as("SELECT failures, locks_in_a_row FROM pin_credentials")

@@ -88,7 +88,14 @@ async fn one_address_guessing_across_a_thousand_tax_codes_is_stopped_and_others_
             let seconds: u64 = retry_after.expect("Retry-After").parse().unwrap();
             assert!(seconds >= 1, "{seconds}");
             assert_eq!(body["error"], "too_many_requests", "{body}");
-            assert!(body["message"].as_str().unwrap().contains("try again in"));
+            assert!(
+                body["message"].as_str().unwrap().contains("Riprova tra"),
+                "{body}"
+            );
+            assert!(
+                body["detail"].as_str().unwrap().contains("try again in"),
+                "{body}"
+            );
         } else {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{code}: {body}");
         }

@@ -93,9 +93,11 @@ pub async fn video_appointment(env: &TestEnv, starts_in: i64) -> Uuid {
     sqlx::query(
         "INSERT INTO appointments (id, subject_tax_code, booked_by, booked_by_key, channel,
              office_aoo, desk_kind, mode, starts_at, ends_at, state, hold_expires_at, phone, notes,
-             request_sha256, correlation_id, created_at, updated_at, confirmed_at, citizen_name)
+             request_sha256, correlation_id, created_at, updated_at, confirmed_at, citizen_name,
+             gestione)
          VALUES ($1, $2, $3, $4, 'web', $5, 'conto_assicurativo', 'video', $6, $7, 'confirmed',
-             now(), $8, 'Richiesta maggiori informazioni', 'x', 'test', now(), now(), now(), $9)",
+             now(), $8, 'Richiesta maggiori informazioni', 'x', 'test', now(), now(), now(), $9,
+             'aziende_uniemens')",
     )
     .bind(id)
     .bind(CITIZEN)

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use super::application::catalogue::Service;
 use super::application::policy::{Credential, PrincipalKind};
 use super::application::{submitting_credential, ApplicationRules};
+use super::refusal::Code;
 use sportello_contract::{Authentication, Principal};
 
 /// The rule of one route or command.
@@ -79,10 +80,10 @@ pub enum AccessRefusal {
 
 impl AccessRefusal {
     /// The machine-readable code of the refusal.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            AccessRefusal::Profile { .. } => "principal_not_allowed",
-            AccessRefusal::Credential { .. } => "credential_required",
+            AccessRefusal::Profile { .. } => Code::PrincipalNotAllowed,
+            AccessRefusal::Credential { .. } => Code::CredentialRequired,
         }
     }
 
@@ -462,7 +463,7 @@ mod tests {
         let refusal = book
             .admits(&citizen(Authentication::Spid { level: 1 }))
             .unwrap_err();
-        assert_eq!(refusal.code(), "credential_required");
+        assert_eq!(refusal.code(), Code::CredentialRequired);
         assert!(refusal.to_string().contains("spid1"), "{refusal}");
         assert!(refusal.accepted().contains(&"spid2"), "{refusal}");
         let refusal = book
@@ -483,7 +484,7 @@ mod tests {
             book.admits(&agent(Some(Identification::PinSimplified)))
                 .unwrap_err()
                 .code(),
-            "credential_required",
+            Code::CredentialRequired,
             "a claimed identification must still qualify"
         );
         let read = policy.route("GET", "/tickets").unwrap();
@@ -494,7 +495,7 @@ mod tests {
         assert_eq!(read.admits(&agent(Some(Identification::Spid))), Ok(()));
         assert_eq!(
             read.admits(&operator()).unwrap_err().code(),
-            "principal_not_allowed"
+            Code::PrincipalNotAllowed
         );
     }
 

@@ -33,7 +33,8 @@
 //!   Italian, who may read it;
 //! - [`cron`]: cron expressions evaluated in the institute's time zone;
 //! - [`client_address`]: the client behind trusted reverse proxies;
-//! - [`vacuum`]: whether PostgreSQL keeps up with the tables Sportello churns.
+//! - [`vacuum`]: whether PostgreSQL keeps up with the tables Sportello churns;
+//! - [`refusal`]: refusals' stable codes and the plain Italian a citizen reads.
 
 pub mod access;
 pub mod access_policy;
@@ -50,6 +51,7 @@ pub mod intake;
 pub mod notification;
 pub mod pin;
 pub mod protocol;
+pub mod refusal;
 pub mod routing;
 pub mod sms;
 pub mod submission;

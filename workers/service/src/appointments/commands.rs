@@ -139,7 +139,7 @@ pub fn refused(command_type: &str, error: &AppointmentError) -> CommandOutcome {
     CommandOutcome::refused(
         command_type,
         Refusal {
-            code: error.code().to_owned(),
+            code: error.code().as_str().to_owned(),
             message: error.to_string(),
             alternatives,
         },

@@ -27,6 +27,7 @@ use crate::domain::appointment::{
 };
 use crate::domain::cron::TIME_ZONE;
 use crate::domain::document::Side;
+use crate::domain::refusal::Code;
 use crate::store::appointments::{self as store, AppointmentRecord, Scope};
 use crate::store::documents as documents_store;
 
@@ -80,24 +81,24 @@ pub enum AppointmentError {
 
 impl AppointmentError {
     /// A stable code for programs (HTTP problem bodies, broker refusals).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            AppointmentError::NotFound => "not_found",
-            AppointmentError::UnknownOffice(_) => "unknown_office",
-            AppointmentError::UnknownDesk { .. } => "unknown_desk",
-            AppointmentError::Forbidden(_) => "forbidden",
-            AppointmentError::Invalid(_) => "invalid",
-            AppointmentError::Slot(_) => "slot_unavailable",
-            AppointmentError::SlotTaken { .. } => "slot_taken",
-            AppointmentError::State(StateRefusal::HoldExpired) => "hold_expired",
-            AppointmentError::State(_) => "illegal_transition",
-            AppointmentError::NotYetEligible(_) => "not_yet_eligible",
-            AppointmentError::ConversationRequired(_) => "conversation_required",
-            AppointmentError::LimitReached(_) => "limit_reached",
-            AppointmentError::SchemeClosed(_) => "scheme_not_open",
-            AppointmentError::KeyReused => "idempotency_key_reused",
-            AppointmentError::NotConfirmed => "not_confirmed",
-            AppointmentError::Database(_) | AppointmentError::Encoding(_) => "internal",
+            AppointmentError::NotFound => Code::NotFound,
+            AppointmentError::UnknownOffice(_) => Code::UnknownOffice,
+            AppointmentError::UnknownDesk { .. } => Code::UnknownDesk,
+            AppointmentError::Forbidden(_) => Code::Forbidden,
+            AppointmentError::Invalid(_) => Code::Invalid,
+            AppointmentError::Slot(_) => Code::SlotUnavailable,
+            AppointmentError::SlotTaken { .. } => Code::SlotTaken,
+            AppointmentError::State(StateRefusal::HoldExpired) => Code::HoldExpired,
+            AppointmentError::State(_) => Code::IllegalTransition,
+            AppointmentError::NotYetEligible(_) => Code::NotYetEligible,
+            AppointmentError::ConversationRequired(_) => Code::ConversationRequired,
+            AppointmentError::LimitReached(_) => Code::LimitReached,
+            AppointmentError::SchemeClosed(_) => Code::SchemeNotOpen,
+            AppointmentError::KeyReused => Code::IdempotencyKeyReused,
+            AppointmentError::NotConfirmed => Code::NotConfirmed,
+            AppointmentError::Database(_) | AppointmentError::Encoding(_) => Code::Internal,
         }
     }
 

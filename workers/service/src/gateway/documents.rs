@@ -15,6 +15,7 @@ use super::{authenticate, GatewayState, Problem};
 use crate::contract::Principal;
 use crate::documents::{self, DocumentError};
 use crate::domain::document::DocumentState;
+use crate::domain::refusal::Code;
 use crate::domain::video::room::{self, Act};
 use crate::domain::video::Role;
 use crate::http::documents::{attachment, read_upload, receipt_download, views};
@@ -29,11 +30,11 @@ async fn panel(
 ) -> Result<(Opened, Role, Principal), Problem> {
     let (opened, role, principal) = authenticate(state, request, token).await?;
     if let Err(refusal) = room::may(&opened.room.state, role, Act::Documents, Utc::now()) {
-        return Err(Problem {
-            status: actix_web::http::StatusCode::FORBIDDEN,
-            code: "documents_off",
-            message: refusal.to_string(),
-        });
+        return Err(Problem::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            Code::DocumentsOff,
+            &refusal.to_string(),
+        ));
     }
     Ok((opened, role, principal))
 }
@@ -172,11 +173,11 @@ pub async fn register(
 ) -> Result<HttpResponse, actix_web::Error> {
     let (opened, role, principal) = panel(&state, &request, &path).await?;
     if role != Role::Operator {
-        return Err(Problem {
-            status: actix_web::http::StatusCode::FORBIDDEN,
-            code: "forbidden",
-            message: "only the operator registers documents".into(),
-        }
+        return Err(Problem::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            Code::Forbidden,
+            "only the operator registers documents",
+        )
         .into());
     }
     let request_id = documents::send_for_registration(

@@ -36,6 +36,7 @@ use crate::config::Settings;
 use crate::contract::Principal;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::domain::cron::TIME_ZONE;
+use crate::domain::refusal::Code;
 use crate::domain::video::link::{LinkRefusal, LinkSigner};
 use crate::domain::video::rate::RateLimit;
 use crate::domain::video::room::ScheduleRefusal;
@@ -145,33 +146,38 @@ impl GatewayState {
 }
 
 /// A refusal as JSON (`{"error", "message"}`), for the WebSocket upgrade
-/// and the documents panel.
+/// and the documents panel. Its `message` reaches the page in Italian
+/// (`http::wording`): the code's sentence, or `italian` when it says more.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Problem {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
+    /// The technical English, kept as `detail`.
     pub message: String,
+    /// A sentence for the participant more specific than the code's.
+    pub italian: Option<String>,
 }
 
 impl Problem {
-    fn new(status: StatusCode, code: &'static str, message: &str) -> Self {
+    pub(crate) fn new(status: StatusCode, code: Code, message: &str) -> Self {
         Self {
             status,
             code,
             message: message.to_owned(),
+            italian: None,
         }
     }
 
     pub fn bad_request(message: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(StatusCode::BAD_REQUEST, Code::BadRequest, message)
     }
 
     fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "gateway failure");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            Code::Unavailable,
             "service temporarily unavailable",
         )
     }
@@ -183,9 +189,15 @@ impl ResponseError for Problem {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
+        let mut response = HttpResponse::build(self.status)
             .insert_header(("cache-control", "no-store"))
-            .json(json!({ "error": self.code, "message": self.message }))
+            .json(json!({ "error": self.code.as_str(), "message": self.message }));
+        if let Some(italian) = &self.italian {
+            response
+                .extensions_mut()
+                .insert(crate::http::wording::Worded(italian.clone()));
+        }
+        response
     }
 }
 
@@ -198,26 +210,26 @@ pub(crate) fn italian_time(at: DateTime<Utc>) -> String {
 
 /// Why a link opens nothing, as a status, a code and the Italian sentence
 /// the pages show.
-pub(crate) fn link_refusal(error: &VideoError) -> (StatusCode, &'static str, String) {
+pub(crate) fn link_refusal(error: &VideoError) -> (StatusCode, Code, String) {
     match error {
         VideoError::NoRoom => (
             StatusCode::NOT_FOUND,
-            "invalid_link",
+            Code::InvalidLink,
             "Il collegamento non è valido: usa quello del Centro notifiche.".into(),
         ),
         VideoError::Closed(ScheduleRefusal::NotYet(_)) => (
             StatusCode::FORBIDDEN,
-            "not_yet",
+            Code::NotYet,
             "La stanza apre 15 minuti prima dell'appuntamento: torna più tardi.".into(),
         ),
         VideoError::Closed(ScheduleRefusal::Over) => (
             StatusCode::GONE,
-            "expired",
+            Code::Expired,
             "Il collegamento è scaduto: questa videochiamata è terminata e la pagina non è più disponibile.".into(),
         ),
         VideoError::Closed(ScheduleRefusal::WindowClosed(at)) => (
             StatusCode::GONE,
-            "expired",
+            Code::Expired,
             format!(
                 "La finestra di 72 ore per inviare i documenti si è chiusa il {}: \
                  da questa pagina non è più possibile inviarli.",
@@ -226,7 +238,7 @@ pub(crate) fn link_refusal(error: &VideoError) -> (StatusCode, &'static str, Str
         ),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            Code::Unavailable,
             "Il servizio non è al momento disponibile: riprova tra poco.".into(),
         ),
     }
@@ -264,14 +276,15 @@ pub(crate) async fn authenticate(
         Problem {
             status,
             code,
-            message,
+            message: message.clone(),
+            italian: Some(message),
         }
     })?;
     let role = opened.token.role;
     let key = request.cookie(PASS_COOKIE).ok_or_else(|| {
         Problem::new(
             StatusCode::UNAUTHORIZED,
-            "no_pass",
+            Code::NoPass,
             "open the link and sign in first",
         )
     })?;
@@ -282,7 +295,7 @@ pub(crate) async fn authenticate(
             .ok_or_else(|| {
                 Problem::new(
                     StatusCode::UNAUTHORIZED,
-                    "no_pass",
+                    Code::NoPass,
                     "open the link and sign in first",
                 )
             })?;
@@ -429,6 +442,8 @@ pub fn serve_data(
             .app_data(web::JsonConfig::default().limit(crate::http::edge::TEXT_BODY_LIMIT))
             .default_service(web::to(crate::http::edge::not_found))
             .wrap(actix_web::middleware::from_fn(crate::http::edge::guard))
+            // Both participants read Italian, the edge's refusals included.
+            .wrap(actix_web::middleware::from_fn(crate::http::wording::always))
             .wrap(access_log())
             .configure(routes)
     })

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use super::{italian_time, link_refusal, open_link, GatewayState, PASS_COOKIE};
 use crate::contract::Principal;
 use crate::domain::cron::TIME_ZONE;
+use crate::domain::refusal::Code as RefusalCode;
 use crate::domain::video::code::Code;
 use crate::domain::video::room::Landing;
 use crate::domain::video::Role;
@@ -90,13 +91,13 @@ fn render(status: StatusCode, name: &str, context: Value) -> HttpResponse {
             .body(html),
         Err(error) => {
             tracing::error!(%error, name, "video page not rendered");
-            HttpResponse::InternalServerError().body("Errore interno")
+            HttpResponse::InternalServerError().body("Errore interno (codice: internal)")
         }
     }
 }
 
 fn closed_page(error: &VideoError) -> HttpResponse {
-    let (status, _, message) = link_refusal(error);
+    let (status, code, message) = link_refusal(error);
     let heading = match status {
         StatusCode::GONE => "Collegamento scaduto",
         StatusCode::FORBIDDEN => "Stanza non ancora aperta",
@@ -109,7 +110,7 @@ fn closed_page(error: &VideoError) -> HttpResponse {
     render(
         status,
         "chiusa.html",
-        context! { heading, message, desk => "" },
+        context! { heading, message, code => code.as_str(), desk => "" },
     )
 }
 
@@ -147,7 +148,7 @@ fn cross_origin_refused() -> HttpResponse {
     render(
         StatusCode::FORBIDDEN,
         "chiusa.html",
-        context! { heading => "Richiesta rifiutata", message => "Il modulo non proviene da questa pagina.", desk => "" },
+        context! { heading => "Richiesta rifiutata", message => RefusalCode::CrossOrigin.italian(), code => RefusalCode::CrossOrigin.as_str(), desk => "" },
     )
 }
 
@@ -280,13 +281,13 @@ pub async fn send_code(
             render(
                 StatusCode::TOO_MANY_REQUESTS,
                 "codice.html",
-                context! { sent => false, error => format!("Hai chiesto troppi codici: puoi chiederne uno nuovo dalle {at}. Usa l'ultimo codice ricevuto."), ..page },
+                context! { sent => false, error => format!("Hai chiesto troppi codici: puoi chiederne uno nuovo dalle {at}. Usa l'ultimo codice ricevuto."), error_code => RefusalCode::TooManyCodes.as_str(), ..page },
             )
         }
         Err(VideoError::Sms(_)) => render(
             StatusCode::SERVICE_UNAVAILABLE,
             "benvenuto.html",
-            context! { error => "Non è stato possibile inviare l'SMS: riprova tra qualche minuto.", ..page },
+            context! { error => RefusalCode::SmsFailed.italian(), error_code => RefusalCode::SmsFailed.as_str(), ..page },
         ),
         Err(error) => closed_page(&error),
     }
@@ -331,24 +332,23 @@ pub async fn redeem_code(
         Err(page) => return page,
     };
     let page = about(&opened, &path);
-    let wrong = |message: String| {
+    let wrong = |message: String, code: RefusalCode| {
         render(
             StatusCode::UNAUTHORIZED,
             "codice.html",
-            context! { sent => false, error => message, ..page.clone() },
+            context! { sent => false, error => message, error_code => code.as_str(), ..page.clone() },
         )
     };
     let Ok(code) = Code::parse(&form.code) else {
-        return wrong("Il codice è di 6 cifre.".into());
+        return wrong("Il codice è di 6 cifre.".into(), RefusalCode::WrongCode);
     };
     match video::redeem_code(&state.pool, &state.code_key, &opened, &code).await {
         Ok(key) => into_room(pass_cookie(&state, &request, &path, key), &path),
-        Err(VideoError::WrongCode { remaining }) => {
-            wrong(format!("Codice errato: restano {remaining} tentativi."))
-        }
-        Err(VideoError::NoCode) => wrong(
-            "Il codice non è più valido (scaduto o troppi tentativi): chiedine uno nuovo.".into(),
+        Err(VideoError::WrongCode { remaining }) => wrong(
+            format!("Codice errato: restano {remaining} tentativi."),
+            RefusalCode::WrongCode,
         ),
+        Err(VideoError::NoCode) => wrong(RefusalCode::NoCode.italian().into(), RefusalCode::NoCode),
         Err(error) => closed_page(&error),
     }
 }
@@ -379,7 +379,7 @@ pub async fn operator_sign_in(
             return render(
                 StatusCode::UNAUTHORIZED,
                 "operatore_accesso.html",
-                context! { error => "Token non valido o scaduto: richiedine uno nuovo.", ..page },
+                context! { error => "Token non valido o scaduto: richiedine uno nuovo.", error_code => RefusalCode::Unauthenticated.as_str(), ..page },
             );
         }
     };
@@ -388,7 +388,7 @@ pub async fn operator_sign_in(
         Err(VideoError::Forbidden(_)) => render(
             StatusCode::FORBIDDEN,
             "operatore_accesso.html",
-            context! { error => "Questo appuntamento è di un'altra sede, o il token non è di un operatore.", ..page },
+            context! { error => "Questo appuntamento è di un'altra sede, o il token non è di un operatore.", error_code => RefusalCode::Forbidden.as_str(), ..page },
         ),
         Err(error) => closed_page(&error),
     }

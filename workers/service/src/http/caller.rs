@@ -113,6 +113,12 @@ pub(super) async fn authenticate(request: &HttpRequest) -> Result<Caller, ApiErr
         .verify(token.trim())
         .await
         .map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+    // Refusals from here on are worded for this reader (`wording`).
+    request
+        .extensions_mut()
+        .insert(super::wording::Known(super::wording::Reader::of(
+            &principal,
+        )));
     Ok(Caller {
         principal,
         correlation_id: correlation_id(request),

@@ -13,7 +13,8 @@
 //!   otherwise, `Cache-Control: no-store`; always `X-Content-Type-Options:
 //!   nosniff`.
 //! - **Refusals speak JSON.** An unknown route is a JSON 404; a known path
-//!   asked with another method a JSON 405 with `Allow`.
+//!   asked with another method a JSON 405 with `Allow`. Their words are a
+//!   citizen's Italian where the reader may be one (`wording`).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -30,6 +31,7 @@ use futures::{Stream, StreamExt};
 use serde_json::json;
 
 use super::{ApiError, ApiState};
+use crate::domain::refusal::Code;
 
 /// Largest JSON or form body (the JSON extractor's limit too).
 pub const TEXT_BODY_LIMIT: usize = 64 * 1024;
@@ -96,7 +98,7 @@ pub async fn guard(
     if response.status() == StatusCode::METHOD_NOT_ALLOWED && is_empty(&response) {
         let allow = response.headers().get(header::ALLOW).cloned();
         let (request, _) = response.into_parts();
-        let mut refusal = problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", {
+        let mut refusal = problem(StatusCode::METHOD_NOT_ALLOWED, Code::MethodNotAllowed, {
             let allowed = allow
                 .as_ref()
                 .and_then(|a| a.to_str().ok())
@@ -124,19 +126,19 @@ pub async fn not_found(request: HttpRequest) -> HttpResponse {
     if request.resource_map().has_resource(request.path()) {
         return problem(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            Code::MethodNotAllowed,
             &format!("{} is not served with {}", request.path(), request.method()),
         );
     }
     problem(
         StatusCode::NOT_FOUND,
-        "not_found",
+        Code::NotFound,
         &format!("no route serves {}", request.path()),
     )
 }
 
-fn problem(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": code, "message": message }))
+fn problem(status: StatusCode, code: Code, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": code.as_str(), "message": message }))
 }
 
 fn is_empty(response: &ServiceResponse<BoxBody>) -> bool {
@@ -163,7 +165,7 @@ fn secured(mut response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
 
 fn refuse(request: ServiceRequest, status: StatusCode, message: &str) -> ServiceResponse<BoxBody> {
     let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => problem(status, "too_large", message),
+        StatusCode::PAYLOAD_TOO_LARGE => problem(status, Code::TooLarge, message),
         _ => ApiError::BadRequest(message.to_owned()).error_response(),
     };
     secured(request.into_response(error))
@@ -173,7 +175,7 @@ fn refuse(request: ServiceRequest, status: StatusCode, message: &str) -> Service
 fn too_slow(request: ServiceRequest) -> ServiceResponse<BoxBody> {
     let mut response = problem(
         StatusCode::REQUEST_TIMEOUT,
-        "timeout",
+        Code::Timeout,
         "the request body did not arrive in time",
     );
     response

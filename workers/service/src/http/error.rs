@@ -1,4 +1,5 @@
-//! How failures look on the wire: a status and `{"error": code, "message": why}`.
+//! How failures look on the wire: a status and `{"error": code, "message": why}`
+//! (in Italian for a citizen: `wording`).
 
 use actix_web::{http::StatusCode, HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
@@ -12,6 +13,7 @@ use crate::domain::appointment::StateRefusal;
 use crate::domain::document::IllegalTransition;
 use crate::domain::pin::verification::VerificationRefusal;
 use crate::domain::pin::SignInRefusal;
+use crate::domain::refusal::Code;
 use crate::domain::ticket::LifecycleError;
 use crate::notifications::centre::CentreError;
 use crate::pin::PinError;
@@ -52,58 +54,62 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    /// The stable code; every one has its citizen's Italian
+    /// (`domain::refusal`), so the wording cannot miss a refusal.
+    pub(crate) fn code(&self) -> Code {
         match self {
-            ApiError::Unauthenticated(_) => "unauthenticated",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Internal(_) => "internal",
-            ApiError::TooManyRequests { .. } => "too_many_requests",
-            ApiError::Unverified(_) => "pin_verification_required",
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::BadRequest(_) => Code::BadRequest,
+            ApiError::Internal(_) => Code::Internal,
+            ApiError::TooManyRequests { .. } => Code::TooManyRequests,
+            ApiError::Unverified(_) => Code::PinVerificationRequired,
             ApiError::Access(refusal) => refusal.code(),
             ApiError::Tickets(e) => match e {
-                TicketError::NotFound => "not_found",
-                TicketError::Forbidden(_) => "forbidden",
-                TicketError::Invalid(_) | TicketError::Filter(_) => "invalid",
+                TicketError::NotFound => Code::NotFound,
+                TicketError::Forbidden(_) => Code::Forbidden,
+                TicketError::Invalid(_) | TicketError::Filter(_) => Code::Invalid,
                 TicketError::Lifecycle(LifecycleError::IllegalTransition { .. }) => {
-                    "illegal_transition"
+                    Code::IllegalTransition
                 }
-                TicketError::Lifecycle(_) => "invalid",
-                TicketError::UnknownOffice(_) => "unknown_office",
-                TicketError::Database(_) | TicketError::Encoding(_) => "internal",
+                TicketError::Lifecycle(_) => Code::Invalid,
+                TicketError::UnknownOffice(_) => Code::UnknownOffice,
+                TicketError::Database(_) | TicketError::Encoding(_) => Code::Internal,
             },
             // One code for HTTP and the broker's refusals.
             ApiError::Appointments(e) => e.code(),
             ApiError::Applications(e) => match e {
-                ApplicationError::NotFound => "not_found",
-                ApplicationError::Forbidden(_) => "forbidden",
-                ApplicationError::Invalid(_) => "invalid",
-                ApplicationError::Policy(_) | ApplicationError::Database(_) => "internal",
+                ApplicationError::NotFound => Code::NotFound,
+                ApplicationError::Forbidden(_) => Code::Forbidden,
+                ApplicationError::Invalid(_) => Code::Invalid,
+                ApplicationError::Policy(_) | ApplicationError::Database(_) => Code::Internal,
             },
             // One code for HTTP and the broker's answers.
             ApiError::Pin(e) => e.code(),
             ApiError::Submissions(e) => match e {
-                SubmissionError::NotFound => "not_found",
-                SubmissionError::Invalid(_) => "invalid",
-                SubmissionError::Database(_) => "internal",
+                SubmissionError::NotFound => Code::NotFound,
+                SubmissionError::Invalid(_) => Code::Invalid,
+                SubmissionError::Database(_) => Code::Internal,
             },
             ApiError::Notifications(e) => match e {
-                CentreError::NotFound => "not_found",
-                CentreError::Forbidden(_) => "forbidden",
-                CentreError::Invalid(_) => "invalid",
-                CentreError::Database(_) => "internal",
+                CentreError::NotFound => Code::NotFound,
+                CentreError::Forbidden(_) => Code::Forbidden,
+                CentreError::Invalid(_) => Code::Invalid,
+                CentreError::Database(_) => Code::Internal,
             },
             ApiError::Documents(e) => match e {
-                DocumentError::NotFound(_) => "not_found",
-                DocumentError::Forbidden(_) => "forbidden",
-                DocumentError::Refused(_) | DocumentError::Registration(_) => "refused",
-                DocumentError::TooLarge { .. } => "too_large",
-                DocumentError::IllegalTransition(refusal) if is_not_yours(refusal) => "forbidden",
-                DocumentError::IllegalTransition(_) => "illegal_transition",
-                DocumentError::Gone => "gone",
-                DocumentError::YearChanged => "retry",
+                DocumentError::NotFound(_) => Code::NotFound,
+                DocumentError::Forbidden(_) => Code::Forbidden,
+                DocumentError::Refused(_) | DocumentError::Registration(_) => Code::Refused,
+                DocumentError::TooLarge { .. } => Code::TooLarge,
+                DocumentError::IllegalTransition(refusal) if is_not_yours(refusal) => {
+                    Code::Forbidden
+                }
+                DocumentError::IllegalTransition(_) => Code::IllegalTransition,
+                DocumentError::Gone => Code::Gone,
+                DocumentError::YearChanged => Code::Retry,
                 DocumentError::Storage(_)
                 | DocumentError::Database(_)
-                | DocumentError::Encoding(_) => "internal",
+                | DocumentError::Encoding(_) => Code::Internal,
             },
         }
     }
@@ -248,7 +254,8 @@ impl ResponseError for ApiError {
             self.to_string()
         };
         let mut problem = Problem {
-            error: self.code().to_owned(),
+            error: self.code().as_str().to_owned(),
+            detail: None,
             message,
             alternatives: None,
             possible_from: None,
@@ -305,7 +312,7 @@ pub fn json_error(error: actix_web::error::JsonPayloadError, _: &HttpRequest) ->
             actix_web::error::InternalError::from_response(
                 "",
                 HttpResponse::PayloadTooLarge().json(json!({
-                    "error": "too_large",
+                    "error": Code::TooLarge.as_str(),
                     "message": format!("{error}"),
                 })),
             )

@@ -25,6 +25,7 @@ mod routes;
 mod staff;
 mod submissions;
 mod tickets;
+pub(crate) mod wording;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -111,6 +112,8 @@ pub fn serve(state: ApiState, listener: TcpListener) -> std::io::Result<Server> 
             // Innermost: the policy sees a request the edge has let in.
             .wrap(actix_web::middleware::from_fn(access::enforce))
             .wrap(actix_web::middleware::from_fn(edge::guard))
+            // Outside the edge, so that its refusals are worded too.
+            .wrap(actix_web::middleware::from_fn(wording::for_citizens))
             .wrap(tracing_actix())
             .wrap(actix_web::middleware::from_fn(count_request))
             .configure(routes::mount)

@@ -7,7 +7,8 @@ use serde::Serialize;
 use utoipa::{ToResponse, ToSchema};
 
 /// Every refusal's body: a status and `{"error": code, "message": why}`,
-/// with what the caller can do next for some codes.
+/// with what the caller can do next for some codes. A citizen reads
+/// `message` in Italian, with the English in `detail`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"error": "not_found", "message": "ticket not found"}))]
 pub struct Problem {
@@ -17,8 +18,15 @@ pub struct Problem {
     /// `slot_unavailable`, `hold_expired`, `not_yet_eligible`, `limit_reached`,
     /// `conversation_required`, `internal`, ...
     pub error: String,
-    /// Why, in words for people.
+    /// Why, in words for people: plain Italian when the reader is a
+    /// citizen (a citizen's token, or no token on a route citizens use),
+    /// else English.
     pub message: String,
+    /// For a citizen: the technical English the Italian `message` replaced,
+    /// for the portal's logs and its support staff.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub detail: Option<String>,
     /// `slot_taken`: the next free slots.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]

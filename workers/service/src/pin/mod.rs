@@ -36,6 +36,7 @@ use crate::domain::pin::sign_in::what_to_check;
 use crate::domain::pin::{
     Check, ChosenPin, CredentialState, LockPolicy, PresentedPin, SignInRefusal,
 };
+use crate::domain::refusal::Code;
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::pins::{self as store, CredentialRow, NewCredential};
 use crypto::PinKeys;
@@ -88,37 +89,39 @@ fn describe(errors: &[FieldError]) -> String {
 
 impl PinError {
     /// The stable code of the refusal, the same over HTTP and the broker.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            PinError::Invalid(_) => "invalid",
-            PinError::AlreadyIssued => "pin_already_issued",
+            PinError::Invalid(_) => Code::Invalid,
+            PinError::AlreadyIssued => Code::PinAlreadyIssued,
             PinError::SignIn(refusal) => match refusal {
-                SignInRefusal::Unknown | SignInRefusal::Wrong { .. } => "wrong_pin",
-                SignInRefusal::Locked { .. } => "pin_locked",
-                SignInRefusal::Revoked => "pin_revoked",
-                SignInRefusal::FirstUseRequired => "first_use_required",
-                SignInRefusal::AlreadyReplaced => "initial_pin_replaced",
-                SignInRefusal::NotSimplified => "simplified_not_allowed",
+                SignInRefusal::Unknown | SignInRefusal::Wrong { .. } => Code::WrongPin,
+                SignInRefusal::Locked { .. } => Code::PinLocked,
+                SignInRefusal::Revoked => Code::PinRevoked,
+                SignInRefusal::FirstUseRequired => Code::FirstUseRequired,
+                SignInRefusal::AlreadyReplaced => Code::InitialPinReplaced,
+                SignInRefusal::NotSimplified => Code::SimplifiedNotAllowed,
             },
-            PinError::RecoveryNotAvailable => "recovery_not_available",
-            PinError::ContactsMismatch => "contacts_mismatch",
-            PinError::LinkInvalid => "link_invalid",
-            PinError::Forbidden(_) => "forbidden",
-            PinError::NotFound(_) => "not_found",
-            PinError::Conflict(_) => "conflict",
+            PinError::RecoveryNotAvailable => Code::RecoveryNotAvailable,
+            PinError::ContactsMismatch => Code::ContactsMismatch,
+            PinError::LinkInvalid => Code::LinkInvalid,
+            PinError::Forbidden(_) => Code::Forbidden,
+            PinError::NotFound(_) => Code::NotFound,
+            PinError::Conflict(_) => Code::Conflict,
             PinError::Reissue(refusal) => match refusal {
-                crate::domain::pin::delivery::ReissueRefusal::NoPin => "no_pin",
-                crate::domain::pin::delivery::ReissueRefusal::InUse => "pin_in_use",
-                crate::domain::pin::delivery::ReissueRefusal::NothingFailed => "nothing_failed",
-                crate::domain::pin::delivery::ReissueRefusal::StillTrying(_) => "still_sending",
-                crate::domain::pin::delivery::ReissueRefusal::NotCurrentHalf => "not_current_half",
-                crate::domain::pin::delivery::ReissueRefusal::NotFailed => "half_not_failed",
-                crate::domain::pin::delivery::ReissueRefusal::NoContact(_) => "no_such_contact",
+                crate::domain::pin::delivery::ReissueRefusal::NoPin => Code::NoPin,
+                crate::domain::pin::delivery::ReissueRefusal::InUse => Code::PinInUse,
+                crate::domain::pin::delivery::ReissueRefusal::NothingFailed => Code::NothingFailed,
+                crate::domain::pin::delivery::ReissueRefusal::StillTrying(_) => Code::StillSending,
+                crate::domain::pin::delivery::ReissueRefusal::NotCurrentHalf => {
+                    Code::NotCurrentHalf
+                }
+                crate::domain::pin::delivery::ReissueRefusal::NotFailed => Code::HalfNotFailed,
+                crate::domain::pin::delivery::ReissueRefusal::NoContact(_) => Code::NoSuchContact,
             },
             PinError::Refused(_)
             | PinError::Crypto(_)
             | PinError::Database(_)
-            | PinError::Encoding(_) => "internal",
+            | PinError::Encoding(_) => Code::Internal,
         }
     }
 

@@ -269,13 +269,13 @@ impl Checks<'_> {
                     PinError::SignIn(SignInRefusal::Locked { until }) => Some(*until),
                     _ => None,
                 };
-                let message = if error.code() == "internal" {
+                let message = if error.code() == crate::domain::refusal::Code::Internal {
                     tracing::error!(%error, "PIN check failed");
                     "the check could not be made: try again later".to_owned()
                 } else {
                     error.to_string()
                 };
-                refused(tax_code, error.code(), message, locked_until)
+                refused(tax_code, error.code().as_str(), message, locked_until)
             }
         }
     }

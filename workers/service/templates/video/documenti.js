@@ -79,7 +79,8 @@
     }
     fetch(base + "/documenti", { method: "POST", body: body }).then(function (r) {
       return r.json().then(function (j) {
-        say(r.ok ? "File inviati." : "File non inviati: " + (j.message || r.status));
+        // The gateway words refusals in Italian; the code is for the contact centre.
+        say(r.ok ? "File inviati." : "File non inviati: " + (j.message || r.status) + (j.error ? " (codice: " + j.error + ")" : ""));
         $("file").value = ""; refresh();
       });
     });
@@ -90,7 +91,11 @@
       var ids = Array.prototype.map.call(document.querySelectorAll(".da-protocollare:checked"), function (b) { return b.value; });
       if (!ids.length) { say("Seleziona i documenti da protocollare."); return; }
       fetch(base + "/protocollazione", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ document_ids: ids }) })
-        .then(function (r) { say(r.ok ? "Protocollazione in corso." : "Protocollazione non avviata."); refresh(); });
+        .then(function (r) {
+          if (r.ok) { say("Protocollazione in corso."); refresh(); return; }
+          r.json().then(function (j) { say("Protocollazione non avviata: " + j.message + " (codice: " + j.error + ")"); }, function () { say("Protocollazione non avviata."); });
+          refresh();
+        });
     });
   }
 

@@ -260,7 +260,7 @@ impl Handler for Queries<'_> {
             Ok(slots) => (slots, None),
             Err(error) if error.is_refusal() => {
                 let refusal = Refusal {
-                    code: error.code().into(),
+                    code: error.code().as_str().into(),
                     message: error.to_string(),
                     alternatives: Vec::new(),
                 };
