@@ -46,10 +46,14 @@ async fn settled(api: &Api, id: Uuid, who: &sportello::contract::Principal) -> V
 fn assert_refused(fate: &Value, code: &str) {
     assert_eq!(fate["state"], "refused", "{fate}");
     assert_eq!(fate["refusal"]["code"], code, "{fate}");
-    let message = fate["refusal"]["message"].as_str().unwrap();
+    let italian = sportello::domain::refusal::Code::parse(code)
+        .unwrap()
+        .italian();
+    assert_eq!(fate["refusal"]["message"], italian, "{fate}");
+    // The code's own sentence (`domain::refusal` checks each is Italian).
     assert!(
-        message.starts_with("La ") && message.contains(" non "),
-        "not the Italian sentence: {message}"
+        !italian.contains(" the ") && !italian.contains(" not "),
+        "{italian}"
     );
     assert!(!fate["refusal"]["reason"].as_str().unwrap().is_empty());
 }
@@ -182,8 +186,45 @@ async fn every_refusal_class_reaches_its_publisher_with_a_code_and_an_italian_re
     reused["message_id"] = json!(Uuid::now_v7());
     reused["payload"]["text"] = json!("Un altro testo.");
 
+    // Published under another type's routing key.
+    let misrouted = request("web", "fate-misrouted");
+    // A scheme that does not exist.
+    let mut unknown_scheme = request_v2(
+        citizen_json(CITIZEN),
+        "fate-scheme",
+        "uniemens",
+        "4901234567",
+        "Gestione ignota",
+        json!({"province": "CR", "municipality": "Crema"}),
+    );
+    unknown_scheme["payload"]["gestione"] = json!("astrologi");
+    // A message on a ticket that does not exist.
+    let mut on_no_ticket = request("web", "fate-no-ticket");
+    on_no_ticket["type"] = json!("request.message_added");
+    on_no_ticket["payload"] = json!({"ticket_id": Uuid::now_v7(), "text": "Ecco il documento."});
+    // A delega for a scheme not open to deleghe.
+    let delega = json!({
+        "message_id": Uuid::now_v7(),
+        "type": "delegation.granted",
+        "schema_version": 1,
+        "channel": "cassetto",
+        "occurred_at": chrono::Utc::now(),
+        "correlation_id": "corr-fate-delega-closed",
+        "idempotency_key": "fate-delega-closed",
+        "principal": citizen_json(CITIZEN),
+        "payload": {
+            "citizen_tax_code": CITIZEN,
+            "intermediary_tax_code": "FRRLCU75C41D969A",
+            "gestione": "artigiani",
+            "valid_to": chrono::Utc::now() + chrono::Duration::days(365),
+        }
+    });
+
     let cases = [
         ("web", &invalid, "invalid_message", me.clone()),
+        ("cassetto", &unknown_scheme, "unknown_scheme", me.clone()),
+        ("web", &on_no_ticket, "message_refused", me.clone()),
+        ("cassetto", &delega, "delegation_refused", me.clone()),
         ("web", &forbidden, "forbidden", agent("CC-0042")),
         ("cassetto", &attachment, "invalid_attachment", me.clone()),
         ("cassetto", &no_delegation, "no_delegation", intermediary()),
@@ -192,15 +233,24 @@ async fn every_refusal_class_reaches_its_publisher_with_a_code_and_an_italian_re
     for (channel, message, _, _) in &cases {
         publish(&api, channel, message).await;
     }
+    api.env
+        .publish("web", "web.request.message_added", &bytes(&misrouted))
+        .await
+        .unwrap();
+    assert_refused(
+        &settled(&api, message_id(&misrouted), &me).await,
+        "routing_key_mismatch",
+    );
     for (_, message, code, publisher) in &cases {
         let fate = settled(&api, message_id(message), publisher).await;
         assert_refused(&fate, code);
         let key = message["idempotency_key"].as_str().unwrap();
+        let kind = message["type"].as_str().unwrap();
         if *code != "idempotency_key_reused" {
             // By its key too (a reused key names the applied one instead).
             let (_, by_key) = api
                 .get(
-                    &format!("/submissions?type=request.submitted&idempotency_key={key}"),
+                    &format!("/submissions?type={kind}&idempotency_key={key}"),
                     publisher,
                 )
                 .await;

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::access_policy::{AccessPolicy, CommandRefusal};
 use super::application::ApplicationRefusal;
 use super::pin::verification::{needs_verification, VerificationRefusal};
-use super::submission::{inbox_scope, Refusal, RefusalCode};
+use super::refusal::Code;
+use super::submission::{inbox_scope, Refusal};
 use sportello_contract::schemas::ContractViolation;
 use sportello_contract::{Channel, Envelope, Principal};
 
@@ -77,25 +78,23 @@ impl Rejection {
         self.refusal_code().as_str()
     }
 
-    pub fn refusal_code(&self) -> RefusalCode {
+    pub fn refusal_code(&self) -> Code {
         match self {
-            Rejection::Contract(_) | Rejection::Decode(_) => RefusalCode::InvalidMessage,
-            Rejection::RoutingKeyMismatch { .. } => RefusalCode::RoutingKeyMismatch,
-            Rejection::NotAnIntakeMessage(_) => RefusalCode::UnknownMessageType,
-            Rejection::PrincipalNotAllowed { .. } | Rejection::Access { .. } => {
-                RefusalCode::Forbidden
-            }
-            Rejection::PinVerification(_) => RefusalCode::PinVerificationRequired,
+            Rejection::Contract(_) | Rejection::Decode(_) => Code::InvalidMessage,
+            Rejection::RoutingKeyMismatch { .. } => Code::RoutingKeyMismatch,
+            Rejection::NotAnIntakeMessage(_) => Code::UnknownMessageType,
+            Rejection::PrincipalNotAllowed { .. } | Rejection::Access { .. } => Code::Forbidden,
+            Rejection::PinVerification(_) => Code::PinVerificationRequired,
             Rejection::MissingSubject(_) | Rejection::IntermediaryWithoutPosition => {
-                RefusalCode::MissingSubject
+                Code::MissingSubject
             }
             Rejection::NoDelegation { .. }
             | Rejection::NoPersonalDelegation(_)
-            | Rejection::Delegation(_) => RefusalCode::NoDelegation,
-            Rejection::Attachment { .. } => RefusalCode::InvalidAttachment,
-            Rejection::Application(_) => RefusalCode::ApplicationRefused,
-            Rejection::Policy(_) => RefusalCode::PolicyUnavailable,
-            Rejection::PinRequest(_) => RefusalCode::PinRequestRefused,
+            | Rejection::Delegation(_) => Code::NoDelegation,
+            Rejection::Attachment { .. } => Code::InvalidAttachment,
+            Rejection::Application(_) => Code::ApplicationRefused,
+            Rejection::Policy(_) => Code::PolicyUnavailable,
+            Rejection::PinRequest(_) => Code::PinRequestRefused,
         }
     }
 }

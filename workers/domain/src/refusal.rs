@@ -93,6 +93,24 @@ codes! {
     WrongCode = "wrong_code",
     NoCode = "no_code",
     CrossOrigin = "cross_origin",
+    // The intake's refusals of a published message (`GET /submissions`).
+    InvalidMessage = "invalid_message",
+    RoutingKeyMismatch = "routing_key_mismatch",
+    UnknownMessageType = "unknown_message_type",
+    MissingSubject = "missing_subject",
+    NoDelegation = "no_delegation",
+    InvalidAttachment = "invalid_attachment",
+    ApplicationRefused = "application_refused",
+    PolicyUnavailable = "policy_unavailable",
+    PinRequestRefused = "pin_request_refused",
+    UnknownScheme = "unknown_scheme",
+    MessageIdReused = "message_id_reused",
+    MessageRefused = "message_refused",
+    DelegationRefused = "delegation_refused",
+    RefusedByDatabase = "refused_by_database",
+    ProcessingFailed = "processing_failed",
+    // A refusal kept without a code.
+    Unspecified = "unspecified",
 }
 
 impl Code {
@@ -133,7 +151,7 @@ impl Code {
             Code::ConversationRequired => "Per prenotare questo appuntamento scrivi prima un messaggio alla sede.",
             Code::LimitReached => "Hai già il numero massimo di appuntamenti: disdicine uno per prenotarne un altro.",
             Code::SchemeNotOpen => "Per questa gestione non è ancora possibile prenotare appuntamenti.",
-            Code::IdempotencyKeyReused => "Questa richiesta è già stata usata per un'altra prenotazione: ricomincia dall'inizio.",
+            Code::IdempotencyKeyReused => "Questa richiesta ha lo stesso identificativo di una già inviata, ma un contenuto diverso: ricomincia dall'inizio.",
             Code::NotConfirmed => "La ricevuta sarà disponibile quando l'appuntamento sarà confermato.",
             Code::PinAlreadyIssued => "Hai già un PIN: per recuperarlo usa \"Hai smarrito il PIN?\".",
             Code::WrongPin => "Codice fiscale o PIN non corretti.",
@@ -162,6 +180,18 @@ impl Code {
             Code::WrongCode => "Il codice non è corretto.",
             Code::NoCode => "Il codice non è più valido (scaduto o troppi tentativi): chiedine uno nuovo.",
             Code::CrossOrigin => "Il modulo non proviene da questa pagina.",
+            Code::InvalidMessage | Code::RoutingKeyMismatch | Code::UnknownMessageType => "La richiesta non è stata accettata perché non è compilata correttamente: riprova dal servizio che hai usato.",
+            Code::MissingSubject => "La richiesta non è stata accettata: non indica la persona a cui si riferisce.",
+            Code::NoDelegation => "La richiesta non è stata accettata: non risulta una delega attiva per questa persona o posizione.",
+            Code::InvalidAttachment => "La richiesta non è stata accettata: uno degli allegati non va bene (formato, nome o dimensione).",
+            Code::ApplicationRefused => "La domanda non è stata accettata: controlla i dati inseriti e il periodo di presentazione.",
+            Code::PolicyUnavailable => "La domanda non è stata accettata perché il servizio non era disponibile: riprova più tardi.",
+            Code::PinRequestRefused => "La richiesta di PIN non è stata accettata: controlla i dati inseriti.",
+            Code::UnknownScheme => "La richiesta non è stata accettata: la gestione indicata non esiste.",
+            Code::MessageIdReused => "La richiesta non è stata accettata perché il suo identificativo è già stato usato: inviala di nuovo come nuova richiesta.",
+            Code::MessageRefused => "Il messaggio non è stato aggiunto: la pratica è chiusa o non è tua.",
+            Code::DelegationRefused => "La delega non è stata registrata: controlla i dati, le date e la gestione indicata.",
+            Code::RefusedByDatabase | Code::ProcessingFailed | Code::Unspecified => "La richiesta non è stata accettata: se il problema continua, contatta il Contact Center.",
         }
     }
 }

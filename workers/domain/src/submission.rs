@@ -2,160 +2,29 @@
 //! applied, a duplicate of an earlier one, or refused with its reason.
 //!
 //! Seed 004's citizens pressed F5 because a refused application looked
-//! exactly like one still waiting. A refusal is therefore a stable code
-//! (for the channel's program) and a sentence in plain Italian (for the
-//! citizen), besides the English reason operators read in the dead letter.
+//! exactly like one still waiting. A refusal is therefore a stable code of
+//! [`super::refusal`] (for the channel's program, with its plain Italian for
+//! the citizen), besides the English reason operators read in the dead letter.
 
 use uuid::Uuid;
 
 use sportello_contract::Principal;
 
-/// Why a published message was refused: stable, and the same in the dead
-/// letter's `x-sportello-reason-code` header and in the fate's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalCode {
-    InvalidMessage,
-    RoutingKeyMismatch,
-    UnknownMessageType,
-    Forbidden,
-    PinVerificationRequired,
-    MissingSubject,
-    NoDelegation,
-    InvalidAttachment,
-    ApplicationRefused,
-    PolicyUnavailable,
-    PinRequestRefused,
-    UnknownScheme,
-    IdempotencyKeyReused,
-    MessageIdReused,
-    MessageRefused,
-    DelegationRefused,
-    RefusedByDatabase,
-    ProcessingFailed,
-    /// A letter kept before codes were recorded, or from a queue that has none.
-    Unspecified,
-}
-
-impl RefusalCode {
-    pub const ALL: [RefusalCode; 19] = [
-        RefusalCode::InvalidMessage,
-        RefusalCode::RoutingKeyMismatch,
-        RefusalCode::UnknownMessageType,
-        RefusalCode::Forbidden,
-        RefusalCode::PinVerificationRequired,
-        RefusalCode::MissingSubject,
-        RefusalCode::NoDelegation,
-        RefusalCode::InvalidAttachment,
-        RefusalCode::ApplicationRefused,
-        RefusalCode::PolicyUnavailable,
-        RefusalCode::PinRequestRefused,
-        RefusalCode::UnknownScheme,
-        RefusalCode::IdempotencyKeyReused,
-        RefusalCode::MessageIdReused,
-        RefusalCode::MessageRefused,
-        RefusalCode::DelegationRefused,
-        RefusalCode::RefusedByDatabase,
-        RefusalCode::ProcessingFailed,
-        RefusalCode::Unspecified,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefusalCode::InvalidMessage => "invalid_message",
-            RefusalCode::RoutingKeyMismatch => "routing_key_mismatch",
-            RefusalCode::UnknownMessageType => "unknown_message_type",
-            RefusalCode::Forbidden => "forbidden",
-            RefusalCode::PinVerificationRequired => "pin_verification_required",
-            RefusalCode::MissingSubject => "missing_subject",
-            RefusalCode::NoDelegation => "no_delegation",
-            RefusalCode::InvalidAttachment => "invalid_attachment",
-            RefusalCode::ApplicationRefused => "application_refused",
-            RefusalCode::PolicyUnavailable => "policy_unavailable",
-            RefusalCode::PinRequestRefused => "pin_request_refused",
-            RefusalCode::UnknownScheme => "unknown_scheme",
-            RefusalCode::IdempotencyKeyReused => "idempotency_key_reused",
-            RefusalCode::MessageIdReused => "message_id_reused",
-            RefusalCode::MessageRefused => "message_refused",
-            RefusalCode::DelegationRefused => "delegation_refused",
-            RefusalCode::RefusedByDatabase => "refused_by_database",
-            RefusalCode::ProcessingFailed => "processing_failed",
-            RefusalCode::Unspecified => "unspecified",
-        }
-    }
-
-    /// The code a dead letter's header carries; anything else (or none) is
-    /// [`RefusalCode::Unspecified`].
-    pub fn parse(raw: Option<&str>) -> RefusalCode {
-        RefusalCode::ALL
-            .into_iter()
-            .find(|code| Some(code.as_str()) == raw)
-            .unwrap_or(RefusalCode::Unspecified)
-    }
-
-    /// What the citizen reads: plain Italian, saying what to do next.
-    pub fn italian(self) -> &'static str {
-        match self {
-            RefusalCode::InvalidMessage
-            | RefusalCode::RoutingKeyMismatch
-            | RefusalCode::UnknownMessageType => {
-                "La richiesta non è stata accettata perché non è compilata correttamente. Riprova dal servizio che hai usato."
-            }
-            RefusalCode::Forbidden => {
-                "La richiesta non è stata accettata: non puoi presentarla con questo accesso o da questo canale."
-            }
-            RefusalCode::PinVerificationRequired => {
-                "La richiesta non è stata accettata: l'identità di chi ha chiamato non è stata verificata con il PIN."
-            }
-            RefusalCode::MissingSubject => {
-                "La richiesta non è stata accettata: non indica la persona a cui si riferisce."
-            }
-            RefusalCode::NoDelegation => {
-                "La richiesta non è stata accettata: non risulta una delega attiva per questa persona o posizione."
-            }
-            RefusalCode::InvalidAttachment => {
-                "La richiesta non è stata accettata: uno degli allegati non è valido (formato, nome o dimensione)."
-            }
-            RefusalCode::ApplicationRefused => {
-                "La domanda non è stata accettata: controlla i dati inseriti e il periodo di presentazione."
-            }
-            RefusalCode::PolicyUnavailable => {
-                "La domanda non è stata accettata perché il servizio non era disponibile. Riprova più tardi."
-            }
-            RefusalCode::PinRequestRefused => {
-                "La richiesta di PIN non è stata accettata: controlla i dati inseriti."
-            }
-            RefusalCode::UnknownScheme => {
-                "La richiesta non è stata accettata: la gestione indicata non esiste."
-            }
-            RefusalCode::IdempotencyKeyReused | RefusalCode::MessageIdReused => {
-                "La richiesta non è stata accettata perché è diversa da una già inviata con lo stesso identificativo. Inviala di nuovo come nuova richiesta."
-            }
-            RefusalCode::MessageRefused => {
-                "Il messaggio non è stato aggiunto: la pratica è chiusa o non è tua."
-            }
-            RefusalCode::DelegationRefused => {
-                "La delega non è stata registrata: controlla i dati, le date e la gestione indicata."
-            }
-            RefusalCode::RefusedByDatabase
-            | RefusalCode::ProcessingFailed
-            | RefusalCode::Unspecified => {
-                "La richiesta non è stata accettata. Se il problema persiste, contatta il Contact Center."
-            }
-        }
-    }
-}
+use super::refusal::Code;
 
 /// Why a message was refused: the code, and the English reason operators
 /// read in the dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct Refusal {
-    pub code: RefusalCode,
+    /// Stable, the same in the dead letter's `x-sportello-reason-code`
+    /// header and in the fate's answer; its Italian is [`Code::italian`].
+    pub code: Code,
     pub reason: String,
 }
 
 impl Refusal {
-    pub fn new(code: RefusalCode, reason: impl Into<String>) -> Refusal {
+    pub fn new(code: Code, reason: impl Into<String>) -> Refusal {
         Refusal {
             code,
             reason: reason.into(),
@@ -275,26 +144,6 @@ mod tests {
             tax_code: CodiceFiscale::parse(tax_code).unwrap(),
             authentication: Authentication::Cie,
         }
-    }
-
-    #[test]
-    fn every_code_reads_back_and_has_its_italian_sentence() {
-        for code in RefusalCode::ALL {
-            assert_eq!(RefusalCode::parse(Some(code.as_str())), code);
-            let italian = code.italian();
-            assert!(
-                italian.starts_with("La ") || italian.starts_with("Il "),
-                "{italian}"
-            );
-            for english in [" the ", " not ", " refused", " request"] {
-                assert!(!italian.contains(english), "{code:?}: {italian}");
-            }
-        }
-        assert_eq!(
-            RefusalCode::parse(Some("martian")),
-            RefusalCode::Unspecified
-        );
-        assert_eq!(RefusalCode::parse(None), RefusalCode::Unspecified);
     }
 
     #[test]

@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use crate::contract::schemas::SCHEMA_FILES;
 use crate::contract::Principal;
+use crate::domain::refusal::Code;
 use crate::domain::submission::{
-    inbox_scope, may_read, submitter_of_scope, Fate, Outcome, Parties, Refusal, RefusalCode,
+    inbox_scope, may_read, submitter_of_scope, Fate, Outcome, Parties, Refusal,
 };
 use crate::store::submissions as store;
 
@@ -193,7 +194,7 @@ fn authorize(caller: &Principal, parties: &Parties) -> Result<(), SubmissionErro
 
 fn refusal_of(letter: &store::Refused) -> Fate {
     Fate::Refused(Refusal::new(
-        RefusalCode::parse(Some(&letter.code)),
+        Code::parse(&letter.code).unwrap_or(Code::Unspecified),
         letter.reason.clone(),
     ))
 }
@@ -223,10 +224,7 @@ mod tests {
     fn a_refusal_shows_its_code_its_italian_sentence_and_its_reason() {
         let view = FateView::of(
             Some(Uuid::nil()),
-            Fate::Refused(Refusal::new(
-                RefusalCode::NoDelegation,
-                "no delegation for X",
-            )),
+            Fate::Refused(Refusal::new(Code::NoDelegation, "no delegation for X")),
         );
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["state"], "refused");

@@ -7,7 +7,8 @@ use sqlx::Connection;
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::delegations::{self as operations, DelegationError};
 use crate::domain::intake::IntakeMessage;
-use crate::domain::submission::{Refusal, RefusalCode};
+use crate::domain::refusal::Code;
+use crate::domain::submission::Refusal;
 use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox;
 
@@ -54,7 +55,7 @@ pub(super) async fn apply(
             Err(refusal) => {
                 savepoint.rollback().await.map_err(classify)?;
                 outcomes.push(ItemOutcome::Refused(Refusal::new(
-                    RefusalCode::DelegationRefused,
+                    Code::DelegationRefused,
                     refusal.to_string(),
                 )));
             }

@@ -6,7 +6,8 @@ use sqlx::Connection;
 
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::domain::intake::IntakeMessage;
-use crate::domain::submission::{Refusal, RefusalCode};
+use crate::domain::refusal::Code;
+use crate::domain::submission::Refusal;
 use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox;
 use crate::tickets::TicketError;
@@ -60,7 +61,7 @@ pub(super) async fn add_messages(
             Err(refusal) => {
                 savepoint.rollback().await.map_err(classify)?;
                 outcomes[position] = Some(ItemOutcome::Refused(Refusal::new(
-                    RefusalCode::MessageRefused,
+                    Code::MessageRefused,
                     refusal.to_string(),
                 )));
             }

@@ -26,7 +26,8 @@ use crate::config::Settings;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
 use crate::documents::StoredFile;
 use crate::domain::intake::{admit, check_attachments, Admitted, CheckedAttachment, IntakeMessage};
-use crate::domain::submission::{Refusal, RefusalCode, Submitted};
+use crate::domain::refusal::Code;
+use crate::domain::submission::{Refusal, Submitted};
 use crate::pin::crypto::PinKeys;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
@@ -379,7 +380,7 @@ impl IntakeWorker {
                         verdicts.push((
                             group[0].index,
                             Verdict::DeadLetter(Refusal::new(
-                                RefusalCode::RefusedByDatabase,
+                                Code::RefusedByDatabase,
                                 format!("refused by the database: {reason}"),
                             )),
                         ));
@@ -390,7 +391,7 @@ impl IntakeWorker {
                         let deliveries = item.previous_deliveries + 1;
                         let verdict = if deliveries >= self.settings.handler_max_attempts {
                             Verdict::DeadLetter(Refusal::new(
-                                RefusalCode::ProcessingFailed,
+                                Code::ProcessingFailed,
                                 format!("handler failed {deliveries} times, last: {reason}"),
                             ))
                         } else {
@@ -475,8 +476,8 @@ fn verdict_for(item: &Item, outcome: ItemOutcome) -> Verdict {
         )),
         ItemOutcome::Inbox(reused @ (InboxOutcome::KeyReused | InboxOutcome::MessageIdReused)) => {
             let code = match reused {
-                InboxOutcome::MessageIdReused => RefusalCode::MessageIdReused,
-                _ => RefusalCode::IdempotencyKeyReused,
+                InboxOutcome::MessageIdReused => Code::MessageIdReused,
+                _ => Code::IdempotencyKeyReused,
             };
             Verdict::DeadLetter(Refusal::new(
                 code,

@@ -8,7 +8,8 @@ use sqlx::Connection;
 
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::domain::intake::IntakeMessage;
-use crate::domain::submission::{Refusal, RefusalCode};
+use crate::domain::refusal::Code;
+use crate::domain::submission::Refusal;
 use crate::pin::crypto::PinKeys;
 use crate::pin::PinError;
 use crate::store::inbox::{self, InboxOutcome};
@@ -52,7 +53,7 @@ pub(super) async fn apply(
             Err(refusal @ (PinError::AlreadyIssued | PinError::Invalid(_))) => {
                 savepoint.rollback().await.map_err(classify)?;
                 outcomes.push(ItemOutcome::Refused(Refusal::new(
-                    RefusalCode::PinRequestRefused,
+                    Code::PinRequestRefused,
                     refusal.to_string(),
                 )));
             }

@@ -14,7 +14,8 @@ use crate::domain::delegation::FIRST_GESTIONE;
 use crate::domain::document::{Direction, DocumentState};
 use crate::domain::intake::{IntakeMessage, Rejection};
 use crate::domain::protocol::{Aoo, RegisteredFile};
-use crate::domain::submission::{Refusal, RefusalCode};
+use crate::domain::refusal::Code;
+use crate::domain::submission::Refusal;
 use crate::domain::ticket::{open_ticket, opened_event, NewTicket, TicketRegistration};
 use crate::store::applications as store_applications;
 use crate::store::delegations as delegations_store;
@@ -102,7 +103,7 @@ async fn subjects(
             let gestione = gestione_of(&request.payload);
             if !gestioni.iter().any(|g| g == gestione) {
                 return Ok(Err(Refusal::new(
-                    RefusalCode::UnknownScheme,
+                    Code::UnknownScheme,
                     format!("unknown scheme (gestione) `{gestione}`"),
                 )));
             }
@@ -256,14 +257,13 @@ pub(super) async fn open_tickets(
         .zip(&standings)
         .zip(group)
         .map(|((subject, standing), item)| match standing {
-            Some(Standing::Conflict(reason)) => Err(Refusal::new(
-                RefusalCode::ApplicationRefused,
-                reason.clone(),
-            )),
+            Some(Standing::Conflict(reason)) => {
+                Err(Refusal::new(Code::ApplicationRefused, reason.clone()))
+            }
             Some(Standing::Resubmitted) => {
                 resubmitted.push(item.admitted.idempotency.message_id);
                 Err(Refusal::new(
-                    RefusalCode::ApplicationRefused,
+                    Code::ApplicationRefused,
                     "the same application again",
                 ))
             }
