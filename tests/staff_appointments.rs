@@ -5,7 +5,6 @@
 //! and an unanswered call goes back to the queue. Refusals and statuses a
 //! browser cannot read are checked with reqwest.
 
-use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use sportello::contract::Principal;
 use sportello::domain::appointment::Mode;
 use sportello::domain::video::link::{latest_use, LinkSigner};
 use sportello::domain::video::{Role, WINDOW_HOURS};
-use sportello::http::{self, ApiState};
+
 use sportello::workers::WorkerKind;
 use uuid::Uuid;
 
@@ -238,11 +237,7 @@ async fn with_app<F>(
 {
     let env = TestEnv::new_with(adjust).await;
     let workers = env.start(kinds);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = http::serve(ApiState::new(&env.settings, env.pool.clone()), listener).unwrap();
-    let server_handle = server.handle();
-    actix_rt::spawn(server);
+    let (base, server_handle) = crate::support::api::serve(&env);
     let desk = Desk {
         env: &env,
         base,

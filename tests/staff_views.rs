@@ -6,7 +6,6 @@
 //! error statuses, double submits, reassignment) are checked with reqwest.
 //! `registration` sends a ticket's documents for protocol registration.
 
-use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use reqwest::{redirect, StatusCode};
 use serde_json::{json, Value};
 use sportello::auth::TokenKeys;
 use sportello::contract::{Authentication, CodiceFiscale, Principal};
-use sportello::http::{self, ApiState};
+
 use sportello::workers::WorkerKind;
 use uuid::Uuid;
 
@@ -150,11 +149,7 @@ async fn history_rows(client: &Client) -> Vec<String> {
 async fn an_operator_works_a_ticket_through_the_staff_pages() {
     let env = TestEnv::new().await;
     let workers = env.start(&[WorkerKind::Intake, WorkerKind::OutboxRelay]);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = http::serve(ApiState::new(&env.settings, env.pool.clone()), listener).unwrap();
-    let server_handle = server.handle();
-    actix_rt::spawn(server);
+    let (base, server_handle) = crate::support::api::serve(&env);
     let staff = Staff {
         env: &env,
         base,

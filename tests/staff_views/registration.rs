@@ -6,7 +6,6 @@
 //! always there to see. Refusals (another office, another site, nothing
 //! chosen) and the resent form are checked with reqwest.
 
-use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{redirect, StatusCode};
 use serde_json::json;
 use sportello::auth::TokenKeys;
-use sportello::http::{self, ApiState};
+
 use sportello::runtime::RunningWorkers;
 use sportello::workers::WorkerKind;
 use uuid::Uuid;
@@ -99,11 +98,7 @@ async fn sendings(staff: &Staff<'_>, document: Uuid) -> i64 {
 async fn an_operator_sends_a_tickets_documents_for_registration() {
     let env = TestEnv::new().await;
     let workers = env.start(&[WorkerKind::Intake, WorkerKind::OutboxRelay]);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = http::serve(ApiState::new(&env.settings, env.pool.clone()), listener).unwrap();
-    let server_handle = server.handle();
-    actix_rt::spawn(server);
+    let (base, server_handle) = crate::support::api::serve(&env);
     let staff = Staff {
         env: &env,
         base,

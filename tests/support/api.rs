@@ -13,6 +13,16 @@ use sportello::workers::WorkerKind;
 
 use super::TestEnv;
 
+/// The HTTP server of `env` on a random port: its base URL and its handle.
+pub fn serve(env: &TestEnv) -> (String, actix_web::dev::ServerHandle) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = http::serve(ApiState::new(&env.settings, env.pool.clone()), listener).unwrap();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (base, handle)
+}
+
 pub struct Api {
     pub env: TestEnv,
     pub base: String,
@@ -33,11 +43,7 @@ impl Api {
 
     pub fn start_with(env: TestEnv, kinds: &[WorkerKind]) -> Api {
         let workers = env.start(kinds);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = http::serve(ApiState::new(&env.settings, env.pool.clone()), listener).unwrap();
-        let handle = server.handle();
-        actix_rt::spawn(server);
+        let (base, handle) = serve(&env);
         let keys = TokenKeys::new(&env.settings.jwt_secret, &env.settings.jwt_issuer);
         Api {
             env,

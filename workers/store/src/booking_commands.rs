@@ -71,16 +71,15 @@ pub async fn purge_outcomes(
     before: DateTime<Utc>,
     limit: i64,
 ) -> Result<u64, sqlx::Error> {
-    let deleted = sqlx::query(
-        "DELETE FROM appointment_command_outcomes WHERE message_id IN (
-             SELECT message_id FROM appointment_command_outcomes
-             WHERE recorded_at < $1 LIMIT $2)",
+    crate::purge_before(
+        conn,
+        "appointment_command_outcomes",
+        "message_id",
+        "recorded_at",
+        before,
+        limit,
     )
-    .bind(before)
-    .bind(limit)
-    .execute(conn)
-    .await?;
-    Ok(deleted.rows_affected())
+    .await
 }
 
 /// A call put on an office desk's queue.

@@ -50,15 +50,7 @@ pub async fn purge(
     before: chrono::DateTime<chrono::Utc>,
     limit: i64,
 ) -> Result<u64, sqlx::Error> {
-    let deleted = sqlx::query(
-        "DELETE FROM inbox WHERE message_id IN (
-             SELECT message_id FROM inbox WHERE received_at < $1 LIMIT $2)",
-    )
-    .bind(before)
-    .bind(limit)
-    .execute(conn)
-    .await?;
-    Ok(deleted.rows_affected())
+    crate::purge_before(conn, "inbox", "message_id", "received_at", before, limit).await
 }
 
 /// Which of these messages were applied before.

@@ -153,3 +153,25 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// Deletes up to `limit` rows of `table` whose `at` column is before
+/// `before` (any of them: no sort over a large backlog), by the primary
+/// key `key`; what the retention job does to each table it keeps short.
+/// The names are this crate's constants, never input.
+pub(crate) async fn purge_before(
+    conn: &mut sqlx::PgConnection,
+    table: &'static str,
+    key: &'static str,
+    at: &'static str,
+    before: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query(&format!(
+        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {at} < $1 LIMIT $2)"
+    ))
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(deleted.rows_affected())
+}

@@ -178,21 +178,23 @@ pub async fn purge(
     before: chrono::DateTime<chrono::Utc>,
     limit: i64,
 ) -> Result<u64, sqlx::Error> {
-    let refusals = sqlx::query(
-        "DELETE FROM submission_refusals WHERE message_id IN (
-             SELECT message_id FROM submission_refusals WHERE refused_at < $1 LIMIT $2)",
+    let refusals = crate::purge_before(
+        &mut *conn,
+        "submission_refusals",
+        "message_id",
+        "refused_at",
+        before,
+        limit,
     )
-    .bind(before)
-    .bind(limit)
-    .execute(&mut *conn)
     .await?;
-    let resends = sqlx::query(
-        "DELETE FROM duplicate_submissions WHERE message_id IN (
-             SELECT message_id FROM duplicate_submissions WHERE received_at < $1 LIMIT $2)",
+    let resends = crate::purge_before(
+        conn,
+        "duplicate_submissions",
+        "message_id",
+        "received_at",
+        before,
+        limit,
     )
-    .bind(before)
-    .bind(limit)
-    .execute(conn)
     .await?;
-    Ok(refusals.rows_affected() + resends.rows_affected())
+    Ok(refusals + resends)
 }

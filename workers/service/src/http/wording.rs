@@ -133,7 +133,9 @@ async fn reword(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> 
         }
     };
     let body = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(mut problem)) => {
+        // A refusal names its code; another body (the readiness probe's
+        // list of problems) is not a refusal and is left as it is.
+        Ok(Value::Object(mut problem)) if problem.contains_key("error") => {
             let italian = worded.unwrap_or_else(|| in_italian(status, &problem, retry_after));
             let english = problem
                 .get("message")
