@@ -136,7 +136,7 @@ pub async fn work(
         output.write_all(b"Esito registrato.\n").await?;
         handled += 1;
     }
-    let _ = connection.close(200, "agent done".into()).await;
+    crate::broker::close_quietly(&connection, "agent done").await;
     Ok(handled)
 }
 

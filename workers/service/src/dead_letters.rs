@@ -85,7 +85,7 @@ pub async fn collect(amqp_url: &str, pool: &PgPool) -> Result<usize, DeadLetterE
             .await?;
     }
     let _ = channel.close(200, "collected".into()).await;
-    let _ = connection.close(200, "collected".into()).await;
+    crate::broker::close_quietly(&connection, "collected").await;
     Ok(kept)
 }
 
@@ -343,7 +343,7 @@ pub async fn replay(pool: &PgPool, amqp_url: &str, id: i64) -> Result<(), DeadLe
         )
         .await?
         .await?;
-    let _ = connection.close(200, "replayed".into()).await;
+    crate::broker::close_quietly(&connection, "replayed").await;
     if !confirm.is_ack() || confirm.take_message().is_some() {
         return Err(DeadLetterError::NotConfirmed(id));
     }

@@ -36,6 +36,9 @@ const DRAIN_PATIENCE: Duration = Duration::from_secs(1800);
 /// With nothing left anywhere and no new ticket for this long, what is
 /// missing is lost.
 const QUIET_ENOUGH: Duration = Duration::from_secs(60);
+/// The longest the fault waits for the publisher: to reach a third before
+/// hurting the node, two thirds before healing it.
+const FAULT_PATIENCE: Duration = Duration::from_secs(120);
 
 pub async fn scenario(chaos: &ClusterChaos, fault: Option<Fault>) -> anyhow::Result<Report> {
     let suffix = format!("chaos-{}", bench_suffix());
@@ -280,7 +283,14 @@ async fn inflict(
 ) -> anyhow::Result<Option<String>> {
     let Some(fault) = fault else { return Ok(None) };
     let total = chaos.requests;
+    let waiting_since = Instant::now();
     while progress.load(Ordering::Relaxed) < total / 3 && !published.load(Ordering::SeqCst) {
+        if waiting_since.elapsed() > FAULT_PATIENCE {
+            anyhow::bail!(
+                "publishing stalled before the fault: {} of {total} confirmed in {FAULT_PATIENCE:?}",
+                progress.load(Ordering::Relaxed)
+            );
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let node = match fault {
@@ -309,7 +319,11 @@ async fn inflict(
     );
     script(&chaos.cluster_script, &hurt).await?;
     let hurt_at = Instant::now();
-    while (progress.load(Ordering::Relaxed) < total * 2 / 3 && !published.load(Ordering::SeqCst))
+    // Healed at two thirds, or after FAULT_PATIENCE whatever the publisher
+    // managed: a drill that waits for a stalled publisher never ends.
+    while (progress.load(Ordering::Relaxed) < total * 2 / 3
+        && !published.load(Ordering::SeqCst)
+        && hurt_at.elapsed() < FAULT_PATIENCE)
         || hurt_at.elapsed() < Duration::from_secs(5)
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -390,7 +404,7 @@ async fn depth(addresses: &str, queue: &str) -> anyhow::Result<u32> {
         .queue_declare(queue.into(), passive, FieldTable::default())
         .await?
         .message_count();
-    let _ = connection.close(200, "audited".into()).await;
+    sportello::broker::close_quietly(&connection, "audited").await;
     Ok(count)
 }
 
@@ -450,7 +464,7 @@ async fn drain_probe(addresses: &str) -> anyhow::Result<(usize, usize)> {
         }
         delivery.acker.ack(BasicAckOptions::default()).await?;
     }
-    let _ = connection.close(200, "drained".into()).await;
+    sportello::broker::close_quietly(&connection, "drained").await;
     Ok((seen.len(), deliveries))
 }
 

@@ -174,7 +174,7 @@ pub async fn send_all(
         };
         match broken {
             None if todo.is_empty() => {
-                let _ = connection.close(200, "sent".into()).await;
+                super::close_quietly(&connection, "sent").await;
             }
             None => {}
             Some(error) => {
@@ -184,7 +184,7 @@ pub async fn send_all(
                 }
                 failures += 1;
                 tracing::warn!(%error, pending = todo.len(), "lost the broker node; resending what was not confirmed");
-                let _ = connection.close(200, "reconnecting".into()).await;
+                super::close_quietly(&connection, "reconnecting").await;
                 tokio::time::sleep(reconnect_pause(failures)).await;
             }
         }

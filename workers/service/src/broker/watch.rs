@@ -83,7 +83,7 @@ pub async fn watch(watch: Watch<'_>) -> Result<(), WatchError> {
         );
         seen += 1;
     }
-    let _ = connection.close(200, "watched".into()).await;
+    super::close_quietly(&connection, "watched").await;
     match (watch.count, watch.within) {
         (Some(count), Some(within)) if seen < count => Err(WatchError::TooFew { seen, within }),
         _ => Ok(()),

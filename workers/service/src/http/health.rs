@@ -139,7 +139,7 @@ impl Readiness {
             Ok(())
         }
         .await;
-        let _ = connection.close(200, "readiness checked".into()).await;
+        crate::broker::close_quietly(&connection, "readiness checked").await;
         result
     }
 }

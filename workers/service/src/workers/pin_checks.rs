@@ -107,7 +107,7 @@ impl PinChecksWorker {
                 acc.and(next)
             })
             .await;
-        let _ = connection.close(200, "shutdown".into()).await;
+        crate::broker::close_quietly(&connection, "shutdown").await;
         pool.close().await;
         result
     }

@@ -105,7 +105,7 @@ impl Consumer<'_> {
         let channels = (0..BATCHES_AT_ONCE)
             .map(|_| self.consume_on_channel(&connection, &dead_letters, shutdown));
         let outcome = futures::future::try_join_all(channels).await;
-        let _ = connection.close(200, "shutdown".into()).await;
+        crate::broker::close_quietly(&connection, "shutdown").await;
         outcome.map(|_| ())
     }
 

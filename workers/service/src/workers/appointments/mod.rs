@@ -112,7 +112,7 @@ impl AppointmentsWorker {
             consume_each(consuming, &queries, &shutdown),
             keep_call_queues_declared(&pool, &declaring, &shutdown),
         );
-        let _ = connection.close(200, "shutdown".into()).await;
+        crate::broker::close_quietly(&connection, "shutdown").await;
         pool.close().await;
         result.map(|_| ())
     }
