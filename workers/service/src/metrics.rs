@@ -6,6 +6,7 @@
 //! (never ids or tax codes): one time series per outcome, medium or route.
 
 use std::net::TcpListener;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, LazyLock};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -79,6 +80,26 @@ pub struct Metrics {
     pub pin_failure_ceiling_exceeded: Gauge,
     /// PIN attempts refused 429 by the per-address limit, by step.
     pub pin_rate_limited: Family<StepLabel, Counter>,
+    /// Age in seconds of the oldest event in the batch the relay last took
+    /// out of the outbox (0 when it found the outbox empty): set before the
+    /// publish, so a relay stuck on the broker shows its lag growing.
+    pub outbox_relay_lag_seconds: Gauge<f64, AtomicU64>,
+    /// Breaks found in the daily registers' chain by the last verification
+    /// of this process (after each daily production, in the timers worker).
+    pub register_chain_breaks: Gauge,
+    /// The document store's file system, sampled at each scrape.
+    pub document_store_free_bytes: Gauge,
+    pub document_store_size_bytes: Gauge,
+    /// Rooms with a WebSocket on this gateway process, and the rooms one
+    /// process is sized for (GATEWAY_MAX_ROOMS).
+    pub gateway_rooms: Gauge,
+    pub gateway_rooms_limit: Gauge,
+    /// PostgreSQL servers this process takes for unreachable (store::outage),
+    /// sampled at each scrape.
+    pub database_unreachable: Gauge,
+    /// 1 while the last broker connection this process attempted found no
+    /// node answering, else 0 (also when it never connects).
+    pub broker_unreachable: Gauge,
 }
 
 impl Metrics {
@@ -159,6 +180,46 @@ impl Metrics {
                 "PIN attempts refused by the per-address limit, by step",
                 Family::default()
             ),
+            outbox_relay_lag_seconds: registered!(
+                "outbox_relay_lag_seconds",
+                "Age of the oldest event in the outbox relay's last batch",
+                Gauge::default()
+            ),
+            register_chain_breaks: registered!(
+                "register_chain_breaks",
+                "Breaks in the daily registers' chain at the last verification",
+                Gauge::default()
+            ),
+            document_store_free_bytes: registered!(
+                "document_store_free_bytes",
+                "Bytes free (to unprivileged users) on the document store's file system",
+                Gauge::default()
+            ),
+            document_store_size_bytes: registered!(
+                "document_store_size_bytes",
+                "Size of the document store's file system",
+                Gauge::default()
+            ),
+            gateway_rooms: registered!(
+                "gateway_rooms",
+                "Video rooms with a WebSocket on this gateway process",
+                Gauge::default()
+            ),
+            gateway_rooms_limit: registered!(
+                "gateway_rooms_limit",
+                "Video rooms one gateway process is sized for (GATEWAY_MAX_ROOMS)",
+                Gauge::default()
+            ),
+            database_unreachable: registered!(
+                "database_unreachable",
+                "PostgreSQL servers this process takes for unreachable",
+                Gauge::default()
+            ),
+            broker_unreachable: registered!(
+                "broker_unreachable",
+                "1 while no broker node answered this process's last connection attempt",
+                Gauge::default()
+            ),
             registry,
         }
     }
@@ -190,7 +251,37 @@ impl MetricsWorker {
     }
 }
 
-async fn exposition() -> HttpResponse {
+/// Samples what is read rather than counted: the document store's disk and
+/// the database's reachability, as of this scrape.
+fn sample(settings: &Settings) {
+    let m = metrics();
+    m.database_unreachable
+        .set(crate::store::outage::unreachable_servers() as i64);
+    match disk_space(&settings.document_store_dir) {
+        Ok((free, size)) => {
+            m.document_store_free_bytes.set(free);
+            m.document_store_size_bytes.set(size);
+        }
+        // A process that keeps no documents may have no such folder: both
+        // 0, which no ratio alerts on.
+        Err(_) => {
+            m.document_store_free_bytes.set(0);
+            m.document_store_size_bytes.set(0);
+        }
+    }
+}
+
+/// Bytes available to unprivileged users and the size of the file system
+/// holding `path`.
+pub fn disk_space(path: &str) -> std::io::Result<(i64, i64)> {
+    let stat = rustix::fs::statvfs(path)?;
+    let bytes =
+        |blocks: u64| i64::try_from(blocks.saturating_mul(stat.f_frsize)).unwrap_or(i64::MAX);
+    Ok((bytes(stat.f_bavail), bytes(stat.f_blocks)))
+}
+
+async fn exposition(settings: web::Data<Arc<Settings>>) -> HttpResponse {
+    sample(&settings);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics().encode())
@@ -206,6 +297,7 @@ impl Worker for MetricsWorker {
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, Result<(), WorkerError>> {
         let address = self.settings.metrics_address.clone();
+        let settings = web::Data::new(self.settings.clone());
         Box::pin(
             async move {
                 let listener = match TcpListener::bind(&address) {
@@ -219,9 +311,12 @@ impl Worker for MetricsWorker {
                     }
                 };
                 tracing::info!(%address, "metrics listening");
-                let server =
-                    HttpServer::new(|| App::new().route("/metrics", web::get().to(exposition)))
-                        .workers(1)
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(settings.clone())
+                        .route("/metrics", web::get().to(exposition))
+                })
+                .workers(1)
                         .shutdown_timeout(2)
                         .listen(listener)
                         .map_err(|e| WorkerError::Other(e.to_string()))?
@@ -232,5 +327,17 @@ impl Worker for MetricsWorker {
             }
             .instrument(tracing::info_span!("metrics")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_disk_space_of_a_folder_is_its_file_systems_and_a_missing_folder_has_none() {
+        let (free, size) = disk_space(".").expect("the current folder's file system");
+        assert!(size > 0 && free <= size, "free {free} of {size}");
+        assert!(disk_space("/no/such/folder/of/documents").is_err());
     }
 }
