@@ -150,6 +150,25 @@ async fn a_process_counts_intake_outcomes_events_and_http_requests() {
     .await;
     let api = api.unwrap_or_else(|text| panic!("HTTP request not counted:\n{text}"));
 
+    // What the alerts read (deploy/prometheus/alerts.yml): the relay's lag
+    // and its broker connection, the document store's disk at each scrape.
+    assert!(
+        sample(&relay, "sportello_outbox_relay_lag_seconds").is_some_and(|lag| lag >= 0.0),
+        "{relay}"
+    );
+    assert_eq!(
+        sample(&relay, "sportello_broker_unreachable"),
+        Some(0.0),
+        "{relay}"
+    );
+    assert_eq!(
+        sample(&relay, "sportello_database_unreachable"),
+        Some(0.0),
+        "{relay}"
+    );
+    let store_size = sample(&api, "sportello_document_store_size_bytes");
+    assert!(store_size.is_some(), "{api}");
+
     // No ids or tax codes in any label.
     for text in [&intake, &relay, &api] {
         assert!(!text.contains("RSSMRA85T10A562S"), "{text}");

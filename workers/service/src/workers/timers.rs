@@ -238,7 +238,8 @@ async fn perform(conn: &mut PgConnection, task: Task, timer: &DueTimer) -> Resul
             let produced = store::protocol::produce_daily_registers(conn, yesterday).await?;
             tracing::info!(until = %yesterday, produced = ?produced, "daily registers produced");
             // The chain checked once a day where it grows, as `sportello
-            // register verify` does: a break is an alert, not a failed timer.
+            // register verify` does: a break is an alert, not a failed task
+            // (a check that cannot run fails it, like any statement here).
             let checked = store::protocol::verify(conn).await?;
             crate::metrics::metrics()
                 .register_chain_breaks
