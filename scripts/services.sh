@@ -24,6 +24,9 @@ ensure_packages() {
   [ -x /usr/bin/turnserver ] || missing+=(coturn)
   # SMTP sink the notification tests deliver to.
   /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
+  # promtool tests the alert rules (deploy/prometheus/); the prometheus
+  # binary scrapes a Sportello in tests/metrics.rs and locally (docs/operations.md).
+  [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus ] || missing+=(prometheus)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} from Debian's packages"
     local log
@@ -70,6 +73,15 @@ ensure_rabbitmq() {
     as_root rabbitmq-plugins -q enable rabbitmq_management >/dev/null
     for _ in $(seq 1 60); do
       curl -fs -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1 && break
+      sleep 1
+    done
+  fi
+  # Prometheus scrapes the broker's own metrics (queues, consumers, nodes) on
+  # 15692 (deploy/prometheus/prometheus.yml).
+  if ! curl -fs http://127.0.0.1:15692/metrics >/dev/null 2>&1; then
+    as_root rabbitmq-plugins -q enable rabbitmq_prometheus >/dev/null
+    for _ in $(seq 1 60); do
+      curl -fs http://127.0.0.1:15692/metrics >/dev/null 2>&1 && break
       sleep 1
     done
   fi

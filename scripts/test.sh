@@ -9,6 +9,12 @@ bash scripts/services.sh
 # Cargo keeps the crates in order; this keeps each crate's modules in order.
 /usr/bin/python3 scripts/import-cycles.py
 
+# The alert rules and the Prometheus configuration load, and each alert fires
+# on what its tests say (deploy/prometheus/; docs/runbook.md says what to do).
+promtool check config deploy/prometheus/prometheus.yml >/dev/null
+promtool check rules deploy/prometheus/alerts.yml >/dev/null
+promtool test rules deploy/prometheus/alerts.test.yml
+
 # Share build output between clones so warm runs are fast.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sportello-target}"
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://sportello:sportello@127.0.0.1:5432/postgres}"

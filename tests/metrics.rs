@@ -2,9 +2,11 @@
 //! and HTTP requests are counted. The counters are the process's, so the
 //! intake, the outbox relay and the API run here as `sportello worker`
 //! processes of their own, each scraped on its own address (the other tests
-//! of this binary count in theirs).
+//! of this binary count in theirs). Debian's Prometheus (scripts/services.sh
+//! installs it) scrapes one with deploy/prometheus/prometheus.yml.
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -148,10 +150,138 @@ async fn a_process_counts_intake_outcomes_events_and_http_requests() {
     .await;
     let api = api.unwrap_or_else(|text| panic!("HTTP request not counted:\n{text}"));
 
+    // What the alerts read (deploy/prometheus/alerts.yml): the relay's lag
+    // and its broker connection, the document store's disk at each scrape.
+    assert!(
+        sample(&relay, "sportello_outbox_relay_lag_seconds").is_some_and(|lag| lag >= 0.0),
+        "{relay}"
+    );
+    assert_eq!(
+        sample(&relay, "sportello_broker_unreachable"),
+        Some(0.0),
+        "{relay}"
+    );
+    assert_eq!(
+        sample(&relay, "sportello_database_unreachable"),
+        Some(0.0),
+        "{relay}"
+    );
+    let store_size = sample(&api, "sportello_document_store_size_bytes");
+    assert!(store_size.is_some(), "{api}");
+
     // No ids or tax codes in any label.
     for text in [&intake, &relay, &api] {
         assert!(!text.contains("RSSMRA85T10A562S"), "{text}");
     }
     drop((_intake, _relay, _api));
+    env.cleanup().await;
+}
+
+/// Prometheus in a folder of its own, killed and the folder removed when
+/// dropped.
+struct Prometheus {
+    process: Process,
+    folder: std::path::PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.process.0.kill();
+        let _ = self.process.0.wait();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+/// Debian's `prometheus` run on deploy/prometheus/ as it is (the rules too),
+/// but for the targets (Sportello's on `sportello`, this machine's broker),
+/// a 1 s scrape and its storage in a temporary folder.
+fn start_prometheus(id: &str, sportello: &str, listen: &str) -> Prometheus {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus");
+    let folder = std::env::temp_dir().join(format!("sportello-prometheus-{id}"));
+    std::fs::create_dir_all(folder.join("targets")).unwrap();
+    let config = std::fs::read_to_string(deploy.join("prometheus.yml")).unwrap();
+    assert!(config.contains("scrape_interval: 15s"), "{config}");
+    let config = config
+        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
+    std::fs::write(folder.join("prometheus.yml"), config).unwrap();
+    std::fs::copy(deploy.join("alerts.yml"), folder.join("alerts.yml")).unwrap();
+    std::fs::write(
+        folder.join("targets/sportello.yml"),
+        format!("- targets: [\"{sportello}\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("targets/rabbitmq.yml"),
+        "- targets: [\"127.0.0.1:15692\"]\n",
+    )
+    .unwrap();
+    let process = Command::new("/usr/bin/prometheus")
+        .arg(format!(
+            "--config.file={}",
+            folder.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            folder.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={listen}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("start /usr/bin/prometheus (scripts/services.sh installs it): {e}")
+        });
+    Prometheus {
+        process: Process(process),
+        folder,
+    }
+}
+
+/// `query`'s instant vector, as Prometheus's HTTP API answers it.
+async fn query(prometheus: &str, query: &str) -> Vec<serde_json::Value> {
+    let answer = reqwest::Client::new()
+        .get(format!("http://{prometheus}/api/v1/query"))
+        .query(&[("query", query)])
+        .send()
+        .await;
+    let Ok(answer) = answer else {
+        return Vec::new();
+    };
+    let body: serde_json::Value = answer.json().await.unwrap_or_default();
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[actix_rt::test]
+async fn prometheus_scrapes_a_process_with_the_deployed_configuration() {
+    let env = TestEnv::new().await;
+    let (relay_metrics, listen) = (free_address(), free_address());
+    let _relay = spawn(&env, "outbox-relay", &relay_metrics, &[]);
+    let prometheus = start_prometheus(&env.id, &relay_metrics, &listen);
+
+    // The relay connected to the broker, so it says the broker is reachable;
+    // Prometheus has it once it scraped (a second or two after it started).
+    let series = "sportello_broker_unreachable{job=\"sportello\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let found = loop {
+        let found = query(&listen, series).await;
+        let scraped = found.len() == 1 && found[0]["value"][1] == "0";
+        if scraped || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let scraped = found.len() == 1 && found[0]["value"][1] == "0";
+    assert!(scraped, "{series} not queried from Prometheus: {found:?}");
+    assert_eq!(
+        found[0]["metric"]["instance"],
+        relay_metrics.as_str(),
+        "{found:?}"
+    );
+    drop(prometheus);
+    drop(_relay);
     env.cleanup().await;
 }

@@ -349,6 +349,13 @@ pub struct Settings {
     #[arg(long, env = "GATEWAY_MESSAGE_BURST", default_value_t = crate::domain::video::rate::MESSAGE_BURST)]
     pub gateway_message_burst: u32,
 
+    /// Video rooms one gateway process is sized for (the benchmark's 1,000
+    /// rooms; docs/benchmarks.md). Not enforced: exported as
+    /// `sportello_gateway_rooms_limit`, so an alert fires as the rooms near
+    /// it, in time to start another gateway process.
+    #[arg(long, env = "GATEWAY_MAX_ROOMS", default_value_t = 1000)]
+    pub gateway_max_rooms: u32,
+
     /// Directory of the content-addressed document store.
     #[arg(long, env = "DOCUMENT_STORE_DIR", default_value = "./data/documents")]
     pub document_store_dir: String,

@@ -156,6 +156,17 @@ pub fn connected(server: &str) {
     }
 }
 
+/// How many servers this process takes for unreachable now (for the
+/// metrics; 0 until a failure is met).
+pub fn unreachable_servers() -> usize {
+    SERVERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|s| s.state != Reachability::Reachable)
+        .count()
+}
+
 /// What is known of the pool's server now: probed unless a probe of it is
 /// recent (then its verdict).
 pub async fn diagnose(pool: &PgPool) -> Reachability {

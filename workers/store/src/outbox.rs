@@ -1,6 +1,7 @@
 //! The transactional outbox: events are written with the state change that
 //! caused them and relayed to the broker afterwards (see `workers::outbox_relay`).
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -45,6 +46,8 @@ impl OutboxMessage {
 pub struct PendingMessage {
     pub id: i64,
     pub message: OutboxMessage,
+    /// When the row was written: the relay's lag is the oldest one's age.
+    pub created_at: DateTime<Utc>,
 }
 
 pub async fn enqueue(
@@ -80,7 +83,7 @@ pub async fn take(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingMess
     let rows = sqlx::query(
         "DELETE FROM outbox
          WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, message_id, exchange, routing_key, message_type, correlation_id, body",
+         RETURNING id, message_id, exchange, routing_key, message_type, correlation_id, body, created_at",
     )
     .bind(limit)
     .fetch_all(conn)
@@ -98,6 +101,7 @@ pub async fn take(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingMess
                     correlation_id: row.try_get("correlation_id")?,
                     body: row.try_get("body")?,
                 },
+                created_at: row.try_get("created_at")?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;

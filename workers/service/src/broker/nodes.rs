@@ -64,6 +64,15 @@ fn remember(addresses: &str, index: usize) {
 /// Opens a connection to the first node of `addresses` that answers, the
 /// one that answered last tried first. The error is the last node's.
 pub async fn connect(addresses: &str, name: &str) -> Result<Connection, lapin::Error> {
+    let connected = connect_to_any(addresses, name).await;
+    // Where the event happens: every worker's (re)connection passes here.
+    crate::metrics::metrics()
+        .broker_unreachable
+        .set(i64::from(connected.is_err()));
+    connected
+}
+
+async fn connect_to_any(addresses: &str, name: &str) -> Result<Connection, lapin::Error> {
     let urls = split(addresses);
     if urls.len() <= 1 {
         let properties = ConnectionProperties::default().with_connection_name(name.into());

@@ -91,6 +91,9 @@ impl GatewayState {
             gateway_id,
         )
         .await?;
+        crate::metrics::metrics()
+            .gateway_rooms_limit
+            .set(i64::from(settings.gateway_max_rooms));
         let sms = settings.sms_provider_url.as_ref().and_then(|url| {
             SmsProvider::new(SmsProviderConfig {
                 url: url.clone(),

@@ -174,6 +174,9 @@ impl Relay {
             role,
             sender,
         });
+        crate::metrics::metrics()
+            .gateway_rooms
+            .set(rooms.len() as i64);
         Ok(())
     }
 
@@ -186,6 +189,9 @@ impl Relay {
         locals.retain(|l| l.connection_id != connection_id);
         if locals.is_empty() {
             rooms.remove(&room);
+            crate::metrics::metrics()
+                .gateway_rooms
+                .set(rooms.len() as i64);
             if let Err(error) = self
                 .channel
                 .queue_unbind(

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use futures::future::BoxFuture;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -95,6 +96,13 @@ async fn relay_until(
 pub async fn relay_batch(pool: &PgPool, publisher: &Publisher) -> Result<usize, WorkerError> {
     let mut tx = pool.begin().await?;
     let pending = outbox::take(&mut tx, BATCH).await?;
+    // Before the publish: a relay the broker holds up shows its lag growing
+    // with each retry (the rows roll back and are taken again, older).
+    let oldest = pending.iter().map(|p| p.created_at).min();
+    let lag = oldest.map_or(0.0, |at| {
+        (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    crate::metrics::metrics().outbox_relay_lag_seconds.set(lag);
     if pending.is_empty() {
         return Ok(0);
     }

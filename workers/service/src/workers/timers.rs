@@ -237,6 +237,16 @@ async fn perform(conn: &mut PgConnection, task: Task, timer: &DueTimer) -> Resul
             let yesterday = protocol::registration_date(timer.fired_at) - chrono::Duration::days(1);
             let produced = store::protocol::produce_daily_registers(conn, yesterday).await?;
             tracing::info!(until = %yesterday, produced = ?produced, "daily registers produced");
+            // The chain checked once a day where it grows, as `sportello
+            // register verify` does: a break is an alert, not a failed task
+            // (a check that cannot run fails it, like any statement here).
+            let checked = store::protocol::verify(conn).await?;
+            crate::metrics::metrics()
+                .register_chain_breaks
+                .set(checked.breaks.len() as i64);
+            for chain_break in &checked.breaks {
+                tracing::error!(%chain_break, "daily register chain broken");
+            }
         }
         Task::Cron(CronTask::Retention { inbox_keep_days }) => {
             let before = timer.fired_at - chrono::Duration::days(i64::from(inbox_keep_days));

@@ -1,26 +1,24 @@
 //! Prometheus metrics of this process, served as text on `METRICS_ADDRESS`
-//! (`GET /metrics`) by a worker of its own, whatever other workers the process
-//! runs: every process of a scaled-out deployment is scraped separately.
+//! (`GET /metrics`) by a worker of its own (`server.rs`), whatever other
+//! workers the process runs: every process of a scaled-out deployment is
+//! scraped separately. This file, the registry, uses nothing of the
+//! process's, so every floor may count into it.
 //!
 //! Counters only go up; dashboards take rates. Labels are small fixed sets
 //! (never ids or tax codes): one time series per outcome, medium or route.
 
-use std::net::TcpListener;
-use std::sync::{Arc, LazyLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::LazyLock;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
-use futures::future::BoxFuture;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::config::Settings;
-use crate::runtime::{Worker, WorkerError};
+mod server;
+pub use server::MetricsWorker;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
@@ -79,6 +77,26 @@ pub struct Metrics {
     pub pin_failure_ceiling_exceeded: Gauge,
     /// PIN attempts refused 429 by the per-address limit, by step.
     pub pin_rate_limited: Family<StepLabel, Counter>,
+    /// Age in seconds of the oldest event in the batch the relay last took
+    /// out of the outbox (0 when it found the outbox empty): set before the
+    /// publish, so a relay stuck on the broker shows its lag growing.
+    pub outbox_relay_lag_seconds: Gauge<f64, AtomicU64>,
+    /// Breaks found in the daily registers' chain by the last verification
+    /// of this process (after each daily production, in the timers worker).
+    pub register_chain_breaks: Gauge,
+    /// The document store's file system, sampled at each scrape.
+    pub document_store_free_bytes: Gauge,
+    pub document_store_size_bytes: Gauge,
+    /// Rooms with a WebSocket on this gateway process, and the rooms one
+    /// process is sized for (GATEWAY_MAX_ROOMS).
+    pub gateway_rooms: Gauge,
+    pub gateway_rooms_limit: Gauge,
+    /// PostgreSQL servers this process takes for unreachable (store::outage),
+    /// sampled at each scrape.
+    pub database_unreachable: Gauge,
+    /// 1 while the last broker connection this process attempted found no
+    /// node answering, else 0 (also when it never connects).
+    pub broker_unreachable: Gauge,
 }
 
 impl Metrics {
@@ -159,6 +177,46 @@ impl Metrics {
                 "PIN attempts refused by the per-address limit, by step",
                 Family::default()
             ),
+            outbox_relay_lag_seconds: registered!(
+                "outbox_relay_lag_seconds",
+                "Age of the oldest event in the outbox relay's last batch",
+                Gauge::default()
+            ),
+            register_chain_breaks: registered!(
+                "register_chain_breaks",
+                "Breaks in the daily registers' chain at the last verification",
+                Gauge::default()
+            ),
+            document_store_free_bytes: registered!(
+                "document_store_free_bytes",
+                "Bytes free (to unprivileged users) on the document store's file system",
+                Gauge::default()
+            ),
+            document_store_size_bytes: registered!(
+                "document_store_size_bytes",
+                "Size of the document store's file system",
+                Gauge::default()
+            ),
+            gateway_rooms: registered!(
+                "gateway_rooms",
+                "Video rooms with a WebSocket on this gateway process",
+                Gauge::default()
+            ),
+            gateway_rooms_limit: registered!(
+                "gateway_rooms_limit",
+                "Video rooms one gateway process is sized for (GATEWAY_MAX_ROOMS)",
+                Gauge::default()
+            ),
+            database_unreachable: registered!(
+                "database_unreachable",
+                "PostgreSQL servers this process takes for unreachable",
+                Gauge::default()
+            ),
+            broker_unreachable: registered!(
+                "broker_unreachable",
+                "1 while no broker node answered this process's last connection attempt",
+                Gauge::default()
+            ),
             registry,
         }
     }
@@ -176,61 +234,4 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
     &METRICS
-}
-
-/// Serves `GET /metrics` on `METRICS_ADDRESS`; a worker like the others, so
-/// it is supervised and stops with the process.
-pub struct MetricsWorker {
-    settings: Arc<Settings>,
-}
-
-impl MetricsWorker {
-    pub fn new(settings: Arc<Settings>) -> Self {
-        Self { settings }
-    }
-}
-
-async fn exposition() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics().encode())
-}
-
-impl Worker for MetricsWorker {
-    fn name(&self) -> String {
-        "metrics".into()
-    }
-
-    fn run(
-        self: Arc<Self>,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<'static, Result<(), WorkerError>> {
-        let address = self.settings.metrics_address.clone();
-        Box::pin(
-            async move {
-                let listener = match TcpListener::bind(&address) {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        // Another process of this host has the port: metrics
-                        // are not worth restarting over; the other workers run.
-                        tracing::warn!(%address, %error, "metrics not served (set METRICS_ADDRESS per process)");
-                        shutdown.cancelled().await;
-                        return Ok(());
-                    }
-                };
-                tracing::info!(%address, "metrics listening");
-                let server =
-                    HttpServer::new(|| App::new().route("/metrics", web::get().to(exposition)))
-                        .workers(1)
-                        .shutdown_timeout(2)
-                        .listen(listener)
-                        .map_err(|e| WorkerError::Other(e.to_string()))?
-                        .disable_signals()
-                        .run();
-                crate::runtime::http_server::serve_until(server, &shutdown).await;
-                Ok(())
-            }
-            .instrument(tracing::info_span!("metrics")),
-        )
-    }
 }
