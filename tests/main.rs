@@ -60,4 +60,5 @@ mod metrics;
 mod openapi;
 mod privilege;
 mod production;
+mod traces;
 mod vacuum;
