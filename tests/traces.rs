@@ -3,24 +3,35 @@
 //! intake, kept on the outbox row, relayed with its event, kept on the
 //! notification and continued by the email's sending; a message without
 //! one starts a new trace, its correlation id untouched; an HTTP request
-//! continues its caller's trace.
+//! continues its caller's trace. The last test exports over OTLP from the
+//! `sportello` binary run as four processes, to a receiver in the test.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_web::{web, App, HttpResponse, HttpServer};
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::BasicProperties;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use prost::Message as _;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::support::mail::{sink, wait_for_mail};
 use crate::support::*;
 use sportello::broker;
-use sportello::broker::names::{EVENTS_EXCHANGE, INTAKE_EXCHANGE};
+use sportello::broker::names::{EVENTS_EXCHANGE, INTAKE_EXCHANGE, INTAKE_REQUESTS_QUEUE};
 use sportello::broker::publisher::{OutgoingMessage, Publisher};
 use sportello::http::{self as api, ApiState};
 use sportello::workers::WorkerKind;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_sportello");
 
 /// A trace id and span id of the integrator's own tracer.
 fn integrators_context() -> (String, String) {
@@ -211,5 +222,258 @@ async fn an_http_answer_carries_the_trace_its_request_continued() {
         .expect("a traceparent on an answer to a request without one");
     assert_ne!(parts(&started).0, trace_id);
     handle.stop(true).await;
+    env.cleanup().await;
+}
+
+/// One exported span, as the test reads it.
+#[derive(Debug, Clone)]
+struct Exported {
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    name: String,
+    attributes: HashMap<String, String>,
+    /// The exporting process (its `process.pid` resource attribute).
+    process: String,
+    /// The (trace id, span id) of each span it links (a batch's messages).
+    links: Vec<(String, String)>,
+}
+
+fn text_of(value: Option<&AnyValue>) -> String {
+    match value {
+        Some(AnyValue::StringValue(s)) => s.clone(),
+        Some(AnyValue::IntValue(n)) => n.to_string(),
+        Some(AnyValue::BoolValue(b)) => b.to_string(),
+        Some(AnyValue::DoubleValue(d)) => d.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn attributes(list: &[KeyValue]) -> HashMap<String, String> {
+    list.iter()
+        .map(|kv| {
+            let value = kv.value.as_ref().and_then(|v| v.value.as_ref());
+            (kv.key.clone(), text_of(value))
+        })
+        .collect()
+}
+
+/// An OTLP/HTTP receiver: `POST /v1/traces`, protobuf bodies, kept decoded.
+struct Receiver {
+    endpoint: String,
+    spans: Arc<Mutex<Vec<Exported>>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let spans: Arc<Mutex<Vec<Exported>>> = Arc::default();
+        let kept = spans.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let server = HttpServer::new(move || {
+            let kept = kept.clone();
+            App::new().route(
+                "/v1/traces",
+                web::post().to(move |body: web::Bytes| {
+                    let kept = kept.clone();
+                    async move {
+                        let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+                            return HttpResponse::BadRequest().finish();
+                        };
+                        let mut kept = kept.lock().unwrap();
+                        for resource_spans in request.resource_spans {
+                            let resource = resource_spans
+                                .resource
+                                .map(|r| attributes(&r.attributes))
+                                .unwrap_or_default();
+                            let process = resource.get("process.pid").cloned().unwrap_or_default();
+                            for scope in resource_spans.scope_spans {
+                                for span in scope.spans {
+                                    kept.push(Exported {
+                                        trace_id: hex::encode(&span.trace_id),
+                                        span_id: hex::encode(&span.span_id),
+                                        parent_span_id: hex::encode(&span.parent_span_id),
+                                        name: span.name.clone(),
+                                        attributes: attributes(&span.attributes),
+                                        process: process.clone(),
+                                        links: span
+                                            .links
+                                            .iter()
+                                            .map(|l| {
+                                                (hex::encode(&l.trace_id), hex::encode(&l.span_id))
+                                            })
+                                            .collect(),
+                                    });
+                                }
+                            }
+                        }
+                        HttpResponse::Ok()
+                            .content_type("application/x-protobuf")
+                            .finish()
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Receiver {
+            endpoint,
+            spans,
+            handle,
+        }
+    }
+
+    fn of_trace(&self, trace_id: &str) -> Vec<Exported> {
+        self.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.trace_id == trace_id)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The first span of `spans` that `matches`, a child of `parent`.
+fn child_of<'a>(
+    spans: &'a [Exported],
+    parent: &str,
+    matches: impl Fn(&Exported) -> bool,
+) -> Option<&'a Exported> {
+    spans
+        .iter()
+        .find(|s| s.parent_span_id == parent && matches(s))
+}
+
+/// intake → ticket → relay → notify → send, each the parent of the next.
+fn chain<'a>(spans: &'a [Exported], root: &str) -> Result<Vec<&'a Exported>, String> {
+    let attribute = |s: &Exported, key: &str| s.attributes.get(key).cloned().unwrap_or_default();
+    let intake = child_of(spans, root, |s| {
+        attribute(s, "messaging.destination.name") == INTAKE_REQUESTS_QUEUE
+            && !s.attributes.contains_key("messaging.batch.message_count")
+    })
+    .ok_or("no intake span under the integrator's")?;
+    let ticket = child_of(spans, &intake.span_id, |s| s.name == "ticket opened")
+        .ok_or("no ticket span under the intake's")?;
+    let relay = child_of(spans, &ticket.span_id, |s| {
+        attribute(s, "messaging.operation.type") == "send"
+    })
+    .ok_or("no relay span under the ticket's")?;
+    let notify = child_of(spans, &relay.span_id, |s| s.name == "plan")
+        .ok_or("no notify span under the relay's")?;
+    let send = child_of(spans, &notify.span_id, |s| {
+        s.name == "send" && attribute(s, "outcome") == "sent"
+    })
+    .ok_or("no sent email's span under the notify's")?;
+    Ok(vec![intake, ticket, relay, notify, send])
+}
+
+fn spawn_worker(kind: &str, vars: &[(&str, String)]) -> Child {
+    Command::new(BINARY)
+        .args(["worker", kind])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("OTEL_SERVICE_NAME", format!("sportello-{kind}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM (a graceful stop, which flushes the last spans), then what it
+/// logged; killed if it has not stopped within 15 s.
+async fn stop(mut child: Child) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let stopped = eventually(Duration::from_secs(15), || {
+        let exited = child.try_wait().ok().flatten().is_some();
+        async move { exited }
+    })
+    .await;
+    if !stopped {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[actix_rt::test]
+async fn one_request_is_one_trace_from_the_intake_to_the_email_across_processes() {
+    let env = TestEnv::new().await;
+    let receiver = Receiver::start();
+    let documents = std::env::temp_dir()
+        .join(format!("sportello-traces-{}", env.id))
+        .to_string_lossy()
+        .into_owned();
+    let vars = [
+        ("AMQP_URL", env.user_url("sportello-app")),
+        ("DATABASE_URL", env.settings.database_url.clone()),
+        ("SMTP_URL", sink().url.clone()),
+        ("METRICS_ADDRESS", String::new()),
+        ("DOCUMENT_STORE_DIR", documents.clone()),
+        ("RUST_LOG", "info".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.clone()),
+        // Exported within a fifth of a second, so the test waits little.
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+    ];
+    let processes: Vec<(&str, Child)> = ["intake", "outbox-relay", "notify", "email-sender"]
+        .into_iter()
+        .map(|kind| (kind, spawn_worker(kind, &vars)))
+        .collect();
+
+    let address = format!("trace.{}@example.it", Uuid::new_v4().simple());
+    let mut request = request_of(&format!("otlp-{}", env.id));
+    request["payload"]["contact"] = json!({"email": address});
+    let (trace_id, span_id) = integrators_context();
+    publish_with(
+        &env,
+        &request,
+        Some(trace_headers(&traceparent(&trace_id, &span_id), "")),
+    )
+    .await;
+    let mail = wait_for_mail(&address, Duration::from_secs(60)).await;
+    let mut found = Err("nothing exported".to_owned());
+    let complete = eventually(Duration::from_secs(20), || {
+        let spans = receiver.of_trace(&trace_id);
+        found = chain(&spans, &span_id).map(|c| c.into_iter().cloned().collect::<Vec<_>>());
+        let done = found.is_ok();
+        async move { done }
+    })
+    .await;
+    let mut logs = String::new();
+    for (kind, child) in processes {
+        logs.push_str(&format!("--- {kind}\n{}", stop(child).await));
+    }
+    assert_eq!(mail.len(), 1, "the email never arrived:\n{logs}");
+    let spans = receiver.of_trace(&trace_id);
+    assert!(
+        complete,
+        "{:?}\nspans of the trace: {spans:#?}\n{logs}",
+        found.err()
+    );
+    let chain = found.unwrap_or_default();
+    let processes: HashSet<&str> = chain.iter().map(|s| s.process.as_str()).collect();
+    assert!(
+        processes.len() >= 3 && !processes.contains(""),
+        "spans from {processes:?}: {chain:#?}"
+    );
+    // The intake's batch span, in a trace of its own, links the message's.
+    let message = (trace_id.clone(), chain[0].span_id.clone());
+    let linked = receiver.spans.lock().unwrap().iter().any(|s| {
+        s.attributes.contains_key("messaging.batch.message_count")
+            && s.trace_id != trace_id
+            && s.links.contains(&message)
+    });
+    assert!(linked, "no batch span links the message's span");
+    receiver.handle.stop(true).await;
+    let _ = std::fs::remove_dir_all(&documents);
     env.cleanup().await;
 }

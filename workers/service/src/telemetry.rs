@@ -1,10 +1,14 @@
 //! Logging and tracing: `tracing` with `RUST_LOG` filtering (JSON lines when
 //! `LOG_FORMAT=json`), and OpenTelemetry spans, whose W3C trace context
 //! every published message and HTTP answer carries (`broker::trace`,
-//! `http::trace`).
+//! `http::trace`). The spans are exported over OTLP (HTTP, protobuf) only
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set;
+//! otherwise they exist only to give the trace ids that are passed on.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
@@ -95,22 +99,91 @@ where
         .with_filter(trace_filter())
 }
 
-/// The provider: it makes the trace ids that are passed on.
+/// The provider, exporting when an OTLP endpoint is set (then also its
+/// address, to log). The standard `OTEL_*` settings are read by the SDK:
+/// `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_HEADERS`,
+/// `..._TIMEOUT`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`.
 fn tracer_provider() -> Result<(SdkTracerProvider, Option<String>), String> {
     let mut resource = Resource::builder()
         .with_attribute(KeyValue::new("process.pid", i64::from(std::process::id())));
     if setting("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name("sportello");
     }
+    let builder = SdkTracerProvider::builder().with_resource(resource.build());
+    let disabled = setting("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || setting("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
+    let endpoint = setting("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .or_else(|| setting("OTEL_EXPORTER_OTLP_ENDPOINT"));
+    let Some(endpoint) = endpoint.filter(|_| !disabled) else {
+        return Ok((builder.build(), None));
+    };
+    if let Some(protocol) = setting("OTEL_EXPORTER_OTLP_PROTOCOL").filter(|p| p != "http/protobuf")
+    {
+        return Err(format!(
+            "OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: only http/protobuf is built in"
+        ));
+    }
+    // The endpoint, headers and timeout are read from the environment.
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_http_client(ExportClient::new()?)
+        .build()
+        .map_err(|e| e.to_string())?;
     Ok((
-        SdkTracerProvider::builder()
-            .with_resource(resource.build())
-            .build(),
-        None,
+        builder.with_batch_exporter(exporter).build(),
+        Some(endpoint),
     ))
 }
 
 /// A setting, unless unset or empty.
 fn setting(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The exporter's HTTP client: the service's reqwest, driven by a runtime
+/// of its own, because the SDK's batch processor exports from a plain
+/// thread of its own (no runtime there, and none of the workers' may be
+/// borrowed: they stop before the last spans are flushed).
+#[derive(Debug)]
+struct ExportClient {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl ExportClient {
+    fn new() -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("the exporter's runtime: {e}"))?;
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("the exporter's HTTP client: {e}"))?;
+        Ok(Self { client, runtime })
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ExportClient {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let (parts, body) = request.into_parts();
+        let request = self
+            .client
+            .request(parts.method, parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body);
+        // On the batch processor's thread, outside any runtime: blocking
+        // on this client's own is allowed there.
+        self.runtime.block_on(async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            let mut answer = Response::builder().status(status).body(body)?;
+            *answer.headers_mut() = headers;
+            Ok(answer)
+        })
+    }
 }
