@@ -72,7 +72,9 @@ pub fn init() -> Telemetry {
         if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
             logs.json().with_filter(env_filter()).boxed()
         } else {
-            logs.with_filter(env_filter()).boxed()
+            logs.fmt_fields(log_fields())
+                .with_filter(env_filter())
+                .boxed()
         };
     let spans = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("sportello"))
@@ -86,6 +88,65 @@ pub fn init() -> Telemetry {
         tracing::info!(%endpoint, "exporting traces over OTLP");
     }
     Telemetry { provider }
+}
+
+/// The fields of a text log line: a span's OpenTelemetry attributes
+/// (`otel.*`, `messaging.*`, `http.*`) are for the trace, not for every
+/// line logged inside it; its correlation id and ids stay.
+fn log_fields() -> LogFields {
+    LogFields
+}
+
+struct LogFields;
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for LogFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = LogVisitor {
+            writer,
+            seen: false,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct LogVisitor<'writer> {
+    writer: tracing_subscriber::fmt::format::Writer<'writer>,
+    /// Whether a field was written: the next one is spaced from it.
+    seen: bool,
+    result: std::fmt::Result,
+}
+
+impl tracing::field::Visit for LogVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let name = field.name();
+        let for_the_trace = ["otel.", "messaging.", "http."]
+            .iter()
+            .any(|prefix| name.starts_with(prefix));
+        if self.result.is_err() || for_the_trace {
+            return;
+        }
+        let space = if self.seen { " " } else { "" };
+        self.seen = true;
+        self.result = if name == "message" {
+            write!(self.writer, "{space}{value:?}")
+        } else {
+            write!(self.writer, "{space}{name}={value:?}")
+        };
+    }
 }
 
 /// The OpenTelemetry layer without export, for a process that sets up its
@@ -185,5 +246,54 @@ impl HttpClient for ExportClient {
             *answer.headers_mut() = headers;
             Ok(answer)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// What a log line says, inside a span with OpenTelemetry attributes.
+    #[test]
+    fn a_log_line_keeps_the_correlation_id_not_the_spans_attributes() {
+        let written: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let sink = written.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_target(false)
+            .with_ansi(false)
+            .fmt_fields(super::log_fields())
+            .with_writer(move || Writer(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "plan",
+                otel.kind = "consumer",
+                "messaging.system" = "rabbitmq",
+                correlation_id = %"corr-1",
+            );
+            span.in_scope(|| tracing::info!(ticket = 7, "event planned"));
+        });
+        let line = String::from_utf8_lossy(&written.lock().unwrap()).into_owned();
+        assert!(line.contains("plan{correlation_id=corr-1}"), "{line}");
+        assert!(
+            line.trim_end().ends_with("event planned ticket=7"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("otel") && !line.contains("rabbitmq"),
+            "{line}"
+        );
+    }
+
+    struct Writer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Writer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }
