@@ -51,7 +51,7 @@ mod pin_limits;
 
 // The process as a whole: the access policy, the HTTP boundary, the API's
 // description, refusals in Italian for citizens, production mode, each worker's least privilege, database
-// health, metrics, and a newcomer's first run.
+// health, metrics, one trace across processes (OTLP), and a newcomer's first run.
 mod access_policy;
 mod edges;
 mod first_run;
@@ -60,4 +60,5 @@ mod metrics;
 mod openapi;
 mod privilege;
 mod production;
+mod traces;
 mod vacuum;

@@ -31,9 +31,12 @@ pub fn init() {
                 sportello::telemetry::capped(EnvFilter::new("debug"))
                     .and(filter_fn(|_| CAPTURING.load(Ordering::SeqCst) > 0)),
             );
+        // Spans get trace ids, as in the service: messages and outbox rows
+        // carry them (nothing is exported).
         let _ = tracing_subscriber::registry()
             .with(to_harness)
             .with(kept)
+            .with(sportello::telemetry::context_layer())
             .try_init();
     });
 }

@@ -62,7 +62,7 @@ pub(crate) fn sportello_binary() -> anyhow::Result<PathBuf> {
 }
 
 fn main() -> ExitCode {
-    sportello::telemetry::init();
+    let _telemetry = sportello::telemetry::init();
     let cli = Cli::parse();
     let system = actix_rt::System::new();
     let result: anyhow::Result<()> = system.block_on(async move {

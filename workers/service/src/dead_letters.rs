@@ -322,6 +322,9 @@ pub async fn replay(pool: &PgPool, amqp_url: &str, id: i64) -> Result<(), DeadLe
         REPLAYED_FROM_HEADER.into(),
         AMQPValue::LongString(LongString::from(id.to_string())),
     );
+    // An operator's replay starts a trace of its own; its correlation id
+    // still ties it to the original's.
+    crate::broker::trace::set_for_sending(&mut headers);
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into())

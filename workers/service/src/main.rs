@@ -249,7 +249,7 @@ fn main() -> ExitCode {
         eprintln!("sportello: {error}");
         return ExitCode::FAILURE;
     }
-    telemetry::init();
+    let telemetry = telemetry::init();
     let cli = Cli::parse();
     let system = actix::System::new();
     let result: anyhow::Result<()> = system.block_on(async move {
@@ -356,6 +356,8 @@ fn main() -> ExitCode {
         }
         Ok(())
     });
+    // The last spans (the stop's own) leave before the process does.
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -23,6 +23,8 @@
 //! - [`applications`], [`pins`], [`pin_verifications`] (agents' checks of
 //!   the caller's half), [`pin_halves`] (where each half's delivery stands)
 //!   and [`pin_reissues`] (new PINs issued because a half never arrived);
+//! - [`trace_context`]: a span's W3C trace context as headers and outbox
+//!   columns, and back;
 //! - [`outage`]: why the database cannot be reached, said once per change;
 //!   [`vacuum`]: the autovacuum setting and the churned tables' dead tuples;
 //! - `keys` (browser keys stored hashed) and `ticket_state` (the domain's
@@ -50,6 +52,7 @@ pub mod submissions;
 mod ticket_state;
 pub mod tickets;
 pub mod timers;
+pub mod trace_context;
 pub mod vacuum;
 pub mod video;
 

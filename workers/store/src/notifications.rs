@@ -11,6 +11,8 @@ use uuid::Uuid;
 use sportello_contract::Contact;
 use sportello_domain::notification::{KnownContacts, Medium, NextStep, Tab};
 
+use crate::trace_context::TraceContext;
+
 /// The citizen a notification is for, the contact given with the request,
 /// and what its template may show.
 #[derive(Debug, Clone)]
@@ -180,12 +182,15 @@ pub async fn insert(
     notification: &NewNotification,
     deliveries: &[NewDelivery],
 ) -> Result<bool, sqlx::Error> {
+    // Its deliveries continue the trace of the planning: the sender that
+    // takes them is another process, later.
+    let trace = TraceContext::current();
     let inserted = sqlx::query(
         "INSERT INTO notifications (id, event_id, rule, tax_code, tab, title, body, subject_kind,
                 subject_id, due_at, link, link_on_due_day, unreachable, correlation_id, created_at,
-                withdrawn_at, office_aoo)
+                withdrawn_at, office_aoo, traceparent, tracestate)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                 CASE WHEN $16 THEN $15 END, $17)
+                 CASE WHEN $16 THEN $15 END, $17, $18, $19)
          ON CONFLICT (event_id, rule) DO NOTHING",
     )
     .bind(notification.id)
@@ -205,6 +210,8 @@ pub async fn insert(
     .bind(notification.created_at)
     .bind(notification.withdrawn)
     .bind(&notification.office_aoo)
+    .bind(trace.as_ref().map(|t| t.traceparent.as_str()))
+    .bind(trace.as_ref().map(|t| t.tracestate.as_str()))
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -264,6 +271,8 @@ pub struct ClaimedDelivery {
     /// Counting this one.
     pub attempt: i32,
     pub correlation_id: String,
+    /// The trace of the event that planned it, continued by its sending.
+    pub trace: Option<TraceContext>,
 }
 
 /// Serialises, until the transaction ends, the planning of events about one
@@ -406,7 +415,8 @@ pub async fn claim_due_counting(
                           ORDER BY due_at
                           LIMIT $2
                           FOR UPDATE SKIP LOCKED)
-      RETURNING d.id, d.address, d.subject, d.text_body, d.html_body, d.attempts, n.correlation_id",
+      RETURNING d.id, d.address, d.subject, d.text_body, d.html_body, d.attempts, n.correlation_id,
+                n.traceparent, n.tracestate",
     )
     .bind(medium.as_str())
     .bind(limit)
@@ -416,6 +426,8 @@ pub async fn claim_due_counting(
     let deliveries = rows
         .iter()
         .map(|row| {
+            let traceparent: Option<String> = row.try_get("traceparent")?;
+            let tracestate: Option<String> = row.try_get("tracestate")?;
             Ok(ClaimedDelivery {
                 id: row.try_get("id")?,
                 address: row.try_get("address")?,
@@ -424,6 +436,10 @@ pub async fn claim_due_counting(
                 html_body: row.try_get("html_body")?,
                 attempt: row.try_get("attempts")?,
                 correlation_id: row.try_get("correlation_id")?,
+                trace: traceparent.map(|traceparent| TraceContext {
+                    traceparent,
+                    tracestate: tracestate.unwrap_or_default(),
+                }),
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;

@@ -9,6 +9,8 @@ use uuid::Uuid;
 use sportello_contract::names::EVENTS_EXCHANGE;
 use sportello_contract::Event;
 
+use crate::trace_context::TraceContext;
+
 #[derive(Debug, Clone)]
 pub struct OutboxMessage {
     pub message_id: Uuid,
@@ -18,6 +20,9 @@ pub struct OutboxMessage {
     pub correlation_id: String,
     /// The serialized event, published as is.
     pub body: Vec<u8>,
+    /// The trace the relayed event continues; `None` on writing: the span
+    /// the writer is in (`enqueue`). A batch's writer names each message's.
+    pub trace: Option<TraceContext>,
 }
 
 impl OutboxMessage {
@@ -37,6 +42,7 @@ impl OutboxMessage {
             message_type: event.message_type.clone(),
             correlation_id: event.correlation_id.clone(),
             body: serde_json::to_vec(event)?,
+            trace: None,
         })
     }
 }
@@ -60,9 +66,25 @@ pub async fn enqueue(
     let text = |f: fn(&OutboxMessage) -> &str| -> Vec<&str> { messages.iter().map(f).collect() };
     let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
     let bodies: Vec<&[u8]> = messages.iter().map(|m| m.body.as_slice()).collect();
+    // Rows that name no trace continue the writer's: its transaction caused them.
+    let current = TraceContext::current();
+    let traces: Vec<Option<&TraceContext>> = messages
+        .iter()
+        .map(|m| m.trace.as_ref().or(current.as_ref()))
+        .collect();
+    let traceparents: Vec<Option<&str>> = traces
+        .iter()
+        .map(|t| t.map(|t| t.traceparent.as_str()))
+        .collect();
+    let tracestates: Vec<Option<&str>> = traces
+        .iter()
+        .map(|t| t.map(|t| t.tracestate.as_str()))
+        .collect();
     sqlx::query(
-        "INSERT INTO outbox (message_id, exchange, routing_key, message_type, correlation_id, body)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])",
+        "INSERT INTO outbox (message_id, exchange, routing_key, message_type, correlation_id, body,
+                             traceparent, tracestate)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[],
+                              $7::text[], $8::text[])",
     )
     .bind(&ids)
     .bind(text(|m| &m.exchange))
@@ -70,6 +92,8 @@ pub async fn enqueue(
     .bind(text(|m| &m.message_type))
     .bind(text(|m| &m.correlation_id))
     .bind(&bodies)
+    .bind(&traceparents)
+    .bind(&tracestates)
     .execute(conn)
     .await?;
     Ok(())
@@ -83,7 +107,8 @@ pub async fn take(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingMess
     let rows = sqlx::query(
         "DELETE FROM outbox
          WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, message_id, exchange, routing_key, message_type, correlation_id, body, created_at",
+         RETURNING id, message_id, exchange, routing_key, message_type, correlation_id, body,
+                   created_at, traceparent, tracestate",
     )
     .bind(limit)
     .fetch_all(conn)
@@ -91,6 +116,8 @@ pub async fn take(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingMess
     let mut pending = rows
         .into_iter()
         .map(|row| {
+            let traceparent: Option<String> = row.try_get("traceparent")?;
+            let tracestate: Option<String> = row.try_get("tracestate")?;
             Ok(PendingMessage {
                 id: row.try_get("id")?,
                 message: OutboxMessage {
@@ -100,6 +127,10 @@ pub async fn take(conn: &mut PgConnection, limit: i64) -> Result<Vec<PendingMess
                     message_type: row.try_get("message_type")?,
                     correlation_id: row.try_get("correlation_id")?,
                     body: row.try_get("body")?,
+                    trace: traceparent.map(|traceparent| TraceContext {
+                        traceparent,
+                        tracestate: tracestate.unwrap_or_default(),
+                    }),
                 },
                 created_at: row.try_get("created_at")?,
             })

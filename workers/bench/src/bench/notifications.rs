@@ -193,6 +193,7 @@ async fn direct_rate(
             ),
             attempt: 1,
             correlation_id: format!("bench-{i}"),
+            trace: None,
         })
         .collect();
     let timeout = Duration::from_secs(30);

@@ -135,6 +135,7 @@ pub async fn queue_call(
             message_type: event.message_type.clone(),
             correlation_id: correlation_id.into(),
             body,
+            trace: None,
         }],
     )
     .await?;

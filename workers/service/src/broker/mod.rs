@@ -1,4 +1,5 @@
-//! RabbitMQ: connection, topology, confirmed publishing, dead-lettering.
+//! RabbitMQ: connection, topology, confirmed publishing, dead-lettering,
+//! the trace context in headers.
 
 pub mod callbacks;
 pub mod dead_letter;
@@ -9,6 +10,7 @@ pub mod publisher;
 pub mod replies;
 pub mod resend;
 pub mod topology;
+pub mod trace;
 pub mod users;
 pub mod watch;
 

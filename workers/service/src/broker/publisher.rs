@@ -15,6 +15,8 @@ pub struct OutgoingMessage {
     pub message_type: String,
     pub correlation_id: String,
     pub body: Vec<u8>,
+    /// AMQP headers; `traceparent`/`tracestate` are the sender's span's
+    /// unless they name a trace already (`broker::trace`).
     pub headers: FieldTable,
     /// Unroutable is an error (dead letters must land somewhere); events
     /// nobody listens to yet are not.
@@ -93,6 +95,10 @@ impl Publisher {
     }
 
     async fn send_now(&self, message: &OutgoingMessage) -> Result<PendingConfirm, PublishError> {
+        // Every message carries a trace: the one its headers name (a relayed
+        // event's, a dead letter's original), else the sender's span.
+        let mut headers = message.headers.clone();
+        super::trace::set_for_sending(&mut headers);
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
@@ -100,7 +106,7 @@ impl Publisher {
             .with_type(message.message_type.as_str().into())
             .with_correlation_id(message.correlation_id.as_str().into())
             .with_timestamp(chrono::Utc::now().timestamp().max(0) as u64)
-            .with_headers(message.headers.clone());
+            .with_headers(headers);
         let confirm = self
             .channel
             .basic_publish(

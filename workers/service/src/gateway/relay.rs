@@ -22,6 +22,7 @@ use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Mutex};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::video::Role;
@@ -130,7 +131,10 @@ impl Relay {
                 let Some(relay) = weak.upgrade() else { break };
                 match delivery {
                     Ok(delivery) => match serde_json::from_slice::<Relayed>(&delivery.data) {
-                        Ok(message) => relay.hand_out(message).await,
+                        Ok(message) => {
+                            let span = crate::broker::trace::process_span(&relay.queue, &delivery);
+                            relay.hand_out(message).instrument(span).await
+                        }
                         Err(error) => tracing::warn!(%error, "unreadable relayed message dropped"),
                     },
                     Err(error) => {
@@ -219,13 +223,17 @@ impl Relay {
 
     pub async fn publish(&self, message: &Relayed) -> Result<(), RelayError> {
         let body = serde_json::to_vec(message)?;
+        let mut headers = FieldTable::default();
+        crate::broker::trace::set_for_sending(&mut headers);
         self.channel
             .basic_publish(
                 GATEWAY_EXCHANGE.into(),
                 routing_key(message.room).as_str().into(),
                 BasicPublishOptions::default(),
                 &body,
-                BasicProperties::default().with_content_type("application/json".into()),
+                BasicProperties::default()
+                    .with_content_type("application/json".into())
+                    .with_headers(headers),
             )
             .await?;
         Ok(())

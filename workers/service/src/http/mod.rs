@@ -4,7 +4,8 @@
 //! `workers/config/access.json`). Handlers are thin: they take the caller, read the request, call
 //! the operations, and map their errors to statuses. Every route is in one
 //! table (`routes`), described for integrators in `/openapi.json`
-//! (`openapi`).
+//! (`openapi`). Each request has its span, continuing the caller's trace
+//! (`trace`).
 
 mod access;
 mod applications;
@@ -25,6 +26,7 @@ mod routes;
 mod staff;
 mod submissions;
 mod tickets;
+mod trace;
 pub(crate) mod wording;
 
 use std::net::TcpListener;
@@ -116,6 +118,8 @@ pub fn serve(state: ApiState, listener: TcpListener) -> std::io::Result<Server> 
             .wrap(actix_web::middleware::from_fn(wording::for_citizens))
             .wrap(tracing_actix())
             .wrap(actix_web::middleware::from_fn(count_request))
+            // Outermost: everything the request does is in its span.
+            .wrap(actix_web::middleware::from_fn(trace::continue_trace))
             .configure(routes::mount)
     })
     .listen(listener)?

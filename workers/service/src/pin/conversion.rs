@@ -208,6 +208,7 @@ pub async fn submit(
         message_type: "request.submitted".into(),
         correlation_id: correlation_id.to_owned(),
         body: serde_json::to_vec(&envelope)?,
+        trace: None,
     };
     let changed = event(
         tax_code.as_str(),

@@ -19,6 +19,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::config::Settings;
 use crate::domain::notification::{Medium, NextStep, RetryPolicy, SendOutcome};
@@ -220,7 +221,22 @@ async fn attempt(
     secret: Option<crate::pin::crypto::Revealed>,
 ) -> AttemptResult {
     limiter.until_ready().await;
-    let span = tracing::info_span!("send", delivery_id = %delivery.id, attempt = delivery.attempt, correlation_id = %delivery.correlation_id);
+    let span = tracing::info_span!(
+        "send",
+        otel.kind = "client",
+        medium = transport.medium(),
+        delivery_id = %delivery.id,
+        attempt = delivery.attempt,
+        correlation_id = %delivery.correlation_id,
+        outcome = tracing::field::Empty,
+    );
+    // The trace of the event that planned the notification (another
+    // process, maybe long ago); a delivery without one starts a new trace.
+    let parent = match &delivery.trace {
+        Some(trace) => trace.as_parent(),
+        None => opentelemetry::Context::new(),
+    };
+    let _ = span.set_parent(parent);
     let outcome = match crate::pin::halves::unrevealed(&delivery) {
         // Never send the placeholder in place of a PIN.
         Some(reason) => SendOutcome::Permanent(reason.to_owned()),
@@ -264,6 +280,7 @@ async fn attempt(
         NextStep::RetryIn(_) => "retry",
         NextStep::Failed(_) => "failed",
     };
+    span.record("outcome", counted);
     crate::metrics::metrics()
         .delivery_attempts
         .get_or_create(&crate::metrics::DeliveryLabels {

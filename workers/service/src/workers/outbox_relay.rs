@@ -13,11 +13,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::publisher::{OutgoingMessage, Publisher};
+use crate::broker::trace::{self, TraceContext};
 use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::outbox::{self, PendingMessage};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const BATCH: i64 = 1000;
 /// Even without a notification, look again this often (a missed NOTIFY while
@@ -106,9 +108,13 @@ pub async fn relay_batch(pool: &PgPool, publisher: &Publisher) -> Result<usize, 
     if pending.is_empty() {
         return Ok(0);
     }
-    let messages: Vec<OutgoingMessage> = pending.into_iter().map(to_outgoing).collect();
+    // One span per event, continuing the trace of the transaction that
+    // wrote it (a row with none starts a new one), held until confirmed.
+    let (messages, spans): (Vec<OutgoingMessage>, Vec<tracing::Span>) =
+        pending.into_iter().map(to_outgoing).unzip();
     publisher.publish_all(&messages).await?;
     tx.commit().await?;
+    drop(spans);
     crate::metrics::metrics()
         .events_relayed
         .inc_by(messages.len() as u64);
@@ -116,16 +122,37 @@ pub async fn relay_batch(pool: &PgPool, publisher: &Publisher) -> Result<usize, 
     Ok(messages.len())
 }
 
-fn to_outgoing(pending: PendingMessage) -> OutgoingMessage {
+fn to_outgoing(pending: PendingMessage) -> (OutgoingMessage, tracing::Span) {
     let message = pending.message;
-    OutgoingMessage {
+    let span = tracing::info_span!(
+        "relay",
+        otel.name = %format!("{} publish", message.exchange),
+        otel.kind = "producer",
+        "messaging.system" = "rabbitmq",
+        "messaging.operation.type" = "send",
+        "messaging.destination.name" = %message.exchange,
+        "messaging.rabbitmq.destination.routing_key" = %message.routing_key,
+        "messaging.message.id" = %message.message_id,
+        correlation_id = %message.correlation_id,
+    );
+    let parent = match &message.trace {
+        Some(trace) => trace.as_parent(),
+        None => opentelemetry::Context::new(),
+    };
+    let _ = span.set_parent(parent);
+    let mut headers = lapin::types::FieldTable::default();
+    if let Some(trace) = TraceContext::of(&span) {
+        trace::set(&mut headers, &trace);
+    }
+    let outgoing = OutgoingMessage {
         exchange: message.exchange,
         routing_key: message.routing_key,
         message_id: message.message_id,
         message_type: message.message_type,
         correlation_id: message.correlation_id,
         body: message.body,
-        headers: Default::default(),
+        headers,
         mandatory: false,
-    }
+    };
+    (outgoing, span)
 }

@@ -98,7 +98,9 @@ impl PinChecksWorker {
             .take_until(shutdown.cancelled())
             .map(|delivery| async {
                 let delivery = delivery?;
-                checks.answer(&delivery).await;
+                // The answer continues the asking agent's trace.
+                let span = crate::broker::trace::process_span(PIN_AGENT_CHECKS_QUEUE, &delivery);
+                checks.answer(&delivery).instrument(span).await;
                 delivery.ack(BasicAckOptions::default()).await?;
                 Ok::<(), WorkerError>(())
             })

@@ -52,6 +52,7 @@ async fn settle<H: Handler>(
         Ok(read) => read,
         Err(reason) => return Ok(Verdict::DeadLetter(reason)),
     };
+    crate::broker::trace::continue_delivery(&span, delivery);
     let mut backoff = FIRST_BACKOFF;
     let mut crashes = dead_letter::previous_deliveries(delivery);
     loop {
@@ -89,8 +90,9 @@ pub trait Handler: Sync {
     type Message: Sync;
 
     /// The message in a delivery (its body, and for commands its routing key
-    /// and reply-to), with the span its attempts run in; `Err(reason)`
-    /// dead-letters it at once.
+    /// and reply-to), with the span its attempts run in (not yet entered: it
+    /// is made to continue the delivery's trace); `Err(reason)` dead-letters
+    /// it at once.
     fn read(&self, delivery: &Delivery) -> Result<(Self::Message, Span), String>;
 
     /// One attempt to apply the message (one transaction).

@@ -12,6 +12,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use uuid::Uuid;
 
 use crate::appointments::callbacks::CALLBACK_TIMER_KIND;
@@ -24,6 +25,7 @@ use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::timers::{self, DueTimer, TimerRequest};
+use crate::store::trace_context::TraceContext;
 
 const BATCH: i64 = 500;
 /// When a cron job's failed action is tried again.
@@ -137,12 +139,27 @@ impl TimerWorker {
                 }
                 None => None,
             };
+            // Each firing is a trace of its own, not a part of the worker's
+            // long-lived span: what it writes (a call-back's row, its event)
+            // continues it.
+            let span = tracing::info_span!(
+                "timer fired",
+                timer_id = %timer.id,
+                kind = %timer.kind,
+                correlation_id = %timer.correlation_id,
+            );
+            let _ = span.set_parent(opentelemetry::Context::new());
             if let Some(task) = task {
-                if !run_task(&mut tx, task, timer).await? {
+                if !run_task(&mut tx, task, timer)
+                    .instrument(span.clone())
+                    .await?
+                {
                     continue;
                 }
             }
-            events.push(fired_event(timer)?);
+            let mut fired = fired_event(timer)?;
+            fired.trace = TraceContext::of(&span);
+            events.push(fired);
             if let Some(job) = job {
                 // Late after downtime: fire once, then continue from now, not
                 // with a burst of every missed occurrence.

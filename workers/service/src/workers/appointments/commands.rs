@@ -19,12 +19,14 @@ use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::appointments::{commands, AppointmentError, BookingSettings};
 use crate::broker::dead_letter;
 use crate::broker::names::APPOINTMENT_COMMANDS_QUEUE;
 use crate::broker::publisher::Publisher;
 use crate::broker::replies::{self, ReplyTo};
+use crate::broker::trace;
 use crate::contract::appointments::{CommandOutcome, Refusal};
 use crate::domain::booking::{admit_command, refused_command, AdmittedCommand};
 use crate::runtime::WorkerError;
@@ -133,7 +135,16 @@ impl Consumer<'_> {
         while let Some(deliveries) =
             batch::gather(&mut consumer, self.batch_size, BATCH_LINGER, shutdown).await?
         {
-            self.settle(&deliveries, dead_letters, shutdown).await?;
+            // A span per command, continuing its sender's trace (its answer
+            // carries it), in a batch span linked to them all.
+            let spans: Vec<tracing::Span> = deliveries
+                .iter()
+                .map(|d| trace::process_span(APPOINTMENT_COMMANDS_QUEUE, d))
+                .collect();
+            let batch_span = trace::batch_span(APPOINTMENT_COMMANDS_QUEUE, &spans);
+            self.settle(&deliveries, &spans, dead_letters, shutdown)
+                .instrument(batch_span)
+                .await?;
         }
         channel
             .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
@@ -146,6 +157,7 @@ impl Consumer<'_> {
     async fn settle(
         &self,
         deliveries: &[Delivery],
+        spans: &[tracing::Span],
         dead_letters: &Publisher,
         shutdown: &CancellationToken,
     ) -> Result<(), WorkerError> {
@@ -167,7 +179,7 @@ impl Consumer<'_> {
                     if let (Some(reply_to), Some(refused)) =
                         (ReplyTo::of(delivery), refused_command(&delivery.data))
                     {
-                        rejected.push((reply_to, refused, super::refusal_of(&rejection)));
+                        rejected.push((position, reply_to, refused, super::refusal_of(&rejection)));
                     }
                     fates[position] = Fate::DeadLetter(format!("rejected: {rejection}"));
                 }
@@ -179,7 +191,7 @@ impl Consumer<'_> {
 
         // Every answer and dead letter in one burst, then their confirms.
         let mut sends = Vec::new();
-        for (reply_to, refused, refusal) in rejected {
+        for (position, reply_to, refused, refusal) in rejected {
             let outcome = CommandOutcome::refused(refused.message_type, refusal);
             sends.push(
                 replies::publish(
@@ -190,6 +202,7 @@ impl Consumer<'_> {
                     refused.message_id,
                     &outcome,
                 )
+                .instrument(spans[position].clone())
                 .await?,
             );
         }
@@ -215,6 +228,7 @@ impl Consumer<'_> {
                             Some(admitted.idempotency.message_id),
                             &CommandOutcome::refused(admitted.command.message_type(), refusal),
                         )
+                        .instrument(spans[command.position].clone())
                         .await?,
                     );
                     continue;
@@ -231,6 +245,7 @@ impl Consumer<'_> {
                         Some(admitted.idempotency.message_id),
                         outcome,
                     )
+                    .instrument(spans[command.position].clone())
                     .await?,
                 ),
                 // No refusal is silent.

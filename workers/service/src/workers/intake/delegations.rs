@@ -45,7 +45,7 @@ pub(super) async fn apply(
         match applied {
             Ok(written) => {
                 savepoint.commit().await.map_err(classify)?;
-                events.extend(written);
+                events.extend(item.traced(written));
                 outcomes.push(ItemOutcome::Inbox(InboxOutcome::New));
             }
             Err(DelegationError::Database(error)) => return Err(classify(error)),

@@ -46,7 +46,7 @@ pub(super) async fn add_messages(
         match crate::tickets::add_citizen_message(&mut savepoint, message, files).await {
             Ok(Some(written)) => {
                 savepoint.commit().await.map_err(classify)?;
-                events.extend(written);
+                events.extend(group[position].traced(written));
                 outcomes[position] = Some(ItemOutcome::Inbox(InboxOutcome::New));
             }
             // Kept before, and its inbox row purged since.

@@ -21,6 +21,7 @@ use tracing::Instrument;
 use crate::broker::dead_letter;
 use crate::broker::names::INTAKE_REQUESTS_QUEUE;
 use crate::broker::publisher::Publisher;
+use crate::broker::trace::{self, TraceContext};
 use crate::broker::users::BrokerUser;
 use crate::config::Settings;
 use crate::documents::storage::{BlobStore, LocalBlobStore};
@@ -32,6 +33,7 @@ use crate::pin::crypto::PinKeys;
 use crate::runtime::{Worker, WorkerError};
 use crate::store;
 use crate::store::inbox::InboxOutcome;
+use crate::store::outbox::OutboxMessage;
 use crate::store::submissions::NewRefusal;
 
 mod applications;
@@ -117,6 +119,20 @@ struct Item<'a> {
     admitted: &'a Admitted,
     attachments: &'a [StoredFile],
     previous_deliveries: u64,
+    /// This message's span: it continues the trace the message carries.
+    span: &'a tracing::Span,
+    /// That span's context, which the events it causes carry.
+    trace: Option<TraceContext>,
+}
+
+impl Item<'_> {
+    /// `events`, caused by this message, continuing its trace.
+    fn traced(&self, events: Vec<OutboxMessage>) -> impl Iterator<Item = OutboxMessage> + '_ {
+        events.into_iter().map(|mut event| {
+            event.trace = self.trace.clone();
+            event
+        })
+    }
 }
 
 impl IntakeWorker {
@@ -184,11 +200,40 @@ impl IntakeWorker {
         Ok(())
     }
 
+    /// One span per message, continuing the trace it carries (or starting
+    /// one), and one for the batch, linked to each: the transaction is the
+    /// batch's, each message's effects are its own.
     async fn handle_batch(
         &self,
         publisher: &Publisher,
         pool: &PgPool,
         batch: Vec<Delivery>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), WorkerError> {
+        let spans: Vec<tracing::Span> = batch.iter().map(message_span).collect();
+        let traces: Vec<Option<TraceContext>> = spans.iter().map(TraceContext::of).collect();
+        let batch_span = tracing::info_span!(
+            "intake batch",
+            otel.name = %format!("{INTAKE_REQUESTS_QUEUE} process"),
+            otel.kind = "consumer",
+            "messaging.system" = "rabbitmq",
+            "messaging.operation.type" = "process",
+            "messaging.destination.name" = INTAKE_REQUESTS_QUEUE,
+            "messaging.batch.message_count" = batch.len(),
+        );
+        trace::link_batch(&batch_span, traces.iter().flatten());
+        self.handle_traced_batch(publisher, pool, &batch, &spans, &traces, shutdown)
+            .instrument(batch_span)
+            .await
+    }
+
+    async fn handle_traced_batch(
+        &self,
+        publisher: &Publisher,
+        pool: &PgPool,
+        batch: &[Delivery],
+        spans: &[tracing::Span],
+        traces: &[Option<TraceContext>],
         shutdown: &CancellationToken,
     ) -> Result<(), WorkerError> {
         let admitting = std::time::Instant::now();
@@ -257,6 +302,8 @@ impl IntakeWorker {
                 admitted,
                 attachments,
                 previous_deliveries: dead_letter::previous_deliveries(&batch[*index]),
+                span: &spans[*index],
+                trace: traces[*index].clone(),
             })
             .collect();
         let admit_ms = admitting.elapsed().as_millis() as u64;
@@ -277,7 +324,7 @@ impl IntakeWorker {
                 .inc();
         }
 
-        keep_refusals(pool, &batch, &verdicts).await?;
+        keep_refusals(pool, batch, &verdicts).await?;
         let mut confirms = Vec::new();
         for (delivery, verdict) in batch.iter().zip(&verdicts) {
             if let Verdict::DeadLetter(refusal) = verdict {
@@ -296,7 +343,7 @@ impl IntakeWorker {
         // One ack covers the whole batch: everything up to its last tag is
         // either committed, or dead-lettered with a confirm, or nacked.
         let requeue: Vec<bool> = verdicts.iter().map(|v| *v == Verdict::Requeue).collect();
-        super::batch::acknowledge(&batch, &requeue).await?;
+        super::batch::acknowledge(batch, &requeue).await?;
         tracing::debug!(
             size = batch.len(),
             admit_ms,
@@ -527,6 +574,38 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
                 .map(|s| format!("panic: {s}"))
         })
         .unwrap_or_else(|| "panic".into())
+}
+
+/// The span of one intake message: a consumer's, continuing the trace the
+/// message carries, or starting one (an integrator's message without
+/// `traceparent`); its correlation id is the envelope's, untouched.
+fn message_span(delivery: &Delivery) -> tracing::Span {
+    let (message_id, correlation_id) = ids_for_log(
+        &delivery.data,
+        delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|v| v.as_str()),
+        delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|v| v.as_str()),
+    );
+    let span = tracing::info_span!(
+        "intake message",
+        otel.name = %format!("{INTAKE_REQUESTS_QUEUE} process"),
+        otel.kind = "consumer",
+        "messaging.system" = "rabbitmq",
+        "messaging.operation.type" = "process",
+        "messaging.destination.name" = INTAKE_REQUESTS_QUEUE,
+        "messaging.rabbitmq.destination.routing_key" = %delivery.routing_key,
+        "messaging.message.id" = %message_id,
+        %correlation_id,
+    );
+    trace::continue_delivery(&span, delivery);
+    span
 }
 
 /// What became of one message of a group.

@@ -5,6 +5,7 @@
 //! nothing again.
 
 use sqlx::Connection;
+use tracing::Instrument;
 
 use super::{classify, ApplyFailure, Item, ItemOutcome};
 use crate::domain::intake::IntakeMessage;
@@ -43,6 +44,8 @@ pub(super) async fn apply(
             envelope.channel,
             &envelope.correlation_id,
         )
+        // Its events (written inside) continue the request's trace.
+        .instrument(item.span.clone())
         .await
         {
             Ok(_) => {

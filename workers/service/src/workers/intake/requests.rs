@@ -24,6 +24,7 @@ use crate::store::inbox::{self, InboxOutcome};
 use crate::store::outbox::{self, OutboxMessage};
 use crate::store::protocol::{self as register, RegisterError, RegistrationRequest};
 use crate::store::tickets;
+use crate::store::trace_context::TraceContext;
 
 /// The scheme a request is about: the one it names, else the first
 /// release's.
@@ -235,6 +236,8 @@ struct Opening<'a> {
     registration_id: Uuid,
     /// When the ticket is an application's back-office case.
     application: Option<&'a crate::domain::intake::AdmittedApplication>,
+    /// The request's span, the ticket's span's parent.
+    span: &'a tracing::Span,
 }
 
 /// New requests: delegation check (intermediaries), inbox, routing, tickets,
@@ -335,6 +338,7 @@ pub(super) async fn open_tickets(
             attachments: item.attachments,
             registration_id,
             application: applications::application_of(item),
+            span: item.span,
         });
     }
 
@@ -386,10 +390,20 @@ pub(super) async fn open_tickets(
             signature: registration.signature,
         };
         let ticket = &opening.ticket;
-        let event = opened_event(ticket, &registration, opening.attachments.len());
-        events.push(
-            OutboxMessage::event(&event, None).map_err(|e| ApplyFailure::Crashed(e.to_string()))?,
+        // The ticket's own span, in the request's trace: its event (relayed
+        // later, by another process) continues from here.
+        let ticket_span = tracing::info_span!(
+            parent: opening.span,
+            "ticket opened",
+            ticket_id = %ticket.id,
+            office = %ticket.routing.office_aoo,
+            signature = %registration.signature,
         );
+        let event = opened_event(ticket, &registration, opening.attachments.len());
+        let mut message =
+            OutboxMessage::event(&event, None).map_err(|e| ApplyFailure::Crashed(e.to_string()))?;
+        message.trace = TraceContext::of(&ticket_span);
+        events.push(message);
         tracing::debug!(
             correlation_id = %ticket.correlation_id,
             ticket_id = %ticket.id,
