@@ -269,19 +269,7 @@ impl IntakeWorker {
                     }
                 },
                 Err(rejection) => {
-                    let (message_id, correlation_id) = ids_for_log(
-                        &delivery.data,
-                        delivery
-                            .properties
-                            .message_id()
-                            .as_ref()
-                            .map(|v| v.as_str()),
-                        delivery
-                            .properties
-                            .correlation_id()
-                            .as_ref()
-                            .map(|v| v.as_str()),
-                    );
+                    let (message_id, correlation_id) = delivery_ids(delivery);
                     tracing::warn!(
                         routing_key = %delivery.routing_key,
                         %message_id,
@@ -536,22 +524,35 @@ fn verdict_for(item: &Item, outcome: ItemOutcome) -> Verdict {
     }
 }
 
-/// The ids a rejected message is logged under: the envelope's own (what
-/// the sender knows it by), else the AMQP properties, else `-`. The body is
-/// read leniently: it may be the very thing that was wrong.
+/// The ids a message is logged under: the envelope's own (what the sender
+/// knows it by), else the AMQP properties, else `-`. The body is read
+/// leniently (it may be the very thing that was wrong) and without building
+/// it: every message passes here, attachments and all.
 fn ids_for_log(
     body: &[u8],
     message_id: Option<&str>,
     correlation_id: Option<&str>,
 ) -> (String, String) {
-    let envelope = serde_json::from_slice::<serde_json::Value>(body).ok();
-    let field = |name: &str| {
-        envelope
-            .as_ref()
-            .and_then(|e| e.get(name))
-            .and_then(|v| v.as_str())
-            .filter(|v| !v.is_empty())
-            .map(|v| v.chars().take(128).collect::<String>())
+    /// A field read if it is text, skipped (not built) otherwise.
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Field<'a> {
+        Text(#[serde(borrow)] std::borrow::Cow<'a, str>),
+        Other(serde::de::IgnoredAny),
+    }
+    #[derive(serde::Deserialize)]
+    struct Ids<'a> {
+        #[serde(borrow, default)]
+        message_id: Option<Field<'a>>,
+        #[serde(borrow, default)]
+        correlation_id: Option<Field<'a>>,
+    }
+    let ids = serde_json::from_slice::<Ids>(body).ok();
+    let text = |field: Option<&Field>| match field {
+        Some(Field::Text(value)) if !value.is_empty() => {
+            Some(value.chars().take(128).collect::<String>())
+        }
+        _ => None,
     };
     let or_dash = |value: Option<String>, property: Option<&str>| {
         value
@@ -559,8 +560,24 @@ fn ids_for_log(
             .unwrap_or_else(|| "-".into())
     };
     (
-        or_dash(field("message_id"), message_id),
-        or_dash(field("correlation_id"), correlation_id),
+        or_dash(
+            text(ids.as_ref().and_then(|i| i.message_id.as_ref())),
+            message_id,
+        ),
+        or_dash(
+            text(ids.as_ref().and_then(|i| i.correlation_id.as_ref())),
+            correlation_id,
+        ),
+    )
+}
+
+/// [`ids_for_log`] of a delivery.
+fn delivery_ids(delivery: &Delivery) -> (String, String) {
+    let properties = &delivery.properties;
+    ids_for_log(
+        &delivery.data,
+        properties.message_id().as_ref().map(|v| v.as_str()),
+        properties.correlation_id().as_ref().map(|v| v.as_str()),
     )
 }
 
@@ -580,19 +597,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 /// message carries, or starting one (an integrator's message without
 /// `traceparent`); its correlation id is the envelope's, untouched.
 fn message_span(delivery: &Delivery) -> tracing::Span {
-    let (message_id, correlation_id) = ids_for_log(
-        &delivery.data,
-        delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|v| v.as_str()),
-        delivery
-            .properties
-            .correlation_id()
-            .as_ref()
-            .map(|v| v.as_str()),
-    );
+    let (message_id, correlation_id) = delivery_ids(delivery);
     let span = tracing::info_span!(
         "intake message",
         otel.name = %format!("{INTAKE_REQUESTS_QUEUE} process"),
@@ -711,6 +716,11 @@ mod log_tests {
         assert_eq!(
             ids_for_log(body, Some("p"), None),
             ("m-1".to_owned(), "c-1".to_owned())
+        );
+        let odd = br#"{"message_id": 7, "correlation_id": "c-\u00e8", "payload": {"a": [1]}}"#;
+        assert_eq!(
+            ids_for_log(odd, Some("p"), None),
+            ("p".to_owned(), "c-\u{e8}".to_owned())
         );
         assert_eq!(
             ids_for_log(b"not json", Some("p"), None),
