@@ -100,6 +100,22 @@ pub fn process_span(queue: &str, delivery: &Delivery) -> Span {
     let property = |value: Option<&lapin::types::ShortString>| {
         value.map(|v| v.as_str().to_owned()).unwrap_or_default()
     };
+    process_span_as(
+        queue,
+        delivery,
+        &property(delivery.properties.message_id().as_ref()),
+        &property(delivery.properties.correlation_id().as_ref()),
+    )
+}
+
+/// [`process_span`] under the ids the caller read (the intake's: the
+/// envelope's own, which the sender knows it by).
+pub fn process_span_as(
+    queue: &str,
+    delivery: &Delivery,
+    message_id: &str,
+    correlation_id: &str,
+) -> Span {
     let span = tracing::info_span!(
         "process message",
         otel.name = %format!("{queue} process"),
@@ -108,8 +124,8 @@ pub fn process_span(queue: &str, delivery: &Delivery) -> Span {
         "messaging.operation.type" = "process",
         "messaging.destination.name" = queue,
         "messaging.rabbitmq.destination.routing_key" = %delivery.routing_key,
-        "messaging.message.id" = %property(delivery.properties.message_id().as_ref()),
-        correlation_id = %property(delivery.properties.correlation_id().as_ref()),
+        "messaging.message.id" = %message_id,
+        %correlation_id,
     );
     continue_delivery(&span, delivery);
     span

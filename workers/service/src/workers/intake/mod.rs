@@ -41,6 +41,9 @@ mod delegations;
 mod messages;
 mod pins;
 mod requests;
+mod spans;
+
+use spans::{delivery_ids, message_span};
 
 /// How long a batch waits for more messages after its first one.
 const BATCH_LINGER: Duration = Duration::from_millis(5);
@@ -212,16 +215,7 @@ impl IntakeWorker {
     ) -> Result<(), WorkerError> {
         let spans: Vec<tracing::Span> = batch.iter().map(message_span).collect();
         let traces: Vec<Option<TraceContext>> = spans.iter().map(TraceContext::of).collect();
-        let batch_span = tracing::info_span!(
-            "intake batch",
-            otel.name = %format!("{INTAKE_REQUESTS_QUEUE} process"),
-            otel.kind = "consumer",
-            "messaging.system" = "rabbitmq",
-            "messaging.operation.type" = "process",
-            "messaging.destination.name" = INTAKE_REQUESTS_QUEUE,
-            "messaging.batch.message_count" = batch.len(),
-        );
-        trace::link_batch(&batch_span, traces.iter().flatten());
+        let batch_span = trace::batch_span(INTAKE_REQUESTS_QUEUE, &spans);
         self.handle_traced_batch(publisher, pool, &batch, &spans, &traces, shutdown)
             .instrument(batch_span)
             .await
@@ -524,63 +518,6 @@ fn verdict_for(item: &Item, outcome: ItemOutcome) -> Verdict {
     }
 }
 
-/// The ids a message is logged under: the envelope's own (what the sender
-/// knows it by), else the AMQP properties, else `-`. The body is read
-/// leniently (it may be the very thing that was wrong) and without building
-/// it: every message passes here, attachments and all.
-fn ids_for_log(
-    body: &[u8],
-    message_id: Option<&str>,
-    correlation_id: Option<&str>,
-) -> (String, String) {
-    /// A field read if it is text, skipped (not built) otherwise.
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Field<'a> {
-        Text(#[serde(borrow)] std::borrow::Cow<'a, str>),
-        Other(serde::de::IgnoredAny),
-    }
-    #[derive(serde::Deserialize)]
-    struct Ids<'a> {
-        #[serde(borrow, default)]
-        message_id: Option<Field<'a>>,
-        #[serde(borrow, default)]
-        correlation_id: Option<Field<'a>>,
-    }
-    let ids = serde_json::from_slice::<Ids>(body).ok();
-    let text = |field: Option<&Field>| match field {
-        Some(Field::Text(value)) if !value.is_empty() => {
-            Some(value.chars().take(128).collect::<String>())
-        }
-        _ => None,
-    };
-    let or_dash = |value: Option<String>, property: Option<&str>| {
-        value
-            .or_else(|| property.filter(|p| !p.is_empty()).map(str::to_owned))
-            .unwrap_or_else(|| "-".into())
-    };
-    (
-        or_dash(
-            text(ids.as_ref().and_then(|i| i.message_id.as_ref())),
-            message_id,
-        ),
-        or_dash(
-            text(ids.as_ref().and_then(|i| i.correlation_id.as_ref())),
-            correlation_id,
-        ),
-    )
-}
-
-/// [`ids_for_log`] of a delivery.
-fn delivery_ids(delivery: &Delivery) -> (String, String) {
-    let properties = &delivery.properties;
-    ids_for_log(
-        &delivery.data,
-        properties.message_id().as_ref().map(|v| v.as_str()),
-        properties.correlation_id().as_ref().map(|v| v.as_str()),
-    )
-}
-
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
@@ -591,26 +528,6 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
                 .map(|s| format!("panic: {s}"))
         })
         .unwrap_or_else(|| "panic".into())
-}
-
-/// The span of one intake message: a consumer's, continuing the trace the
-/// message carries, or starting one (an integrator's message without
-/// `traceparent`); its correlation id is the envelope's, untouched.
-fn message_span(delivery: &Delivery) -> tracing::Span {
-    let (message_id, correlation_id) = delivery_ids(delivery);
-    let span = tracing::info_span!(
-        "intake message",
-        otel.name = %format!("{INTAKE_REQUESTS_QUEUE} process"),
-        otel.kind = "consumer",
-        "messaging.system" = "rabbitmq",
-        "messaging.operation.type" = "process",
-        "messaging.destination.name" = INTAKE_REQUESTS_QUEUE,
-        "messaging.rabbitmq.destination.routing_key" = %delivery.routing_key,
-        "messaging.message.id" = %message_id,
-        %correlation_id,
-    );
-    trace::continue_delivery(&span, delivery);
-    span
 }
 
 /// What became of one message of a group.
@@ -703,28 +620,5 @@ fn classify(error: sqlx::Error) -> ApplyFailure {
             ApplyFailure::Refused(db.message().to_owned())
         }
         _ => ApplyFailure::Crashed(error.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod log_tests {
-    use super::ids_for_log;
-
-    #[test]
-    fn a_rejected_message_is_logged_under_the_ids_its_body_carries() {
-        let body = br#"{"message_id": "m-1", "correlation_id": "c-1", "type": 3}"#;
-        assert_eq!(
-            ids_for_log(body, Some("p"), None),
-            ("m-1".to_owned(), "c-1".to_owned())
-        );
-        let odd = br#"{"message_id": 7, "correlation_id": "c-\u00e8", "payload": {"a": [1]}}"#;
-        assert_eq!(
-            ids_for_log(odd, Some("p"), None),
-            ("p".to_owned(), "c-\u{e8}".to_owned())
-        );
-        assert_eq!(
-            ids_for_log(b"not json", Some("p"), None),
-            ("p".to_owned(), "-".to_owned())
-        );
     }
 }
